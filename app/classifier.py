@@ -1,0 +1,108 @@
+"""Reputation classification of tweets with a bundle's TFLite model, sized to each input."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .bundle import Bundle, BundleError
+from .runtime import Runtime, load_runtime
+from .text import TweetEncoder
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    scores: dict[str, float]
+    tokens: int
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+class Classifier:
+    """A bundle's tokenizer and interpreter. Thread-safe: one inference at a time per instance.
+
+    Tweets run at their token length rounded up to a multiple of ``bucket`` (1: exact length);
+    the tweets of one call are grouped by that length into batches of at most ``max_batch``.
+    """
+
+    def __init__(self, bundle: Bundle, threads: int | None = None, bucket: int = 8,
+                 max_batch: int = 16, runtime: Runtime | None = None):
+        self.bundle = bundle
+        self.bucket = max(1, bucket)
+        self.max_batch = max(1, max_batch)
+        self.encoder = TweetEncoder(bundle.vocab_path, bundle.text_settings, bundle.pair_input)
+        self.runtime = runtime or load_runtime()
+        self._lock = threading.Lock()
+        try:
+            self._interpreter = self.runtime.interpreter_class(model_path=str(bundle.model_path), num_threads=threads)
+            details = self._interpreter.get_input_details()
+            self._inputs = {name: next(d["index"] for d in details if name in d["name"]) for name in INPUT_NAMES}
+            output = self._interpreter.get_output_details()[0]
+            self._output = output["index"]
+            self._shape: tuple[int, int] | None = None
+        except StopIteration:
+            raise BundleError(f"bundle {bundle.path}: model lacks inputs {INPUT_NAMES}") from None
+        except (ValueError, RuntimeError) as exc:
+            raise self._incompatible(exc) from None
+        if output["shape"][-1] != len(bundle.labels):
+            raise BundleError(
+                f"bundle {bundle.path}: model has {output['shape'][-1]} outputs, manifest lists {len(bundle.labels)} labels"
+            )
+        try:
+            self.classify(["warm up"], ["warm up"])
+        except (ValueError, RuntimeError) as exc:
+            raise self._incompatible(exc) from None
+
+    def _incompatible(self, exc: Exception) -> BundleError:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        verified = ", ".join(f"{name} {version}" for name, version in self.bundle.runtimes) or "none recorded"
+        return BundleError(
+            f"bundle {self.bundle.path}: {self.runtime.name} {self.runtime.version} cannot run this model "
+            f"({reason}); verified runtimes: {verified}"
+        )
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        shape = inputs["input_ids"].shape
+        if shape != self._shape:
+            for name, index in self._inputs.items():
+                self._interpreter.resize_tensor_input(index, shape)
+            self._interpreter.allocate_tensors()
+            self._shape = shape
+        for name, index in self._inputs.items():
+            self._interpreter.set_tensor(index, inputs[name])
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).copy()
+
+    def logits(self, encodings, pad_to: int | None = None) -> np.ndarray:
+        """Logits for encoded tweets in input order; ``pad_to`` forces one fixed length."""
+        out = np.empty((len(encodings), len(self.bundle.labels)), dtype=np.float32)
+        limit = self.bundle.text_settings.max_length
+        groups: dict[int, list[int]] = {}
+        for i, enc in enumerate(encodings):
+            length = pad_to or min(limit, -(-len(enc.ids) // self.bucket) * self.bucket)
+            groups.setdefault(length, []).append(i)
+        with self._lock:
+            for length, rows in sorted(groups.items()):
+                for start in range(0, len(rows), self.max_batch):
+                    chunk = rows[start:start + self.max_batch]
+                    out[chunk] = self._run(self.encoder.pad([encodings[i] for i in chunk], length))
+        return out
+
+    def classify(self, texts: Sequence[str], entities: Sequence[str | None] | None = None) -> list[Prediction]:
+        """Labels and scores for tweets (entities are used when the bundle takes pairs)."""
+        encodings = self.encoder.encode(texts, entities if self.bundle.pair_input else None)
+        probabilities = _softmax(self.logits(encodings))
+        labels = self.bundle.labels
+        return [
+            Prediction(labels[int(p.argmax())], {name: round(float(x), 6) for name, x in zip(labels, p)}, len(enc.ids))
+            for p, enc in zip(probabilities, encodings)
+        ]

@@ -1,0 +1,123 @@
+"""Service settings: a typed config and its parser from environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "default"
+
+
+class ConfigError(ValueError):
+    """An environment variable with an unusable value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    bundle: Path = DEFAULT_BUNDLE
+    threads: int = 2
+    max_tweets: int = 64
+    max_body_bytes: int = 1 << 20
+    max_text_chars: int = 4000
+    length_bucket: int = 8
+    inference_batch: int = 16
+    auth_token: str | None = None
+    metrics_dir: Path | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        """Read ``BUNDLE``, ``TFLITE_THREADS``, ``MAX_TWEETS``, ``MAX_BODY_BYTES``, ``MAX_TEXT_CHARS``,
+        ``LENGTH_BUCKET``, ``INFERENCE_BATCH``, ``AUTH_TOKEN`` / ``AUTH_TOKEN_FILE`` (or the systemd
+        credential ``auth_token``), ``PROMETHEUS_MULTIPROC_DIR`` and ``LOG_LEVEL``."""
+        env = os.environ if env is None else env
+        default = cls()
+        return cls(
+            bundle=Path(env.get("BUNDLE") or default.bundle),
+            threads=_int(env, "TFLITE_THREADS", default.threads, 1, 64),
+            max_tweets=_int(env, "MAX_TWEETS", default.max_tweets, 1, 4096),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", default.max_body_bytes, 1024, 1 << 30),
+            max_text_chars=_int(env, "MAX_TEXT_CHARS", default.max_text_chars, 1, 1 << 20),
+            length_bucket=_int(env, "LENGTH_BUCKET", default.length_bucket, 1, 128),
+            inference_batch=_int(env, "INFERENCE_BATCH", default.inference_batch, 1, 256),
+            auth_token=_auth_token(env),
+            metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
+            log_level=_choice(env, "LOG_LEVEL", default.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"), str.upper),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...],
+            normalise: Callable[[str], str]) -> str:
+    raw = normalise(env.get(name, "").strip()) or default
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
+def _auth_token(env: Mapping[str, str]) -> str | None:
+    """The bearer token: AUTH_TOKEN, else the file AUTH_TOKEN_FILE, else systemd's credential."""
+    if env.get("AUTH_TOKEN"):
+        token = env["AUTH_TOKEN"]
+    else:
+        path = env.get("AUTH_TOKEN_FILE") or (
+            str(Path(env["CREDENTIALS_DIRECTORY"]) / "auth_token") if env.get("CREDENTIALS_DIRECTORY") else ""
+        )
+        if not path:
+            return None
+        try:
+            token = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"auth token file {path}: {exc.strerror}") from None
+    token = token.strip()
+    if len(token) < 16 or not token.isprintable():
+        raise ConfigError("the auth token must be at least 16 printable characters")
+    return token
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """gunicorn settings: ``HOST``, ``PORT``, ``WORKERS``, ``THREADS``, ``TIMEOUT``, ``GRACEFUL_TIMEOUT``, ``KEEPALIVE``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    threads: int = 4
+    timeout: int = 30
+    graceful_timeout: int = 20
+    keepalive: int = 5
+
+    @property
+    def bind(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "ServerConfig":
+        env = os.environ if env is None else env
+        default = cls()
+        host = env.get("HOST", "").strip() or default.host
+        if any(c.isspace() for c in host) or "/" in host:
+            raise ConfigError(f"HOST must be an address or host name, got {host!r}")
+        return cls(
+            host=host,
+            port=_int(env, "PORT", default.port, 1, 65535),
+            workers=_int(env, "WORKERS", default.workers, 1, 64),
+            threads=_int(env, "THREADS", default.threads, 1, 64),
+            timeout=_int(env, "TIMEOUT", default.timeout, 1, 3600),
+            graceful_timeout=_int(env, "GRACEFUL_TIMEOUT", default.graceful_timeout, 1, 3600),
+            keepalive=_int(env, "KEEPALIVE", default.keepalive, 0, 300),
+        )

@@ -1,0 +1,68 @@
+"""Prometheus metrics, per process or in multiprocess mode under gunicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+# Request latency spans a 1 ms health check to a 64-tweet batch of several hundred ms.
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+INFERENCE_BUCKETS = (0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+TOKEN_BUCKETS = (8, 16, 24, 32, 40, 48, 64, 96, 128)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Metrics:
+    """The service's metrics. With ``multiprocess_dir`` every worker writes there and any one exports all."""
+
+    def __init__(self, multiprocess_dir: Path | None = None):
+        self.multiprocess_dir = multiprocess_dir
+        registry = None if multiprocess_dir else CollectorRegistry()
+        self._registry = registry
+        self.requests = Histogram(
+            "reputation_http_request_duration_seconds", "HTTP request latency by endpoint and status.",
+            ["endpoint", "method", "status"], buckets=REQUEST_BUCKETS, registry=registry)
+        self.inference = Histogram(
+            "reputation_inference_duration_seconds", "Tokenisation and model time of one request's tweets.",
+            buckets=INFERENCE_BUCKETS, registry=registry)
+        self.tokens = Histogram(
+            "reputation_tweet_tokens", "Tokens per tweet, special tokens included.",
+            buckets=TOKEN_BUCKETS, registry=registry)
+        self.batch = Histogram(
+            "reputation_batch_size", "Tweets per classification request.", buckets=BATCH_BUCKETS, registry=registry)
+        self.predictions = Counter(
+            "reputation_predictions", "Predicted labels.", ["label"], registry=registry)
+        self.errors = Counter("reputation_errors", "Error responses by error code.", ["code"], registry=registry)
+        self.resident = Gauge(
+            "reputation_worker_resident_memory_bytes", "Resident memory of each worker process.",
+            registry=registry, multiprocess_mode="liveall")
+        self.model_info = Gauge(
+            "reputation_model_info", "The loaded bundle (value 1).", ["name", "version", "quantization", "runtime"],
+            registry=registry, multiprocess_mode="livemax")
+        self.model_bytes = Gauge(
+            "reputation_model_file_bytes", "Size of the loaded model file.", ["name", "version"],
+            registry=registry, multiprocess_mode="livemax")
+
+    def observe_memory(self) -> None:
+        self.resident.set(_resident_bytes())
+
+    def export(self) -> bytes:
+        """The text exposition of all metrics (all live workers' in multiprocess mode)."""
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))
+            return generate_latest(registry)
+        return generate_latest(self._registry)

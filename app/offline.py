@@ -1,0 +1,68 @@
+"""Offline classification of a file of tweets (CSV or JSONL in, JSONL out), without HTTP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import IO, Iterator
+
+from tqdm import tqdm
+
+from .classifier import Classifier
+
+CHUNK = 64
+
+
+class InputError(ValueError):
+    """An input file that cannot be read at all."""
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """Records with at least 'text' (and optionally 'entity'); malformed JSONL lines become errors."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    record = None
+                yield record if isinstance(record, dict) else {"_error": "line is not a JSON object"}
+        else:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or "text" not in reader.fieldnames:
+                raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found {reader.fieldnames}")
+            yield from reader
+
+
+def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: bool = True) -> dict:
+    """Write one JSON line per input record, in order: its fields except the text, plus label and scores."""
+    counts = {"classified": 0, "errors": 0}
+    pending: list[tuple[int, dict]] = []
+
+    def flush() -> None:
+        predictions = classifier.classify([r["text"] for _, r in pending], [r.get("entity") or None for _, r in pending])
+        for (line, record), p in zip(pending, predictions):
+            fields = {k: v for k, v in record.items() if k != "text"}
+            out.write(json.dumps({"line": line, **fields, "label": p.label, "scores": p.scores}, ensure_ascii=False) + "\n")
+        counts["classified"] += len(pending)
+        pending.clear()
+
+    records = read_records(source)
+    for line, record in enumerate(tqdm(records, unit="tweet", disable=not progress, file=sys.stderr), 1):
+        text = record.get("text")
+        error = record.get("_error") or (None if isinstance(text, str) and text.strip() else "empty or missing text")
+        if error:
+            flush()
+            out.write(json.dumps({"line": line, "error": error}) + "\n")
+            counts["errors"] += 1
+            continue
+        pending.append((line, record))
+        if len(pending) >= CHUNK:
+            flush()
+    if pending:
+        flush()
+    return counts

@@ -1,0 +1,124 @@
+"""The HTTP layer: a Flask application factory over a Classifier. Thin by design."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from pathlib import Path
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .bundle import Bundle
+from .classifier import Classifier
+from .config import Config
+from .metrics import Metrics
+from .validation import ApiError, parse_classify, parse_json_body
+
+log = logging.getLogger(__name__)
+OPEN_ENDPOINTS = frozenset({"healthz", "readyz", "openapi"})
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "body_too_large", 415: "unsupported_media_type"}
+
+
+def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
+    """Load the bundle (unless a classifier is given), warm it up, and wire the routes."""
+    if classifier is None:
+        bundle = Bundle.load(config.bundle)
+        classifier = Classifier(bundle, threads=config.threads, bucket=config.length_bucket,
+                                max_batch=config.inference_batch)
+    bundle = classifier.bundle
+    metrics = Metrics(config.metrics_dir)
+    runtime = f"{classifier.runtime.name} {classifier.runtime.version}"
+    metrics.model_info.labels(bundle.name, bundle.version, bundle.quantization, runtime).set(1)
+    metrics.model_bytes.labels(bundle.name, bundle.version).set(bundle.model_bytes)
+    metrics.observe_memory()
+    model_ref = {"name": bundle.name, "version": bundle.version}
+    model_summary = {**bundle.summary(), "runtime": runtime, "threads": config.threads}
+    openapi_document = json.loads((Path(__file__).parent / "openapi.json").read_text(encoding="utf-8"))
+    log.info("serving bundle %s %s (%s) with %s", bundle.name, bundle.version, bundle.quantization, runtime)
+
+    def fail(status: int, code: str, message: str) -> Response:
+        metrics.errors.labels(code).inc()
+        response = jsonify({"error": {"code": code, "message": message}})
+        response.status_code = status
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="reputation"'
+        return response
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False
+
+    @app.before_request
+    def _start() -> Response | None:
+        g.started = time.perf_counter()
+        if config.auth_token and request.endpoint not in OPEN_ENDPOINTS:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.auth_token.encode()):
+                return fail(401, "unauthorized", "a valid bearer token is required")
+        return None
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.requests.labels(endpoint, request.method, str(response.status_code)).observe(elapsed)
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return fail(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return fail(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _internal(exc: Exception) -> Response:
+        log.error("internal error: %s", type(exc).__name__)
+        return fail(500, "internal", "internal error")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        return jsonify({"status": "ready", "model": model_ref})
+
+    @app.get("/v1/model")
+    def model() -> Response:
+        return jsonify(model_summary)
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(openapi_document)
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        metrics.observe_memory()
+        return Response(metrics.export(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.post("/classify")
+    def classify() -> Response:
+        body = parse_json_body(request.get_data(cache=False), request.content_type)
+        req = parse_classify(body, config.max_tweets, config.max_text_chars)
+        started = time.perf_counter()
+        predictions = classifier.classify(req.texts, req.entities)
+        metrics.inference.observe(time.perf_counter() - started)
+        metrics.batch.observe(len(predictions))
+        for p in predictions:
+            metrics.tokens.observe(p.tokens)
+            metrics.predictions.labels(p.label).inc()
+        metrics.observe_memory()
+        results = [{"label": p.label, "scores": p.scores} for p in predictions]
+        if req.batch:
+            return jsonify({"results": results, "model": model_ref})
+        return jsonify({**results[0], "model": model_ref})
+
+    return app

@@ -1,0 +1,118 @@
+"""Tweet preprocessing and tokenisation: the single implementation used for training and serving."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_MENTION = re.compile(r"(?<![\w@])@\w{1,30}")
+_SPACE = re.compile(r"\s+")
+# Zero-width, bidi and other format characters, surrogates, private use, unassigned.
+_DROPPED_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn"})
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """How raw tweet text becomes model input; stored in every bundle's manifest."""
+
+    max_length: int = 64
+    lowercase: bool = True
+    url_token: str = "http"
+    mention_token: str = "@user"
+    max_chars: int = 2000
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "TextSettings":
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = set(data) - set(known)
+        if unknown:
+            raise ValueError(f"unknown preprocessing settings: {sorted(unknown)}")
+        settings = cls(**data)
+        if not 8 <= settings.max_length <= 512:
+            raise ValueError(f"max_length {settings.max_length} outside 8..512")
+        return settings
+
+
+def _clean_char(ch: str) -> str:
+    if ch in "\t\n\r\x0b\x0c":
+        return " "
+    category = unicodedata.category(ch)
+    if category == "Cc" or category in _DROPPED_CATEGORIES:
+        return ""
+    return ch
+
+
+def preprocess(text: str, settings: TextSettings) -> str:
+    """Normalise one tweet (or entity name): HTML entities, Unicode, URLs, mentions, spacing."""
+    text = html.unescape(text[: settings.max_chars * 2])
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(_clean_char(ch) for ch in text)
+    text = _URL.sub(settings.url_token, text)
+    text = _MENTION.sub(settings.mention_token, text)
+    return _SPACE.sub(" ", text).strip()[: settings.max_chars]
+
+
+class TweetEncoder:
+    """WordPiece encoder for single tweets or (entity, tweet) pairs, built from a vocab file."""
+
+    def __init__(self, vocab_file: str | Path, settings: TextSettings, pair: bool):
+        self.settings = settings
+        self.pair = pair
+        vocab = _read_vocab(Path(vocab_file))
+        missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in vocab]
+        if missing:
+            raise ValueError(f"vocabulary {vocab_file} lacks special tokens {missing}")
+        tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+        tok.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=settings.lowercase
+        )
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        )
+        tok.enable_truncation(
+            settings.max_length, strategy="only_second" if pair else "longest_first"
+        )
+        self._tokenizer = tok
+        self.pad_id = vocab["[PAD]"]
+
+    def encode(self, texts: Sequence[str], entities: Sequence[str | None] | None = None) -> list[Encoding]:
+        """Encode tweets (with their entities when this encoder takes pairs), unpadded."""
+        clean = [preprocess(t, self.settings) for t in texts]
+        if not self.pair:
+            return self._tokenizer.encode_batch(clean)
+        if entities is None or len(entities) != len(texts):
+            raise ValueError("an entity is needed for every tweet")
+        names = [preprocess(e or "", self.settings) for e in entities]
+        return self._tokenizer.encode_batch(list(zip(names, clean)))
+
+    def pad(self, encodings: Sequence[Encoding], length: int) -> dict[str, np.ndarray]:
+        """Model inputs for a batch, padded (never truncated) to ``length``."""
+        batch = np.full((3, len(encodings), length), 0, dtype=np.int32)
+        batch[0].fill(self.pad_id)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            batch[0, row, :n] = enc.ids
+            batch[1, row, :n] = 1
+            batch[2, row, :n] = enc.type_ids
+        return {"input_ids": batch[0], "attention_mask": batch[1], "token_type_ids": batch[2]}
+
+
+def _read_vocab(path: Path) -> dict[str, int]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {token: i for i, token in enumerate(lines)}

@@ -1,0 +1,92 @@
+"""Conversion of a fine-tuned checkpoint to TFLite FlatBuffers with a dynamic [batch, length] input."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+VARIANTS = ("float32", "float16", "dynamic-int8", "full-int8")
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tensorflow as tf
+
+    return tf
+
+
+def export_saved_model(checkpoint: Path, out_dir: Path) -> Path:
+    """Load a Hugging Face PyTorch checkpoint into its TF class and save a dynamic-shape SavedModel."""
+    tf = _quiet_tensorflow()
+    from transformers import TFAutoModelForSequenceClassification
+
+    model = TFAutoModelForSequenceClassification.from_pretrained(str(checkpoint), from_pt=True)
+    spec = [tf.TensorSpec([None, None], tf.int32, name=name) for name in INPUT_NAMES]
+
+    @tf.function(input_signature=spec)
+    def serve(input_ids, attention_mask, token_type_ids):
+        out = model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False)
+        return {"logits": out.logits}
+
+    module = tf.Module()
+    module.model = model
+    module.serve = serve
+    tf.saved_model.save(module, str(out_dir), signatures={"serving_default": serve})
+    return out_dir
+
+
+def convert_variant(saved_model: Path, variant: str, representative: Callable[[], Iterable[dict]] | None = None) -> tuple[bytes, dict]:
+    """One TFLite FlatBuffer and a note of how it was made."""
+    tf = _quiet_tensorflow()
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
+    note: dict = {"variant": variant, "converter": f"tensorflow {tf.__version__}"}
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic-int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "full-int8":
+        if representative is None:
+            raise ValueError("full-int8 needs a representative dataset")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[n] for n in INPUT_NAMES] for x in representative())
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        note["ops"] = "TFLITE_BUILTINS_INT8"
+    elif variant != "float32":
+        raise ValueError(f"variant must be one of {VARIANTS}")
+    started = time.time()
+    flatbuffer = converter.convert()
+    note["seconds"] = round(time.time() - started, 1)
+    return flatbuffer, note
+
+
+def convert(checkpoint: Path, variants: Sequence[str], representative: Callable[[], Iterable[dict]]) -> dict[str, tuple[bytes, dict]]:
+    """Convert a checkpoint to each requested variant."""
+    with tempfile.TemporaryDirectory(prefix="saved_model-") as tmp:
+        started = time.time()
+        saved = export_saved_model(Path(checkpoint), Path(tmp) / "saved_model")
+        print(f"convert: SavedModel exported in {time.time() - started:.0f} s")
+        results = {}
+        for variant in variants:
+            results[variant] = convert_variant(saved, variant, representative)
+            print(f"convert: {variant}: {len(results[variant][0]):,} bytes in {results[variant][1]['seconds']} s")
+        return results
+
+
+def representative_inputs(encodings, encoder, count: int = 100, seed: int = 13) -> Callable[[], Iterable[dict]]:
+    """Calibration inputs for full-integer quantisation: real tweets at their own lengths, one per batch."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(encodings), size=min(count, len(encodings)), replace=False)
+
+    def generate():
+        for i in picks:
+            yield encoder.pad([encodings[i]], len(encodings[i].ids))
+
+    return generate

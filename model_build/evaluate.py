@@ -1,0 +1,70 @@
+"""Evaluation of a bundle with the edge runtime: quality, size and per-tweet latency."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from app.bundle import Bundle
+from app.classifier import Classifier
+
+from .data import LABELS, Example
+from .metrics import classification_metrics
+
+
+def latency_summary(seconds: Sequence[float]) -> dict:
+    ms = np.asarray(seconds) * 1000
+    return {"median_ms": round(float(np.median(ms)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3)}
+
+
+def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int | None = None) -> dict:
+    """Classify each tweet on its own (as the service does for one request) and score the labels."""
+    bundle = Bundle.load(path)
+    started = time.perf_counter()
+    classifier = Classifier(bundle, threads=threads)
+    load_seconds = time.perf_counter() - started
+    predictions, seconds = [], []
+    for ex in examples:
+        t0 = time.perf_counter()
+        (pred,) = classifier.classify([ex.text], [ex.entity])
+        seconds.append(time.perf_counter() - t0)
+        predictions.append(pred.label)
+    labels = list(bundle.labels)
+    if sorted(labels) != sorted(LABELS):
+        raise ValueError(f"bundle labels {labels} differ from the data's {list(LABELS)}")
+    metrics = classification_metrics(
+        [labels.index(e.label) for e in examples], [labels.index(p) for p in predictions], labels
+    )
+    metrics.update(
+        bundle=str(path),
+        name=bundle.name,
+        version=bundle.version,
+        quantization=bundle.quantization,
+        model_bytes=bundle.model_bytes,
+        bundle_bytes=sum(f.stat().st_size for f in Path(path).iterdir() if f.is_file()),
+        runtime=f"{classifier.runtime.name} {classifier.runtime.version}",
+        threads=threads,
+        load_seconds=round(load_seconds, 3),
+        latency=latency_summary(seconds),
+    )
+    return metrics
+
+
+def format_metrics(m: dict) -> str:
+    """A plain-text summary of evaluation metrics."""
+    lines = [f"n={m['n']}  accuracy={m['accuracy']:.4f}  macro-F1={m['macro_f1']:.4f}"]
+    if "model_bytes" in m:
+        lat = m["latency"]
+        lines.append(
+            f"model {m['model_bytes']:,} bytes (bundle {m['bundle_bytes']:,}), {m['quantization']}, "
+            f"latency median {lat['median_ms']:.2f} ms p95 {lat['p95_ms']:.2f} ms per tweet ({m['runtime']})"
+        )
+    lines.append(f"{'':10s} precision  recall  f1      support")
+    for name, c in m["per_class"].items():
+        lines.append(f"{name:10s} {c['precision']:.4f}     {c['recall']:.4f}  {c['f1']:.4f}  {c['support']}")
+    lines.append("confusion (rows true, columns predicted: " + ", ".join(m["labels"]) + ")")
+    lines += ["  " + " ".join(f"{v:6d}" for v in row) for row in m["confusion"]]
+    return "\n".join(lines)

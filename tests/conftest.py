@@ -1,0 +1,46 @@
+"""Shared fixtures: the committed bundles, ../shared data, and an app built through the factory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+TINY_BUNDLE = FIXTURES / "tiny-bundle"
+DEFAULT_BUNDLE = ROOT / "bundles" / "default"
+SHARED = ROOT.parent / "shared"
+REPLAB = SHARED / "data" / "replab2013"
+MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
+# The edge-only virtual environment (make test sets EDGE_PYTHON), so that served tests prove it suffices.
+EDGE_PYTHON = os.environ.get("EDGE_PYTHON") or sys.executable
+
+needs_replab = pytest.mark.skipif(not REPLAB.is_dir(), reason=f"RepLab data not found at {REPLAB} (../shared absent)")
+needs_minilm = pytest.mark.skipif(not MINILM.is_dir(), reason=f"MiniLM base not found at {MINILM} (../shared absent)")
+
+
+@pytest.fixture
+def tiny_bundle_copy(tmp_path: Path) -> Path:
+    """A private, writable copy of the tiny test bundle."""
+    target = tmp_path / "bundle"
+    shutil.copytree(TINY_BUNDLE, target)
+    return target
+
+
+def real_bundles() -> list[Path]:
+    return [b for b in (DEFAULT_BUNDLE, TINY_BUNDLE) if (b / "manifest.json").is_file()]
+
+
+@pytest.fixture(scope="session")
+def replab_sample():
+    """Up to 300 English RepLab tweets (every 50th), or skip when ../shared is absent."""
+    if not REPLAB.is_dir():
+        pytest.skip(f"RepLab data not found at {REPLAB} (../shared absent)")
+    from model_build.data import load_replab
+
+    examples, _ = load_replab(REPLAB)
+    return examples[::50][:300]

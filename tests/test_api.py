@@ -1,0 +1,164 @@
+"""The HTTP API through the application factory: every endpoint, every error case, auth, metrics."""
+
+import json
+
+import pytest
+
+from app.config import Config
+from app.server import create_app
+from tests.conftest import TINY_BUNDLE
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def client():
+    return create_app(Config(bundle=TINY_BUNDLE, threads=1, max_tweets=4, max_text_chars=200,
+                             max_body_bytes=4096)).test_client()
+
+
+@pytest.fixture(scope="module")
+def auth_client():
+    return create_app(Config(bundle=TINY_BUNDLE, threads=1, auth_token=TOKEN)).test_client()
+
+
+def post(client, body, content_type="application/json", **kw):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post("/classify", data=data, content_type=content_type, **kw)
+
+
+def test_single_tweet(client):
+    r = post(client, {"text": "Acme recalls phones", "entity": "Acme"})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["label"] in ("positive", "neutral", "negative")
+    assert set(body["scores"]) == {"positive", "neutral", "negative"}
+    assert body["label"] == max(body["scores"], key=body["scores"].get)
+    assert body["model"] == {"name": "tiny-test", "version": "0.0.1"}
+
+
+def test_entity_is_optional_and_null_means_none(client):
+    assert post(client, {"text": "great deal"}).status_code == 200
+    assert post(client, {"text": "great deal", "entity": None}).status_code == 200
+
+
+def test_batch_keeps_input_order(client):
+    tweets = [{"text": t, "entity": "Acme"} for t in ("great", "Acme recalls 300000 phones", "store opens", "bad")]
+    r = post(client, {"tweets": tweets})
+    assert r.status_code == 200
+    results = r.get_json()["results"]
+    assert len(results) == 4
+    singles = [post(client, t).get_json() for t in tweets]
+    assert [x["label"] for x in results] == [s["label"] for s in singles]
+
+
+@pytest.mark.parametrize("body, status, code", [
+    (b"{not json", 400, "invalid_json"),
+    (b'{"text": NaN}', 400, "invalid_json"),
+    (b'{"text": "a", "entity": Infinity}', 400, "invalid_json"),
+    (b'{"text": "caf\xe9"}', 400, "invalid_encoding"),
+    (b"[1, 2]", 400, "invalid_body"),
+    (b'"text"', 400, "invalid_body"),
+    (b"{}", 400, "missing_field"),
+    (b'{"text": "a", "tweets": []}', 400, "missing_field"),
+    (b'{"text": ""}', 400, "empty_field"),
+    (b'{"text": "   "}', 400, "empty_field"),
+    (b'{"text": 5}', 400, "invalid_field"),
+    (b'{"text": null}', 400, "missing_field"),
+    (b'{"text": "a", "entity": ""}', 400, "empty_field"),
+    (b'{"text": "a", "entity": ["Acme"]}', 400, "invalid_field"),
+    (b'{"tweets": "a"}', 400, "invalid_field"),
+    (b'{"tweets": []}', 400, "invalid_field"),
+    (b'{"tweets": ["a"]}', 400, "invalid_field"),
+    (b'{"tweets": [{"entity": "Acme"}]}', 400, "missing_field"),
+    (b'{"tweets": [{"text": "a", "entity": 3}]}', 400, "invalid_field"),
+    (json.dumps({"text": "x" * 201}).encode(), 413, "text_too_long"),
+    (json.dumps({"tweets": [{"text": "a"}] * 5}).encode(), 413, "batch_too_large"),
+    (json.dumps({"text": "x" * 5000}).encode(), 413, "body_too_large"),
+    (b"[" * 5000 + b"]" * 5000, 413, "body_too_large"),
+    (b"[" * 2000 + b"]" * 2000, 400, None),
+])
+def test_client_errors(client, body, status, code):
+    r = post(client, body)
+    assert r.status_code == status
+    error = r.get_json()["error"]
+    assert error["message"]
+    if code:
+        assert error["code"] == code
+
+
+def test_not_json_content_type(client):
+    r = post(client, "text=hello", content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 415 and r.get_json()["error"]["code"] == "unsupported_media_type"
+    assert post(client, {"text": "a"}, content_type="application/json; charset=utf-8").status_code == 200
+
+
+def test_not_found_and_method_not_allowed(client):
+    r = client.get("/nope")
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
+    r = client.get("/classify")
+    assert r.status_code == 405 and r.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_health_ready_model_openapi(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["model"]["version"] == "0.0.1"
+    model = client.get("/v1/model").get_json()
+    assert model["labels"] == ["positive", "neutral", "negative"] and model["input_format"] == "entity+text"
+    assert model["runtime"].startswith("ai-edge-litert") and model["model_bytes"] > 0
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.") and "/classify" in spec["paths"]
+
+
+def _sample(text, name, labels=""):
+    for line in text.splitlines():
+        if line.startswith(name + ("{" + labels if labels else "")) and not line.startswith("#"):
+            if not labels or labels in line:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_move_after_requests(client):
+    before = client.get("/metrics").get_data(as_text=True)
+    post(client, {"tweets": [{"text": "great", "entity": "Acme"}, {"text": "bad news", "entity": "Acme"}]})
+    post(client, b"{bad")
+    after = client.get("/metrics").get_data(as_text=True)
+    assert _sample(after, "reputation_batch_size_count") == _sample(before, "reputation_batch_size_count") + 1
+    assert _sample(after, "reputation_tweet_tokens_count") == _sample(before, "reputation_tweet_tokens_count") + 2
+    assert _sample(after, "reputation_errors_total", 'code="invalid_json"') == \
+        _sample(before, "reputation_errors_total", 'code="invalid_json"') + 1
+    assert _sample(after, "reputation_inference_duration_seconds_count") >= 1
+    for name in ("reputation_predictions_total", "reputation_worker_resident_memory_bytes",
+                 "reputation_model_info", "reputation_model_file_bytes",
+                 'reputation_http_request_duration_seconds_count{endpoint="/classify",method="POST",status="200"}'):
+        assert name in after
+    assert "great" not in after and "bad news" not in after
+
+
+def test_auth_required_except_health(auth_client):
+    body = json.dumps({"text": "great"})
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKEN}"}):
+        r = auth_client.post("/classify", data=body, content_type="application/json", headers=headers)
+        assert r.status_code == 401 and r.get_json()["error"]["code"] == "unauthorized"
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert auth_client.get("/v1/model").status_code == 401
+    assert auth_client.get("/metrics").status_code == 401
+    ok = auth_client.post("/classify", data=body, content_type="application/json",
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200
+    for path in ("/healthz", "/readyz", "/openapi.json"):
+        assert auth_client.get(path).status_code == 200
+
+
+def test_no_tweet_text_in_logs(caplog):
+    import logging
+
+    marker = "MARKER-7f3a9c tweet text that must never be logged"
+    caplog.set_level(logging.DEBUG)
+    client = create_app(Config(bundle=TINY_BUNDLE, threads=1)).test_client()
+    post(client, {"text": marker, "entity": "MARKER-entity-51d2"})
+    post(client, {"tweets": [{"text": marker}]})
+    post(client, b'{"text": "MARKER-7f3a9c', content_type="application/json")
+    assert caplog.records, "expected the service's own log records"
+    assert all("MARKER" not in r.getMessage() for r in caplog.records)

@@ -1,0 +1,81 @@
+"""Bundle.load: a valid bundle loads; a corrupt, truncated or mismatched one is refused with one line."""
+
+import json
+
+import pytest
+
+from app.bundle import Bundle, BundleError
+from tests.conftest import TINY_BUNDLE
+
+
+def test_loads_the_tiny_bundle():
+    bundle = Bundle.load(TINY_BUNDLE)
+    assert bundle.labels == ("positive", "neutral", "negative")
+    assert bundle.pair_input and bundle.quantization == "dynamic-int8"
+    assert bundle.model_bytes == bundle.model_path.stat().st_size
+    with pytest.raises(AttributeError):
+        bundle.name = "other"
+
+
+def _refused(path, fragment):
+    with pytest.raises(BundleError) as info:
+        Bundle.load(path)
+    message = str(info.value)
+    assert fragment in message and "\n" not in message
+    return message
+
+
+def test_flipped_byte_fails_checksum(tiny_bundle_copy):
+    model = tiny_bundle_copy / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    _refused(tiny_bundle_copy, "fails its sha256 check")
+
+
+def test_truncated_model_is_refused(tiny_bundle_copy):
+    model = tiny_bundle_copy / "model.tflite"
+    model.write_bytes(model.read_bytes()[:1000])
+    _refused(tiny_bundle_copy, "truncated")
+
+
+def test_missing_file_and_missing_manifest(tiny_bundle_copy):
+    (tiny_bundle_copy / "vocab.txt").unlink()
+    _refused(tiny_bundle_copy, "vocab.txt is missing")
+    (tiny_bundle_copy / "manifest.json").unlink()
+    _refused(tiny_bundle_copy, "no manifest.json")
+    _refused(tiny_bundle_copy / "nowhere", "not a directory")
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m.update(schema_version=99), "schema_version 99 unsupported"),
+    (lambda m: m.pop("labels"), "lacks 'labels'"),
+    (lambda m: m.update(labels=["a", "a"]), "distinct"),
+    (lambda m: m.update(input_format="image"), "input_format"),
+    (lambda m: m.update(quantization="int4"), "quantization"),
+    (lambda m: m["preprocessing"].update(max_length=4), "max_length"),
+    (lambda m: m["files"]["model.tflite"].update(sha256="0" * 64), "sha256"),
+    (lambda m: m["files"].update({"../etc/passwd": {"sha256": "0" * 64, "bytes": 1}}), "must not contain a path"),
+])
+def test_manifest_mismatch_is_refused(tiny_bundle_copy, change, fragment):
+    path = tiny_bundle_copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+    _refused(tiny_bundle_copy, fragment)
+
+
+def test_manifest_not_json(tiny_bundle_copy):
+    (tiny_bundle_copy / "manifest.json").write_bytes(b"\xff{not json")
+    _refused(tiny_bundle_copy, "not valid JSON")
+
+
+def test_labels_not_matching_model_outputs_are_refused(tiny_bundle_copy):
+    from app.classifier import Classifier
+
+    path = tiny_bundle_copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["labels"] = ["positive", "negative"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="3 outputs, manifest lists 2 labels"):
+        Classifier(Bundle.load(tiny_bundle_copy))

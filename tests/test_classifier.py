@@ -1,0 +1,51 @@
+"""Inference sized to the input equals inference at the full padded length; batches equal singles."""
+
+import numpy as np
+import pytest
+
+from app.bundle import Bundle
+from app.classifier import Classifier
+from tests.conftest import real_bundles
+
+TWEETS = [
+    ("Acme recalls 300000 phones over overheating batteries", "Acme"),
+    ("great", "Nova Sound"),
+    ("Globex Bank fined for misleading customers about fees and charges, regulators say " * 3, "Globex Bank"),
+    ("Initech University campus tour starts at noon", "Initech University"),
+    ("Zephyr Motors wins car of the year award!!! http://t.co/x @fan", "Zephyr Motors"),
+]
+
+
+@pytest.fixture(scope="module", params=real_bundles(), ids=lambda p: p.name)
+def classifier(request):
+    return Classifier(Bundle.load(request.param), threads=1)
+
+
+@pytest.mark.parametrize("bucket", [1, 8])
+def test_sized_equals_full_padding(classifier, bucket):
+    texts, entities = zip(*TWEETS)
+    encodings = classifier.encoder.encode(list(texts), list(entities))
+    lengths = {len(e.ids) for e in encodings}
+    assert len(lengths) > 2 and max(lengths) <= classifier.bundle.text_settings.max_length
+    classifier.bucket = bucket
+    sized = classifier.logits(encodings)
+    full = classifier.logits(encodings, pad_to=classifier.bundle.text_settings.max_length)
+    np.testing.assert_allclose(sized, full, rtol=1e-3, atol=1e-3)
+    assert (sized.argmax(1) == full.argmax(1)).all()
+
+
+def test_batch_equals_one_at_a_time(classifier):
+    texts, entities = zip(*TWEETS)
+    batch = classifier.classify(list(texts), list(entities))
+    singles = [classifier.classify([t], [e])[0] for t, e in TWEETS]
+    assert [p.label for p in batch] == [p.label for p in singles]
+    for b, s in zip(batch, singles):
+        for label in classifier.bundle.labels:
+            assert abs(b.scores[label] - s.scores[label]) < 1e-3
+
+
+def test_scores_are_probabilities(classifier):
+    (p,) = classifier.classify(["Acme stock falls"], ["Acme"])
+    assert set(p.scores) == set(classifier.bundle.labels)
+    assert abs(sum(p.scores.values()) - 1) < 1e-4
+    assert p.label == max(p.scores, key=p.scores.get)

@@ -1,0 +1,57 @@
+"""The shared preprocessing and tokenisation, against transformers' own tokenizer and across both sides."""
+
+import pytest
+
+from app.text import TextSettings, TweetEncoder, preprocess
+from tests.conftest import FIXTURES, MINILM, needs_minilm
+
+SETTINGS = TextSettings(max_length=64)
+
+
+def test_preprocess_normalises_urls_mentions_entities_and_spacing():
+    raw = "RT @Some_User:  Great\u200b deal &amp; more\nhttps://t.co/xYz  www.example.com/a?b=1 \x00"
+    assert preprocess(raw, SETTINGS) == "RT @user: Great deal & more http http"
+
+
+def test_preprocess_drops_lone_surrogates_and_bidi_controls():
+    assert preprocess("a\ud800b\u202ec\ufeff", SETTINGS) == "abc"
+
+
+def test_preprocess_bounds_length():
+    assert len(preprocess("x " * 100_000, SETTINGS)) <= SETTINGS.max_chars
+
+
+def test_pair_encoding_keeps_the_entity_and_truncates_the_tweet():
+    enc = TweetEncoder(FIXTURES / "vocab.txt", TextSettings(max_length=16), pair=True)
+    (e,) = enc.encode(["great deal " * 20], ["acme"])
+    assert len(e.ids) == 16
+    assert e.type_ids[:4] == [0, 0, 0, 1]  # [CLS] acme [SEP] then the tweet
+    assert e.tokens[:3] == ["[CLS]", "acme", "[SEP]"] and e.tokens[-1] == "[SEP]"
+
+
+def test_pad_masks_padding():
+    enc = TweetEncoder(FIXTURES / "vocab.txt", SETTINGS, pair=False)
+    encodings = enc.encode(["great", "acme recalls phones"])
+    batch = enc.pad(encodings, 12)
+    assert batch["input_ids"].shape == (2, 12) and batch["input_ids"].dtype.name == "int32"
+    assert batch["attention_mask"].sum(axis=1).tolist() == [len(e.ids) for e in encodings]
+
+
+@needs_minilm
+@pytest.mark.parametrize("pair", [False, True])
+def test_ids_match_transformers_tokenizer_on_real_tweets(replab_sample, pair):
+    """Our tokenizer, built from the vocab alone with `tokenizers`, equals transformers' for the base model."""
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(str(MINILM))
+    ours = TweetEncoder(MINILM / "vocab.txt", SETTINGS, pair=pair)
+    texts = [e.text for e in replab_sample]
+    entities = [e.entity for e in replab_sample]
+    got = [e.ids for e in ours.encode(texts, entities)]
+    clean = [preprocess(t, SETTINGS) for t in texts]
+    if pair:
+        names = [preprocess(e, SETTINGS) for e in entities]
+        want = reference(names, clean, truncation="only_second", max_length=64)["input_ids"]
+    else:
+        want = reference(clean, truncation=True, max_length=64)["input_ids"]
+    assert got == want
