@@ -56,7 +56,7 @@ def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int 
 def format_metrics(m: dict) -> str:
     """A plain-text summary of evaluation metrics."""
     lines = [f"n={m['n']}  accuracy={m['accuracy']:.4f}  macro-F1={m['macro_f1']:.4f}"]
-    if "model_bytes" in m:
+    if "latency" in m:
         lat = m["latency"]
         lines.append(
             f"model {m['model_bytes']:,} bytes (bundle {m['bundle_bytes']:,}), {m['quantization']}, "

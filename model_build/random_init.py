@@ -33,7 +33,6 @@ def _config(arch: str, size: str, vocab_size: int):
 
 def save_random_model(arch: str, size: str, vocab_file: Path, out_dir: Path, seed: int = 0) -> Path:
     """Write a random-weight sequence classifier, its config and tokenizer files into ``out_dir``."""
-    os.environ.setdefault("USE_TF", "0")
     import torch
     from transformers import AutoModelForSequenceClassification, BertTokenizerFast
 

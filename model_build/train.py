@@ -43,7 +43,6 @@ class TrainConfig:
 
 def resolve_base(base: str, work_dir: Path) -> tuple[Path, bool]:
     """Vocabulary file and lower-casing of a base model given by hub name or local path."""
-    os.environ.setdefault("USE_TF", "0")  # PyTorch only: keep transformers from importing TensorFlow
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base)

@@ -1,0 +1,150 @@
+"""The build side end to end on a tiny model, and MobileBERT through the converter in all four variants."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from app.bundle import Bundle
+from app.classifier import Classifier
+from app.text import TextSettings, TweetEncoder
+from tests.conftest import FIXTURES, ROOT
+
+N_FIXTURES = sum(1 for _ in csv.DictReader(open(FIXTURES / "tweets.csv", encoding="utf-8")))
+VARIANTS = ("float32", "float16", "dynamic-int8", "full-int8")
+# Agreement with the PyTorch model, as max |TFLite - PyTorch| over max |PyTorch| logits.
+TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "dynamic-int8": 0.1}
+
+
+def cli(*args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A random tiny BERT, trained two epochs on the fixture tweets, packaged in all four variants."""
+    tmp = tmp_path_factory.mktemp("build")
+    data = str(FIXTURES / "tweets.csv")
+    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
+    train_out = cli("train", "--data", data, "--base", str(tmp / "base"), "--out", str(tmp / "run"), "--epochs", "2",
+                    "--val-fraction", "0.25", "--learning-rate", "1e-3", "--threads", "2")
+    package_out = cli("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"), "--variants", ",".join(VARIANTS),
+                      "--out", str(tmp / "bundles"), "--name", "tiny-e2e", "--version", "1.2.3", "--calibration", "20")
+    return tmp, train_out, package_out
+
+
+def test_train_reports_lengths_split_and_epochs(built):
+    tmp, out, _ = built
+    assert "token lengths (entity+text)" in out and "split:" in out and "best epoch" in out
+    summary = json.loads((tmp / "run" / "best" / "train_summary.json").read_text())
+    assert len(summary["history"]) == 2 and summary["data"]["load"]["kept"] == N_FIXTURES
+    assert (tmp / "run" / "last" / "state.json").is_file()
+
+
+def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
+    tmp, _, _ = built
+    import shutil
+
+    shutil.copytree(tmp / "run", tmp_path / "run")
+    out = cli("train", "--data", str(FIXTURES / "tweets.csv"), "--base", str(tmp / "base"), "--out", str(tmp_path / "run"),
+              "--epochs", "3", "--val-fraction", "0.25", "--learning-rate", "1e-3", "--patience", "5")
+    assert "resuming from epoch 3" in out
+    assert len(json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["history"]) == 3
+
+
+def test_every_variant_is_a_valid_bundle(built):
+    tmp, _, out = built
+    sizes = {}
+    for variant in VARIANTS:
+        bundle = Bundle.load(tmp / "bundles" / variant)
+        manifest = bundle.manifest()
+        assert manifest["quantization"] == variant and manifest["version"] == "1.2.3"
+        assert manifest["runtimes"] and manifest["command"].startswith("python -m model_build package")
+        assert manifest["metrics"]["validation"]["n"] == manifest["training"]["validation_examples"]
+        assert set(manifest["training"]["train_label_counts"]) == {"positive", "neutral", "negative"}
+        assert not list((tmp / "bundles").glob(".*tmp*"))  # nothing half-written left behind
+        sizes[variant] = bundle.model_bytes
+    assert sizes["dynamic-int8"] < sizes["float16"] < sizes["float32"]
+    assert "package: wrote" in out
+
+
+def test_variants_agree_with_the_framework_model(built):
+    tmp, _, _ = built
+    checkpoint = tmp / "run" / "best"
+    report = _agreement(checkpoint, tmp / "bundles")
+    print(json.dumps(report, indent=1))
+    for variant, tolerance in TOLERANCE.items():
+        assert report[variant]["relative_max_error"] <= tolerance, report
+        assert report[variant]["argmax_agreement"] >= 0.9, report
+
+
+def test_evaluate_and_report_commands(built):
+    tmp, _, _ = built
+    data = str(FIXTURES / "tweets.csv")
+    out = cli("evaluate", "--bundle", str(tmp / "bundles" / "dynamic-int8"), "--data", data, "--json", str(tmp / "eval.json"))
+    metrics = json.loads((tmp / "eval.json").read_text())
+    assert metrics["n"] == N_FIXTURES and 0 <= metrics["accuracy"] <= 1 and metrics["model_bytes"] > 0
+    assert set(metrics["per_class"]) == {"positive", "neutral", "negative"} and len(metrics["confusion"]) == 3
+    assert metrics["latency"]["median_ms"] > 0 and "macro-F1" in out
+    out = cli("evaluate", "--bundle", str(tmp / "bundles" / "float32"), "--data", data, "--holdout")
+    held_out = json.loads((tmp / "run" / "best" / "train_summary.json").read_text())["validation_examples"]
+    assert f"n={held_out} " in out
+    cli("report", "--data", data, "--checkpoint", str(tmp / "run" / "best"), "--bundles", str(tmp / "bundles"),
+        "--out", str(tmp / "report"))
+    table = (tmp / "report" / "report.md").read_text()
+    for row in ("TF-IDF + logistic regression", "PyTorch float32", *[f"TFLite {v}" for v in VARIANTS]):
+        assert row in table
+    for png in ("confusion.png", "tradeoffs.png"):
+        assert (tmp / "report" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def _agreement(checkpoint, bundles_dir) -> dict:
+    """PyTorch logits against each variant's, on the fixture tweets at their own lengths."""
+    from transformers import AutoModelForSequenceClassification
+
+    from model_build.train import predict_logits
+
+    settings = TextSettings.from_dict(json.loads((checkpoint / "text_settings.json").read_text()))
+    encoder = TweetEncoder(checkpoint / "vocab.txt", settings, pair=True)
+    rows = list(csv.DictReader(open(FIXTURES / "tweets.csv", encoding="utf-8")))
+    encodings = encoder.encode([r["text"] for r in rows], [r["entity"] for r in rows])
+    reference = predict_logits(AutoModelForSequenceClassification.from_pretrained(str(checkpoint)), encoder, encodings)
+    report = {}
+    for variant in VARIANTS:
+        logits = Classifier(Bundle.load(bundles_dir / variant), threads=1, bucket=1).logits(encodings)
+        report[variant] = {
+            "relative_max_error": float(np.abs(logits - reference).max() / np.abs(reference).max()),
+            "argmax_agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
+        }
+    return report
+
+
+def test_mobilebert_converts_in_all_four_variants(tmp_path):
+    """A small random MobileBERT (NoNorm, bottlenecks), saved in HF layout and packaged through the same path."""
+    from model_build.random_init import save_random_model
+
+    checkpoint = save_random_model("mobilebert", "tiny", FIXTURES / "vocab.txt", tmp_path / "mobilebert")
+    settings = TextSettings(max_length=64)
+    (checkpoint / "text_settings.json").write_text(json.dumps(settings.to_dict()))
+    (checkpoint / "vocab.txt").write_bytes((FIXTURES / "vocab.txt").read_bytes())
+    (checkpoint / "validation.json").write_text("{}")
+    (checkpoint / "train_summary.json").write_text(json.dumps({
+        "config": {"input_format": "entity+text", "base": "random tiny mobilebert"}, "data": {
+            "split": "training", "language": None, "val_fraction": 0.25, "seed": 13, "limit": None},
+        **{k: None for k in ("train_examples", "validation_examples", "train_label_counts", "token_lengths",
+                             "history", "best_epoch", "command", "seconds")}}))
+    cli("package", "--data", str(FIXTURES / "tweets.csv"), "--checkpoint", str(checkpoint), "--variants", ",".join(VARIANTS),
+        "--out", str(tmp_path / "bundles"), "--name", "mobilebert-random", "--calibration", "20")
+    report = _agreement(checkpoint, tmp_path / "bundles")
+    print("MobileBERT agreement with PyTorch:", json.dumps(report, indent=1))
+    for variant, tolerance in TOLERANCE.items():
+        assert report[variant]["relative_max_error"] <= tolerance, report
+        assert report[variant]["argmax_agreement"] == 1.0, report
+    assert np.isfinite(report["full-int8"]["relative_max_error"])

@@ -1,0 +1,101 @@
+"""Loaders on small files written here, broken ones included: each gives a clear error or a counted skip."""
+
+import json
+
+import pytest
+
+from model_build.data import DataError, load, load_replab, load_table, split_by_time
+
+ENTITIES = '"entity_id"\t"query"\t"entity_name"\t"category"\n"E1"\t"""Bank of America"""\t"BoA"\t"banking"\n"E2"\t"BMW"\t"BMW AG"\t"automotive"\n'
+INFO_HEADER = '"tweet_id"\t"author"\t"entity_id"\t"tweet_url"\t"language"\t"timestamp"\t"urls"\t"extended_urls"\t"md5_extended_urls"\t"is_near_duplicate_of"\n'
+
+
+def info_row(tid, entity, lang="EN", ts=1000, dup="-1"):
+    return f'"{tid}"\t"a"\t"{entity}"\t"u"\t"{lang}"\t"{ts}"\t""\t""\t""\t"{dup}"\n'
+
+
+def write_replab(root, info_bytes=None):
+    (root / "training" / "tweet_info").mkdir(parents=True)
+    (root / "training" / "texts").mkdir()
+    (root / "training" / "goldstandard").mkdir()
+    (root / "replab2013_entities.tsv").write_text(ENTITIES)
+    (root / "training" / "tweet_info" / "E1.dat").write_bytes(info_bytes or (
+        INFO_HEADER + info_row(1, "E1", ts=30) + info_row(2, "E1", ts=10) + info_row(3, "E1", "ES")
+        + info_row(4, "E1", ts=20, dup="1") + info_row(5, "E1") + info_row(6, "E1")).encode())
+    (root / "training" / "tweet_info" / "E2.dat").write_text(INFO_HEADER + info_row(1, "E2", ts=5))
+    (root / "training" / "texts" / "E1.tsv").write_text(
+        '\ufeff"tweet_id"\t"author"\t"entity_id"\t"text"\n'
+        '"1"\t"a"\t"E1"\t"Great ""service"" today"\n"2"\t"a"\t"E1"\t"fees again"\n"3"\t"a"\t"E1"\t"hola"\n'
+        '"4"\t"a"\t"E1"\t"Great service"\n"5"\t"a"\t"E1"\t""\n"6"\t"a"\t"E1"\t"x"\n"bad row"\n', encoding="utf-8")
+    (root / "training" / "texts" / "E2.tsv").write_text(
+        '"tweet_id"\t"author"\t"entity_id"\t"text"\n"1"\t"b"\t"E2"\t"BMW recalls cars"\n')
+    (root / "training" / "goldstandard" / "goldstandard_polarity.dat").write_text(
+        '"entity_id"\t"tweet_id"\t"polarity"\n"E1"\t"1"\t"POSITIVE"\n"E1"\t"2"\t"NEGATIVE"\n"E1"\t"3"\t"NEUTRAL"\n'
+        '"E1"\t"4"\t"POSITIVE"\n"E1"\t"5"\t"NEUTRAL"\n"E1"\t"6"\t"RELATED"\n"E1"\t"1"\t"POSITIVE"\n'
+        '"E2"\t"1"\t"NEGATIVE"\n"E1"\t"99"\t"NEUTRAL"\n')
+
+
+def test_replab_join_filters_and_counts(tmp_path):
+    write_replab(tmp_path)
+    examples, report = load_replab(tmp_path)
+    assert [(e.entity_id, e.tweet_id) for e in examples] == [("E1", "1"), ("E1", "2"), ("E1", "4"), ("E2", "1")]
+    assert examples[0].text == 'Great "service" today' and examples[0].entity == "Bank of America"
+    assert examples[3].entity == "BMW" and examples[3].category == "automotive" and examples[3].timestamp == 5
+    assert report.dropped == {"language not EN": 1, "empty or missing text": 1, "unknown label 'RELATED'": 1,
+                              "duplicate (entity_id, tweet_id)": 1, "no tweet_info row": 1, "malformed row": 1}
+    assert report.near_duplicates == 1 and report.kept == 4
+    assert any("dropped 1 rows: language not EN" == line for line in report.lines())
+
+
+def test_all_languages(tmp_path):
+    write_replab(tmp_path)
+    examples, _ = load_replab(tmp_path, language=None)
+    assert len(examples) == 5
+
+
+def test_invalid_utf8_is_read_with_replacement_and_counted(tmp_path):
+    raw = (INFO_HEADER + info_row(1, "E1", ts=30) + info_row(2, "E1") + info_row(4, "E1")).encode()
+    write_replab(tmp_path, info_bytes=raw.replace(b'"a"', b'"\xff\xfe"', 1))
+    examples, report = load_replab(tmp_path)
+    assert report.undecodable_files == ["E1.dat"]
+    assert len(examples) == 4
+    assert any("not valid UTF-8" in line for line in report.lines())
+
+
+def test_missing_directory_and_wrong_columns(tmp_path):
+    with pytest.raises(DataError, match="directory not found"):
+        load_replab(tmp_path)
+    write_replab(tmp_path)
+    (tmp_path / "training" / "goldstandard" / "goldstandard_polarity.dat").write_text('"entity"\t"id"\n')
+    with pytest.raises(DataError, match="expected columns"):
+        load_replab(tmp_path)
+    (tmp_path / "replab2013_entities.tsv").unlink()
+    with pytest.raises(DataError, match="file not found"):
+        load_replab(tmp_path)
+    with pytest.raises(DataError, match="no such file"):
+        load(tmp_path / "absent.csv")
+
+
+def test_csv_and_jsonl(tmp_path):
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text('text,label,entity\n"Great, really",Positive,Acme\nmeh,neutral,\n,negative,Acme\nbad,angry,Acme\n')
+    examples, report = load_table(csv_file)
+    assert [(e.text, e.label, e.entity) for e in examples] == [("Great, really", "positive", "Acme"), ("meh", "neutral", None)]
+    assert report.dropped == {"empty or missing text": 1, "unknown label 'angry'": 1}
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text(json.dumps({"text": "ok", "label": "NEGATIVE", "entity": "BMW"}) + "\n[1]\n{broken\n\n"
+                     + json.dumps({"text": 3, "label": "neutral"}) + "\n")
+    examples, report = load(jsonl)
+    assert [(e.text, e.label, e.entity) for e in examples] == [("ok", "negative", "BMW")]
+    assert report.dropped == {"line is not a JSON object": 2, "empty or missing text": 1}
+    (tmp_path / "w.csv").write_text("tweet,polarity\na,positive\n")
+    with pytest.raises(DataError, match="expected columns text,label"):
+        load_table(tmp_path / "w.csv")
+
+
+def test_time_split_holds_out_the_latest_per_entity(tmp_path):
+    write_replab(tmp_path)
+    examples, _ = load_replab(tmp_path)
+    train, val = split_by_time(examples, 0.34, seed=1)
+    assert [e.tweet_id for e in val] == ["1"]  # the latest E1 tweet (timestamp 30)
+    assert split_by_time(examples, 0.34, seed=1) == (train, val)
