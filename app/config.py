@@ -91,15 +91,17 @@ def _auth_token(env: Mapping[str, str]) -> str | None:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """gunicorn settings: ``HOST``, ``PORT``, ``WORKERS``, ``THREADS``, ``TIMEOUT``, ``GRACEFUL_TIMEOUT``, ``KEEPALIVE``."""
+    """gunicorn settings: ``HOST``, ``PORT``, ``WORKERS``, ``THREADS``, ``TIMEOUT``, ``GRACEFUL_TIMEOUT``,
+    ``KEEPALIVE`` and ``READ_TIMEOUT`` (seconds a client may stay silent mid-request)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
-    threads: int = 4
+    threads: int = 8
     timeout: int = 30
     graceful_timeout: int = 20
     keepalive: int = 5
+    read_timeout: int = 10
 
     @property
     def bind(self) -> str:
@@ -120,4 +122,5 @@ class ServerConfig:
             timeout=_int(env, "TIMEOUT", default.timeout, 1, 3600),
             graceful_timeout=_int(env, "GRACEFUL_TIMEOUT", default.graceful_timeout, 1, 3600),
             keepalive=_int(env, "KEEPALIVE", default.keepalive, 0, 300),
+            read_timeout=_int(env, "READ_TIMEOUT", default.read_timeout, 1, 300),
         )

@@ -16,9 +16,10 @@ except ConfigError as exc:
 wsgi_app = "app.wsgi:create()"
 bind = _server.bind
 workers = _server.workers
-# gthread: a thread per connection, so slow or idle clients hold a thread, not the worker;
-# the interpreter itself is guarded by a lock inside each worker.
-worker_class = "gthread"
+# gthread (a thread per active connection; idle keep-alive connections wait in a poller) with a
+# receive timeout, so a client that stalls mid-request frees its thread after READ_TIMEOUT seconds.
+# The interpreter is guarded by a lock inside each worker: threads are for I/O, not parallel inference.
+worker_class = "app.gunicorn_worker.ReadTimeoutThreadWorker"
 threads = _server.threads
 timeout = _server.timeout
 graceful_timeout = _server.graceful_timeout

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from .bundle import Bundle
 from .classifier import Classifier
@@ -19,7 +19,7 @@ from .validation import ApiError, parse_classify, parse_json_body
 
 log = logging.getLogger(__name__)
 OPEN_ENDPOINTS = frozenset({"healthz", "readyz", "openapi"})
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
                413: "body_too_large", 415: "unsupported_media_type"}
 
 
@@ -106,7 +106,11 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
 
     @app.post("/classify")
     def classify() -> Response:
-        body = parse_json_body(request.get_data(cache=False), request.content_type)
+        try:
+            raw = request.get_data(cache=False)
+        except (OSError, ClientDisconnected):  # the client went silent mid-body (receive timeout) or left
+            raise ApiError(408, "request_timeout", "the request body did not arrive in time") from None
+        body = parse_json_body(raw, request.content_type)
         req = parse_classify(body, config.max_tweets, config.max_text_chars)
         started = time.perf_counter()
         predictions = classifier.classify(req.texts, req.entities)

@@ -65,7 +65,7 @@ def test_server_defaults_and_variables():
 @pytest.mark.parametrize("name, field, low, high", [
     ("PORT", "port", 1, 65535), ("WORKERS", "workers", 1, 64), ("THREADS", "threads", 1, 64),
     ("TIMEOUT", "timeout", 1, 3600), ("GRACEFUL_TIMEOUT", "graceful_timeout", 1, 3600),
-    ("KEEPALIVE", "keepalive", 0, 300),
+    ("KEEPALIVE", "keepalive", 0, 300), ("READ_TIMEOUT", "read_timeout", 1, 300),
 ])
 def test_server_integer_variables(name, field, low, high):
     assert getattr(ServerConfig.from_env({name: str(low)}), field) == low

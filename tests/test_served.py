@@ -61,7 +61,8 @@ def service(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("served")
     (tmp / "metrics").mkdir()
     (tmp / "metrics" / "stale.db").write_bytes(b"stale")
-    proc, url = start({"WORKERS": "2", "THREADS": "4", "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}, tmp)
+    proc, url = start({"WORKERS": "2", "THREADS": "4", "READ_TIMEOUT": "2",
+                       "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}, tmp)
     try:
         wait_ready(proc, url)
         yield proc, url, tmp
@@ -122,17 +123,24 @@ def test_killed_worker_is_replaced_and_metrics_keep_counting(service):
 
 
 def test_slow_clients_do_not_starve_fast_requests(service):
+    """Twice as many stalled requests (half a body, half the headers) as the 2 x 4 worker threads."""
     _, url, _ = service
     host, port = url.removeprefix("http://").split(":")
     slow = []
     try:
-        for _ in range(6):  # more idle, half-sent requests than worker threads
+        for i in range(16):
             s = socket.create_connection((host, int(port)))
-            s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      + (b"Content-Length: 100\r\n\r\n{" if i % 2 else b"X-Slow: 1"))
             slow.append(s)
+        time.sleep(0.5)
         for _ in range(5):
-            r = requests.post(url + "/classify", json={"text": "still served"}, timeout=10)
+            r = requests.post(url + "/classify", json={"text": "still served"}, timeout=8)
             assert r.status_code == 200
+        for s in slow:  # each stalled client was cut off: a 408 answer or a closed connection
+            s.settimeout(10)
+            answer = s.recv(4096)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:80]
     finally:
         for s in slow:
             s.close()
