@@ -2,11 +2,12 @@
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-from app.bundle import Bundle, BundleError
 from app.config import Config, ConfigError, ServerConfig
+from app.wsgi import RESOLVED
 
 try:
     _server, _service = ServerConfig.from_env(), Config.from_env()
@@ -39,12 +40,32 @@ def _fail(message: str) -> None:
     os._exit(1)
 
 
-def on_starting(server):
-    """Check the bundle and prepare an empty multiprocess metrics directory before any worker starts."""
+# Workers load the bundle the master resolved and verified (BUNDLE may be a symlink that is switched
+# to publish a new version: the switch takes effect at the next SIGHUP, and only if the new bundle loads).
+
+
+def _verify(path: Path) -> str | None:
+    """Load the bundle and warm it up in a child process; the reason it fails, or None."""
+    code = ("import sys; from app.bundle import Bundle, BundleError; from app.classifier import Classifier\n"
+            "try:\n    Classifier(Bundle.load(sys.argv[1]), threads=1)\n"
+            "except BundleError as exc:\n    sys.exit(str(exc))")
     try:
-        Bundle.load(_service.bundle)
-    except BundleError as exc:
-        _fail(str(exc))
+        result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                                cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.TimeoutExpired:
+        return f"bundle {path}: loading it took over 120 s"
+    if result.returncode == 0:
+        return None
+    return (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+
+
+def on_starting(server):
+    """Verify the bundle and prepare an empty multiprocess metrics directory before any worker starts."""
+    bundle = Path(_service.bundle).resolve()
+    error = _verify(bundle)
+    if error:
+        _fail(error)
+    os.environ[RESOLVED] = str(bundle)
     directory = _service.metrics_dir
     if directory is None:
         if workers > 1:
@@ -60,6 +81,19 @@ def on_starting(server):
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+def on_reload(server):
+    """SIGHUP: switch to the bundle BUNDLE now points at if it verifies; else keep serving the old one."""
+    bundle = Path(_service.bundle).resolve()
+    if str(bundle) == os.environ.get(RESOLVED):
+        return
+    error = _verify(bundle)
+    if error:
+        server.log.error("reload: keeping bundle %s; the new one is refused: %s", os.environ.get(RESOLVED), error)
+        return
+    server.log.info("reload: switching to bundle %s", bundle)
+    os.environ[RESOLVED] = str(bundle)
 
 
 def child_exit(server, worker):

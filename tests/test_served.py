@@ -180,3 +180,72 @@ def test_edge_side_imports_no_heavy_framework():
             "bad = [m for m in ('tensorflow', 'torch', 'transformers') if m in sys.modules]; print(json.dumps(bad))")
     out = subprocess.run([EDGE_PYTHON, "-c", "import json; " + code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def _publish(link: Path, target: Path) -> None:
+    """Point the bundle symlink at ``target`` atomically, as a deployment would."""
+    tmp = link.with_name(link.name + ".new")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    tmp.replace(link)
+
+
+def test_bundle_swap_by_symlink_and_sighup(tmp_path):
+    import shutil
+    import threading
+
+    v1, v2, bad = tmp_path / "v1", tmp_path / "v2", tmp_path / "bad"
+    for path, version in ((v1, "0.0.1"), (v2, "0.0.2"), (bad, "0.0.3")):
+        shutil.copytree(TINY_BUNDLE, path)
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["version"] = version
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    model = bad / "model.tflite"
+    model.write_bytes(model.read_bytes()[:-1] + b"\x00")
+    link = tmp_path / "current"
+    _publish(link, v1)
+    (tmp_path / "metrics").mkdir()
+    proc, url = start({"BUNDLE": str(link), "WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")},
+                      tmp_path)
+    failures, done, sent = [], threading.Event(), [0]
+
+    def load() -> None:
+        with requests.Session() as session:
+            while not done.is_set():
+                try:
+                    r = session.post(url + "/classify", json={"text": "steady traffic"}, timeout=10)
+                    if r.status_code != 200:
+                        failures.append(r.status_code)
+                except requests.RequestException as exc:
+                    failures.append(type(exc).__name__)
+                sent[0] += 1
+
+    def version() -> str:
+        return requests.get(url + "/v1/model", timeout=10).json()["version"]
+
+    try:
+        wait_ready(proc, url)
+        assert version() == "0.0.1"
+        clients = [threading.Thread(target=load) for _ in range(3)]
+        for c in clients:
+            c.start()
+        _publish(link, v2)
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.time() + 60
+        while version() != "0.0.2" or requests.get(url + "/v1/model", timeout=10).json()["version"] != "0.0.2":
+            assert time.time() < deadline, "new bundle not served"
+            time.sleep(0.3)
+        _publish(link, bad)
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(5)
+        done.set()
+        for c in clients:
+            c.join()
+        assert failures == [] and sent[0] > 20
+        assert {version() for _ in range(6)} == {"0.0.2"}
+        assert proc.poll() is None
+    finally:
+        done.set()
+        stop(proc)
+    log = next(tmp_path.glob("gunicorn-*.log")).read_text()
+    assert "the new one is refused" in log and "fails its sha256 check" in log
