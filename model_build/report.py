@@ -90,7 +90,7 @@ def plot_tradeoffs(rows: list[dict], path: Path) -> None:
         ax.axhline(rows[1]["accuracy"], color="black", linestyle=":", label="PyTorch float32")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("validation accuracy")
-        ax.legend(loc="lower right")
+        ax.legend(loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
