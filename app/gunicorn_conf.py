@@ -32,6 +32,8 @@ accesslog = "-"
 # The access log holds method, path, status and timing: never a body, so never tweet text.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 errorlog = "-"
+# No control socket (gunicorn 27 puts one in ~/.gunicorn): reload is SIGHUP, and the hardened unit has no home.
+control_socket_disable = True
 loglevel = _service.log_level.lower()
 
 
