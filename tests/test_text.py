@@ -55,3 +55,24 @@ def test_ids_match_transformers_tokenizer_on_real_tweets(replab_sample, pair):
     else:
         want = reference(clean, truncation=True, max_length=64)["input_ids"]
     assert got == want
+
+
+@needs_minilm
+def test_build_and_edge_sides_give_identical_ids(replab_sample):
+    """Training's encoding (base model's vocab, measured length) equals serving's (the default bundle)."""
+    from app.bundle import Bundle
+    from app.classifier import Classifier
+    from model_build.train import encode_examples, encoder_for, resolve_base
+    from tests.conftest import DEFAULT_BUNDLE
+
+    bundle = Bundle.load(DEFAULT_BUNDLE)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab, lowercase = resolve_base(str(MINILM), Path(tmp))
+        build = encoder_for(vocab, lowercase, "entity+text", bundle.text_settings.max_length)
+        build_ids = [e.ids for e in encode_examples(build, replab_sample)]
+    edge = Classifier(bundle, threads=1).encoder
+    edge_ids = [e.ids for e in edge.encode([e.text for e in replab_sample], [e.entity for e in replab_sample])]
+    assert build_ids == edge_ids and len(build_ids) >= 100
