@@ -6,7 +6,7 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator
 
 from tqdm import tqdm
 
@@ -19,18 +19,27 @@ class InputError(ValueError):
     """An input file that cannot be read at all."""
 
 
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
+    """The JSON objects of JSONL lines; None for a non-blank line that is not one."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        yield record if isinstance(record, dict) else None
+
+
 def read_records(path: Path) -> Iterator[dict]:
     """Records with at least 'text' (and optionally 'entity'); malformed JSONL lines become errors."""
     with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    record = None
-                yield record if isinstance(record, dict) else {"_error": "line is not a JSON object"}
+        if path.suffix.lower() in JSONL_SUFFIXES:
+            for record in iter_jsonl(fh):
+                yield record if record is not None else {"_error": "line is not a JSON object"}
         else:
             reader = csv.DictReader(fh)
             if not reader.fieldnames or "text" not in reader.fieldnames:

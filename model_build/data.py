@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
+
+from app.offline import JSONL_SUFFIXES, iter_jsonl
 
 LABELS = ("positive", "neutral", "negative")
 
@@ -145,19 +146,13 @@ def load_table(path: str | Path) -> tuple[list[Example], LoadReport]:
     """Read a CSV (header row) or JSONL file with text, label and an optional entity."""
     path, report = Path(path), LoadReport()
     content = _read_text(path, report)
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
+    if path.suffix.lower() in JSONL_SUFFIXES:
         records = []
-        for n, line in enumerate(content.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if not isinstance(record, dict):
+        for record in iter_jsonl(content.splitlines()):
+            if record is None:
                 report.dropped["line is not a JSON object"] += 1
-                continue
-            records.append(record)
+            else:
+                records.append(record)
     else:
         reader = csv.DictReader(io.StringIO(content, newline=""))
         if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
