@@ -85,9 +85,9 @@ class TweetEncoder:
             pair="[CLS] $A [SEP] $B:1 [SEP]:1",
             special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
         )
-        tok.enable_truncation(
-            settings.max_length, strategy="only_second" if pair else "longest_first"
-        )
+        # longest_first trims the tweet while it is the longer part (as only_second would), and also an
+        # entity too long to fit on its own, which only_second refuses with an error.
+        tok.enable_truncation(settings.max_length, strategy="longest_first")
         self._tokenizer = tok
         self.pad_id = vocab["[PAD]"]
 

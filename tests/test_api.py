@@ -162,3 +162,8 @@ def test_no_tweet_text_in_logs(caplog):
     post(client, b'{"text": "MARKER-7f3a9c', content_type="application/json")
     assert caplog.records, "expected the service's own log records"
     assert all("MARKER" not in r.getMessage() for r in caplog.records)
+
+
+def test_very_long_entity_is_classified(client):
+    r = post(client, {"text": "great", "entity": "0" * 190})
+    assert r.status_code == 200
