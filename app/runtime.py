@@ -20,11 +20,10 @@ class Runtime:
     interpreter_class: type
 
 
-def load_runtime(prefer: str | None = None) -> Runtime:
-    """Import the first available runtime (``prefer`` names one to try first)."""
-    candidates = sorted(_CANDIDATES, key=lambda c: c[0] != prefer)
+def load_runtime() -> Runtime:
+    """Import the first available runtime, in preference order."""
     errors = []
-    for dist, module in candidates:
+    for dist, module in _CANDIDATES:
         try:
             interpreter = importlib.import_module(module).Interpreter
         except ImportError as exc:

@@ -1,4 +1,4 @@
-"""Command line of the build side: train, convert, package, build, evaluate, report."""
+"""Command line of the build side: train, package (convert and quantise), evaluate, report, init-random."""
 
 from __future__ import annotations
 
