@@ -76,7 +76,11 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        return fail(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+        response = fail(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+        for name, value in exc.get_headers():  # such as Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _internal(exc: Exception) -> Response:

@@ -98,6 +98,7 @@ def test_not_found_and_method_not_allowed(client):
     assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
     r = client.get("/classify")
     assert r.status_code == 405 and r.get_json()["error"]["code"] == "method_not_allowed"
+    assert "POST" in r.headers["Allow"]
 
 
 def test_health_ready_model_openapi(client):
