@@ -251,3 +251,21 @@ def test_bundle_swap_by_symlink_and_sighup(tmp_path):
         stop(proc)
     log = next(tmp_path.glob("gunicorn-*.log")).read_text()
     assert "the new one is refused" in log and "fails its sha256 check" in log
+
+
+def test_no_outbound_connections(service):
+    """Every socket of the master and workers is the listener or an inbound connection to it."""
+    import psutil
+
+    proc, url, _ = service
+    port = int(url.rsplit(":", 1)[1])
+    for i in range(10):
+        requests.post(url + "/classify", json={"text": f"tweet {i}", "entity": "Acme"}, timeout=10)
+    requests.get(url + "/metrics", timeout=10)
+    master = psutil.Process(proc.pid)
+    processes = [master, *master.children(recursive=True)]
+    assert len(processes) >= 3
+    for p in processes:
+        for conn in p.net_connections(kind="inet"):
+            assert conn.laddr.port == port, (p.pid, conn)
+            assert conn.status == psutil.CONN_LISTEN or (conn.raddr and conn.laddr.port == port), (p.pid, conn)
