@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from .bundle import Bundle, BundleError
-from .runtime import Runtime, load_runtime
+from .runtime import load_runtime
 from .text import TweetEncoder
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -35,12 +35,12 @@ class Classifier:
     """
 
     def __init__(self, bundle: Bundle, threads: int | None = None, bucket: int = 8,
-                 max_batch: int = 16, runtime: Runtime | None = None):
+                 max_batch: int = 16):
         self.bundle = bundle
         self.bucket = max(1, bucket)
         self.max_batch = max(1, max_batch)
         self.encoder = TweetEncoder(bundle.vocab_path, bundle.text_settings, bundle.pair_input)
-        self.runtime = runtime or load_runtime()
+        self.runtime = load_runtime()
         self._lock = threading.Lock()
         try:
             self._interpreter = self.runtime.interpreter_class(model_path=str(bundle.model_path), num_threads=threads)
@@ -73,7 +73,7 @@ class Classifier:
     def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         shape = inputs["input_ids"].shape
         if shape != self._shape:
-            for name, index in self._inputs.items():
+            for index in self._inputs.values():
                 self._interpreter.resize_tensor_input(index, shape)
             self._interpreter.allocate_tensors()
             self._shape = shape
@@ -90,11 +90,14 @@ class Classifier:
         for i, enc in enumerate(encodings):
             length = pad_to or min(limit, -(-len(enc.ids) // self.bucket) * self.bucket)
             groups.setdefault(length, []).append(i)
-        with self._lock:
-            for length, rows in sorted(groups.items()):
-                for start in range(0, len(rows), self.max_batch):
-                    chunk = rows[start:start + self.max_batch]
-                    out[chunk] = self._run(self.encoder.pad([encodings[i] for i in chunk], length))
+        batches = [
+            (chunk, self.encoder.pad([encodings[i] for i in chunk], length))
+            for length, rows in sorted(groups.items())
+            for chunk in (rows[s:s + self.max_batch] for s in range(0, len(rows), self.max_batch))
+        ]
+        with self._lock:  # only the interpreter is shared; padding happened above
+            for chunk, inputs in batches:
+                out[chunk] = self._run(inputs)
         return out
 
     def classify(self, texts: Sequence[str], entities: Sequence[str | None] | None = None) -> list[Prediction]:

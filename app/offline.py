@@ -53,6 +53,8 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: 
     pending: list[tuple[int, dict]] = []
 
     def flush() -> None:
+        if not pending:
+            return
         predictions = classifier.classify([r["text"] for _, r in pending], [r.get("entity") or None for _, r in pending])
         for (line, record), p in zip(pending, predictions):
             fields = {k: v for k, v in record.items() if k != "text"}
@@ -72,6 +74,5 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: 
         pending.append((line, record))
         if len(pending) >= CHUNK:
             flush()
-    if pending:
-        flush()
+    flush()
     return counts

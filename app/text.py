@@ -35,8 +35,7 @@ class TextSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "TextSettings":
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = set(data) - set(known)
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown preprocessing settings: {sorted(unknown)}")
         settings = cls(**data)

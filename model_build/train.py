@@ -102,7 +102,9 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.
     return batches
 
 
-def _tensors(encoder: TweetEncoder, encodings, rows: Sequence[int], torch, device):
+def _tensors(encoder: TweetEncoder, encodings, rows: Sequence[int], device):
+    import torch
+
     batch = [encodings[i] for i in rows]
     arrays = encoder.pad(batch, max(len(e.ids) for e in batch))
     return {k: torch.from_numpy(v.astype(np.int64)).to(device) for k, v in arrays.items()}
@@ -119,7 +121,7 @@ def predict_logits(model, encoder: TweetEncoder, encodings, batch_size: int = 12
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            logits = model(**_tensors(encoder, encodings, rows, torch, device)).logits
+            logits = model(**_tensors(encoder, encodings, rows, device)).logits
             out[rows] = logits.float().cpu().numpy()
     return out
 
@@ -194,7 +196,7 @@ def train(config: TrainConfig, train_set: Sequence[Example], val_set: Sequence[E
         model.train()
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", initial=state["step"], unit="batch")
         for rows in batches[state["step"]:]:
-            inputs = _tensors(encoder, train_enc, rows, torch, device)
+            inputs = _tensors(encoder, train_enc, rows, device)
             loss = loss_fn(model(**inputs).logits.float(), labels_t[rows])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
