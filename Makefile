@@ -1,5 +1,7 @@
 # make serve: the edge service on the default bundle (HOST, PORT, BUNDLE, WORKERS, ... from the environment)
 # make test:  everything the tests need, then the whole suite
+# make bench-quick / bench / bench-reliability: benchmarks on demand (bench/README.md), never in the tests
+# make arm64-check: the edge side installed and served on 64-bit Arm under QEMU (deploy/arm64-check.sh, root)
 PYTHON ?= python3
 EDGE_VENV ?= .venv-edge
 DEV_VENV ?= .venv
@@ -7,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export HOST PORT
 
-.PHONY: serve test build-default bench bench-quick arm64-check clean
+.PHONY: serve test bench bench-quick bench-reliability arm64-check clean
 
 $(EDGE_VENV)/.installed: requirements-edge.txt
 	$(PYTHON) -m venv $(EDGE_VENV)
@@ -26,6 +28,22 @@ serve: $(EDGE_VENV)/.installed
 
 test: $(DEV_VENV)/.installed $(EDGE_VENV)/.installed
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m pytest -q
+
+$(DEV_VENV)/.bench-installed: $(DEV_VENV)/.installed requirements-bench.txt
+	$(DEV_VENV)/bin/pip install -q -r requirements-bench.txt
+	touch $@
+
+bench-quick: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
+	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench quick
+
+bench: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
+	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench full
+
+bench-reliability: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
+	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench reliability
+
+arm64-check: $(EDGE_VENV)/.installed
+	EDGE_PYTHON=$(EDGE_VENV)/bin/python bash deploy/arm64-check.sh
 
 clean:
 	rm -rf $(EDGE_VENV) $(DEV_VENV) .pytest_cache

@@ -70,7 +70,12 @@ class Classifier:
             f"({reason}); verified runtimes: {verified}"
         )
 
-    def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def invoke(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """One interpreter call on padded inputs (resized when their shape changes); the logits."""
+        with self._lock:
+            return self._invoke(inputs)
+
+    def _invoke(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         shape = inputs["input_ids"].shape
         if shape != self._shape:
             for index in self._inputs.values():
@@ -97,7 +102,7 @@ class Classifier:
         ]
         with self._lock:  # only the interpreter is shared; padding happened above
             for chunk, inputs in batches:
-                out[chunk] = self._run(inputs)
+                out[chunk] = self._invoke(inputs)
         return out
 
     def classify(self, texts: Sequence[str], entities: Sequence[str | None] | None = None) -> list[Prediction]:

@@ -92,7 +92,8 @@ def _auth_token(env: Mapping[str, str]) -> str | None:
 @dataclass(frozen=True)
 class ServerConfig:
     """gunicorn settings: ``HOST``, ``PORT``, ``WORKERS``, ``THREADS``, ``TIMEOUT``, ``GRACEFUL_TIMEOUT``,
-    ``KEEPALIVE`` and ``READ_TIMEOUT`` (seconds a client may stay silent mid-request)."""
+    ``KEEPALIVE``, ``READ_TIMEOUT`` (seconds a client may stay silent mid-request) and ``ACCESS_LOG``
+    (1: one line per request; off by default, the metrics count every request)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -102,6 +103,7 @@ class ServerConfig:
     graceful_timeout: int = 20
     keepalive: int = 5
     read_timeout: int = 10
+    access_log: bool = False
 
     @property
     def bind(self) -> str:
@@ -123,4 +125,5 @@ class ServerConfig:
             graceful_timeout=_int(env, "GRACEFUL_TIMEOUT", default.graceful_timeout, 1, 3600),
             keepalive=_int(env, "KEEPALIVE", default.keepalive, 0, 300),
             read_timeout=_int(env, "READ_TIMEOUT", default.read_timeout, 1, 300),
+            access_log=_choice(env, "ACCESS_LOG", "0", ("0", "1"), str.strip) == "1",
         )

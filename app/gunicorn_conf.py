@@ -28,8 +28,8 @@ keepalive = _server.keepalive
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
-accesslog = "-"
-# The access log holds method, path, status and timing: never a body, so never tweet text.
+# The access log (ACCESS_LOG=1) holds method, path, status and timing: never a body, so never tweet text.
+accesslog = "-" if _server.access_log else None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 errorlog = "-"
 # No control socket (gunicorn 27 puts one in ~/.gunicorn): reload is SIGHUP, and the hardened unit has no home.

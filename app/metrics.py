@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -30,6 +31,7 @@ class Metrics:
 
     def __init__(self, multiprocess_dir: Path | None = None):
         self.multiprocess_dir = multiprocess_dir
+        self._memory_read_at = float("-inf")
         registry = None if multiprocess_dir else CollectorRegistry()
         self._registry = registry
         self.requests = Histogram(
@@ -56,8 +58,12 @@ class Metrics:
             "reputation_model_file_bytes", "Size of the loaded model file.", ["name", "version"],
             registry=registry, multiprocess_mode="livemax")
 
-    def observe_memory(self) -> None:
-        self.resident.set(_resident_bytes())
+    def observe_memory(self, max_age: float = 0.0) -> None:
+        """Update this process's resident memory, unless it was read less than ``max_age`` seconds ago."""
+        now = time.monotonic()
+        if now - self._memory_read_at >= max_age:
+            self._memory_read_at = now
+            self.resident.set(_resident_bytes())
 
     def export(self) -> bytes:
         """The text exposition of all metrics (all live workers' in multiprocess mode)."""

@@ -123,7 +123,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         for p in predictions:
             metrics.tokens.observe(p.tokens)
             metrics.predictions.labels(p.label).inc()
-        metrics.observe_memory()
+        metrics.observe_memory(max_age=1.0)
         results = [{"label": p.label, "scores": p.scores} for p in predictions]
         if req.batch:
             return jsonify({"results": results, "model": model_ref})

@@ -150,7 +150,7 @@ def cmd_report(args) -> int:
 
     from .baseline import tfidf_baseline
     from .evaluate import evaluate_bundle, format_metrics
-    from .fsutil import write_json
+    from .fsutil import write_json, write_text
     from .metrics import classification_metrics
     from .report import comparison_rows, markdown_table, plot_confusion, plot_tradeoffs
     from .train import encode_examples, predict_logits
@@ -187,11 +187,11 @@ def cmd_report(args) -> int:
     plot_tradeoffs(rows, out / "tradeoffs.png")
     table = markdown_table(rows)
     n = framework["n"]
-    (out / "report.md").write_text(
+    write_text(out / "report.md",
         f"# Variants compared on the time-ordered validation split (n={n})\n\n{table}\n\n"
         f"Latency: one tweet at a time with the edge runtime, {args.threads or 'default'} thread(s). "
         f"Sizes are the model file; 'smaller than BERT-large' uses the study's 1.34 GB.\n\n"
-        f"![confusion matrix of {chosen}](confusion.png)\n\n![accuracy against size and latency](tradeoffs.png)\n"
+        f"![confusion matrix of {chosen}](confusion.png)\n\n![accuracy against size and latency](tradeoffs.png)\n",
     )
     write_json(out / "report.json", {"rows": rows, "baseline": baseline, "framework": framework, "bundles": bundles})
     print(table)

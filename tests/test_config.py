@@ -72,3 +72,11 @@ def test_server_integer_variables(name, field, low, high):
     for bad in ("x", str(high + 1)):
         with pytest.raises(ConfigError, match=name):
             ServerConfig.from_env({name: bad})
+
+
+def test_access_log():
+    assert ServerConfig.from_env({}).access_log is False
+    assert ServerConfig.from_env({"ACCESS_LOG": "1"}).access_log is True
+    assert ServerConfig.from_env({"ACCESS_LOG": "0"}).access_log is False
+    with pytest.raises(ConfigError, match="ACCESS_LOG"):
+        ServerConfig.from_env({"ACCESS_LOG": "yes"})

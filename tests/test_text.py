@@ -76,3 +76,16 @@ def test_build_and_edge_sides_give_identical_ids(replab_sample):
     edge = Classifier(bundle, threads=1).encoder
     edge_ids = [e.ids for e in edge.encode([e.text for e in replab_sample], [e.entity for e in replab_sample])]
     assert build_ids == edge_ids and len(build_ids) >= 100
+
+
+def test_one_tweet_and_a_batch_encode_alike_long_or_short():
+    """Single tweets take tokenizer.encode, batches encode_batch; both re-encode over-length input truncated."""
+    enc = TweetEncoder(FIXTURES / "vocab.txt", TextSettings(max_length=16), pair=True)
+    texts = ["good " * 40, "bad service", "\x00zero\u200bwidth\tand tab " * 5]
+    entities = ["the bank " * 10, "Acme", None]
+    batch = enc.encode(texts, entities)
+    for i, (text, entity) in enumerate(zip(texts, entities)):
+        (single,) = enc.encode([text], [entity])
+        assert single.ids == batch[i].ids and single.type_ids == batch[i].type_ids
+        assert len(single.ids) <= 16
+    assert len(batch[0].ids) == 16 and len(batch[1].ids) < 16

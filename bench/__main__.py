@@ -1,0 +1,138 @@
+"""Benchmarks, run on demand (never in the test suite):
+
+    python -m bench quick         points 1-3 and worker memory, under 5 minutes -> bench/results/quick.json
+    python -m bench full          everything, including the study's table and load  -> bench/results/full.*
+    python -m bench reliability   2x and 10x clients per worker for 60 s, 10-minute soak -> bench/results/reliability.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from model_build.fsutil import write_json, write_text
+
+from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, split_tweets
+from .load import load_points, soak
+from .machine import machine_info
+from .measure import dynamic_vs_fixed, peers, request_bodies, service_vs_raw
+from .report import markdown, plots
+
+GOALS = {"service_vs_raw": 0.85, "dynamic_vs_fixed128": 2, "vs_pytorch_fp32": 3, "vs_onnxruntime_int8": 1,
+         "rss_mb_one_worker": 150}
+DEFAULT_CHECKPOINT = ROOT / "runs" / "minilm-pair" / "best"
+VARIANTS_DIR = ROOT / "build" / "bundles"
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    chunk: int = 200           # tweets per alternating chunk (points 1 and 2)
+    chunks: int = 7
+    peer_tweets: int | None = 1200  # None: the whole validation split
+    peer_chunk: int = 100
+    study: bool = False
+    study_tweets: int = 300
+    study_repeats: int = 2
+    load: bool = False
+    load_seconds: float = 30
+
+
+PLANS = {
+    "quick": Plan("quick"),
+    "full": Plan("full", chunks=11, peer_tweets=None, peer_chunk=200, study=True, load=True),
+}
+
+
+def _finish(results: dict, out: Path, goals: dict) -> None:
+    prefix = out / results["plan"]
+    write_json(prefix.with_suffix(".json"), results)
+    plots(results, prefix)
+    write_text(prefix.with_suffix(".md"), markdown(results, goals))
+    print(markdown(results, goals))
+
+
+def run_plan(plan: Plan, args) -> dict:
+    train, validation = split_tweets(args.data, args.bundle)
+    threads = args.threads
+    results: dict = {"plan": plan.name, "machine": machine_info(), "bundle": str(args.bundle)}
+    step = time.perf_counter()
+
+    def done(what: str) -> None:
+        nonlocal step
+        print(f"bench: {what} in {time.perf_counter() - step:.0f} s", flush=True)
+        step = time.perf_counter()
+
+    results["service_vs_raw"] = service_vs_raw(args.bundle, validation, plan.chunk, plan.chunks, threads)
+    done("service vs raw interpreter")
+    results["dynamic_vs_fixed"] = dynamic_vs_fixed(args.bundle, validation, plan.chunk, plan.chunks, threads)
+    done("sized vs padded to 128")
+    results["peers"] = peers(args.bundle, args.checkpoint, validation[: plan.peer_tweets], plan.peer_chunk, threads)
+    done("peers")
+    if plan.study:
+        from .study import study_table, write_tweets
+        from .study_models import build_study_bundles
+
+        bundles = {f"MiniLM-L6 fine-tuned/{p.name}": p for p in sorted(VARIANTS_DIR.iterdir()) if (p / "manifest.json").exists()} \
+            if VARIANTS_DIR.is_dir() else {"MiniLM-L6 fine-tuned/dynamic-int8": args.bundle}
+        bundles |= {f"MobileBERT random/{v}": p for v, p in build_study_bundles().items()}
+        tweets_file = write_tweets(validation[: plan.study_tweets], ROOT / "build" / "bench" / "tweets.jsonl")
+        results["study"] = study_table(bundles, tweets_file, (1, 2), plan.study_tweets, plan.study_repeats)
+        done("study table")
+    if plan.load:
+        results["load"] = load_points(args.bundle, request_bodies(validation), (1, 2), (1, 4, 16), plan.load_seconds,
+                                      1_000_000, os.cpu_count() or 1)
+        done("load")
+    results["summary"] = {
+        "service_vs_raw": results["service_vs_raw"]["service_vs_raw"],
+        "dynamic_vs_fixed128": results["dynamic_vs_fixed"]["dynamic_vs_fixed128"],
+        "vs_pytorch_fp32": results["peers"]["vs_pytorch_fp32"],
+        "vs_onnxruntime_int8": results["peers"]["vs_onnxruntime_int8"],
+        "rss_mb_one_worker": max(results["service_vs_raw"]["worker_rss_mb"]),
+    }
+    return results
+
+
+def run_reliability(args) -> dict:
+    _, validation = split_tweets(args.data, args.bundle)
+    bodies = request_bodies(validation)
+    cores = os.cpu_count() or 1
+    workers = 2
+    results = {"plan": "reliability", "machine": machine_info(), "bundle": str(args.bundle), "soak_interval": 30.0}
+    results["load"] = load_points(args.bundle, bodies, (workers,), (2 * workers, 10 * workers), 60, 1_000_000, cores)
+    results["soak"] = soak(args.bundle, bodies, workers, 2 * workers, args.soak_seconds, 60, results["soak_interval"], cores)
+    results["summary"] = {
+        "server_errors": sum(r["server_errors"] for r in results["load"]) + results["soak"]["server_errors"],
+        "connection_errors": sum(sum(r["connection_errors"].values()) for r in results["load"])
+        + results["soak"]["connection_errors"],
+        "rss_drift": results["soak"]["rss_drift"],
+    }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("plan", choices=[*PLANS, "reliability"])
+    p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
+                   help="the PyTorch checkpoint the bundle was converted from (for the peers)")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RepLab 2013 root")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads for points 1-3")
+    p.add_argument("--soak-seconds", type=float, default=600)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = p.parse_args(argv)
+    if args.plan != "reliability" and not (args.checkpoint / "config.json").exists():
+        raise SystemExit(f"bench: {args.checkpoint} is not a checkpoint; the peers need the PyTorch model the bundle was "
+                         "converted from (python -m model_build train ..., see README)")
+    started = time.perf_counter()
+    results = run_reliability(args) if args.plan == "reliability" else run_plan(PLANS[args.plan], args)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    _finish(results, args.out, {} if args.plan == "reliability" else GOALS)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""Points 1-3 of the benchmark: overhead over the raw interpreter, sizing to the input, and the peers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from app.bundle import Bundle
+from app.classifier import Classifier
+from model_build.data import Example
+from model_build.metrics import classification_metrics
+
+from .alternate import alternate, chunked
+from .loadgen import LoadSpec, run_load
+from .peers import OnnxRuntimeInt8, Ours, PyTorchFloat32
+from .server import serve
+
+
+def request_bodies(tweets: Sequence[Example]) -> list[bytes]:
+    return [json.dumps({"text": t.text, "entity": t.entity}).encode() for t in tweets]
+
+
+def service_vs_raw(bundle_path: Path, tweets: Sequence[Example], chunk: int, chunks: int, threads: int) -> dict:
+    """The interpreter alone at each tweet's exact token length (inputs prepared beforehand) against the whole
+    service: HTTP on loopback, gunicorn with one worker, one client, one tweet per request. The classifier
+    in process (tokenisation, length buckets, scores; no HTTP) and the service given 16 tweets per request run
+    beside them to show where the time goes."""
+    classifier = Classifier(Bundle.load(bundle_path), threads=threads)
+    encodings = classifier.encoder.encode([t.text for t in tweets], [t.entity for t in tweets])
+    inputs = [classifier.encoder.pad([e], len(e.ids)) for e in encodings]
+    bodies = request_bodies(tweets)
+
+    def raw(chunk):
+        for i in chunk:
+            classifier.invoke(inputs[i])
+
+    def in_process(chunk):
+        for i in chunk:
+            classifier.classify([tweets[i].text], [tweets[i].entity])
+
+    with serve(bundle_path, workers=1, tflite_threads=threads) as service:
+        def send(requests: list[bytes]) -> None:
+            """Each request once, one at a time; every answer must be a 200."""
+            result = run_load(LoadSpec(service.port, max_requests=len(requests), seconds=3600), requests)
+            if result["requests"] != len(requests) or set(result["status"]) != {"200"}:
+                raise RuntimeError(f"service failed during the benchmark: {result}")
+
+        def served(chunk):
+            send([bodies[i] for i in chunk])
+
+        def served_batches(chunk, size=16):
+            send([json.dumps({"tweets": [{"text": tweets[i].text, "entity": tweets[i].entity} for i in chunk[s:s + size]]}).encode()
+                  for s in range(0, len(chunk), size)])
+
+        result = alternate({"service": served, "raw interpreter": raw, "classifier in process": in_process,
+                            "service, 16 tweets per request": served_batches}, chunked(len(tweets), chunk, chunks))
+        result |= {"worker_rss_mb": service.worker_rss_mb(), "ready_seconds": service.ready_seconds}
+    return result | {"threads": threads, "service_vs_raw": result["first_over"]["raw interpreter"]}
+
+
+def dynamic_vs_fixed(bundle_path: Path, tweets: Sequence[Example], chunk: int, chunks: int, threads: int) -> dict:
+    """The classifier at each tweet's length rounded to its bucket against every tweet padded to 128."""
+    classifier = Classifier(Bundle.load(bundle_path), threads=threads)
+    encodings = classifier.encoder.encode([t.text for t in tweets], [t.entity for t in tweets])
+    result = alternate({
+        "sized to the tweet": lambda c: [classifier.logits([encodings[i]]) for i in c],
+        "padded to 128": lambda c: [classifier.logits([encodings[i]], pad_to=128) for i in c],
+    }, chunked(len(tweets), chunk, chunks))
+    lengths = [len(e.ids) for e in encodings]
+    return result | {"dynamic_vs_fixed128": result["first_over"]["padded to 128"], "threads": threads,
+                     "median_tokens": float(np.median(lengths)), "bucket": classifier.bucket}
+
+
+def peers(bundle_path: Path, checkpoint: Path, tweets: Sequence[Example], chunk: int, threads: int) -> dict:
+    """Ours, PyTorch float32 and ONNX Runtime int8 on the same validation tweets, one tweet per call: speed in
+    alternating chunks, and every system's accuracy on all of those tweets."""
+    bundle = Bundle.load(bundle_path)
+    systems = [Ours(bundle, threads), PyTorchFloat32(bundle, checkpoint, threads), OnnxRuntimeInt8(bundle, checkpoint, threads)]
+    predictions = {s.name: [0] * len(tweets) for s in systems}
+
+    def run(system):
+        def go(chunk):
+            for i in chunk:
+                predictions[system.name][i] = system.predict(tweets[i].text, tweets[i].entity)
+        return go
+
+    for s in systems:  # warm-up
+        s.predict(tweets[0].text, tweets[0].entity)
+    timing = alternate({s.name: run(s) for s in systems}, chunked(len(tweets), chunk))
+    labels = list(bundle.labels)
+    gold = [labels.index(t.label) for t in tweets]
+    ours = systems[0].name
+    quality = {}
+    for s in systems:
+        m = classification_metrics(gold, predictions[s.name], labels)
+        quality[s.name] = {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),
+                           "agreement_with_ours": round(float(np.mean(np.equal(predictions[s.name], predictions[ours]))), 4),
+                           "runtime": s.runtime}
+    return timing | {
+        "threads": threads, "tweets": len(tweets), "quality": quality,
+        "vs_pytorch_fp32": timing["first_over"][systems[1].name],
+        "vs_onnxruntime_int8": timing["first_over"][systems[2].name],
+    }

@@ -1,0 +1,116 @@
+"""Benchmark results as Markdown and PNG plots beside the JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STUDY_TWEETS_PER_S = 1.0  # the reference study: at least one tweet per second on its edge boards
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+
+
+def goals_lines(summary: dict, goals: dict) -> list[str]:
+    rows = [[k, summary[k], f"{'≤' if k.startswith('rss') else '≥'} {goals[k]}",
+             "met" if (summary[k] <= goals[k] if k.startswith("rss") else summary[k] >= goals[k]) else "MISSED"]
+            for k in goals if summary.get(k) is not None]
+    return _table(["figure", "measured", "goal", ""], rows)
+
+
+def markdown(results: dict, goals: dict) -> str:
+    m = results["machine"]
+    out = [f"# Benchmark `{results['plan']}`, {m['date']}", "",
+           f"{m['cpu']}, {m['cores']} cores, {m['machine']}, Python {m['python']}; "
+           + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v), "",
+           "Ratios come from one run with the compared systems alternating on the same tweets (medians over chunks); "
+           "absolute times on a shared machine are indicative only."]
+    if goals:
+        out += ["", "## Goals", ""] + goals_lines(results["summary"], goals)
+    if "service_vs_raw" in results:
+        r = results["service_vs_raw"]
+        out += ["", "## 1. Service over the raw interpreter", "",
+                f"{r['chunks']} alternating chunks of {r['tweets_per_chunk']} validation tweets, {r['threads']} interpreter thread; "
+                f"one gunicorn worker, one client, one tweet per request. Worker RSS {r['worker_rss_mb']} MB.", ""]
+        out += _table(["system", "tweets/s"], [[k, v] for k, v in r["tweets_per_s"].items()])
+    if "dynamic_vs_fixed" in results:
+        r = results["dynamic_vs_fixed"]
+        out += ["", "## 2. Sized to the tweet against padding to 128", "",
+                f"Median tweet {r['median_tokens']:.0f} tokens (entity + tweet), bucket {r['bucket']}; {r['threads']} thread.", ""]
+        out += _table(["system", "tweets/s"], [[k, v] for k, v in r["tweets_per_s"].items()])
+    if "peers" in results:
+        r = results["peers"]
+        out += ["", "## 3. Peers on the same fine-tuned weights", "",
+                f"{r['tweets']} validation tweets, one per call, {r['threads']} thread(s), same token ids; accuracy on all of them.", ""]
+        out += _table(["system", "runtime", "tweets/s", "ours / theirs", "accuracy", "macro-F1", "agreement with ours"],
+                      [[k, q["runtime"], r["tweets_per_s"][k], r["first_over"].get(k, 1.0), q["accuracy"], q["macro_f1"],
+                        q["agreement_with_ours"]] for k, q in r["quality"].items()])
+    if "study" in results:
+        out += ["", "## 4. The study's table", "",
+                "Default model (fine-tuned MiniLM-L6) and full-size MobileBERT (google/mobilebert-uncased architecture, "
+                "random weights) per variant; each row is a fresh edge process classifying validation tweets one at a "
+                f"time. The study's boards: at least {STUDY_TWEETS_PER_S:g} tweet/s.", ""]
+        out += _table(["model", "variant", "threads", "MB", "load s", "median ms", "p95 ms", "tweets/s", "peak RSS MB"],
+                      [[r["model"], r["quantization"], r["threads"], round(r["model_bytes"] / 1e6, 1), r["load_seconds"],
+                        r["median_ms"], r["p95_ms"], r["tweets_per_s"], r["peak_rss_mb"]] for r in results["study"]])
+    if "load" in results:
+        out += ["", "## 5. Load", "", "Closed-loop clients on loopback, one tweet per request.", ""]
+        out += _table(["workers", "clients", "s", "tweets/s", "p50 ms", "p95 ms", "p99 ms", "5xx", "conn. errors",
+                       "worker RSS MB", "start to /readyz s"],
+                      [[r["workers"], r["clients"], r["seconds"], r["tweets_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
+                        r["server_errors"], sum(r["connection_errors"].values()), r["worker_rss_mb"], r["ready_seconds"]]
+                       for r in results["load"]])
+    if "soak" in results:
+        s = results["soak"]
+        out += ["", "## Soak", "", f"{s['workers']} workers, {s['clients']} clients, {s['seconds']:.0f} s: {s['requests']} "
+                f"requests, {s['server_errors']} 5xx, {s['connection_errors']} connection errors, worst p99 of a "
+                f"{results['soak_interval']:.0f} s interval {s['p99_ms_worst_interval']} ms; worker RSS {s['rss_after_warmup_mb']} MB "
+                f"after {s['warmup_seconds']:.0f} s, {s['rss_end_mb']} MB at the end (drift {s['rss_drift']:+.1%})."]
+    return "\n".join(out) + "\n"
+
+
+def plots(results: dict, out_prefix: Path) -> list[Path]:
+    """PNG plots of the study table, the load curves and the soak memory; the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    if "study" in results:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        rows = results["study"]
+        names = [f"{r['model'].split()[0]}\n{r['quantization']}\n{r['threads']}t" for r in rows]
+        ax.bar(range(len(rows)), [r["median_ms"] for r in rows])
+        ax.set_xticks(range(len(rows)), names, fontsize=6)
+        ax.set_ylabel("median ms per tweet")
+        ax.set_title("Latency per tweet by model, variant and threads")
+        written.append(_save(fig, out_prefix.with_name(out_prefix.name + "-study.png")))
+    if "load" in results:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+        for w in sorted({r["workers"] for r in results["load"]}):
+            rows = [r for r in results["load"] if r["workers"] == w]
+            a.plot([r["clients"] for r in rows], [r["tweets_per_s"] for r in rows], marker="o", label=f"{w} worker(s)")
+            b.plot([r["clients"] for r in rows], [r["p99_ms"] for r in rows], marker="o", label=f"{w} worker(s)")
+        a.set(xlabel="concurrent clients", ylabel="tweets/s", xscale="log")
+        b.set(xlabel="concurrent clients", ylabel="p99 ms", xscale="log")
+        a.legend()
+        written.append(_save(fig, out_prefix.with_name(out_prefix.name + "-load.png")))
+    if "soak" in results:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        samples = results["soak"]["samples"]
+        ax.plot([s["t"] for s in samples], [sum(s["worker_rss_mb"]) for s in samples])
+        ax.set(xlabel="seconds", ylabel="workers' RSS, MB", title="Soak: resident memory")
+        written.append(_save(fig, out_prefix.with_name(out_prefix.name + "-soak.png")))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

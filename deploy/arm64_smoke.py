@@ -1,0 +1,99 @@
+"""Smoke test of a running service from the host: /readyz, one single and one batch classification whose
+labels must equal this (x86) machine's own run of the same bundle, and /metrics counting them.
+
+    python deploy/arm64_smoke.py --url http://127.0.0.1:18080 --token TOKEN --bundle bundles/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.bundle import Bundle  # noqa: E402
+from app.classifier import Classifier  # noqa: E402
+
+# Written for this check (not RepLab tweets): clear and mixed reputation signals.
+TWEETS = [
+    {"text": "Absolutely love my new car, best purchase I have made in years!", "entity": "BMW"},
+    {"text": "Terrible service at the branch today, waited two hours and nobody helped", "entity": "Santander"},
+    {"text": "The band announced three more concert dates in Europe for next spring", "entity": "Coldplay"},
+    {"text": "Recall: faulty airbags in 200,000 vehicles, owners asked to contact dealers", "entity": "Toyota"},
+]
+
+
+def call(url: str, token: str | None, body: dict | None = None, timeout: float = 600) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def wait_ready(url: str, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            if call(f"{url}/readyz", None, timeout=10)[0] == 200:
+                return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(2)
+    raise SystemExit(f"smoke: {url}/readyz not ready within {timeout:.0f} s")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", required=True)
+    p.add_argument("--token")
+    p.add_argument("--bundle", default="bundles/default")
+    p.add_argument("--ready-timeout", type=float, default=900)
+    args = p.parse_args()
+    failures = []
+
+    waited = wait_ready(args.url, args.ready_timeout)
+    print(f"smoke: /readyz 200 after {waited:.0f} s of waiting")
+    reference = [p.label for p in Classifier(Bundle.load(args.bundle), threads=1).classify(
+        [t["text"] for t in TWEETS], [t["entity"] for t in TWEETS])]
+
+    status, body = call(f"{args.url}/classify", args.token, TWEETS[0])
+    single = json.loads(body) if status == 200 else {}
+    print(f"smoke: single -> {status} {single.get('label')} (x86: {reference[0]})")
+    if status != 200 or single.get("label") != reference[0]:
+        failures.append(f"single: {status} {body[:200]!r}")
+
+    status, body = call(f"{args.url}/classify", args.token, {"tweets": TWEETS})
+    batch = [r.get("label") for r in json.loads(body).get("results", [])] if status == 200 else []
+    print(f"smoke: batch -> {status} {batch} (x86: {reference})")
+    if status != 200 or batch != reference:
+        failures.append(f"batch: {status} {body[:200]!r}")
+
+    status, _ = call(f"{args.url}/classify", None if args.token else "x", TWEETS[0])
+    print(f"smoke: without the token -> {status}")
+    if args.token and status != 401:
+        failures.append(f"no token: {status}, expected 401")
+
+    status, body = call(f"{args.url}/metrics", args.token)
+    text = body.decode()
+    tweets_counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                         if line.startswith("reputation_predictions_total"))
+    print(f"smoke: /metrics -> {status}, reputation_predictions_total {tweets_counted:g}")
+    if status != 200 or tweets_counted < 1 + len(TWEETS):
+        failures.append(f"metrics: {status}, {tweets_counted} tweets counted, expected {1 + len(TWEETS)}")
+
+    for f in failures:
+        print(f"smoke: FAILED {f}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
