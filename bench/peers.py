@@ -3,6 +3,7 @@ Hugging Face transformers on PyTorch float32, and ONNX Runtime with dynamic int8
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -36,8 +37,6 @@ class _Peer:
     """A peer fed exactly the ids our encoder makes for the tweet, at its own length (batch of one)."""
 
     def __init__(self, bundle: Bundle, checkpoint: Path):
-        import json
-
         self.encoder = TweetEncoder(bundle.vocab_path, bundle.text_settings, bundle.pair_input)
         id2label = json.loads((Path(checkpoint) / "config.json").read_text())["id2label"]
         names = [id2label[str(i)] for i in range(len(id2label))]
