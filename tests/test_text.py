@@ -79,7 +79,7 @@ def test_build_and_edge_sides_give_identical_ids(replab_sample):
 
 
 def test_one_tweet_and_a_batch_encode_alike_long_or_short():
-    """Single tweets take tokenizer.encode, batches encode_batch; both re-encode over-length input truncated."""
+    """A tweet encodes the same alone or in a batch beside others, truncated to the model length when long."""
     enc = TweetEncoder(FIXTURES / "vocab.txt", TextSettings(max_length=16), pair=True)
     texts = ["good " * 40, "bad service", "\x00zero\u200bwidth\tand tab " * 5]
     entities = ["the bank " * 10, "Acme", None]
