@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .text import TextSettings
+from .text import InputFormat, TextSettings
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-INPUT_FORMATS = ("text", "entity+text")
+INPUT_FORMATS = tuple(f.value for f in InputFormat)
+OUTPUTS = ("polarity", "related")
 QUANTIZATIONS = ("float32", "float16", "dynamic-int8", "full-int8")
 _REQUIRED = {
     "schema_version": int,
@@ -60,6 +61,7 @@ class Bundle:
     text_settings: TextSettings
     runtimes: tuple[tuple[str, str], ...]
     manifest_json: str
+    has_related: bool = False
 
     def manifest(self) -> dict[str, Any]:
         """A fresh copy of the whole manifest."""
@@ -68,7 +70,7 @@ class Bundle:
     def summary(self) -> dict[str, Any]:
         """The manifest's public part: what a client may see at /v1/model."""
         manifest = self.manifest()
-        keys = ("name", "version", "labels", "base_model", "input_format", "quantization",
+        keys = ("name", "version", "labels", "outputs", "base_model", "input_format", "quantization",
                 "created", "metrics", "runtimes", "training", "notes")
         out = {k: manifest[k] for k in keys if k in manifest}
         out["max_length"] = self.text_settings.max_length
@@ -106,6 +108,7 @@ class Bundle:
             text_settings=settings,
             runtimes=tuple(sorted((str(k), str(v)) for k, v in manifest["runtimes"].items())),
             manifest_json=json.dumps(manifest, sort_keys=True),
+            has_related="related" in manifest.get("outputs", ()),
         )
 
 
@@ -126,6 +129,10 @@ def _validate(manifest: Any) -> tuple[tuple[str, ...], TextSettings]:
         raise BundleError("manifest 'labels' must be two or more distinct names")
     if manifest["input_format"] not in INPUT_FORMATS:
         raise BundleError(f"manifest 'input_format' must be one of {INPUT_FORMATS}")
+    outputs = manifest.get("outputs", ["polarity"])
+    if not isinstance(outputs, list) or outputs[:1] != ["polarity"] or len(set(outputs)) != len(outputs) or any(
+            o not in OUTPUTS for o in outputs):
+        raise BundleError(f"manifest 'outputs' must list 'polarity' first, then optionally 'related', got {outputs!r}")
     if manifest["quantization"] not in QUANTIZATIONS:
         raise BundleError(f"manifest 'quantization' must be one of {QUANTIZATIONS}")
     for key in ("model_file", "vocab_file"):

@@ -17,9 +17,20 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 @dataclass(frozen=True)
 class Prediction:
+    """A tweet's polarity label and scores, and the probability that it is about the entity where the bundle
+    has a relatedness head (None otherwise)."""
+
     label: str
     scores: dict[str, float]
     tokens: int
+    related: float | None = None
+
+    def to_dict(self) -> dict:
+        """The result as the API and the offline mode write it (no ``related`` key without that head)."""
+        out = {"label": self.label, "scores": self.scores}
+        if self.related is not None:
+            out["related"] = self.related
+        return out
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -46,17 +57,20 @@ class Classifier:
             self._interpreter = self.runtime.interpreter_class(model_path=str(bundle.model_path), num_threads=threads)
             details = self._interpreter.get_input_details()
             self._inputs = {name: next(d["index"] for d in details if name in d["name"]) for name in INPUT_NAMES}
-            output = self._interpreter.get_output_details()[0]
-            self._output = output["index"]
+            outputs = self._interpreter.get_output_details()
             self._shape: tuple[int, int] | None = None
         except StopIteration:
             raise BundleError(f"bundle {bundle.path}: model lacks inputs {INPUT_NAMES}") from None
         except (ValueError, RuntimeError) as exc:
             raise self._incompatible(exc) from None
-        if output["shape"][-1] != len(bundle.labels):
-            raise BundleError(
-                f"bundle {bundle.path}: model has {output['shape'][-1]} outputs, manifest lists {len(bundle.labels)} labels"
-            )
+        # Outputs are told apart by width: polarity has one logit per label, relatedness one probability.
+        widths = sorted(int(o["shape"][-1]) for o in outputs)
+        expected = sorted([len(bundle.labels)] + [1] * bundle.has_related)
+        if widths != expected:
+            raise BundleError(f"bundle {bundle.path}: model outputs have widths {widths}, the manifest's labels and "
+                              f"outputs need {expected}")
+        self._output = next(o["index"] for o in outputs if o["shape"][-1] == len(bundle.labels))
+        self._related = next((o["index"] for o in outputs if o["shape"][-1] == 1), None)
         try:
             self.classify(["warm up"], ["warm up"])
         except (ValueError, RuntimeError) as exc:
@@ -71,11 +85,12 @@ class Classifier:
         )
 
     def invoke(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """One interpreter call on padded inputs (resized when their shape changes); the logits."""
+        """One interpreter call on padded inputs (resized when their shape changes); the polarity logits."""
         with self._lock:
-            return self._invoke(inputs)
+            return self._invoke(inputs)[:, : len(self.bundle.labels)]
 
     def _invoke(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Polarity logits, followed by the relatedness probability as one more column where there is one."""
         shape = inputs["input_ids"].shape
         if shape != self._shape:
             for index in self._inputs.values():
@@ -85,11 +100,15 @@ class Classifier:
         for name, index in self._inputs.items():
             self._interpreter.set_tensor(index, inputs[name])
         self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output).copy()
+        logits = self._interpreter.get_tensor(self._output)
+        if self._related is None:
+            return logits.copy()
+        return np.concatenate([logits, self._interpreter.get_tensor(self._related)], axis=1)
 
     def logits(self, encodings, pad_to: int | None = None) -> np.ndarray:
-        """Logits for encoded tweets in input order; ``pad_to`` forces one fixed length."""
-        out = np.empty((len(encodings), len(self.bundle.labels)), dtype=np.float32)
+        """Logits for encoded tweets in input order, then the relatedness probability as a last column where the
+        bundle has one; ``pad_to`` forces one fixed length."""
+        out = np.empty((len(encodings), len(self.bundle.labels) + self.bundle.has_related), dtype=np.float32)
         limit = self.bundle.text_settings.max_length
         groups: dict[int, list[int]] = {}
         for i, enc in enumerate(encodings):
@@ -108,9 +127,12 @@ class Classifier:
     def classify(self, texts: Sequence[str], entities: Sequence[str | None] | None = None) -> list[Prediction]:
         """Labels and scores for tweets (entities are used when the bundle takes pairs)."""
         encodings = self.encoder.encode(texts, entities if self.bundle.pair_input else None)
-        probabilities = _softmax(self.logits(encodings))
         labels = self.bundle.labels
+        outputs = self.logits(encodings)
+        probabilities = _softmax(outputs[:, : len(labels)])
+        related = outputs[:, len(labels)] if self.bundle.has_related else [None] * len(encodings)
         return [
-            Prediction(labels[int(p.argmax())], {name: round(float(x), 6) for name, x in zip(labels, p)}, len(enc.ids))
-            for p, enc in zip(probabilities, encodings)
+            Prediction(labels[int(p.argmax())], {name: round(float(x), 6) for name, x in zip(labels, p)}, len(enc.ids),
+                       None if r is None else round(float(r), 6))
+            for p, r, enc in zip(probabilities, related, encodings)
         ]

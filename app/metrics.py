@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from enum import Enum
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -14,6 +15,20 @@ REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 INFERENCE_BUCKETS = (0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 TOKEN_BUCKETS = (8, 16, 24, 32, 40, 48, 64, 96, 128)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Relatedness(str, Enum):
+    """The predictions counter's ``related`` label: the relatedness head's verdict at 0.5, or none."""
+
+    RELATED = "related"
+    UNRELATED = "unrelated"
+    UNKNOWN = "unknown"  # the bundle has no relatedness head
+
+    @classmethod
+    def of(cls, probability: float | None) -> Relatedness:
+        if probability is None:
+            return cls.UNKNOWN
+        return cls.RELATED if probability >= 0.5 else cls.UNRELATED
 
 
 def _resident_bytes() -> int:
@@ -46,7 +61,8 @@ class Metrics:
         self.batch = Histogram(
             "reputation_batch_size", "Tweets per classification request.", buckets=BATCH_BUCKETS, registry=registry)
         self.predictions = Counter(
-            "reputation_predictions", "Predicted labels.", ["label"], registry=registry)
+            "reputation_predictions", "Predicted labels, and whether the tweet was judged about the entity.",
+            ["label", "related"], registry=registry)
         self.errors = Counter("reputation_errors", "Error responses by error code.", ["code"], registry=registry)
         self.resident = Gauge(
             "reputation_worker_resident_memory_bytes", "Resident memory of each worker process.",

@@ -48,7 +48,7 @@ def read_records(path: Path) -> Iterator[dict]:
 
 
 def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: bool = True) -> dict:
-    """Write one JSON line per input record, in order: its fields except the text, plus label and scores."""
+    """Write one JSON line per input record, in order: its fields except the text, plus label, scores and related."""
     counts = {"classified": 0, "errors": 0}
     pending: list[tuple[int, dict]] = []
 
@@ -58,7 +58,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: 
         predictions = classifier.classify([r["text"] for _, r in pending], [r.get("entity") or None for _, r in pending])
         for (line, record), p in zip(pending, predictions):
             fields = {k: v for k, v in record.items() if k != "text"}
-            out.write(json.dumps({"line": line, **fields, "label": p.label, "scores": p.scores}, ensure_ascii=False) + "\n")
+            out.write(json.dumps({"line": line, **fields, **p.to_dict()}, ensure_ascii=False) + "\n")
         counts["classified"] += len(pending)
         pending.clear()
 

@@ -14,7 +14,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from .bundle import Bundle
 from .classifier import Classifier
 from .config import Config
-from .metrics import Metrics
+from .metrics import Metrics, Relatedness
 from .validation import ApiError, parse_classify, parse_json_body
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,9 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         metrics.batch.observe(len(predictions))
         for p in predictions:
             metrics.tokens.observe(p.tokens)
-            metrics.predictions.labels(p.label).inc()
+            metrics.predictions.labels(p.label, Relatedness.of(p.related).value).inc()
         metrics.observe_memory(max_age=1.0)
-        results = [{"label": p.label, "scores": p.scores} for p in predictions]
+        results = [p.to_dict() for p in predictions]
         if req.batch:
             return jsonify({"results": results, "model": model_ref})
         return jsonify({**results[0], "model": model_ref})

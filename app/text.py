@@ -7,6 +7,7 @@ import html
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, fields
+from enum import Enum
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -19,6 +20,17 @@ _MENTION = re.compile(r"(?<![\w@])@\w{1,30}")
 _SPACE = re.compile(r"\s+")
 # Zero-width, bidi and other format characters, surrogates, private use, unassigned.
 _DROPPED_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn"})
+
+
+class InputFormat(str, Enum):
+    """What the model reads: the tweet alone, or the (entity name, tweet) pair."""
+
+    TEXT = "text"
+    PAIR = "entity+text"
+
+    @property
+    def pair(self) -> bool:
+        return self is InputFormat.PAIR
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from model_build.data import Example, load, split_by_time
+from model_build.checkpoint import DataSpec
+from model_build.data import Example
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BUNDLE = ROOT / "bundles" / "default"
@@ -17,5 +18,4 @@ def split_tweets(data: Path = DEFAULT_DATA, bundle: Path = DEFAULT_BUNDLE) -> tu
     if not Path(data).is_dir():
         raise SystemExit(f"bench: {data} not found: the benchmarks need the RepLab 2013 training split (../shared)")
     spec = json.loads((Path(bundle) / "manifest.json").read_text())["training"]["data"]
-    examples, _ = load(data, spec["split"], spec["language"])
-    return split_by_time(examples[: spec["limit"]], spec["val_fraction"], spec["seed"])
+    return DataSpec.from_dict(spec).splits(data)

@@ -10,6 +10,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .checkpoint import Checkpoint
+
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 VARIANTS = ("float32", "float16", "dynamic-int8", "full-int8")
 
@@ -22,18 +24,31 @@ def _quiet_tensorflow():
     return tf
 
 
-def export_saved_model(checkpoint: Path, out_dir: Path) -> Path:
-    """Load a Hugging Face PyTorch checkpoint into its TF class and save a dynamic-shape SavedModel."""
+def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
+    """Load a checkpoint's PyTorch weights into the TF class and save a dynamic-shape SavedModel.
+
+    Outputs: ``logits`` ``[batch, labels]`` and, with a relatedness head, ``related`` ``[batch, 1]``, the
+    probability that the tweet is about the entity, from the same pooled encoder output.
+    """
     tf = _quiet_tensorflow()
+    from safetensors.numpy import load_file
     from transformers import TFAutoModelForSequenceClassification
 
-    model = TFAutoModelForSequenceClassification.from_pretrained(str(checkpoint), from_pt=True)
+    from .model import RELATED_HEAD_FILE
+
+    model = TFAutoModelForSequenceClassification.from_pretrained(str(checkpoint.path), from_pt=True)
+    head = load_file(str(checkpoint.path / RELATED_HEAD_FILE)) if checkpoint.related else None
     spec = [tf.TensorSpec([None, None], tf.int32, name=name) for name in INPUT_NAMES]
 
     @tf.function(input_signature=spec)
     def serve(input_ids, attention_mask, token_type_ids):
-        out = model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False)
-        return {"logits": out.logits}
+        encoder = getattr(model, model.base_model_prefix)
+        pooled = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                         training=False).pooler_output
+        outputs = {"logits": model.classifier(pooled)}
+        if head is not None:
+            outputs["related"] = tf.sigmoid(tf.matmul(pooled, head["weight"], transpose_b=True) + head["bias"])
+        return outputs
 
     module = tf.Module()
     module.model = model
@@ -67,11 +82,11 @@ def convert_variant(saved_model: Path, variant: str, representative: Callable[[]
     return flatbuffer, note
 
 
-def convert(checkpoint: Path, variants: Sequence[str], representative: Callable[[], Iterable[dict]]) -> dict[str, tuple[bytes, dict]]:
+def convert(checkpoint: Checkpoint, variants: Sequence[str], representative: Callable[[], Iterable[dict]]) -> dict[str, tuple[bytes, dict]]:
     """Convert a checkpoint to each requested variant."""
     with tempfile.TemporaryDirectory(prefix="saved_model-") as tmp:
         started = time.time()
-        saved = export_saved_model(Path(checkpoint), Path(tmp) / "saved_model")
+        saved = export_saved_model(checkpoint, Path(tmp) / "saved_model")
         print(f"convert: SavedModel exported in {time.time() - started:.0f} s")
         results = {}
         for variant in variants:

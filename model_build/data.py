@@ -4,30 +4,58 @@ from __future__ import annotations
 
 import csv
 import io
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from app.offline import JSONL_SUFFIXES, iter_jsonl
 
+from .errors import BuildError
+
 LABELS = ("positive", "neutral", "negative")
+_RELATED = {"related": True, "true": True, "1": True, "yes": True,
+            "unrelated": False, "false": False, "0": False, "no": False}
 
 
-class DataError(Exception):
+class DataError(BuildError):
     """Input data that cannot be read at all (missing file, wrong columns)."""
 
 
 @dataclass(frozen=True)
 class Example:
+    """A tweet with its polarity label (None for a tweet not about the entity) and, where known, relatedness."""
+
     text: str
-    label: str
+    label: str | None
     entity: str | None = None
     entity_id: str | None = None
     category: str | None = None
     timestamp: int | None = None
     tweet_id: str | None = None
+    related: bool | None = None
+
+
+def with_polarity(examples: Sequence[Example]) -> list[Example]:
+    """The examples that carry a polarity label."""
+    return [e for e in examples if e.label is not None]
+
+
+def with_relatedness(examples: Sequence[Example]) -> list[Example]:
+    """The examples that carry a relatedness label."""
+    return [e for e in examples if e.related is not None]
+
+
+def parse_related(value: object) -> bool | None:
+    """A relatedness cell (related/unrelated, true/false, 1/0, yes/no; empty is unknown); ValueError otherwise."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if not text:
+        return None
+    if text not in _RELATED:
+        raise ValueError(f"related must be one of {sorted(_RELATED)}, got {value!r}")
+    return _RELATED[text]
 
 
 @dataclass
@@ -87,8 +115,13 @@ def _rows(path: Path, columns: Sequence[str], report: LoadReport) -> Iterator[di
         yield {c: row[i] for c, i in zip(columns, index)}
 
 
-def load_replab(root: str | Path, split: str = "training", language: str | None = "EN") -> tuple[list[Example], LoadReport]:
-    """Join RepLab polarity gold, tweet_info and texts on (entity_id, tweet_id)."""
+def load_replab(root: str | Path, split: str = "training", language: str | None = "EN",
+                unrelated: bool = False) -> tuple[list[Example], LoadReport]:
+    """Join RepLab's polarity and filtering gold with tweet_info and texts on (entity_id, tweet_id).
+
+    Every kept tweet has a polarity label, unless ``unrelated`` also keeps the tweets that only carry a
+    filtering label (those not about the entity, with ``label`` None).
+    """
     root, report = Path(root), LoadReport()
     base = root / split
     for sub in ("tweet_info", "texts", "goldstandard"):
@@ -107,20 +140,33 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
     for path in sorted((base / "texts").glob("*.tsv")):
         for r in _rows(path, ("tweet_id", "entity_id", "text"), report):
             texts[(r["entity_id"], r["tweet_id"])] = r["text"]
+    gold = base / "goldstandard"
+    related: dict[tuple[str, str], bool] = {}
+    for r in _rows(gold / "goldstandard_filtering.dat", ("entity_id", "tweet_id", "filtering"), report):
+        value = r["filtering"].strip().upper()
+        if value in ("RELATED", "UNRELATED"):
+            related[(r["entity_id"], r["tweet_id"])] = value == "RELATED"
+        else:
+            report.dropped[f"unknown filtering label {r['filtering']!r}"] += 1
 
-    examples, seen = [], set()
-    gold = base / "goldstandard" / "goldstandard_polarity.dat"
-    for r in _rows(gold, ("entity_id", "tweet_id", "polarity"), report):
+    polarity: dict[tuple[str, str], str] = {}
+    for r in _rows(gold / "goldstandard_polarity.dat", ("entity_id", "tweet_id", "polarity"), report):
         key = (r["entity_id"], r["tweet_id"])
         label = r["polarity"].strip().lower()
-        why = None
-        if key in seen:
-            why = "duplicate (entity_id, tweet_id)"
+        if key in polarity:
+            report.dropped["duplicate (entity_id, tweet_id)"] += 1
         elif label not in LABELS:
-            why = f"unknown label {r['polarity']!r}"
-        elif key not in info:
+            report.dropped[f"unknown label {r['polarity']!r}"] += 1
+        else:
+            polarity[key] = label
+    keys = list(polarity) + ([k for k in related if k not in polarity and not related[k]] if unrelated else [])
+
+    examples = []
+    for key in keys:
+        why = None
+        if key not in info:
             why = "no tweet_info row"
-        elif r["entity_id"] not in entities:
+        elif key[0] not in entities:
             why = "unknown entity"
         elif language and info[key]["language"].upper() != language.upper():
             why = f"language not {language.upper()}"
@@ -129,21 +175,24 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         if why:
             report.dropped[why] += 1
             continue
-        seen.add(key)
         meta = info[key]
         report.near_duplicates += meta["is_near_duplicate_of"] not in ("", "-1")
-        name, category = entities[r["entity_id"]]
+        name, category = entities[key[0]]
         try:
             timestamp = int(meta["timestamp"])
         except ValueError:
             timestamp = None
-        examples.append(Example(texts[key], label, name, r["entity_id"], category, timestamp, r["tweet_id"]))
+        examples.append(Example(texts[key], polarity.get(key), name, key[0], category, timestamp, key[1],
+                                related.get(key, True if key in polarity else None)))
     report.kept = len(examples)
     return examples, report
 
 
-def load_table(path: str | Path) -> tuple[list[Example], LoadReport]:
-    """Read a CSV (header row) or JSONL file with text, label and an optional entity."""
+def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example], LoadReport]:
+    """Read a CSV (header row) or JSONL file with text, label and optional entity and related columns.
+
+    A row marked unrelated may leave its label empty; such rows are kept only with ``unrelated``.
+    """
     path, report = Path(path), LoadReport()
     content = _read_text(path, report)
     if path.suffix.lower() in JSONL_SUFFIXES:
@@ -156,47 +205,36 @@ def load_table(path: str | Path) -> tuple[list[Example], LoadReport]:
     else:
         reader = csv.DictReader(io.StringIO(content, newline=""))
         if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: expected columns text,label[,entity], found {reader.fieldnames}")
+            raise DataError(f"{path}: expected columns text,label[,entity][,related], found {reader.fieldnames}")
         records = list(reader)
     examples = []
     for record in records:
-        text, label, entity = record.get("text"), record.get("label"), record.get("entity")
-        label = label.strip().lower() if isinstance(label, str) else None
+        text, raw_label, entity = record.get("text"), record.get("label"), record.get("entity")
+        label = raw_label.strip().lower() or None if isinstance(raw_label, str) else None
+        try:
+            related = parse_related(record.get("related"))
+        except ValueError:
+            report.dropped[f"unknown related value {record.get('related')!r}"] += 1
+            continue
         if not isinstance(text, str) or not text.strip():
             report.dropped["empty or missing text"] += 1
-        elif label not in LABELS:
-            report.dropped[f"unknown label {record.get('label')!r}"] += 1
+        elif label is not None and label not in LABELS:
+            report.dropped[f"unknown label {raw_label!r}"] += 1
+        elif label is None and not (unrelated and related is not None):
+            report.dropped["no polarity label"] += 1
         else:
-            examples.append(Example(text, label, entity if isinstance(entity, str) and entity.strip() else None))
+            entity = entity if isinstance(entity, str) and entity.strip() else None
+            examples.append(Example(text, label, entity, related=True if label and related is None else related))
     report.kept = len(examples)
     return examples, report
 
 
-def load(source: str | Path, split: str = "training", language: str | None = "EN") -> tuple[list[Example], LoadReport]:
-    """Load a RepLab root directory or a CSV / JSONL file."""
+def load(source: str | Path, split: str = "training", language: str | None = "EN",
+         unrelated: bool = False) -> tuple[list[Example], LoadReport]:
+    """Load a RepLab root directory or a CSV / JSONL file (``unrelated``: keep tweets without polarity too)."""
     source = Path(source)
     if source.is_dir():
-        return load_replab(source, split, language)
+        return load_replab(source, split, language, unrelated)
     if not source.exists():
         raise DataError(f"{source}: no such file or directory")
-    return load_table(source)
-
-
-def split_by_time(examples: Sequence[Example], val_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Hold out the latest ``val_fraction`` of each entity's tweets (seeded shuffle where no time is known)."""
-    groups: dict[str | None, list[Example]] = defaultdict(list)
-    for ex in examples:
-        groups[ex.entity_id or ex.entity].append(ex)
-    rng = random.Random(seed)
-    train, val = [], []
-    for key in sorted(groups, key=str):
-        group = groups[key]
-        if all(ex.timestamp is not None for ex in group):
-            group = sorted(group, key=lambda ex: (ex.timestamp, ex.tweet_id or ""))
-        else:
-            group = list(group)
-            rng.shuffle(group)
-        cut = len(group) - round(len(group) * val_fraction)
-        train += group[:cut]
-        val += group[cut:]
-    return train, val
+    return load_table(source, unrelated)

@@ -12,7 +12,8 @@ from app.bundle import Bundle
 from app.classifier import Classifier
 
 from .data import LABELS, Example
-from .metrics import classification_metrics
+from .errors import BuildError
+from .metrics import classification_metrics, relatedness_metrics
 
 
 def latency_summary(seconds: Sequence[float]) -> dict:
@@ -21,8 +22,14 @@ def latency_summary(seconds: Sequence[float]) -> dict:
 
 
 def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int | None = None) -> dict:
-    """Classify each tweet on its own (as the service does for one request) and score the labels."""
+    """Classify each tweet on its own (as the service does for one request) and score the labels.
+
+    Polarity is scored on the tweets with a polarity label; relatedness (bundles with that head) on every
+    tweet with a relatedness label, under ``relatedness``.
+    """
     bundle = Bundle.load(path)
+    if sorted(bundle.labels) != sorted(LABELS):
+        raise BuildError(f"bundle labels {list(bundle.labels)} differ from the data's {list(LABELS)}")
     started = time.perf_counter()
     classifier = Classifier(bundle, threads=threads)
     load_seconds = time.perf_counter() - started
@@ -31,13 +38,14 @@ def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int 
         t0 = time.perf_counter()
         (pred,) = classifier.classify([ex.text], [ex.entity])
         seconds.append(time.perf_counter() - t0)
-        predictions.append(pred.label)
+        predictions.append(pred)
+    polar = [(e, p) for e, p in zip(examples, predictions) if e.label is not None]
     labels = list(bundle.labels)
-    if sorted(labels) != sorted(LABELS):
-        raise ValueError(f"bundle labels {labels} differ from the data's {list(LABELS)}")
-    metrics = classification_metrics(
-        [labels.index(e.label) for e in examples], [labels.index(p) for p in predictions], labels
-    )
+    metrics = classification_metrics([labels.index(e.label) for e, _ in polar],
+                                      [labels.index(p.label) for _, p in polar], labels)
+    known = [(e, p) for e, p in zip(examples, predictions) if e.related is not None]
+    if bundle.has_related and known:
+        metrics["relatedness"] = relatedness_metrics([e.related for e, _ in known], [p.related for _, p in known])
     metrics.update(
         bundle=str(path),
         name=bundle.name,
@@ -67,4 +75,6 @@ def format_metrics(m: dict) -> str:
         lines.append(f"{name:10s} {c['precision']:.4f}     {c['recall']:.4f}  {c['f1']:.4f}  {c['support']}")
     lines.append("confusion (rows true, columns predicted: " + ", ".join(m["labels"]) + ")")
     lines += ["  " + " ".join(f"{v:6d}" for v in row) for row in m["confusion"]]
+    if "relatedness" in m:
+        lines += ["relatedness: " + format_metrics(m["relatedness"]).replace("\n", "\n  ")]
     return "\n".join(lines)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from app.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from app.classifier import Classifier
 
+from .checkpoint import Checkpoint
+from .errors import BuildError
 from .fsutil import atomic_dir, write_json
+from .splits import UNSEEN_ENTITIES, Holdout
+from .train import encode_examples
 
 MODEL_FILE = "model.tflite"
 VOCAB_FILE = "vocab.txt"
@@ -21,23 +25,20 @@ def write_bundle(
     out_dir: Path,
     *,
     flatbuffer: bytes,
-    vocab_file: Path,
-    labels: list[str],
-    text_settings: dict,
-    input_format: str,
+    checkpoint: Checkpoint,
     quantization: str,
     name: str,
     version: str,
-    base_model: str,
     extra: dict[str, Any],
     evaluate: Callable[[Path], dict] | None = None,
 ) -> Bundle:
-    """Write a bundle atomically; it replaces ``out_dir`` only once the edge loader has run it."""
+    """Write a bundle of a checkpoint's converted model atomically; it replaces ``out_dir`` only once the edge
+    loader has run it (and ``evaluate`` has measured it, its metrics going into the manifest)."""
     if not _VERSION.fullmatch(version):
-        raise ValueError(f"version {version!r} is not semantic (MAJOR.MINOR.PATCH)")
+        raise BuildError(f"version {version!r} is not semantic (MAJOR.MINOR.PATCH)")
     with atomic_dir(out_dir) as tmp:
         (tmp / MODEL_FILE).write_bytes(flatbuffer)
-        (tmp / VOCAB_FILE).write_bytes(Path(vocab_file).read_bytes())
+        (tmp / VOCAB_FILE).write_bytes(checkpoint.vocab_path.read_bytes())
         for f in (MODEL_FILE, VOCAB_FILE):
             (tmp / f).chmod(0o644)
         manifest = {
@@ -45,10 +46,11 @@ def write_bundle(
             "name": name,
             "version": version,
             "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-            "labels": list(labels),
-            "base_model": base_model,
-            "input_format": input_format,
-            "preprocessing": text_settings,
+            "labels": list(checkpoint.labels),
+            "outputs": ["polarity", "related"] if checkpoint.related else ["polarity"],
+            "base_model": checkpoint.base_model,
+            "input_format": checkpoint.input_format.value,
+            "preprocessing": checkpoint.text_settings.to_dict(),
             "quantization": quantization,
             "model_file": MODEL_FILE,
             "vocab_file": VOCAB_FILE,
@@ -61,7 +63,49 @@ def write_bundle(
         manifest["runtimes"] = {classifier.runtime.name: classifier.runtime.version}
         del classifier
         if evaluate:
-            manifest.setdefault("metrics", {})["validation"] = evaluate(tmp)
+            manifest.setdefault("metrics", {}).update(evaluate(tmp))
         write_json(tmp / MANIFEST, manifest)
         Bundle.load(tmp)
     return Bundle.load(out_dir)
+
+
+def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Path, *, name: str, version: str,
+                       command: str, notes: str | None = None, calibration: int = 100, threads: int | None = None,
+                       data_source: str | None = None, unseen: Checkpoint | None = None) -> list[Bundle]:
+    """Convert a checkpoint to each variant and write one bundle per variant, measured on the checkpoint's own
+    validation split; ``unseen``, the same recipe trained without the unseen entities, adds their figures."""
+    from .convert import VARIANTS, convert, representative_inputs
+    from .evaluate import evaluate_bundle
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise BuildError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    if unseen is not None and unseen.data.holdout.holdout is not Holdout.ENTITIES:
+        raise BuildError(f"checkpoint {unseen.path} was not trained with --holdout entities")
+    train_set, val_set = checkpoint.data.splits(data_source)
+    encoder = checkpoint.encoder()
+    calibration_inputs = representative_inputs(encode_examples(encoder, train_set), encoder, calibration)
+    converted = convert(checkpoint, variants, calibration_inputs)
+    summary = checkpoint.summary
+    training = {k: summary.get(k) for k in ("config", "data", "load", "train_examples", "validation_examples",
+                                            "train_label_counts", "train_related_counts", "token_lengths",
+                                            "history", "best_epoch", "command", "seconds")}
+    metrics = {"framework_validation": checkpoint.validation_metrics()}
+    if unseen is not None:
+        metrics["unseen_entities"] = {**unseen.validation_metrics(), "entities": list(UNSEEN_ENTITIES),
+                                      "model": "the same recipe's float model trained without these entities"}
+
+    def evaluate(tmp: Path) -> dict:
+        found = evaluate_bundle(tmp, val_set, threads) if val_set else {}
+        return {"validation": found, **({"relatedness": found["relatedness"]} if "relatedness" in found else {})}
+
+    bundles = []
+    for variant, (flatbuffer, note) in converted.items():
+        target = Path(out) if len(variants) == 1 else Path(out) / variant
+        bundles.append(write_bundle(
+            target, flatbuffer=flatbuffer, checkpoint=checkpoint, quantization=variant, name=name, version=version,
+            extra={"conversion": note, "training": training, "command": command, "metrics": metrics,
+                   **({"notes": notes} if notes else {})},
+            evaluate=evaluate,
+        ))
+    return bundles

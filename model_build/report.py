@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from .checkpoint import Checkpoint
+from .errors import BuildError
 
 BERT_LARGE_BYTES = 1_340_000_000  # the reference study's BERT-large model size, 1.34 GB
 
@@ -94,3 +98,73 @@ def plot_tradeoffs(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen: str = "dynamic-int8",
+                 threads: int | None = None, data_source: str | None = None) -> str:
+    """Compare the TF-IDF baseline, the checkpoint's float model and every bundle in ``bundles_dir`` on the
+    checkpoint's validation split; write report.md, report.json and plots to ``out``; return the table."""
+    from .baseline import tfidf_baseline
+    from .data import with_polarity
+    from .evaluate import evaluate_bundle, format_metrics
+    from .fsutil import write_json, write_text
+    from .train import encode_examples, predict, validation_metrics
+
+    out.mkdir(parents=True, exist_ok=True)
+    train_set, val_set = checkpoint.data.splits(data_source)
+    if not with_polarity(val_set):
+        raise BuildError(f"checkpoint {checkpoint.path} has no validation split to report on (trained on everything)")
+    baseline = tfidf_baseline(with_polarity(train_set), with_polarity(val_set))
+    print("report: TF-IDF + logistic regression\n" + format_metrics(baseline))
+    model = checkpoint.model()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    encoder = checkpoint.encoder()
+    framework = validation_metrics(val_set, *predict(model, encoder, encode_examples(encoder, val_set)))
+    framework["model_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
+    print("report: PyTorch float32\n" + format_metrics(framework))
+
+    bundles, unseen = {}, {}
+    for path in sorted(p for p in Path(bundles_dir).iterdir() if (p / "manifest.json").is_file()):
+        metrics = evaluate_bundle(path, val_set, threads)
+        bundles[metrics["quantization"]] = metrics
+        unseen = json.loads((path / "manifest.json").read_text()).get("metrics", {}).get("unseen_entities", unseen)
+        print(f"report: {path.name}\n" + format_metrics(metrics))
+    if not bundles:
+        raise BuildError(f"{bundles_dir}: no bundle (a directory with a manifest.json) found")
+    rows = comparison_rows(framework, bundles, baseline)
+    chosen = chosen if chosen in bundles else next(iter(bundles))
+    plot_confusion(bundles[chosen], f"{chosen}, validation", out / "confusion.png")
+    plot_tradeoffs(rows, out / "tradeoffs.png")
+    table = markdown_table(rows)
+    sections = [f"# Variants compared on the validation split ({checkpoint.data.holdout.holdout.value} holdout, "
+                f"n={framework['n']})\n\n{table}\n"]
+    related_rows = [(name, m["relatedness"]) for name, m in [("PyTorch float32", framework), *bundles.items()]
+                    if "relatedness" in m]
+    if related_rows:
+        sections.append(_figures_table("Relatedness (RELATED / UNRELATED) on the same split", related_rows))
+    if unseen:
+        title = f"Unseen entities ({', '.join(unseen['entities'])}), {unseen['model']}"
+        sections.append(_figures_table(f"{title}: polarity", [("float32", unseen)]))
+        if "relatedness" in unseen:
+            sections.append(_figures_table(f"{title}: relatedness", [("float32", unseen["relatedness"])]))
+    sections.append(f"Latency: one tweet at a time with the edge runtime, {threads or 'default'} thread(s). "
+                    "Sizes are the model file; 'smaller than BERT-large' uses the study's 1.34 GB.\n\n"
+                    f"![confusion matrix of {chosen}](confusion.png)\n\n![accuracy against size and latency](tradeoffs.png)\n")
+    write_text(out / "report.md", "\n".join(sections))
+    write_json(out / "report.json", {"rows": rows, "baseline": baseline, "framework": framework, "bundles": bundles,
+                                     "unseen_entities": unseen})
+    return table
+
+
+def _figures_table(title: str, rows: list[tuple[str, dict]]) -> str:
+    """A markdown table of n, accuracy, macro-F1 and per-class F1 for several sets of metrics."""
+    classes = list(rows[0][1]["per_class"])
+    lines = [f"## {title}\n", "| model | n | accuracy | macro-F1 | " + " | ".join(f"F1 {c}" for c in classes) + " |",
+             "|---|---|---|---|" + "---|" * len(classes)]
+    for name, m in rows:
+        lines.append(f"| {name} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
+                     + " | ".join(f"{m['per_class'][c]['f1']:.4f}" for c in classes) + " |")
+    return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 TINY_BUNDLE = FIXTURES / "tiny-bundle"
+TINY_RELATED_BUNDLE = FIXTURES / "tiny-related-bundle"  # with the relatedness head (two outputs)
 DEFAULT_BUNDLE = ROOT / "bundles" / "default"
 SHARED = ROOT.parent / "shared"
 REPLAB = SHARED / "data" / "replab2013"
@@ -32,7 +33,7 @@ def tiny_bundle_copy(tmp_path: Path) -> Path:
 
 
 def real_bundles() -> list[Path]:
-    return [b for b in (DEFAULT_BUNDLE, TINY_BUNDLE) if (b / "manifest.json").is_file()]
+    return [b for b in (DEFAULT_BUNDLE, TINY_BUNDLE, TINY_RELATED_BUNDLE) if (b / "manifest.json").is_file()]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import pytest
 
 from app.config import Config
 from app.server import create_app
-from tests.conftest import TINY_BUNDLE
+from tests.conftest import TINY_BUNDLE, TINY_RELATED_BUNDLE
 
 TOKEN = "test-token-0123456789abcdef"
 
@@ -135,6 +135,24 @@ def test_metrics_move_after_requests(client):
                  'reputation_http_request_duration_seconds_count{endpoint="/classify",method="POST",status="200"}'):
         assert name in after
     assert "great" not in after and "bad news" not in after
+
+
+def test_related_in_results_and_counted_where_the_bundle_has_that_head(client):
+    related_client = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1)).test_client()
+    tweets = [{"text": "Acme recalls phones", "entity": "Acme"}, {"text": "acme of perfection", "entity": "Acme"}]
+    before = related_client.get("/metrics").get_data(as_text=True)
+    body = post(related_client, {"tweets": tweets}).get_json()
+    assert all(0 <= r["related"] <= 1 for r in body["results"])
+    assert 0 <= post(related_client, tweets[0]).get_json()["related"] <= 1
+    after = related_client.get("/metrics").get_data(as_text=True)
+    counted = sum(_sample(after, "reputation_predictions_total", f'label="{label}",related="{verdict}"')
+                  - _sample(before, "reputation_predictions_total", f'label="{label}",related="{verdict}"')
+                  for label in ("positive", "neutral", "negative") for verdict in ("related", "unrelated"))
+    assert counted == 3
+    assert related_client.get("/v1/model").get_json()["outputs"] == ["polarity", "related"]
+    plain = post(client, tweets[0]).get_json()
+    assert "related" not in plain
+    assert 'related="unknown"' in client.get("/metrics").get_data(as_text=True)
 
 
 def test_auth_required_except_health(auth_client):

@@ -12,10 +12,13 @@ import pytest
 
 from app.bundle import Bundle
 from app.classifier import Classifier
-from app.text import TextSettings, TweetEncoder
+from app.text import TextSettings
 from tests.conftest import FIXTURES, ROOT
 
-N_FIXTURES = sum(1 for _ in csv.DictReader(open(FIXTURES / "tweets.csv", encoding="utf-8")))
+with open(FIXTURES / "tweets.csv", encoding="utf-8") as _fh:
+    FIXTURE_ROWS = list(csv.DictReader(_fh))
+N_FIXTURES = len(FIXTURE_ROWS)
+N_POLARITY = sum(1 for r in FIXTURE_ROWS if r["label"])
 VARIANTS = ("float32", "float16", "dynamic-int8", "full-int8")
 # Agreement with the PyTorch model, as max |TFLite - PyTorch| over max |PyTorch| logits.
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "dynamic-int8": 0.1}
@@ -34,7 +37,7 @@ def built(tmp_path_factory):
     data = str(FIXTURES / "tweets.csv")
     cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
     train_out = cli("train", "--data", data, "--base", str(tmp / "base"), "--out", str(tmp / "run"), "--epochs", "2",
-                    "--val-fraction", "0.25", "--learning-rate", "1e-3", "--threads", "2")
+                    "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3", "--threads", "2")
     package_out = cli("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"), "--variants", ",".join(VARIANTS),
                       "--out", str(tmp / "bundles"), "--name", "tiny-e2e", "--version", "1.2.3", "--calibration", "20")
     return tmp, train_out, package_out
@@ -44,7 +47,9 @@ def test_train_reports_lengths_split_and_epochs(built):
     tmp, out, _ = built
     assert "token lengths (entity+text)" in out and "split:" in out and "best epoch" in out
     summary = json.loads((tmp / "run" / "best" / "train_summary.json").read_text())
-    assert len(summary["history"]) == 2 and summary["data"]["load"]["kept"] == N_FIXTURES
+    assert len(summary["history"]) == 2 and summary["load"]["kept"] == N_FIXTURES
+    assert summary["related_head"] and summary["train_related_counts"]["unrelated"] > 0
+    assert "related_accuracy" in summary["history"][0]
     assert (tmp / "run" / "last" / "state.json").is_file()
 
 
@@ -54,7 +59,7 @@ def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
 
     shutil.copytree(tmp / "run", tmp_path / "run")
     out = cli("train", "--data", str(FIXTURES / "tweets.csv"), "--base", str(tmp / "base"), "--out", str(tmp_path / "run"),
-              "--epochs", "3", "--val-fraction", "0.25", "--learning-rate", "1e-3", "--patience", "5")
+              "--epochs", "3", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3", "--patience", "5")
     assert "resuming from epoch 3" in out
     assert len(json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["history"]) == 3
 
@@ -68,6 +73,8 @@ def test_every_variant_is_a_valid_bundle(built):
         assert manifest["quantization"] == variant and manifest["version"] == "1.2.3"
         assert manifest["runtimes"] and manifest["command"].startswith("python -m model_build package")
         assert manifest["metrics"]["validation"]["n"] == manifest["training"]["validation_examples"]
+        assert manifest["outputs"] == ["polarity", "related"] and bundle.has_related
+        assert manifest["metrics"]["relatedness"]["labels"] == ["unrelated", "related"]
         assert set(manifest["training"]["train_label_counts"]) == {"positive", "neutral", "negative"}
         assert not list((tmp / "bundles").glob(".*tmp*"))  # nothing half-written left behind
         sizes[variant] = bundle.model_bytes
@@ -83,6 +90,7 @@ def test_variants_agree_with_the_framework_model(built):
     for variant, tolerance in TOLERANCE.items():
         assert report[variant]["relative_max_error"] <= tolerance, report
         assert report[variant]["argmax_agreement"] >= 0.9, report
+        assert report[variant]["related_max_error"] <= tolerance, report
 
 
 def test_evaluate_and_report_commands(built):
@@ -90,7 +98,8 @@ def test_evaluate_and_report_commands(built):
     data = str(FIXTURES / "tweets.csv")
     out = cli("evaluate", "--bundle", str(tmp / "bundles" / "dynamic-int8"), "--data", data, "--json", str(tmp / "eval.json"))
     metrics = json.loads((tmp / "eval.json").read_text())
-    assert metrics["n"] == N_FIXTURES and 0 <= metrics["accuracy"] <= 1 and metrics["model_bytes"] > 0
+    assert metrics["relatedness"]["n"] == N_FIXTURES and "relatedness:" in out
+    assert metrics["n"] == N_POLARITY and 0 <= metrics["accuracy"] <= 1 and metrics["model_bytes"] > 0
     assert set(metrics["per_class"]) == {"positive", "neutral", "negative"} and len(metrics["confusion"]) == 3
     assert metrics["latency"]["median_ms"] > 0 and "macro-F1" in out
     out = cli("evaluate", "--bundle", str(tmp / "bundles" / "float32"), "--data", data, "--holdout")
@@ -99,30 +108,33 @@ def test_evaluate_and_report_commands(built):
     cli("report", "--data", data, "--checkpoint", str(tmp / "run" / "best"), "--bundles", str(tmp / "bundles"),
         "--out", str(tmp / "report"))
     table = (tmp / "report" / "report.md").read_text()
-    for row in ("TF-IDF + logistic regression", "PyTorch float32", *[f"TFLite {v}" for v in VARIANTS]):
+    for row in ("TF-IDF + logistic regression", "PyTorch float32", *[f"TFLite {v}" for v in VARIANTS],
+                "Relatedness (RELATED / UNRELATED)"):
         assert row in table
     for png in ("confusion.png", "tradeoffs.png"):
         assert (tmp / "report" / png).read_bytes()[:4] == b"\x89PNG"
 
 
 def _agreement(checkpoint, bundles_dir) -> dict:
-    """PyTorch logits against each variant's, on the fixture tweets at their own lengths."""
-    from transformers import AutoModelForSequenceClassification
+    """PyTorch outputs against each variant's, on the fixture tweets at their own lengths: polarity logits, and
+    relatedness probabilities where the checkpoint has that head."""
+    from model_build.checkpoint import Checkpoint
+    from model_build.train import predict
 
-    from model_build.train import predict_logits
-
-    settings = TextSettings.from_dict(json.loads((checkpoint / "text_settings.json").read_text()))
-    encoder = TweetEncoder(checkpoint / "vocab.txt", settings, pair=True)
-    rows = list(csv.DictReader(open(FIXTURES / "tweets.csv", encoding="utf-8")))
-    encodings = encoder.encode([r["text"] for r in rows], [r["entity"] for r in rows])
-    reference = predict_logits(AutoModelForSequenceClassification.from_pretrained(str(checkpoint)), encoder, encodings)
+    checkpoint = Checkpoint.load(checkpoint)
+    encoder = checkpoint.encoder()
+    encodings = encoder.encode([r["text"] for r in FIXTURE_ROWS], [r["entity"] for r in FIXTURE_ROWS])
+    reference, related = predict(checkpoint.model(), encoder, encodings)
     report = {}
     for variant in VARIANTS:
-        logits = Classifier(Bundle.load(bundles_dir / variant), threads=1, bucket=1).logits(encodings)
+        outputs = Classifier(Bundle.load(bundles_dir / variant), threads=1, bucket=1).logits(encodings)
+        logits = outputs[:, :3]
         report[variant] = {
             "relative_max_error": float(np.abs(logits - reference).max() / np.abs(reference).max()),
             "argmax_agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
         }
+        if related is not None:
+            report[variant]["related_max_error"] = float(np.abs(outputs[:, 3] - related).max())
     return report
 
 
@@ -130,21 +142,24 @@ def test_mobilebert_converts_in_all_four_variants(tmp_path):
     """A small random MobileBERT (NoNorm, bottlenecks), saved in HF layout and packaged through the same path."""
     from model_build.random_init import save_random_model
 
-    checkpoint = save_random_model("mobilebert", "tiny", FIXTURES / "vocab.txt", tmp_path / "mobilebert")
-    settings = TextSettings(max_length=64)
-    (checkpoint / "text_settings.json").write_text(json.dumps(settings.to_dict()))
-    (checkpoint / "vocab.txt").write_bytes((FIXTURES / "vocab.txt").read_bytes())
-    (checkpoint / "validation.json").write_text("{}")
-    (checkpoint / "train_summary.json").write_text(json.dumps({
-        "config": {"input_format": "entity+text", "base": "random tiny mobilebert"}, "data": {
-            "split": "training", "language": None, "val_fraction": 0.25, "seed": 13, "limit": None},
-        **{k: None for k in ("train_examples", "validation_examples", "train_label_counts", "token_lengths",
-                             "history", "best_epoch", "command", "seconds")}}))
-    cli("package", "--data", str(FIXTURES / "tweets.csv"), "--checkpoint", str(checkpoint), "--variants", ",".join(VARIANTS),
+    from model_build.checkpoint import DataSpec, save_checkpoint
+    from model_build.data import LABELS
+    from model_build.model import ReputationModel
+    from model_build.splits import SplitSpec
+
+    base = save_random_model("mobilebert", "tiny", FIXTURES / "vocab.txt", tmp_path / "mobilebert")
+    data = DataSpec(str(FIXTURES / "tweets.csv"), language=None, unrelated=True,
+                    holdout=SplitSpec(val_fraction=0.25, gap_fraction=0))
+    checkpoint = tmp_path / "checkpoint"
+    save_checkpoint(checkpoint, ReputationModel.from_base(str(base), LABELS, related=True), FIXTURES / "vocab.txt",
+                    TextSettings(max_length=64), {"config": {"input_format": "entity+text", "base": str(base)},
+                                                  "data": data.to_dict()})
+    cli("package", "--checkpoint", str(checkpoint), "--variants", ",".join(VARIANTS),
         "--out", str(tmp_path / "bundles"), "--name", "mobilebert-random", "--calibration", "20")
     report = _agreement(checkpoint, tmp_path / "bundles")
     print("MobileBERT agreement with PyTorch:", json.dumps(report, indent=1))
     for variant, tolerance in TOLERANCE.items():
         assert report[variant]["relative_max_error"] <= tolerance, report
         assert report[variant]["argmax_agreement"] == 1.0, report
+        assert report[variant]["related_max_error"] <= tolerance, report
     assert np.isfinite(report["full-int8"]["relative_max_error"])

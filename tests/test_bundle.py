@@ -77,5 +77,22 @@ def test_labels_not_matching_model_outputs_are_refused(tiny_bundle_copy):
     manifest = json.loads(path.read_text())
     manifest["labels"] = ["positive", "negative"]
     path.write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="3 outputs, manifest lists 2 labels"):
+    with pytest.raises(BundleError, match=r"model outputs have widths \[3\], .* need \[2\]"):
+        Classifier(Bundle.load(tiny_bundle_copy))
+
+
+@pytest.mark.parametrize("outputs, reason", [
+    (["polarity", "related"], r"widths \[3\], .* need \[1, 3\]"),  # a relatedness head the model lacks
+    (["related"], "must list 'polarity' first"),
+    (["polarity", "polarity"], "must list 'polarity' first"),
+    ("polarity", "must list 'polarity' first"),
+])
+def test_outputs_not_matching_the_model_are_refused(tiny_bundle_copy, outputs, reason):
+    from app.classifier import Classifier
+
+    path = tiny_bundle_copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["outputs"] = outputs
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=reason):
         Classifier(Bundle.load(tiny_bundle_copy))

@@ -42,6 +42,17 @@ def test_batch_equals_one_at_a_time(classifier):
     for b, s in zip(batch, singles):
         for label in classifier.bundle.labels:
             assert abs(b.scores[label] - s.scores[label]) < 1e-3
+        assert (b.related is None) == (s.related is None) and abs((b.related or 0) - (s.related or 0)) < 1e-3
+
+
+def test_related_only_where_the_bundle_has_that_head(classifier):
+    predictions = classifier.classify([t for t, _ in TWEETS], [e for _, e in TWEETS])
+    if classifier.bundle.has_related:
+        assert all(0 <= p.related <= 1 for p in predictions)
+        assert all("related" in p.to_dict() for p in predictions)
+        assert len({p.related for p in predictions}) > 1  # it reads the tweet
+    else:
+        assert all(p.related is None and "related" not in p.to_dict() for p in predictions)
 
 
 def test_scores_are_probabilities(classifier):

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from model_build.data import DataError, load, load_replab, load_table, split_by_time
+from model_build.data import DataError, load, load_replab, load_table, parse_related
+from model_build.errors import BuildError
+from model_build.splits import UNSEEN_ENTITIES, Holdout, SplitSpec, split_by_time
 
 ENTITIES = '"entity_id"\t"query"\t"entity_name"\t"category"\n"E1"\t"""Bank of America"""\t"BoA"\t"banking"\n"E2"\t"BMW"\t"BMW AG"\t"automotive"\n'
 INFO_HEADER = '"tweet_id"\t"author"\t"entity_id"\t"tweet_url"\t"language"\t"timestamp"\t"urls"\t"extended_urls"\t"md5_extended_urls"\t"is_near_duplicate_of"\n'
@@ -21,18 +23,22 @@ def write_replab(root, info_bytes=None):
     (root / "replab2013_entities.tsv").write_text(ENTITIES)
     (root / "training" / "tweet_info" / "E1.dat").write_bytes(info_bytes or (
         INFO_HEADER + info_row(1, "E1", ts=30) + info_row(2, "E1", ts=10) + info_row(3, "E1", "ES")
-        + info_row(4, "E1", ts=20, dup="1") + info_row(5, "E1") + info_row(6, "E1")).encode())
+        + info_row(4, "E1", ts=20, dup="1") + info_row(5, "E1") + info_row(6, "E1") + info_row(7, "E1", ts=40)).encode())
     (root / "training" / "tweet_info" / "E2.dat").write_text(INFO_HEADER + info_row(1, "E2", ts=5))
     (root / "training" / "texts" / "E1.tsv").write_text(
         '\ufeff"tweet_id"\t"author"\t"entity_id"\t"text"\n'
         '"1"\t"a"\t"E1"\t"Great ""service"" today"\n"2"\t"a"\t"E1"\t"fees again"\n"3"\t"a"\t"E1"\t"hola"\n'
-        '"4"\t"a"\t"E1"\t"Great service"\n"5"\t"a"\t"E1"\t""\n"6"\t"a"\t"E1"\t"x"\n"bad row"\n', encoding="utf-8")
+        '"4"\t"a"\t"E1"\t"Great service"\n"5"\t"a"\t"E1"\t""\n"6"\t"a"\t"E1"\t"x"\n"bad row"\n'
+        '"7"\t"a"\t"E1"\t"apple pie"\n', encoding="utf-8")
     (root / "training" / "texts" / "E2.tsv").write_text(
         '"tweet_id"\t"author"\t"entity_id"\t"text"\n"1"\t"b"\t"E2"\t"BMW recalls cars"\n')
     (root / "training" / "goldstandard" / "goldstandard_polarity.dat").write_text(
         '"entity_id"\t"tweet_id"\t"polarity"\n"E1"\t"1"\t"POSITIVE"\n"E1"\t"2"\t"NEGATIVE"\n"E1"\t"3"\t"NEUTRAL"\n'
         '"E1"\t"4"\t"POSITIVE"\n"E1"\t"5"\t"NEUTRAL"\n"E1"\t"6"\t"RELATED"\n"E1"\t"1"\t"POSITIVE"\n'
         '"E2"\t"1"\t"NEGATIVE"\n"E1"\t"99"\t"NEUTRAL"\n')
+    (root / "training" / "goldstandard" / "goldstandard_filtering.dat").write_text(
+        '"entity_id"\t"tweet_id"\t"filtering"\n' + "".join(f'"E1"\t"{i}"\t"RELATED"\n' for i in range(1, 7))
+        + '"E1"\t"7"\t"UNRELATED"\n"E2"\t"1"\t"RELATED"\n"E2"\t"2"\t"MAYBE"\n')
 
 
 def test_replab_join_filters_and_counts(tmp_path):
@@ -42,9 +48,17 @@ def test_replab_join_filters_and_counts(tmp_path):
     assert examples[0].text == 'Great "service" today' and examples[0].entity == "Bank of America"
     assert examples[3].entity == "BMW" and examples[3].category == "automotive" and examples[3].timestamp == 5
     assert report.dropped == {"language not EN": 1, "empty or missing text": 1, "unknown label 'RELATED'": 1,
-                              "duplicate (entity_id, tweet_id)": 1, "no tweet_info row": 1, "malformed row": 1}
-    assert report.near_duplicates == 1 and report.kept == 4
+                              "duplicate (entity_id, tweet_id)": 1, "no tweet_info row": 1, "malformed row": 1,
+                              "unknown filtering label 'MAYBE'": 1}
+    assert report.near_duplicates == 1 and report.kept == 4 and all(e.related for e in examples)
     assert any("dropped 1 rows: language not EN" == line for line in report.lines())
+
+
+def test_unrelated_tweets_join_with_no_polarity(tmp_path):
+    write_replab(tmp_path)
+    examples, report = load_replab(tmp_path, unrelated=True)
+    assert [(e.tweet_id, e.label, e.related) for e in examples][-1] == ("7", None, False)
+    assert report.kept == 5 and examples[-1].text == "apple pie"
 
 
 def test_all_languages(tmp_path):
@@ -93,9 +107,42 @@ def test_csv_and_jsonl(tmp_path):
         load_table(tmp_path / "w.csv")
 
 
+def test_csv_related_column(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("text,label,entity,related\na,positive,Acme,\nb,,Acme,unrelated\nc,negative,Acme,yes\n"
+                    "d,,Acme,\ne,neutral,Acme,perhaps\n")
+    examples, report = load_table(path, unrelated=True)
+    assert [(e.text, e.label, e.related) for e in examples] == [("a", "positive", True), ("b", None, False),
+                                                                ("c", "negative", True)]
+    assert report.dropped == {"no polarity label": 1, "unknown related value 'perhaps'": 1}
+    assert [e.text for e in load_table(path)[0]] == ["a", "c"]
+    assert parse_related(" Related ") is True and parse_related("0") is False and parse_related("") is None
+    with pytest.raises(ValueError, match="related must be one of"):
+        parse_related("maybe")
+
+
 def test_time_split_holds_out_the_latest_per_entity(tmp_path):
     write_replab(tmp_path)
     examples, _ = load_replab(tmp_path)
     train, val = split_by_time(examples, 0.34, seed=1)
     assert [e.tweet_id for e in val] == ["1"]  # the latest E1 tweet (timestamp 30)
     assert split_by_time(examples, 0.34, seed=1) == (train, val)
+
+
+def test_time_gap_leaves_tweets_out_between_training_and_validation(tmp_path):
+    write_replab(tmp_path)
+    examples, _ = load_replab(tmp_path, unrelated=True)  # E1 by time: 2 (10), 4 (20), 1 (30), 7 (40)
+    train, val = SplitSpec(val_fraction=0.25, gap_fraction=0.25).apply(examples)
+    assert [e.tweet_id for e in val] == ["7"] and [(e.entity_id, e.tweet_id) for e in train] == [
+        ("E1", "2"), ("E1", "4"), ("E2", "1")]  # tweet 1 is the gap; E2's one tweet rounds into training
+
+
+def test_unseen_entities_are_held_out_whole():
+    from model_build.data import Example
+
+    examples = [Example("t", "positive", entity_id=e) for e in (UNSEEN_ENTITIES[0], "RL2013D01E002", UNSEEN_ENTITIES[-1])]
+    train, val = SplitSpec(Holdout.ENTITIES).apply(examples)
+    assert [e.entity_id for e in train] == ["RL2013D01E002"] and len(val) == 2 and len(UNSEEN_ENTITIES) == 12
+    assert SplitSpec.from_dict(SplitSpec(Holdout.ENTITIES, 0.2, 0.1, 7).to_dict()) == SplitSpec(Holdout.ENTITIES, 0.2, 0.1, 7)
+    with pytest.raises(BuildError, match="leave tweets to train on"):
+        SplitSpec(val_fraction=0.6, gap_fraction=0.5)

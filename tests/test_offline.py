@@ -3,11 +3,11 @@
 import json
 import subprocess
 
-from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE
+from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE
 
 
-def run(*args):
-    return subprocess.run([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), *args],
+def run(*args, bundle=TINY_BUNDLE):
+    return subprocess.run([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(bundle), *args],
                           cwd=ROOT, capture_output=True, text=True)
 
 
@@ -33,6 +33,16 @@ def test_jsonl_to_stdout(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     assert [("label" in x, x["line"]) for x in lines] == [(True, 1), (False, 2), (True, 3)]
+    assert not any("related" in x for x in lines)
+
+
+def test_related_written_where_the_bundle_has_that_head(tmp_path):
+    src = tmp_path / "day.jsonl"
+    src.write_text(json.dumps({"text": "acme of perfection", "entity": "Acme"}) + "\n", encoding="utf-8")
+    result = run(str(src), "--no-progress", bundle=TINY_RELATED_BUNDLE)
+    assert result.returncode == 0, result.stderr
+    (line,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert 0 <= line["related"] <= 1 and line["label"] in line["scores"]
 
 
 def test_unreadable_inputs_give_a_clear_error(tmp_path):

@@ -1,0 +1,136 @@
+"""The fine-tuned float model as one object: its files, labels, text pipeline and the data it was trained on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.text import InputFormat, TextSettings, TweetEncoder
+
+from .data import Example, LoadReport, load
+from .errors import BuildError
+from .fsutil import atomic_dir, write_json
+from .splits import SplitSpec
+
+SUMMARY_FILE = "train_summary.json"
+VOCAB_FILE = "vocab.txt"
+SETTINGS_FILE = "text_settings.json"
+VALIDATION_FILE = "validation.json"
+_REQUIRED = (SUMMARY_FILE, VOCAB_FILE, SETTINGS_FILE, "config.json")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which labelled tweets a model was trained on, and how they were split."""
+
+    source: str
+    split: str = "training"
+    language: str | None = "EN"
+    limit: int | None = None
+    unrelated: bool = False
+    holdout: SplitSpec = SplitSpec()
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "split": self.split, "language": self.language, "limit": self.limit,
+                "unrelated": self.unrelated, **self.holdout.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DataSpec:
+        return cls(str(data["source"]), data.get("split", "training"), data.get("language"), data.get("limit"),
+                   bool(data.get("unrelated", False)), SplitSpec.from_dict(data))
+
+    def load(self, source: str | Path | None = None) -> tuple[list[Example], LoadReport]:
+        """The examples (from ``source`` when the data moved), before the split."""
+        examples, report = load(source or self.source, self.split, self.language, self.unrelated)
+        if not examples:
+            raise BuildError(f"{source or self.source}: no usable examples")
+        return examples[: self.limit], report
+
+    def splits(self, source: str | Path | None = None) -> tuple[list[Example], list[Example]]:
+        """(training, validation) exactly as the model saw them."""
+        return self.holdout.apply(self.load(source)[0])
+
+    def with_holdout(self, holdout: SplitSpec) -> DataSpec:
+        return replace(self, holdout=holdout)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A fine-tuned checkpoint directory, validated; build it with :meth:`Checkpoint.load`."""
+
+    path: Path
+    labels: tuple[str, ...]
+    related: bool
+    input_format: InputFormat
+    base_model: str
+    text_settings: TextSettings
+    data: DataSpec
+    summary_json: str
+
+    @classmethod
+    def load(cls, path: str | Path) -> Checkpoint:
+        """Read and check a checkpoint directory; BuildError with a one-line reason otherwise."""
+        from .model import RELATED_HEAD_FILE
+
+        root = Path(path)
+        missing = [name for name in _REQUIRED if not (root / name).is_file()]
+        if missing:
+            raise BuildError(f"checkpoint {root}: missing {', '.join(missing)} (is this a 'train' run's best/ directory?)")
+        try:
+            summary = json.loads((root / SUMMARY_FILE).read_text())
+            config = json.loads((root / "config.json").read_text())
+            id2label = {int(k): v for k, v in config["id2label"].items()}
+            return cls(
+                path=root,
+                labels=tuple(id2label[i].lower() for i in range(len(id2label))),
+                related=(root / RELATED_HEAD_FILE).is_file(),
+                input_format=InputFormat(summary["config"]["input_format"]),
+                base_model=str(summary["config"]["base"]),
+                text_settings=TextSettings.from_dict(json.loads((root / SETTINGS_FILE).read_text())),
+                data=DataSpec.from_dict(summary["data"]),
+                summary_json=json.dumps(summary, sort_keys=True),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BuildError(f"checkpoint {root}: unreadable ({type(exc).__name__}: {exc})") from None
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """A fresh copy of the training summary."""
+        return json.loads(self.summary_json)
+
+    @property
+    def vocab_path(self) -> Path:
+        return self.path / VOCAB_FILE
+
+    def encoder(self) -> TweetEncoder:
+        return TweetEncoder(self.vocab_path, self.text_settings, self.input_format.pair)
+
+    def model(self):
+        """The PyTorch model (``ReputationModel``), in evaluation mode."""
+        from .model import ReputationModel
+
+        return ReputationModel.from_pretrained(self.path).eval()
+
+    def validation_metrics(self) -> dict:
+        """The float model's metrics on its validation split, as measured when it was saved."""
+        path = self.path / VALIDATION_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def save_checkpoint(out: Path, model, vocab: Path, settings: TextSettings, summary: dict,
+                    metrics: dict | None = None, logits: np.ndarray | None = None) -> Checkpoint:
+    """Write a checkpoint directory atomically and load it back."""
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        (tmp / VOCAB_FILE).write_bytes(Path(vocab).read_bytes())
+        write_json(tmp / SETTINGS_FILE, settings.to_dict())
+        write_json(tmp / SUMMARY_FILE, summary)
+        if metrics is not None:
+            write_json(tmp / VALIDATION_FILE, metrics)
+        if logits is not None:
+            np.save(tmp / "validation_logits.npy", logits)
+    return Checkpoint.load(out)
