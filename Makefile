@@ -2,14 +2,16 @@
 # make test:  everything the tests need, then the whole suite
 # make bench-quick / bench / bench-reliability: benchmarks on demand (bench/README.md), never in the tests
 # make arm64-check: the edge side installed and served on 64-bit Arm under QEMU (deploy/arm64-check.sh, root)
+# make bulk IN=... OUT=... ARGS="...": classify an archive on Apache Spark (bulk/; .venv-bulk and Java 17 when missing)
 PYTHON ?= python3
 EDGE_VENV ?= .venv-edge
 DEV_VENV ?= .venv
+BULK_VENV ?= .venv-bulk
 HOST ?= 127.0.0.1
 PORT ?= 8080
 export HOST PORT
 
-.PHONY: serve test bench bench-quick bench-reliability arm64-check clean
+.PHONY: serve test bench bench-quick bench-reliability arm64-check clean bulk bench-bulk java
 
 $(EDGE_VENV)/.installed: requirements-edge.txt
 	$(PYTHON) -m venv $(EDGE_VENV)
@@ -17,7 +19,7 @@ $(EDGE_VENV)/.installed: requirements-edge.txt
 	$(EDGE_VENV)/bin/pip install -q -r requirements-edge.txt
 	touch $@
 
-$(DEV_VENV)/.installed: requirements-edge.txt requirements-build.txt requirements-dev.txt
+$(DEV_VENV)/.installed: requirements-edge.txt requirements-build.txt requirements-dev.txt requirements-bulk.txt
 	$(PYTHON) -m venv $(DEV_VENV)
 	$(DEV_VENV)/bin/pip install -q --upgrade pip
 	$(DEV_VENV)/bin/pip install -q -r requirements-dev.txt
@@ -41,6 +43,25 @@ bench: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
 
 bench-reliability: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench reliability
+
+$(BULK_VENV)/.installed: requirements-edge.txt requirements-bulk.txt
+	$(PYTHON) -m venv $(BULK_VENV)
+	$(BULK_VENV)/bin/pip install -q --upgrade pip
+	$(BULK_VENV)/bin/pip install -q -r requirements-bulk.txt
+	touch $@
+
+# Spark 4 runs on Java 17: Debian's openjdk-17-jre-headless, installed when no java is found (as root).
+java:
+	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless; } || \
+		{ echo "make: Spark needs Java 17: apt-get install openjdk-17-jre-headless (as root)" >&2; exit 2; }
+
+bulk: $(BULK_VENV)/.installed java
+	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo 'usage: make bulk IN=input OUT=output [ARGS="--master URL --format jsonl ..."]' >&2; exit 2; }
+	$(BULK_VENV)/bin/python -m bulk classify "$(IN)" "$(OUT)" $(ARGS)
+
+bench-bulk: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed java
+	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench bulk
 
 arm64-check: $(EDGE_VENV)/.installed
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python bash deploy/arm64-check.sh

@@ -1,0 +1,1 @@
+"""Bulk classification of tweet archives on Apache Spark with an edge bundle and app's classifier."""

@@ -1,0 +1,64 @@
+"""``python -m bulk classify INPUT OUTPUT``: label an archive of tweets on Apache Spark with an edge bundle."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.config import DEFAULT_BUNDLE
+
+from bulk.formats import Format
+from bulk.job import BulkError, Options, run
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _setting(raw: str) -> tuple[str, str]:
+    key, sep, value = raw.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {raw!r}")
+    return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bulk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("classify", help="classify JSONL, CSV or Parquet (text[, entity], other columns kept)")
+    p.add_argument("input", help="file or directory, local or any file system Spark reads (hdfs://, s3a://, ...)")
+    p.add_argument("output", help="directory to write (Parquet or JSONL part files)")
+    p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="bundle directory (default: %(default)s)")
+    p.add_argument("--master", help="Spark master URL (default: spark-submit's, else local[*])")
+    p.add_argument("--format", type=Format, choices=list(Format), help="input format (default: from its name)")
+    p.add_argument("--output-format", type=Format, choices=[Format.PARQUET, Format.JSONL], default=Format.PARQUET)
+    p.add_argument("--keep-text", action="store_true", help="write the text column too")
+    p.add_argument("--threads", type=_positive, default=1,
+                   help="interpreter threads per task, and Spark cores per task (default 1)")
+    p.add_argument("--partitions", type=_positive, help="repartition the input into N (default: at least one per core)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--conf", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="a Spark setting (repeatable)")
+    args = parser.parse_args(argv)
+    options = Options(input=args.input, output=args.output, bundle=args.bundle, master=args.master,
+                      input_format=args.format, output_format=args.output_format, keep_text=args.keep_text,
+                      threads=args.threads, partitions=args.partitions, overwrite=args.overwrite,
+                      conf=tuple(args.conf))
+    try:
+        counts = run(options)
+    except BulkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    errors = {reason: n for reason, n in counts.items() if reason is not None}
+    detail = f" ({'; '.join(f'{reason}: {n}' for reason, n in sorted(errors.items()))})" if errors else ""
+    print(f"classified {counts.get(None, 0)} tweets, {sum(errors.values())} errors{detail}; wrote {args.output}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

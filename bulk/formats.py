@@ -1,0 +1,53 @@
+"""The file formats a bulk job reads and writes, and how Spark reads and writes each."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from app.offline import JSONL_SUFFIXES
+
+# Spark's PERMISSIVE mode puts a JSONL line that is not a JSON object in this column.
+CORRUPT = "_corrupt_record"
+
+
+class Format(str, Enum):
+    JSONL = "jsonl"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+    @classmethod
+    def of(cls, path: str) -> "Format | None":
+        """The format a path's name says (``.jsonl``, ``.ndjson``, ``.json``, ``.csv``, ``.parquet``), else None."""
+        name = path.rstrip("/").lower()
+        if name.endswith((*JSONL_SUFFIXES, ".json")):
+            return cls.JSONL
+        if name.endswith(".csv"):
+            return cls.CSV
+        if name.endswith((".parquet", ".pq")):
+            return cls.PARQUET
+        return None
+
+    def read(self, spark, path: str):
+        """A DataFrame of the file or directory; unreadable JSONL lines land in CORRUPT, CSV is all strings."""
+        reader = spark.read
+        if self is Format.JSONL:
+            return reader.options(mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT).json(path)
+        if self is Format.CSV:
+            # Quoted fields may hold newlines and doubled quotes, as Python's csv module writes them.
+            return reader.options(header=True, multiLine=True, escape='"', mode="PERMISSIVE").csv(path)
+        return reader.parquet(path)
+
+    def write(self, frame, path: str) -> None:
+        """Write a DataFrame as a directory of part files (JSONL or Parquet)."""
+        if self is Format.JSONL:
+            frame.write.json(path)
+        elif self is Format.PARQUET:
+            frame.write.parquet(path)
+        else:
+            raise ValueError(f"{self.value} is an input format only")
+
+    def read_column(self, spark, path: str, column: str):
+        """One string column of what :meth:`write` wrote, read back without the rest."""
+        if self is Format.JSONL:
+            return spark.read.schema(f"`{column}` STRING").json(path)
+        return spark.read.parquet(path).select(column)

@@ -1,0 +1,199 @@
+"""The driver's side of a bulk job: verify the bundle, ship it and the code with Spark, classify, write atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import tarfile
+import tempfile
+import uuid
+import zipfile
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import app
+from app.bundle import Bundle, BundleError
+from app.classifier import Classifier
+from app.config import Config, ConfigError
+
+from . import worker
+from .formats import CORRUPT, Format
+from .worker import ENTITY, ERROR, PREDICTED, RELATED, SCORES, TEXT, Task
+
+_PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
+PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
+
+
+class BulkError(Exception):
+    """A bulk job that cannot start or finish; the message is one line saying why."""
+
+
+@dataclass(frozen=True)
+class Options:
+    input: str
+    output: str
+    bundle: Path
+    master: str | None = None
+    input_format: Format | None = None
+    output_format: Format = Format.PARQUET
+    keep_text: bool = False
+    threads: int = 1
+    partitions: int | None = None
+    overwrite: bool = False
+    conf: tuple[tuple[str, str], ...] = ()
+
+
+def verify(path: Path) -> Bundle:
+    """The bundle, checked as the edge loader checks it and run once here, before Spark starts."""
+    try:
+        bundle = Bundle.load(path)
+        Classifier(bundle, threads=1)
+    except (BundleError, RuntimeError) as exc:
+        raise BulkError(str(exc)) from None
+    return bundle
+
+
+def start(opts: Options):
+    """A Spark session: the master given (spark-submit's, else local[*]), Spark's console progress bar, one task
+    slot per ``threads`` cores; locally, the workers run this interpreter."""
+    from pyspark.sql import SparkSession
+
+    settings = {"spark.ui.showConsoleProgress": "true", "spark.task.cpus": str(opts.threads)}
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # started by spark-submit, which set the Python to use
+    if (opts.master or "local").startswith("local") and not submitted:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # PySpark reads it at the context's start
+    builder = SparkSession.builder.appName("reputation-bulk")
+    if opts.master:
+        builder = builder.master(opts.master)
+    for key, value in {**settings, **dict(opts.conf)}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    context = spark.sparkContext
+    print(f"Spark {spark.version}, master {context.master}, UI {context.uiWebUrl or 'off'}", file=sys.stderr)
+    return spark
+
+
+def _digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ship(spark, bundle: Bundle, staging: Path) -> str:
+    """Give the executors the bundle (a tar archive Spark unpacks under SparkFiles) and the code of ``app`` and
+    ``bulk`` (a zip on their path), both named by content; the archive's name."""
+    files = [bundle.path / name for name in ("manifest.json", *sorted(bundle.manifest()["files"]))]
+    archive = staging / f"bundle-{_digest(files)}.tar"
+    with tarfile.open(archive, "w") as tar:
+        for path in files:
+            tar.add(path, arcname=path.name)
+    sources = sorted(p for package in PACKAGES for p in package.rglob("*.py"))
+    code = staging / f"bulk-code-{_digest(sources)}.zip"
+    with zipfile.ZipFile(code, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sources:
+            zf.write(path, path.relative_to(PACKAGES[0].parent).as_posix())
+    context = spark.sparkContext
+    context.addArchive(str(archive))
+    context.addPyFile(str(code))
+    return archive.name
+
+
+def prepare(frame, partitions: int | None, parallelism: int):
+    """Text and entity as strings, input columns named like an output renamed ``input_<name>``, and at least
+    ``parallelism`` partitions (or exactly ``partitions``)."""
+    from pyspark.sql import functions as F
+
+    if TEXT not in frame.columns:
+        shown = [c for c in frame.columns if c != CORRUPT]
+        raise BulkError(f"the input has no '{TEXT}' column (columns: {', '.join(shown) or 'none'})")
+    for name in PREDICTED:
+        if name in frame.columns:
+            frame = frame.withColumnRenamed(name, f"input_{name}")
+            print(f"note: the input's column '{name}' is written as 'input_{name}'", file=sys.stderr)
+    frame = frame.withColumn(TEXT, F.col(TEXT).cast("string"))
+    if ENTITY in frame.columns:
+        frame = frame.withColumn(ENTITY, F.col(ENTITY).cast("string"))
+    if partitions or frame.rdd.getNumPartitions() < parallelism:
+        frame = frame.repartition(partitions or parallelism)
+    return frame
+
+
+def output_schema(schema, task: Task):
+    """The input's kept fields, then label, scores (a struct of one double per label), related, error."""
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    fields = [f for f in schema.fields if f.name not in task.dropped]
+    fields += [StructField(worker.LABEL, StringType()),
+               StructField(SCORES, StructType([StructField(name, DoubleType()) for name in task.labels]))]
+    if task.has_related:
+        fields.append(StructField(RELATED, DoubleType()))
+    return StructType(fields + [StructField(ERROR, StringType())])
+
+
+def classify(frame, task: Task):
+    """The frame with its predictions, computed by app's Classifier in the Python workers on Arrow batches."""
+    return frame.mapInArrow(partial(worker.classify_batches, task), output_schema(frame.schema, task))
+
+
+def write(spark, frame, opts: Options) -> dict[str | None, int]:
+    """Write next to OUTPUT, count rows by error (None: classified) from what was written, then rename it into
+    place; a job that fails leaves no output."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path
+    fs = hadoop_path(opts.output).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    final = fs.makeQualified(hadoop_path(opts.output))
+    if fs.exists(final) and not opts.overwrite:
+        raise BulkError(f"{opts.output} exists (pass --overwrite to replace it)")
+    partial_path = hadoop_path(final.getParent(), f"{final.getName()}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        opts.output_format.write(frame, partial_path.toString())
+        rows = opts.output_format.read_column(spark, partial_path.toString(), ERROR).groupBy(ERROR).count().collect()
+        if fs.exists(final):
+            fs.delete(final, True)
+        if not fs.rename(partial_path, final):
+            raise BulkError(f"could not rename {partial_path.toString()} to {opts.output}")
+    finally:
+        if fs.exists(partial_path):
+            fs.delete(partial_path, True)
+    return {row[0]: row[1] for row in rows}
+
+
+@contextlib.contextmanager
+def _one_line_errors():
+    """Spark's and Py4J's exceptions as a BulkError with the first line of their message."""
+    from py4j.protocol import Py4JError, Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (PySparkException, Py4JError) as exc:
+        text = str(exc.java_exception) if isinstance(exc, Py4JJavaError) else str(exc)
+        lines = [line for line in text.strip().splitlines() if line.strip()] or [type(exc).__name__]
+        # A Python worker's failure: its exception's own line, not the traceback's header.
+        raised = [line for line in lines if _PYTHON_RAISED.match(line)]
+        raise BulkError(f"Spark: {raised[-1] if 'Traceback' in text and raised else lines[0]}") from None
+
+
+def run(opts: Options, spark=None) -> dict[str | None, int]:
+    """The whole job; counts of output rows by error (None: classified). Starts a session unless given one."""
+    bundle = verify(opts.bundle)
+    source_format = opts.input_format or Format.of(opts.input)
+    if source_format is None:
+        raise BulkError(f"cannot tell the format of {opts.input} from its name: pass --format jsonl, csv or parquet")
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        raise BulkError(str(exc)) from None
+    with _one_line_errors(), tempfile.TemporaryDirectory(prefix="bulk-") as staging:
+        spark = spark or start(opts)
+        task = Task(archive=ship(spark, bundle, Path(staging)), labels=bundle.labels, has_related=bundle.has_related,
+                    threads=opts.threads, bucket=config.length_bucket, max_batch=config.inference_batch,
+                    dropped=(CORRUPT,) if opts.keep_text else (TEXT, CORRUPT))
+        frame = prepare(source_format.read(spark, opts.input), opts.partitions, spark.sparkContext.defaultParallelism)
+        return write(spark, classify(frame, task), opts)
