@@ -1,4 +1,5 @@
-"""``python -m app``: serve locally (Flask's server, for a quick try) or ``classify FILE`` offline."""
+"""``python -m app``: ``serve`` (Flask's server, for a quick try; the default), ``classify FILE`` offline, or
+``verify BUNDLE`` (load and warm it up: what gunicorn runs before it serves a bundle)."""
 
 from __future__ import annotations
 
@@ -7,49 +8,68 @@ import logging
 import sys
 from pathlib import Path
 
-from .bundle import Bundle, BundleError
+from .bundle import Bundle
 from .classifier import Classifier
-from .config import Config, ConfigError, ServerConfig
-from .offline import InputError, classify_file
+from .config import Config, ServerConfig
+from .errors import AppError
+from .offline import classify_file
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="serve HTTP on HOST:PORT with Flask's development server (default)")
     p = sub.add_parser("classify", help="classify a CSV (text[,entity] columns) or JSONL file; JSONL out")
     p.add_argument("file", type=Path)
-    p.add_argument("--out", type=Path, help="output file (default: standard output)")
+    p.add_argument("--out", type=Path, help="output file, written whole or not at all (default: standard output)")
     p.add_argument("--bundle", type=Path, help="bundle directory (default: BUNDLE or the default bundle)")
     p.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        config = Config.from_env()
-        server = ServerConfig.from_env()
-        logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
-        if args.command == "classify":
-            bundle = Bundle.load(args.bundle or config.bundle)
-            classifier = Classifier(bundle, threads=config.threads, bucket=config.length_bucket,
-                                    max_batch=config.inference_batch)
-            if args.out:
-                tmp = args.out.with_name(f".{args.out.name}.partial")
-                with tmp.open("w", encoding="utf-8") as out:
-                    counts = classify_file(classifier, args.file, out, not args.no_progress)
-                tmp.replace(args.out)
-            else:
-                counts = classify_file(classifier, args.file, sys.stdout, not args.no_progress)
-            print(f"classified {counts['classified']} tweets, {counts['errors']} errors", file=sys.stderr)
-            return 0
-        from .server import create_app
+    p = sub.add_parser("verify", help="load a bundle, check its files and run one inference; exit 0 if it serves")
+    p.add_argument("bundle", type=Path)
+    return parser
 
-        create_app(config).run(host=server.host, port=server.port, threaded=True)
+
+def classify(config: Config, file: Path, out: Path | None, bundle: Path | None, progress: bool) -> None:
+    classifier = Classifier(Bundle.load(bundle or config.bundle), threads=config.threads, bucket=config.length_bucket,
+                            max_batch=config.inference_batch)
+    if out:
+        tmp = out.with_name(f".{out.name}.partial")
+        with tmp.open("w", encoding="utf-8") as stream:
+            counts = classify_file(classifier, file, stream, progress)
+        tmp.replace(out)
+    else:
+        counts = classify_file(classifier, file, sys.stdout, progress)
+    print(f"classified {counts['classified']} tweets, {counts['errors']} errors", file=sys.stderr)
+
+
+def verify(path: Path) -> None:
+    bundle = Bundle.load(path)
+    Classifier(bundle, threads=1)  # builds the interpreter and runs a warm-up inference
+    print(f"bundle {path}: {bundle.name} {bundle.version} ({bundle.quantization}) loads and runs")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, dispatch, and turn an AppError or an unreadable file into one line on stderr and exit status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "verify":
+            verify(args.bundle)
+        elif args.command == "classify":
+            config = Config.offline_from_env()
+            logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
+            classify(config, args.file, args.out, args.bundle, not args.no_progress)
+        else:
+            config, server = Config.from_env(), ServerConfig.from_env()
+            logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
+            from .server import create_app
+
+            create_app(config).run(host=server.host, port=server.port, threaded=True)
         return 0
-    except (ConfigError, BundleError, InputError) as exc:
+    except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
-        print(f"error: {exc.filename}: no such file", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

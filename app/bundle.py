@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import AppError
 from .text import InputFormat, TextSettings
 
 SCHEMA_VERSION = 1
@@ -33,7 +34,7 @@ _REQUIRED = {
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class BundleError(Exception):
+class BundleError(AppError):
     """A bundle that cannot be served; the message is one line saying why."""
 
 

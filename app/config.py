@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from .errors import AppError
+
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "default"
 
 
-class ConfigError(ValueError):
+class ConfigError(AppError):
     """An environment variable with an unusable value; the message names it."""
 
 
@@ -46,6 +48,16 @@ class Config:
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
             log_level=_choice(env, "LOG_LEVEL", default.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"), str.upper),
         )
+
+    @classmethod
+    def offline_from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        """The settings the offline commands use (``BUNDLE``, ``TFLITE_THREADS``, ``LENGTH_BUCKET``,
+        ``INFERENCE_BATCH``, ``LOG_LEVEL``); server, limit and token settings are not read."""
+        env = os.environ if env is None else env
+        return cls.from_env({k: env[k] for k in OFFLINE_VARIABLES if k in env})
+
+
+OFFLINE_VARIABLES = ("BUNDLE", "TFLITE_THREADS", "LENGTH_BUCKET", "INFERENCE_BATCH", "LOG_LEVEL")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -1,7 +1,7 @@
 """gunicorn settings from environment variables, and prometheus-client multiprocess housekeeping."""
 
 import os
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,18 +47,35 @@ def _fail(message: str) -> None:
 
 
 def _verify(path: Path) -> str | None:
-    """Load the bundle and warm it up in a child process; the reason it fails, or None."""
-    code = ("import sys; from app.bundle import Bundle, BundleError; from app.classifier import Classifier\n"
-            "try:\n    Classifier(Bundle.load(sys.argv[1]), threads=1)\n"
-            "except BundleError as exc:\n    sys.exit(str(exc))")
+    """``python -m app verify`` in a child process (the master never loads a model); the reason it fails, or None."""
     try:
-        result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
-                                cwd=Path(__file__).resolve().parent.parent)
+        result = subprocess.run([sys.executable, "-m", "app", "verify", str(path)], capture_output=True, text=True,
+                                timeout=120, cwd=Path(__file__).resolve().parent.parent)
     except subprocess.TimeoutExpired:
         return f"bundle {path}: loading it took over 120 s"
     if result.returncode == 0:
         return None
-    return (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+    last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+    return last.removeprefix("error: ")
+
+
+# prometheus-client's multiprocess files: counter_<pid>.db, gauge_livesum_<pid>.db, histogram_<pid>.db, ...
+METRIC_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+
+
+def _empty_metrics_dir(directory: Path) -> None:
+    """Delete the metric files of earlier runs; refuse a directory that holds anything else (it is not ours)."""
+    if not directory.is_dir():
+        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} is not writable")
+    entries = list(directory.iterdir())
+    foreign = [e.name for e in entries if not (METRIC_FILE.fullmatch(e.name) and e.is_file())]
+    if foreign:
+        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} holds {len(foreign)} entries that are not metric files "
+              f"(such as {foreign[0]!r}): give the service a directory of its own")
+    for entry in entries:
+        entry.unlink()
 
 
 def on_starting(server):
@@ -73,16 +90,7 @@ def on_starting(server):
         if workers > 1:
             _fail("PROMETHEUS_MULTIPROC_DIR must be set when WORKERS > 1, or /metrics shows one worker only")
         return
-    directory = Path(directory)
-    if not directory.is_dir():
-        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} is not writable")
-    for entry in directory.iterdir():
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    _empty_metrics_dir(Path(directory))
 
 
 def on_reload(server):

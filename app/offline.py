@@ -11,11 +11,12 @@ from typing import IO, Iterable, Iterator
 from tqdm import tqdm
 
 from .classifier import Classifier
+from .errors import AppError
 
 CHUNK = 64
 
 
-class InputError(ValueError):
+class InputError(AppError):
     """An input file that cannot be read at all."""
 
 

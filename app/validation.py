@@ -1,4 +1,4 @@
-"""Validation of /classify request bodies into (text, entity) pairs, with API errors for bad input."""
+"""Decoding of request bodies, the parsed /classify request, and the API error for bad input."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import AppError
 
-class ApiError(Exception):
+
+class ApiError(AppError):
     """A client-visible error: HTTP status, a stable code and a message (never the tweet text)."""
 
     def __init__(self, status: int, code: str, message: str):
@@ -19,6 +21,8 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class ClassifyRequest:
+    """The tweets of one /classify call, in order; ``batch`` when they came as a list."""
+
     texts: list[str]
     entities: list[str | None]
     batch: bool
@@ -43,42 +47,3 @@ def parse_json_body(raw: bytes, content_type: str | None) -> Any:
         raise ApiError(400, "invalid_json", f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise ApiError(400, "invalid_json", "JSON nested too deeply") from None
-
-
-def _string(obj: dict, key: str, where: str, max_chars: int, required: bool) -> str | None:
-    value = obj.get(key)
-    if value is None and not required:
-        return None
-    if value is None:
-        raise ApiError(400, "missing_field", f"{where}'{key}' is required")
-    if not isinstance(value, str):
-        raise ApiError(400, "invalid_field", f"{where}'{key}' must be a string")
-    if not value.strip():
-        raise ApiError(400, "empty_field", f"{where}'{key}' must not be empty")
-    if len(value) > max_chars:
-        raise ApiError(413, "text_too_long", f"{where}'{key}' is longer than {max_chars} characters")
-    return value
-
-
-def parse_classify(body: Any, max_tweets: int, max_chars: int) -> ClassifyRequest:
-    """A single tweet ``{"text", "entity"?}`` or a batch ``{"tweets": [...]}``."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    if ("text" in body) == ("tweets" in body):
-        raise ApiError(400, "missing_field", "send either 'text' (one tweet) or 'tweets' (a list), not both")
-    if "text" in body:
-        text = _string(body, "text", "", max_chars, required=True)
-        return ClassifyRequest([text], [_string(body, "entity", "", max_chars, required=False)], batch=False)
-    tweets = body["tweets"]
-    if not isinstance(tweets, list) or not tweets:
-        raise ApiError(400, "invalid_field", "'tweets' must be a non-empty list of objects")
-    if len(tweets) > max_tweets:
-        raise ApiError(413, "batch_too_large", f"'tweets' holds {len(tweets)} items; the limit is {max_tweets}")
-    texts, entities = [], []
-    for i, item in enumerate(tweets):
-        where = f"tweets[{i}]."
-        if not isinstance(item, dict):
-            raise ApiError(400, "invalid_field", f"tweets[{i}] must be an object")
-        texts.append(_string(item, "text", where, max_chars, required=True))
-        entities.append(_string(item, "entity", where, max_chars, required=False))
-    return ClassifyRequest(texts, entities, batch=True)

@@ -1,9 +1,12 @@
-"""The edge service as users run it (gunicorn from the edge virtual environment), for benchmarks."""
+"""The edge service as users run it (gunicorn from the edge virtual environment): the one start-and-wait helper of
+the benchmarks, the tests and the arm64 smoke test, and a reader of its metrics. It needs only what the edge
+environment has (psutil, for the worker processes, where it is installed)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -14,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
-from .data import ROOT
+ROOT = Path(__file__).resolve().parent.parent
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def edge_python() -> str:
@@ -31,60 +35,106 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(url: str, timeout: float, process: subprocess.Popen | None = None, workers: int = 0,
+               interval: float = 0.05) -> float:
+    """Poll ``url/readyz`` until it answers 200 (and ``process`` has ``workers`` children); the seconds it took.
+
+    Raises RuntimeError when ``process`` exits first or ``timeout`` passes."""
+    started = time.perf_counter()
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {process.returncode} during start")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=max(2.0, interval)) as r:
+                if r.status == 200 and (not workers or len(_children(process)) >= workers):
+                    return round(time.perf_counter() - started, 2)
+        except OSError:
+            pass
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"{url}/readyz not ready within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def metric_value(text: str, sample: str, **labels: str) -> float:
+    """The sum of the samples named ``sample`` whose labels include ``labels``, in Prometheus text ``text``."""
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == sample and labels.items() <= s.labels.items())
+
+
+def _children(process: subprocess.Popen | None) -> list:
+    import psutil
+
+    return psutil.Process(process.pid).children() if process is not None else []
+
+
 @dataclass
 class Service:
+    """A gunicorn master started by :func:`start` (in a session of its own, so a stop reaches every worker)."""
+
     process: subprocess.Popen
     port: int
-    ready_seconds: float
+    log: Path
+    ready_seconds: float = 0.0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def workers(self) -> list[psutil.Process]:
-        return psutil.Process(self.process.pid).children()
+    def workers(self) -> list:
+        return _children(self.process)
 
     def worker_rss_mb(self) -> list[float]:
         return [round(w.memory_info().rss / 2**20, 1) for w in self.workers()]
 
     def master_rss_mb(self) -> float:
+        import psutil
+
         return round(psutil.Process(self.process.pid).memory_info().rss / 2**20, 1)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM the whole session, SIGKILL after 30 s; gunicorn's exit status."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+
+def start(bundle: Path, log: Path, workers: int = 1, threads: int = 4, tflite_threads: int = 1,
+          **env_extra: str) -> Service:
+    """Start gunicorn on a free loopback port with the service's own config; it does not wait."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != METRICS_DIR}
+    env.update({"HOST": "127.0.0.1", "PORT": str(port), "BUNDLE": str(bundle), "WORKERS": str(workers),
+                "THREADS": str(threads), "TFLITE_THREADS": str(tflite_threads), "LOG_LEVEL": "WARNING"}, **env_extra)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        process = subprocess.Popen([edge_python(), "-m", "gunicorn", "-c", "app/gunicorn_conf.py"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return Service(process, port, log)
 
 
 @contextmanager
 def serve(bundle: Path, workers: int = 1, threads: int = 4, tflite_threads: int = 1, timeout: float = 120,
-          **env_extra: str) -> Iterator[Service]:
-    """Start gunicorn on loopback, wait for /readyz (the time it took is recorded), stop it afterwards."""
-    metrics_dir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
-    log_dir = ROOT / "build" / "bench"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "BUNDLE": str(bundle), "WORKERS": str(workers),
-           "THREADS": str(threads), "TFLITE_THREADS": str(tflite_threads), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-           "LOG_LEVEL": "WARNING", **env_extra}
-    with open(log_dir / "gunicorn.log", "ab") as log:
-        started = time.perf_counter()
-        proc = subprocess.Popen([edge_python(), "-m", "gunicorn", "-c", "app/gunicorn_conf.py"], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+          log: Path | None = None, **env_extra: str) -> Iterator[Service]:
+    """:func:`start`, wait until ready with every worker up (the time is recorded), stop afterwards.
+
+    A private metrics directory is made unless ``PROMETHEUS_MULTIPROC_DIR`` is given."""
+    metrics_dir = None if METRICS_DIR in env_extra else tempfile.mkdtemp(prefix="reputation-metrics-")
+    if metrics_dir:
+        env_extra[METRICS_DIR] = metrics_dir
+    service = start(bundle, log or ROOT / "build" / "bench" / "gunicorn.log", workers, threads, tflite_threads,
+                    **env_extra)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log_dir / 'gunicorn.log'}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    if r.status == 200 and len(psutil.Process(proc.pid).children()) >= workers:
-                        break
-            except OSError:
-                pass
-            if time.perf_counter() - started > timeout:
-                raise RuntimeError(f"gunicorn not ready within {timeout} s")
-            time.sleep(0.05)
-        yield Service(proc, port, round(time.perf_counter() - started, 2))
+        service.ready_seconds = wait_ready(service.url, timeout, service.process, workers)
+        yield service
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        service.stop()
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.bundle import Bundle  # noqa: E402
 from app.classifier import Classifier  # noqa: E402
+from bench.server import metric_value, wait_ready  # noqa: E402
 
 # Written for this check (not RepLab tweets): clear and mixed reputation signals.
 TWEETS = [
@@ -39,18 +39,6 @@ def call(url: str, token: str | None, body: dict | None = None, timeout: float =
         return exc.code, exc.read()
 
 
-def wait_ready(url: str, timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            if call(f"{url}/readyz", None, timeout=10)[0] == 200:
-                return time.monotonic() - started
-        except OSError:
-            pass
-        time.sleep(2)
-    raise SystemExit(f"smoke: {url}/readyz not ready within {timeout:.0f} s")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", required=True)
@@ -60,7 +48,10 @@ def main() -> int:
     args = p.parse_args()
     failures = []
 
-    waited = wait_ready(args.url, args.ready_timeout)
+    try:
+        waited = wait_ready(args.url, args.ready_timeout, interval=2)
+    except RuntimeError as exc:
+        raise SystemExit(f"smoke: {exc}") from None
     print(f"smoke: /readyz 200 after {waited:.0f} s of waiting")
     reference = [p.label for p in Classifier(Bundle.load(args.bundle), threads=1).classify(
         [t["text"] for t in TWEETS], [t["entity"] for t in TWEETS])]
@@ -84,8 +75,7 @@ def main() -> int:
 
     status, body = call(f"{args.url}/metrics", args.token)
     text = body.decode()
-    tweets_counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                         if line.startswith("reputation_predictions_total"))
+    tweets_counted = metric_value(text, "reputation_predictions_total")
     print(f"smoke: /metrics -> {status}, reputation_predictions_total {tweets_counted:g}")
     if status != 200 or tweets_counted < 1 + len(TWEETS):
         failures.append(f"metrics: {status}, {tweets_counted} tweets counted, expected {1 + len(TWEETS)}")

@@ -78,6 +78,11 @@ def choose_max_length(lengths: Sequence[int]) -> int:
     return int(min(128, max(16, math.ceil(p / 8) * 8)))
 
 
+def text_encoder(vocab: Path, lowercase: bool, input_format: InputFormat, max_length: int) -> TweetEncoder:
+    """The text pipeline training uses: the one the edge serves (app.text), with the base model's vocabulary."""
+    return TweetEncoder(vocab, TextSettings(max_length=max_length, lowercase=lowercase), input_format.pair)
+
+
 def encode_examples(encoder: TweetEncoder, examples: Sequence[Example]):
     return encoder.encode([e.text for e in examples], [e.entity for e in examples] if encoder.pair else None)
 
@@ -154,13 +159,12 @@ class _Run:
         auto = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(auto if config.device == "auto" else config.device)
         self.vocab, lowercase = resolve_base(config.base, self.out / "base_vocab")
-        pair = config.input_format.pair
-        probe = TweetEncoder(self.vocab, TextSettings(max_length=512, lowercase=lowercase), pair)
+        probe = text_encoder(self.vocab, lowercase, config.input_format, 512)
         self.lengths = [len(e.ids) for e in encode_examples(probe, train_set)]
         self.length_stats = length_stats(self.lengths)
         self.max_length = config.max_length or choose_max_length(self.lengths)
         print(f"token lengths ({config.input_format.value}): {self.length_stats}; max_length {self.max_length}")
-        self.encoder = TweetEncoder(self.vocab, TextSettings(max_length=self.max_length, lowercase=lowercase), pair)
+        self.encoder = text_encoder(self.vocab, lowercase, config.input_format, self.max_length)
         self.train_set, self.val_set = train_set, val_set
         self.train_enc, self.val_enc = encode_examples(self.encoder, train_set), encode_examples(self.encoder, val_set)
         self.y_polarity = [LABELS.index(e.label) if e.label is not None else -100 for e in train_set]

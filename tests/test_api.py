@@ -6,6 +6,7 @@ import pytest
 
 from app.config import Config
 from app.server import create_app
+from bench.server import metric_value
 from tests.conftest import TINY_BUNDLE, TINY_RELATED_BUNDLE
 
 TOKEN = "test-token-0123456789abcdef"
@@ -112,24 +113,16 @@ def test_health_ready_model_openapi(client):
     assert spec["openapi"].startswith("3.") and "/classify" in spec["paths"]
 
 
-def _sample(text, name, labels=""):
-    for line in text.splitlines():
-        if line.startswith(name + ("{" + labels if labels else "")) and not line.startswith("#"):
-            if not labels or labels in line:
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def test_metrics_move_after_requests(client):
     before = client.get("/metrics").get_data(as_text=True)
     post(client, {"tweets": [{"text": "great", "entity": "Acme"}, {"text": "bad news", "entity": "Acme"}]})
     post(client, b"{bad")
     after = client.get("/metrics").get_data(as_text=True)
-    assert _sample(after, "reputation_batch_size_count") == _sample(before, "reputation_batch_size_count") + 1
-    assert _sample(after, "reputation_tweet_tokens_count") == _sample(before, "reputation_tweet_tokens_count") + 2
-    assert _sample(after, "reputation_errors_total", 'code="invalid_json"') == \
-        _sample(before, "reputation_errors_total", 'code="invalid_json"') + 1
-    assert _sample(after, "reputation_inference_duration_seconds_count") >= 1
+    assert metric_value(after, "reputation_batch_size_count") == metric_value(before, "reputation_batch_size_count") + 1
+    assert metric_value(after, "reputation_tweet_tokens_count") == metric_value(before, "reputation_tweet_tokens_count") + 2
+    assert metric_value(after, "reputation_errors_total", code="invalid_json") == \
+        metric_value(before, "reputation_errors_total", code="invalid_json") + 1
+    assert metric_value(after, "reputation_inference_duration_seconds_count") >= 1
     for name in ("reputation_predictions_total", "reputation_worker_resident_memory_bytes",
                  "reputation_model_info", "reputation_model_file_bytes",
                  'reputation_http_request_duration_seconds_count{endpoint="/classify",method="POST",status="200"}'):
@@ -145,10 +138,9 @@ def test_related_in_results_and_counted_where_the_bundle_has_that_head(client):
     assert all(0 <= r["related"] <= 1 for r in body["results"])
     assert 0 <= post(related_client, tweets[0]).get_json()["related"] <= 1
     after = related_client.get("/metrics").get_data(as_text=True)
-    counted = sum(_sample(after, "reputation_predictions_total", f'label="{label}",related="{verdict}"')
-                  - _sample(before, "reputation_predictions_total", f'label="{label}",related="{verdict}"')
-                  for label in ("positive", "neutral", "negative") for verdict in ("related", "unrelated"))
-    assert counted == 3
+    related = metric_value(after, "reputation_predictions_total", related="related")
+    unrelated = metric_value(after, "reputation_predictions_total", related="unrelated")
+    assert related + unrelated - metric_value(before, "reputation_predictions_total") == 3
     assert related_client.get("/v1/model").get_json()["outputs"] == ["polarity", "related"]
     plain = post(client, tweets[0]).get_json()
     assert "related" not in plain
@@ -186,3 +178,25 @@ def test_no_tweet_text_in_logs(caplog):
 def test_very_long_entity_is_classified(client):
     r = post(client, {"text": "great", "entity": "0" * 190})
     assert r.status_code == 200
+
+
+def test_openapi_states_this_service_limits_and_labels(client):
+    """maxItems, maxLength and the label enum come from the running configuration and bundle."""
+    doc = client.get("/openapi.json").get_json()
+    schemas = doc["components"]["schemas"]
+    assert schemas["Batch"]["properties"]["tweets"]["maxItems"] == 4
+    assert {f["maxLength"] for f in schemas["Tweet"]["properties"].values()} == {200}
+    assert schemas["Result"]["properties"]["label"]["enum"] == ["positive", "neutral", "negative"]
+    assert "related" not in schemas["Result"]["properties"]
+    related = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1, max_tweets=7)).test_client()
+    schemas = related.get("/openapi.json").get_json()["components"]["schemas"]
+    assert schemas["Batch"]["properties"]["tweets"]["maxItems"] == 7
+    assert "related" in schemas["SingleResult"]["required"] and "related" in schemas["Result"]["required"]
+
+
+@pytest.mark.parametrize("blank", ["\u0085", "\x1c\x1f", "\u3000 \u2028", "\t\r\n"])
+def test_whitespace_of_every_kind_is_blank(client, blank):
+    """What the schema's pattern calls blank is what the server rejects, for text and entity alike."""
+    assert post(client, {"text": blank}).get_json()["error"]["code"] == "empty_field"
+    assert post(client, {"text": "a", "entity": blank}).get_json()["error"]["code"] == "empty_field"
+    assert post(client, {"text": f"{blank}x{blank}"}).status_code == 200

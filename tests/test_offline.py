@@ -50,4 +50,33 @@ def test_unreadable_inputs_give_a_clear_error(tmp_path):
     result = run(str(tmp_path / "bad.csv"))
     assert result.returncode == 2 and "needs a header row with a 'text' column" in result.stderr
     result = run(str(tmp_path / "absent.csv"))
-    assert result.returncode == 2 and "no such file" in result.stderr
+    assert result.returncode == 2 and "absent.csv: No such file or directory" in result.stderr
+
+
+def test_offline_mode_reads_no_server_settings(tmp_path):
+    """A bad PORT, WORKERS or token file (server settings) does not break offline classification."""
+    import os
+
+    src = tmp_path / "day.csv"
+    src.write_text("text\ngreat day\n", encoding="utf-8")
+    env = {**os.environ, "PORT": "not-a-port", "WORKERS": "many", "AUTH_TOKEN_FILE": str(tmp_path / "absent")}
+    result = subprocess.run([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), "--no-progress",
+                             str(src)], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    env["TFLITE_THREADS"] = "zero"  # a setting offline mode does use is still checked
+    result = subprocess.run([EDGE_PYTHON, "-m", "app", "classify", str(src)], cwd=ROOT, capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 2 and result.stderr.strip() == "error: TFLITE_THREADS must be an integer, got 'zero'"
+
+
+def test_verify_a_bundle(tiny_bundle_copy):
+    ok = subprocess.run([EDGE_PYTHON, "-m", "app", "verify", str(tiny_bundle_copy)], cwd=ROOT, capture_output=True,
+                        text=True)
+    assert ok.returncode == 0 and "loads and runs" in ok.stdout, ok.stderr
+    model = tiny_bundle_copy / "model.tflite"
+    model.write_bytes(model.read_bytes()[:-4] + b"\x00\x00\x00\x00")
+    bad = subprocess.run([EDGE_PYTHON, "-m", "app", "verify", str(tiny_bundle_copy)], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "sha256" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    flag = subprocess.run([EDGE_PYTHON, "-m", "app", "verify"], cwd=ROOT, capture_output=True, text=True)
+    assert flag.returncode == 2 and "Traceback" not in flag.stderr

@@ -9,79 +9,54 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
 
+from bench.server import Service, metric_value, wait_ready
+from bench.server import start as bench_start
 from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start(env_extra: dict, tmp_path: Path) -> Service:
+    """gunicorn on the tiny bundle with one interpreter thread, logging to a file of ``tmp_path``; not yet ready."""
+    env = {"TFLITE_THREADS": "1", "PROMETHEUS_MULTIPROC_DIR": "", **env_extra}
+    return bench_start(Path(env.pop("BUNDLE", TINY_BUNDLE)), tmp_path / "gunicorn.log", **env)  # strings win
 
 
-def start(env_extra: dict, tmp_path: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update({"HOST": "127.0.0.1", "PORT": str(port), "BUNDLE": str(TINY_BUNDLE), "TFLITE_THREADS": "1"}, **env_extra)
-    log = open(tmp_path / f"gunicorn-{port}.log", "wb")
-    proc = subprocess.Popen([EDGE_PYTHON, "-m", "gunicorn", "-c", "app/gunicorn_conf.py"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, f"http://127.0.0.1:{port}"
+@contextmanager
+def running(env_extra: dict, tmp_path: Path) -> Iterator[Service]:
+    service = start(env_extra, tmp_path)
+    try:
+        wait_ready(service.url, 60, service.process, int(env_extra.get("WORKERS", 1)))
+        yield service
+    finally:
+        service.stop()
 
 
-def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, "gunicorn exited during start"
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("service not ready in time")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def _two_workers(tmp: Path) -> dict:
+    (tmp / "metrics").mkdir()
+    (tmp / "metrics" / "counter_99999.db").write_bytes(b"stale")  # a metric file of an earlier run
+    return {"WORKERS": "2", "THREADS": "4", "READ_TIMEOUT": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory) -> Iterator[Service]:
+    """Two workers shared by the tests that only send requests (none of them changes the processes)."""
     tmp = tmp_path_factory.mktemp("served")
-    (tmp / "metrics").mkdir()
-    (tmp / "metrics" / "stale.db").write_bytes(b"stale")
-    proc, url = start({"WORKERS": "2", "THREADS": "4", "READ_TIMEOUT": "2",
-                       "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}, tmp)
-    try:
-        wait_ready(proc, url)
-        yield proc, url, tmp
-    finally:
-        stop(proc)
-
-
-def metric_sum(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#"))
+    with running(_two_workers(tmp), tmp) as svc:
+        yield svc
 
 
 def test_multiprocess_dir_was_wiped(service):
-    _, _, tmp = service
-    assert not (tmp / "metrics" / "stale.db").exists()
+    assert not (service.log.parent / "metrics" / "counter_99999.db").exists()
 
 
 def test_classify_over_http(service):
-    _, url, _ = service
+    url = service.url
     r = requests.post(url + "/classify", json={"text": "Acme recalls phones", "entity": "Acme"}, timeout=10)
     assert r.status_code == 200 and r.json()["label"] in ("positive", "neutral", "negative")
     r = requests.post(url + "/classify", json={"tweets": [{"text": "a"}, {"text": "b"}]}, timeout=10)
@@ -91,40 +66,42 @@ def test_classify_over_http(service):
 
 
 def test_metrics_count_every_worker(service):
-    _, url, _ = service
-    before = metric_sum(requests.get(url + "/metrics", timeout=10).text, "reputation_batch_size_count")
+    url = service.url
+    before = metric_value(requests.get(url + "/metrics", timeout=10).text, "reputation_batch_size_count")
     with requests.Session() as a, requests.Session() as b:  # two connections: gunicorn spreads them
         for i in range(20):
             (a if i % 2 else b).post(url + "/classify", json={"text": f"tweet {i}"}, timeout=10)
     text = requests.get(url + "/metrics", timeout=10).text
-    assert metric_sum(text, "reputation_batch_size_count") == before + 20
+    assert metric_value(text, "reputation_batch_size_count") == before + 20
     assert 'reputation_model_info{name="tiny-test"' in text
 
 
-def test_killed_worker_is_replaced_and_metrics_keep_counting(service):
-    proc, url, _ = service
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    assert len(children) == 2
-    before = metric_sum(requests.get(url + "/metrics", timeout=10).text, "reputation_batch_size_count")
-    os.kill(int(children[0]), signal.SIGKILL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        now = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        if len(now) == 2 and children[0] not in now:
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError("worker not replaced")
-    ok = sum(requests.post(url + "/classify", json={"text": "after the crash"}, timeout=30).status_code == 200
-             for _ in range(10))
-    assert ok == 10
-    after = metric_sum(requests.get(url + "/metrics", timeout=10).text, "reputation_batch_size_count")
-    assert after >= before + 10  # the dead worker's counts stay; the new worker's are added
+def test_killed_worker_is_replaced_and_metrics_keep_counting(tmp_path):
+    with running(_two_workers(tmp_path), tmp_path) as service:
+        url = service.url
+        children = [w.pid for w in service.workers()]
+        assert len(children) == 2
+        before = metric_value(requests.get(url + "/metrics", timeout=10).text, "reputation_batch_size_count")
+        os.kill(children[0], signal.SIGKILL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            now = [w.pid for w in service.workers()]
+            if len(now) == 2 and children[0] not in now:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("worker not replaced")
+        wait_ready(url, 30, service.process, 2)
+        ok = sum(requests.post(url + "/classify", json={"text": "after the crash"}, timeout=30).status_code == 200
+                 for _ in range(10))
+        assert ok == 10
+        after = metric_value(requests.get(url + "/metrics", timeout=10).text, "reputation_batch_size_count")
+        assert after >= before + 10  # the dead worker's counts stay; the new worker's are added
 
 
 def test_slow_clients_do_not_starve_fast_requests(service):
     """Twice as many stalled requests (half a body, half the headers) as the 2 x 4 worker threads."""
-    _, url, _ = service
+    url = service.url
     host, port = url.removeprefix("http://").split(":")
     slow = []
     try:
@@ -149,14 +126,13 @@ def test_slow_clients_do_not_starve_fast_requests(service):
 
 
 def _start_fails(tmp_path, env_extra, fragment):
-    proc, _ = start(env_extra, tmp_path)
+    service = start(env_extra, tmp_path)
     try:
-        proc.wait(timeout=60)
+        service.process.wait(timeout=60)
     finally:
-        stop(proc)
-    log = next(tmp_path.glob("gunicorn-*.log")).read_text()
-    assert proc.returncode != 0
-    assert fragment in log, log
+        service.stop()
+    assert service.process.returncode != 0
+    assert fragment in service.log_text(), service.log_text()
 
 
 def test_missing_bundle_is_refused_at_start(tmp_path):
@@ -173,6 +149,16 @@ def test_missing_metrics_dir_is_refused_at_start(tmp_path):
     _start_fails(tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "absent")}, "does not exist")
 
 
+def test_metrics_dir_holding_other_files_is_refused_and_left_alone(tmp_path):
+    """PROMETHEUS_MULTIPROC_DIR=/tmp must not empty /tmp: only a directory of metric files is emptied."""
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("a user's file")
+    (shared / "counter_123.db").write_bytes(b"metrics")
+    _start_fails(tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(shared)}, "not metric files (such as 'notes.txt')")
+    assert sorted(p.name for p in shared.iterdir()) == ["counter_123.db", "notes.txt"]
+
+
 def test_bad_setting_is_refused_at_start(tmp_path):
     _start_fails(tmp_path, {"WORKERS": "many"}, "WORKERS must be an integer")
 
@@ -180,7 +166,8 @@ def test_bad_setting_is_refused_at_start(tmp_path):
 def test_edge_side_imports_no_heavy_framework():
     code = ("import sys, app.server, app.wsgi, app.offline, app.__main__; "
             "bad = [m for m in ('tensorflow', 'torch', 'transformers') if m in sys.modules]; print(json.dumps(bad))")
-    out = subprocess.run([EDGE_PYTHON, "-c", "import json; " + code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([EDGE_PYTHON, "-c", "import json; " + code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
     assert json.loads(out.stdout) == []
 
 
@@ -207,62 +194,62 @@ def test_bundle_swap_by_symlink_and_sighup(tmp_path):
     link = tmp_path / "current"
     _publish(link, v1)
     (tmp_path / "metrics").mkdir()
-    proc, url = start({"BUNDLE": str(link), "WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")},
-                      tmp_path)
+    env = {"BUNDLE": str(link), "WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     failures, done, sent = [], threading.Event(), [0]
+    with running(env, tmp_path) as service:
+        url = service.url
 
-    def load() -> None:
-        with requests.Session() as session:
-            while not done.is_set():
-                try:
-                    r = session.post(url + "/classify", json={"text": "steady traffic"}, timeout=10)
-                    if r.status_code != 200:
-                        failures.append(r.status_code)
-                except requests.RequestException as exc:
-                    failures.append(type(exc).__name__)
-                sent[0] += 1
+        def load() -> None:
+            with requests.Session() as session:
+                while not done.is_set():
+                    try:
+                        r = session.post(url + "/classify", json={"text": "steady traffic"}, timeout=10)
+                        if r.status_code != 200:
+                            failures.append(r.status_code)
+                    except requests.RequestException as exc:
+                        failures.append(type(exc).__name__)
+                    sent[0] += 1
 
-    def version() -> str:
-        return requests.get(url + "/v1/model", timeout=10).json()["version"]
+        def version() -> str:
+            return requests.get(url + "/v1/model", timeout=10).json()["version"]
 
-    try:
-        wait_ready(proc, url)
-        assert version() == "0.0.1"
+        def until(condition, what: str) -> None:
+            deadline = time.time() + 60
+            while not condition():
+                assert time.time() < deadline, what
+                time.sleep(0.2)
+
         clients = [threading.Thread(target=load) for _ in range(3)]
-        for c in clients:
-            c.start()
-        _publish(link, v2)
-        os.kill(proc.pid, signal.SIGHUP)
-        deadline = time.time() + 60
-        while version() != "0.0.2" or requests.get(url + "/v1/model", timeout=10).json()["version"] != "0.0.2":
-            assert time.time() < deadline, "new bundle not served"
-            time.sleep(0.3)
-        _publish(link, bad)
-        os.kill(proc.pid, signal.SIGHUP)
-        time.sleep(5)
-        done.set()
-        for c in clients:
-            c.join()
+        try:
+            assert version() == "0.0.1"
+            for c in clients:
+                c.start()
+            _publish(link, v2)
+            os.kill(service.process.pid, signal.SIGHUP)
+            until(lambda: version() == "0.0.2" and version() == "0.0.2", "new bundle not served")
+            _publish(link, bad)
+            os.kill(service.process.pid, signal.SIGHUP)
+            until(lambda: "the new one is refused" in service.log_text(), "bad bundle not refused")
+        finally:
+            done.set()
+            for c in clients:
+                if c.is_alive():
+                    c.join()
         assert failures == [] and sent[0] > 20
         assert {version() for _ in range(6)} == {"0.0.2"}
-        assert proc.poll() is None
-    finally:
-        done.set()
-        stop(proc)
-    log = next(tmp_path.glob("gunicorn-*.log")).read_text()
-    assert "the new one is refused" in log and "fails its sha256 check" in log
+        assert service.process.poll() is None
+    assert "fails its sha256 check" in service.log_text()
 
 
 def test_no_outbound_connections(service):
     """Every socket of the master and workers is the listener or an inbound connection to it."""
     import psutil
 
-    proc, url, _ = service
-    port = int(url.rsplit(":", 1)[1])
+    url, port = service.url, service.port
     for i in range(10):
         requests.post(url + "/classify", json={"text": f"tweet {i}", "entity": "Acme"}, timeout=10)
     requests.get(url + "/metrics", timeout=10)
-    master = psutil.Process(proc.pid)
+    master = psutil.Process(service.process.pid)
     processes = [master, *master.children(recursive=True)]
     assert len(processes) >= 3
     for p in processes:

@@ -62,7 +62,8 @@ def test_build_and_edge_sides_give_identical_ids(replab_sample):
     """Training's encoding (base model's vocab, measured length) equals serving's (the default bundle)."""
     from app.bundle import Bundle
     from app.classifier import Classifier
-    from model_build.train import encode_examples, encoder_for, resolve_base
+    from app.text import InputFormat
+    from model_build.train import encode_examples, resolve_base, text_encoder
     from tests.conftest import DEFAULT_BUNDLE
 
     bundle = Bundle.load(DEFAULT_BUNDLE)
@@ -71,7 +72,7 @@ def test_build_and_edge_sides_give_identical_ids(replab_sample):
 
     with tempfile.TemporaryDirectory() as tmp:
         vocab, lowercase = resolve_base(str(MINILM), Path(tmp))
-        build = encoder_for(vocab, lowercase, "entity+text", bundle.text_settings.max_length)
+        build = text_encoder(vocab, lowercase, InputFormat.PAIR, bundle.text_settings.max_length)
         build_ids = [e.ids for e in encode_examples(build, replab_sample)]
     edge = Classifier(bundle, threads=1).encoder
     edge_ids = [e.ids for e in edge.encode([e.text for e in replab_sample], [e.entity for e in replab_sample])]

@@ -1,0 +1,92 @@
+"""The OpenAPI document as served: its limits and labels taken from the running configuration and bundle, and
+the /classify request schemas it states used to validate request bodies, so the document and the checks agree."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from .validation import ApiError, ClassifyRequest
+
+TEMPLATE = Path(__file__).with_name("openapi.json")
+
+
+@dataclass(frozen=True)
+class ApiSchema:
+    """The served document and the validators of its two request bodies (one tweet, a batch)."""
+
+    document: dict
+    _tweet: Draft202012Validator
+    _batch: Draft202012Validator
+
+    @classmethod
+    def build(cls, max_tweets: int, max_text_chars: int, labels: tuple[str, ...], related: bool) -> ApiSchema:
+        document = json.loads(TEMPLATE.read_text(encoding="utf-8"))
+        schemas = document["components"]["schemas"]
+        for field in schemas["Tweet"]["properties"].values():
+            field["maxLength"] = max_text_chars
+        schemas["Batch"]["properties"]["tweets"]["maxItems"] = max_tweets
+        for name in ("Result", "SingleResult"):
+            schemas[name]["properties"]["label"]["enum"] = list(labels)
+            if related:
+                schemas[name]["required"].append("related")
+            else:
+                del schemas[name]["properties"]["related"]
+        schemas["Scores"]["required"] = list(labels)
+        root = {"components": copy.deepcopy(document["components"])}
+        return cls(document, Draft202012Validator({**root, "$ref": "#/components/schemas/Tweet"}),
+                   Draft202012Validator({**root, "$ref": "#/components/schemas/Batch"}))
+
+    def parse_classify(self, body: Any) -> ClassifyRequest:
+        """A single tweet ``{"text", "entity"?}`` or a batch ``{"tweets": [...]}``, checked against the document."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_body", "the body must be a JSON object")
+        if ("text" in body) == ("tweets" in body):
+            raise ApiError(400, "missing_field", "send either 'text' (one tweet) or 'tweets' (a list), not both")
+        batch = "tweets" in body
+        error = next((self._batch if batch else self._tweet).iter_errors(body), None)
+        if error is not None:
+            raise _api_error(error)
+        tweets = body["tweets"] if batch else [body]
+        return ClassifyRequest([t["text"] for t in tweets], [t.get("entity") for t in tweets], batch)
+
+
+def _where(path) -> str:
+    """``'tweets[3].text'`` for the path (tweets, 3, text)."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{part}"
+    return f"'{out}'"
+
+
+def _api_error(error: ValidationError) -> ApiError:
+    """The API's error code for a schema violation; the message names the field, never its value."""
+    rule, path = error.validator, list(error.absolute_path)
+    where = _where(path)
+    if rule == "required":
+        missing = next(k for k in error.validator_value if k not in error.instance)
+        return ApiError(400, "missing_field", f"{_where([*path, missing])} is required")
+    if rule == "type" and error.instance is None and path[-1:] == ["text"]:
+        return ApiError(400, "missing_field", f"{where} is required")
+    if rule in ("minLength", "pattern"):
+        return ApiError(400, "empty_field", f"{where} must not be empty")
+    if rule == "maxLength":
+        return ApiError(413, "text_too_long", f"{where} is longer than {error.validator_value} characters")
+    if rule == "maxItems":
+        return ApiError(413, "batch_too_large",
+                        f"'tweets' holds {len(error.instance)} items; the limit is {error.validator_value}")
+    if path == ["tweets"]:
+        return ApiError(400, "invalid_field", "'tweets' must be a non-empty list of objects")
+    if rule == "type":
+        return ApiError(400, "invalid_field", f"{where} must be of type {' or '.join(_types(error.validator_value))}")
+    return ApiError(400, "invalid_field", f"{where} breaks the schema's '{rule}' rule")
+
+
+def _types(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
