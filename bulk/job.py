@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import hashlib
 import os
 import re
+import shutil
 import sys
 import tarfile
 import tempfile
 import uuid
 import zipfile
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import app
@@ -85,22 +87,33 @@ def _digest(paths: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def ship(spark, bundle: Bundle, staging: Path) -> str:
+@functools.cache
+def _staging() -> Path:
+    """Where this process keeps what it gives Spark: it must outlive every job of the session (executors fetch
+    it when their first task starts); removed when the process exits."""
+    path = Path(tempfile.mkdtemp(prefix="bulk-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def ship(spark, bundle: Bundle) -> str:
     """Give the executors the bundle (a tar archive Spark unpacks under SparkFiles) and the code of ``app`` and
-    ``bulk`` (a zip on their path), both named by content; the archive's name."""
+    ``bulk`` (a zip on their path), both named by content and added once per session; the archive's name."""
     files = [bundle.path / name for name in ("manifest.json", *sorted(bundle.manifest()["files"]))]
-    archive = staging / f"bundle-{_digest(files)}.tar"
-    with tarfile.open(archive, "w") as tar:
-        for path in files:
-            tar.add(path, arcname=path.name)
     sources = sorted(p for package in PACKAGES for p in package.rglob("*.py"))
-    code = staging / f"bulk-code-{_digest(sources)}.zip"
-    with zipfile.ZipFile(code, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sources:
-            zf.write(path, path.relative_to(PACKAGES[0].parent).as_posix())
+    archive = _staging() / f"bundle-{_digest(files)}.tar"
+    code = _staging() / f"bulk-code-{_digest(sources)}.zip"
     context = spark.sparkContext
-    context.addArchive(str(archive))
-    context.addPyFile(str(code))
+    if not any(Path(uri).name == archive.name for uri in context.listArchives):
+        with tarfile.open(archive, "w") as tar:
+            for path in files:
+                tar.add(path, arcname=path.name)
+        context.addArchive(str(archive))
+    if not any(Path(uri).name == code.name for uri in context.listFiles):
+        with zipfile.ZipFile(code, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sources:
+                zf.write(path, path.relative_to(PACKAGES[0].parent).as_posix())
+        context.addPyFile(str(code))
     return archive.name
 
 
@@ -138,7 +151,7 @@ def output_schema(schema, task: Task):
 
 def classify(frame, task: Task):
     """The frame with its predictions, computed by app's Classifier in the Python workers on Arrow batches."""
-    return frame.mapInArrow(partial(worker.classify_batches, task), output_schema(frame.schema, task))
+    return frame.mapInArrow(functools.partial(worker.classify_batches, task), output_schema(frame.schema, task))
 
 
 def write(spark, frame, opts: Options) -> dict[str | None, int]:
@@ -190,9 +203,9 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
         config = Config.from_env()
     except ConfigError as exc:
         raise BulkError(str(exc)) from None
-    with _one_line_errors(), tempfile.TemporaryDirectory(prefix="bulk-") as staging:
+    with _one_line_errors():
         spark = spark or start(opts)
-        task = Task(archive=ship(spark, bundle, Path(staging)), labels=bundle.labels, has_related=bundle.has_related,
+        task = Task(archive=ship(spark, bundle), labels=bundle.labels, has_related=bundle.has_related,
                     threads=opts.threads, bucket=config.length_bucket, max_batch=config.inference_batch,
                     dropped=(CORRUPT,) if opts.keep_text else (TEXT, CORRUPT))
         frame = prepare(source_format.read(spark, opts.input), opts.partitions, spark.sparkContext.defaultParallelism)

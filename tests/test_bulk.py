@@ -1,0 +1,148 @@
+"""`python -m bulk classify` on a real local Spark (local[2]): the device's labels and scores, bad rows counted,
+output schemas, the bundle reached only through Spark's file distribution."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEFAULT_BUNDLE, EDGE_PYTHON, FIXTURES, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE
+
+pytest.importorskip("pyspark", reason="PySpark not installed (requirements-bulk.txt)")
+pytestmark = pytest.mark.skipif(shutil.which("java") is None,
+                                reason="no java: Spark needs Java 17 (.ci/run and make bulk install openjdk-17-jre-headless)")
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from app.bundle import Bundle  # noqa: E402
+from app.classifier import Classifier  # noqa: E402
+from bulk.formats import Format  # noqa: E402
+from bulk.job import BulkError, Options, classify, prepare, run, ship, start, verify  # noqa: E402
+
+LOCAL = "local[2]"
+QUIET = ("--conf", "spark.ui.enabled=false")
+
+
+def bulk_command(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bulk", "classify", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = start(Options(input="", output="", bundle=TINY_BUNDLE, master=LOCAL,
+                            conf=(("spark.ui.enabled", "false"),)))
+    yield session
+    session.stop()
+
+
+def read_jsonl_dir(path: Path) -> list[dict]:
+    return [json.loads(line) for part in sorted(path.glob("part-*")) for line in part.read_text().splitlines()]
+
+
+def test_same_labels_and_scores_as_the_offline_command(replab_sample, tmp_path):
+    src = tmp_path / "tweets.jsonl"
+    with src.open("w", encoding="utf-8") as fh:
+        for i, example in enumerate(replab_sample):
+            fh.write(json.dumps({"id": f"t{i}", "text": example.text, "entity": example.entity}) + "\n")
+        fh.write(json.dumps({"id": "blank", "text": "   ", "entity": "BMW"}) + "\nnot json at all\n"
+                 + json.dumps({"id": "no-text", "entity": "BMW"}) + "\n")
+    offline = subprocess.run([EDGE_PYTHON, "-m", "app", "classify", str(src), "--out", str(tmp_path / "offline.jsonl"),
+                              "--bundle", str(DEFAULT_BUNDLE), "--no-progress"], cwd=ROOT, capture_output=True,
+                             text=True)
+    assert offline.returncode == 0, offline.stderr
+    expected = {r["id"]: r for r in map(json.loads, (tmp_path / "offline.jsonl").read_text().splitlines()) if "id" in r}
+
+    out = tmp_path / "labels.parquet"
+    result = bulk_command(str(src), str(out), "--bundle", str(DEFAULT_BUNDLE), "--master", LOCAL, "--partitions", "3",
+                          *QUIET)
+    assert result.returncode == 0, result.stderr[-3000:]
+    n = len(replab_sample)
+    assert f"classified {n} tweets, 3 errors (empty or missing text: 2; line is not a JSON object: 1)" in result.stderr
+    table = pq.read_table(out)
+    assert table.schema.names == ["entity", "id", "label", "scores", "error"]  # no text, no related head
+    assert table.schema.field("scores").type == pa.struct([(name, pa.float64()) for name in
+                                                            ("positive", "neutral", "negative")])
+    rows = table.to_pylist()
+    assert len(rows) == n + 3
+    classified = {r["id"]: r for r in rows if r["error"] is None}
+    assert len(classified) == n and set(classified) == {f"t{i}" for i in range(n)}
+    for key, row in classified.items():
+        assert (row["label"], row["scores"]) == (expected[key]["label"], expected[key]["scores"]), key
+    assert {r["id"]: r["error"] for r in rows if r["error"]} == {
+        "blank": "empty or missing text", "no-text": "empty or missing text", None: "line is not a JSON object"}
+    assert len({r["label"] for r in classified.values()}) > 1
+    assert not list(tmp_path.glob("*.partial-*"))
+
+
+def test_bundle_reached_only_through_spark_files(spark, tmp_path):
+    """The bundle's directory is gone before any task runs: the workers load it from what Spark distributed."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(TINY_RELATED_BUNDLE, copy)
+    bundle = verify(copy)
+    archive = ship(spark, bundle)
+    shutil.rmtree(copy)
+    from bulk.worker import Task
+
+    task = Task(archive=archive, labels=bundle.labels, has_related=True, threads=1, bucket=8, max_batch=16,
+                dropped=())
+    frame = prepare(Format.CSV.read(spark, str(FIXTURES / "tweets.csv")), 4, 2)
+    assert frame.rdd.getNumPartitions() == 4
+    rows = [r.asDict(recursive=True) for r in classify(frame, task).collect()]
+    with (FIXTURES / "tweets.csv").open(newline="", encoding="utf-8") as fh:
+        source = list(csv.DictReader(fh))
+    # The fixture's own label and related columns are kept, renamed.
+    assert set(rows[0]) == {"text", "input_label", "entity", "input_related", "label", "scores", "related", "error"}
+    assert sorted(r["text"] or "" for r in rows) == sorted(r["text"] for r in source)
+    reference = Classifier(Bundle.load(TINY_RELATED_BUNDLE), threads=1)
+    for row in rows:
+        if row["error"] is None:
+            (p,) = reference.classify([row["text"]], [row["entity"] or None])
+            assert (row["label"], row["scores"], row["related"]) == (p.label, p.scores, p.related)
+    assert sum(r["error"] is None for r in rows) == sum(bool(r["text"].strip()) for r in source)
+
+
+def test_parquet_in_jsonl_out_with_text_kept(spark, tmp_path):
+    src = tmp_path / "day.parquet"
+    pq.write_table(pa.table({"tweet_id": [10, 11, 12], "text": ["Acme recalls phones", None, "Acme, \"great\"\nday"],
+                             "entity": ["Acme", "Acme", None], "followers": [1.5, 2.0, 3.0]}), src)
+    out = tmp_path / "out.jsonl"
+    counts = run(Options(input=str(src), output=str(out), bundle=TINY_RELATED_BUNDLE,
+                         output_format=Format.JSONL, keep_text=True), spark)
+    assert counts == {None: 2, "empty or missing text": 1}
+    rows = {r["tweet_id"]: r for r in read_jsonl_dir(out)}
+    assert set(rows) == {10, 11, 12}
+    assert rows[12]["text"] == "Acme, \"great\"\nday" and rows[12]["followers"] == 3.0
+    assert set(rows[10]["scores"]) == {"positive", "neutral", "negative"} and 0 <= rows[10]["related"] <= 1
+    assert rows[11] == {"tweet_id": 11, "entity": "Acme", "followers": 2.0, "error": "empty or missing text"}
+    assert not list(tmp_path.glob("*.partial-*"))
+    with pytest.raises(BulkError, match="exists"):
+        run(Options(input=str(src), output=str(out), bundle=TINY_RELATED_BUNDLE, output_format=Format.JSONL), spark)
+    with pytest.raises(BulkError, match="PATH_NOT_FOUND|does not exist"):
+        run(Options(input=str(tmp_path / "absent.parquet"), output=str(tmp_path / "x"), bundle=TINY_BUNDLE), spark)
+    (tmp_path / "notext.csv").write_text("tweet,who\nx,y\n")
+    with pytest.raises(BulkError, match="no 'text' column"):
+        run(Options(input=str(tmp_path / "notext.csv"), output=str(tmp_path / "y"), bundle=TINY_BUNDLE), spark)
+
+
+def test_missing_or_tampered_bundle_fails_at_once_in_one_line(tmp_path):
+    src = tmp_path / "day.jsonl"
+    src.write_text(json.dumps({"text": "hello"}) + "\n")
+    tampered = tmp_path / "tampered"
+    shutil.copytree(TINY_BUNDLE, tampered)
+    with (tampered / "vocab.txt").open("a") as fh:
+        fh.write("extra\n")
+    for bundle, reason in ((tmp_path / "absent", "not a directory"), (tampered, "vocab.txt is")):
+        result = bulk_command(str(src), str(tmp_path / "out"), "--bundle", str(bundle), "--master", LOCAL)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("error: bundle ") and reason in lines[-1], result.stderr
+        assert "Traceback" not in result.stderr and "Spark" not in result.stderr  # before Spark started
+        assert not (tmp_path / "out").exists()
