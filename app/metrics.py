@@ -6,9 +6,13 @@ import os
 import time
 from enum import Enum
 from pathlib import Path
+from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.metrics_core import Metric
+
+from .stats import RecentCounts, without_ring
 
 # Request latency spans a 1 ms health check to a 64-tweet batch of several hundred ms.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -73,6 +77,10 @@ class Metrics:
         self.model_bytes = Gauge(
             "reputation_model_file_bytes", "Size of the loaded model file.", ["name", "version"],
             registry=registry, multiprocess_mode="livemax")
+        self.started = Gauge("reputation_start_time_seconds", "Unix time the first worker started.",
+                             registry=registry, multiprocess_mode="min")
+        self.started.set(time.time())
+        self.recent = RecentCounts(registry)
 
     def observe_memory(self, max_age: float = 0.0) -> None:
         """Update this process's resident memory, unless it was read less than ``max_age`` seconds ago."""
@@ -81,10 +89,13 @@ class Metrics:
             self._memory_read_at = now
             self.resident.set(_resident_bytes())
 
-    def export(self) -> bytes:
-        """The text exposition of all metrics (all live workers' in multiprocess mode)."""
+    def collect(self) -> list[Metric]:
+        """Every metric family, all workers' in multiprocess mode."""
         if self.multiprocess_dir:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))
-            return generate_latest(registry)
-        return generate_latest(self._registry)
+            return list(multiprocess.MultiProcessCollector(None, path=str(self.multiprocess_dir)).collect())
+        return list(self._registry.collect())
+
+    def export(self) -> bytes:
+        """The text exposition of all metrics but the per-minute ring (app/stats.py)."""
+        families = without_ring(self.collect())
+        return generate_latest(SimpleNamespace(collect=lambda: families))

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
-from pathlib import Path
+from collections import Counter
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
+from .api_schema import ApiSchema
 from .bundle import Bundle
 from .classifier import Classifier
 from .config import Config
 from .metrics import Metrics, Relatedness
-from .validation import ApiError, parse_classify, parse_json_body
+from .page import ASSET_MAX_AGE, SECURITY_HEADERS, Page
+from .stats import service_stats
+from .validation import ApiError, parse_json_body
 
 log = logging.getLogger(__name__)
-OPEN_ENDPOINTS = frozenset({"healthz", "readyz", "openapi"})
+OPEN_ENDPOINTS = frozenset({"healthz", "readyz", "openapi", "index", "static"})  # index: the page at /
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
                413: "body_too_large", 415: "unsupported_media_type"}
 
@@ -37,11 +39,13 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     metrics.observe_memory()
     model_ref = {"name": bundle.name, "version": bundle.version}
     model_summary = {**bundle.summary(), "runtime": runtime, "threads": config.threads}
-    openapi_document = json.loads((Path(__file__).parent / "openapi.json").read_text(encoding="utf-8"))
+    api = ApiSchema.build(config.max_tweets, config.max_text_chars, bundle.labels, bundle.has_related)
+    page = Page.build(auth=config.auth_token is not None)
     log.info("serving bundle %s %s (%s) with %s", bundle.name, bundle.version, bundle.quantization, runtime)
 
     def fail(status: int, code: str, message: str) -> Response:
         metrics.errors.labels(code).inc()
+        metrics.recent.add(errors=1)
         response = jsonify({"error": {"code": code, "message": message}})
         response.status_code = status
         if status == 401:
@@ -50,6 +54,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = ASSET_MAX_AGE  # app/static/, whose URLs the page versions
     app.json.sort_keys = False
 
     @app.before_request
@@ -67,6 +72,9 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         metrics.requests.labels(endpoint, request.method, str(response.status_code)).observe(elapsed)
+        if endpoint == "/classify":
+            metrics.recent.add(requests=1)
+        response.headers.update(SECURITY_HEADERS)
         return response
 
     @app.errorhandler(ApiError)
@@ -87,6 +95,15 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         log.error("internal error: %s", type(exc).__name__)
         return fail(500, "internal", "internal error")
 
+    @app.get("/")
+    def index() -> Response:
+        return page.response(request)
+
+    @app.get("/v1/stats")
+    def stats() -> Response:
+        metrics.observe_memory()
+        return jsonify(service_stats(metrics.collect(), bundle.labels, time.time()))
+
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify({"status": "ok"})
@@ -101,12 +118,13 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
 
     @app.get("/openapi.json")
     def openapi() -> Response:
-        return jsonify(openapi_document)
+        return jsonify(api.document)
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:
         metrics.observe_memory()
-        return Response(metrics.export(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+        # content_type, not mimetype: werkzeug appends "; charset=utf-8" to a text/ mimetype a second time.
+        return Response(metrics.export(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.post("/classify")
     def classify() -> Response:
@@ -115,7 +133,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         except (OSError, ClientDisconnected):  # the client went silent mid-body (receive timeout) or left
             raise ApiError(408, "request_timeout", "the request body did not arrive in time") from None
         body = parse_json_body(raw, request.content_type)
-        req = parse_classify(body, config.max_tweets, config.max_text_chars)
+        req = api.parse_classify(body)
         started = time.perf_counter()
         predictions = classifier.classify(req.texts, req.entities)
         metrics.inference.observe(time.perf_counter() - started)
@@ -123,6 +141,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         for p in predictions:
             metrics.tokens.observe(p.tokens)
             metrics.predictions.labels(p.label, Relatedness.of(p.related).value).inc()
+        metrics.recent.add(tweets=Counter(p.label for p in predictions))
         metrics.observe_memory(max_age=1.0)
         results = [p.to_dict() for p in predictions]
         if req.batch:

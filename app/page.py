@@ -1,0 +1,46 @@
+"""The browser page at GET / (files in app/static/) and the security headers of every response."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Request, Response
+
+STATIC = Path(__file__).resolve().parent / "static"
+ASSETS = ("page.css", "page.js", "icon.svg")
+# Asset URLs carry a hash of their content, so a browser may keep them a day and still never mixes versions.
+ASSET_MAX_AGE = 86400
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+AUTH_MARKER = 'data-auth="off"'
+
+
+@dataclass(frozen=True)
+class Page:
+    html: bytes
+
+    @classmethod
+    def build(cls, auth: bool) -> "Page":
+        """index.html with versioned asset URLs; ``auth`` tells the page to ask for the token first."""
+        html = (STATIC / "index.html").read_text(encoding="utf-8")
+        for name in ASSETS:
+            digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+            html = html.replace(f'"/static/{name}"', f'"/static/{name}?v={digest}"')
+        if auth:
+            html = html.replace(AUTH_MARKER, 'data-auth="on"')
+        return cls(html.encode("utf-8"))
+
+    def response(self, request: Request) -> Response:
+        """The page, revalidated on every visit (ETag), so a new version shows at once."""
+        response = Response(self.html, mimetype="text/html")
+        response.headers["Cache-Control"] = "no-cache"
+        response.set_etag(hashlib.sha256(self.html).hexdigest()[:16])
+        return response.make_conditional(request)

@@ -1,0 +1,260 @@
+// The page at GET /: classify tweets, show the model card and the live panel (GET /v1/stats).
+// No framework and no build step. Tweet text only ever goes to POST /classify, never into storage.
+"use strict";
+
+const STATS_EVERY_MS = 5000;
+const ENTITY_KEY = "reputation.entity";
+const TOKEN_KEY = "reputation.token";
+const $ = (id) => document.getElementById(id);
+
+class Unauthorized extends Error {}
+
+let statsTimer = null;
+let lastAnswer = null;
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+async function api(path, body) {
+  const headers = { Accept: "application/json" };
+  if (token()) headers.Authorization = "Bearer " + token();
+  const init = { headers, cache: "no-store" };
+  if (body !== undefined) {
+    init.method = "POST";
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const answer = await response.json().catch(() => null);
+  if (response.status === 401) throw new Unauthorized();
+  if (!response.ok) {
+    const message = answer && answer.error ? answer.error.message : response.statusText;
+    throw new Error(`${message} (HTTP ${response.status})`);
+  }
+  return answer;
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function percent(x) {
+  return (100 * x).toFixed(1) + "%";
+}
+
+// --- authentication -------------------------------------------------------------------------
+
+function askForToken() {
+  const rejected = token() !== null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearTimeout(statsTimer);
+  $("auth").hidden = false;
+  $("auth-status").className = rejected ? "error" : "note";
+  $("auth-status").textContent = rejected ? "That token was not accepted. Check it and try again."
+    : "This service asks for its access token (AUTH_TOKEN).";
+  $("token").focus();
+}
+
+function handle(error, where) {
+  if (error instanceof Unauthorized) askForToken();
+  else where.textContent = error.message;
+}
+
+async function useToken(event) {
+  event.preventDefault();
+  const value = $("token").value.trim();
+  if (!value) {
+    $("auth-status").textContent = "Type the token first.";
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, value);
+  $("token").value = "";
+  if (await loadModel()) {
+    $("auth-status").className = "note";
+    $("auth-status").textContent = "Token accepted; it is kept in this tab only.";
+    refreshStats();
+  }
+}
+
+// --- classification -------------------------------------------------------------------------
+
+function scoreBar(label, score) {
+  const fill = el("span", { class: `fill ${label}` });
+  fill.style.width = percent(score);
+  return el("div", { class: "score" },
+    el("span", { class: "score-name" }, label),
+    el("span", { class: "bar", "aria-hidden": "true" }, fill),
+    el("span", { class: "score-value" }, percent(score)));
+}
+
+function showResults(texts, entity, results) {
+  const list = el("ol", { class: "results" });
+  texts.forEach((text, i) => {
+    const r = results[i];
+    const item = el("li", { class: "result" },
+      el("p", { class: "tweet" }, text),
+      el("p", { class: "verdict" }, el("span", { class: `label ${r.label}` }, r.label)));
+    if (typeof r.related === "number") {
+      const about = entity ? `about ${entity}` : "about the entity";
+      item.querySelector(".verdict").append(` ${r.related >= 0.5 ? "" : "not "}${about} (related ${percent(r.related)})`);
+    }
+    for (const [label, score] of Object.entries(r.scores)) item.append(scoreBar(label, score));
+    list.append(item);
+  });
+  const counts = {};
+  for (const r of results) counts[r.label] = (counts[r.label] || 0) + 1;
+  const summary = Object.entries(counts).map(([label, n]) => `${n} ${label}`).join(", ");
+  $("results").replaceChildren(
+    el("p", { class: "summary" }, `${results.length} ${results.length === 1 ? "tweet" : "tweets"}: ${summary}.`), list);
+}
+
+async function classify(event) {
+  event.preventDefault();
+  const texts = $("tweet").value.split("\n").map((t) => t.trim()).filter((t) => t);
+  const entity = $("entity").value.trim();
+  localStorage.setItem(ENTITY_KEY, entity);
+  $("error").textContent = "";
+  if (!texts.length) {
+    $("error").textContent = "Type a tweet first (one per line for several).";
+    $("tweet").focus();
+    return;
+  }
+  const tweet = (text) => (entity ? { text, entity } : { text });
+  const body = texts.length === 1 ? tweet(texts[0]) : { tweets: texts.map(tweet) };
+  $("classify").disabled = true;
+  try {
+    lastAnswer = await api("/classify", body);
+    showResults(texts, entity, lastAnswer.results || [lastAnswer]);
+    $("copy").disabled = false;
+    $("copy-status").textContent = "";
+  } catch (error) {
+    handle(error, $("error"));
+  } finally {
+    $("classify").disabled = false;
+  }
+}
+
+async function copyJson() {
+  const text = JSON.stringify(lastAnswer, null, 2);
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // Plain http on the local network is no secure context: no Clipboard API there.
+    const area = el("textarea", { readonly: "", class: "offscreen" });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    $("copy").focus();
+    if (!copied) {
+      $("copy-status").textContent = "Copying was refused by the browser.";
+      return;
+    }
+  }
+  $("copy-status").textContent = "Copied the answer as JSON.";
+}
+
+// --- model card -----------------------------------------------------------------------------
+
+function megabytes(bytes) {
+  return (bytes / 1e6).toFixed(1) + " MB";
+}
+
+async function loadModel() {
+  let model;
+  try {
+    model = await api("/v1/model");
+  } catch (error) {
+    handle(error, $("model"));
+    return false;
+  }
+  const validation = (model.metrics && model.metrics.validation) || {};
+  const rows = [
+    ["Name", model.name],
+    ["Version", model.version],
+    ["Base model", (model.base_model || "").split("/").pop()],
+    ["Input", model.input_format === "entity+text" ? "entity and tweet" : "tweet only"],
+    ["Labels", model.labels.join(", ") + ((model.outputs || []).includes("related") ? "; related to the entity" : "")],
+    ["Quantisation", model.quantization],
+    ["Model size", megabytes(model.model_bytes)],
+    ["Max length", `${model.max_length} tokens`],
+    ["Runtime", `${model.runtime}, ${model.threads} thread${model.threads === 1 ? "" : "s"}`],
+  ];
+  if (validation.accuracy !== undefined) {
+    rows.push(["Validation", `accuracy ${validation.accuracy.toFixed(3)}, macro-F1 ${validation.macro_f1.toFixed(3)}`
+      + ` (n = ${validation.n})`]);
+  }
+  if (validation.latency) {
+    rows.push(["Latency per tweet", `${validation.latency.median_ms} ms median, ${validation.latency.p95_ms} ms p95`]);
+  }
+  $("model").replaceChildren(...rows.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, String(value))]));
+  return true;
+}
+
+// --- live panel -----------------------------------------------------------------------------
+
+function duration(seconds) {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+function showStats(stats) {
+  const five = stats.last_5m, hour = stats.last_60m;
+  $("live-tweets").tBodies[0].replaceChildren(...Object.keys(hour.tweets).map((label) => el("tr", {},
+    el("th", { scope: "row" }, el("span", { class: `label ${label}` }, label)),
+    el("td", {}, String(five.tweets[label] || 0)), el("td", {}, String(hour.tweets[label])))));
+  const sum = (counts) => Object.values(counts).reduce((a, b) => a + b, 0);
+  $("tweets-5").textContent = sum(five.tweets);
+  $("tweets-60").textContent = sum(hour.tweets);
+  $("rps").textContent = `${five.requests_per_second.toFixed(2)} (last 5 min)`;
+  const ms = (x) => (x === undefined ? "-" : `${x.toFixed(1)} ms`);
+  $("latency").textContent = `${ms(stats.latency_ms.p50)} / ${ms(stats.latency_ms.p95)}`
+    + ` (${stats.latency_ms.requests} requests since start)`;
+  $("errors").textContent = `${five.errors} / ${hour.errors}`;
+  $("uptime").textContent = duration(stats.uptime_seconds);
+  $("live-workers").tBodies[0].replaceChildren(...stats.workers.map((w) => el("tr", {},
+    el("th", { scope: "row" }, `pid ${w.pid}`), el("td", {}, megabytes(w.resident_bytes)),
+    el("td", {}, String(w.tweets_last_60m)))));
+  $("live-status").textContent = `Updated ${new Date(stats.time * 1000).toLocaleTimeString()}, `
+    + `every ${STATS_EVERY_MS / 1000} seconds, all workers together.`;
+}
+
+async function refreshStats() {
+  clearTimeout(statsTimer);
+  try {
+    showStats(await api("/v1/stats"));
+  } catch (error) {
+    handle(error, $("live-status"));
+    if (error instanceof Unauthorized) return;
+  }
+  statsTimer = setTimeout(refreshStats, STATS_EVERY_MS);
+}
+
+// --- start ----------------------------------------------------------------------------------
+
+function start() {
+  $("entity").value = localStorage.getItem(ENTITY_KEY) || "";
+  $("classify-form").addEventListener("submit", classify);
+  $("tweet").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("classify-form").requestSubmit();
+  });
+  $("copy").addEventListener("click", copyJson);
+  $("auth-form").addEventListener("submit", useToken);
+  if (document.body.dataset.auth === "on") {
+    $("auth").hidden = false;
+    if (!token()) {
+      $("model").replaceChildren(el("dt", {}, "Status"), el("dd", {}, "waiting for the access token"));
+      $("token").focus();
+      return;
+    }
+  }
+  loadModel().then((ok) => ok && refreshStats());
+}
+
+start();

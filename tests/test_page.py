@@ -1,0 +1,298 @@
+"""The page at GET / in a real headless Chromium (Debian's chromium and chromium-driver, driven by selenium)
+against a real gunicorn with 2 workers: tweets through the form, the live panel counting across both workers,
+the auth flow, keyboard use, phone width, dark theme, no console error and no CSP violation.
+
+With UPDATE_SCREENSHOT=1 the screenshot it takes (always in build/page.png) also replaces docs/page.png."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from bench.server import serve
+from tests.conftest import DEFAULT_BUNDLE, ROOT, TINY_RELATED_BUNDLE
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+    SELENIUM = True
+except ImportError:
+    SELENIUM = False
+
+pytestmark = [
+    pytest.mark.skipif(not SELENIUM, reason="selenium is not installed (requirements-dev.txt)"),
+    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian's chromium and chromium-driver are not installed "
+                                                         "(.ci/run installs them: apt-get install chromium chromium-driver)"),
+]
+
+# The page is opened as a device on the local network is: by a host name over plain http, which is no secure
+# context (no Clipboard API, for one). The name resolves to loopback inside this browser only.
+LAN_HOST = "raspberrypi.test"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900", f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1")
+# Runs before the page's own script (injected by the driver, so outside the page's CSP): records violations.
+CSP_PROBE = ("window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
+             "(e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
+TOKEN = "page-test-token-0123456789"
+SINGLE = "BMW recalls 300,000 cars over faulty airbags"
+BATCH = ["Loving my new BMW, what a drive!", "BMW opens a new plant in Debrecen",
+         "Worst service ever at the BMW dealer, never again"]
+
+
+@contextmanager
+def chromium() -> Iterator["webdriver.Chrome"]:
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=DriverService(executable_path=DRIVER))
+    try:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_PROBE})
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait(driver, condition, timeout: float = 20, message: str = ""):
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(), message)
+
+
+def text(driver, css: str) -> str:
+    return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def assert_clean(driver, allowed_401: int = 0) -> None:
+    """No console error and no CSP violation; ``allowed_401`` failed loads with status 401 are expected."""
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    refused = [e for e in errors if e["source"] == "network" and "status of 401" in e["message"]]
+    assert len(refused) == allowed_401 and len(errors) == allowed_401, errors
+    assert driver.execute_script("return window.cspViolations") == []
+
+
+def classify_in_form(driver, lines: list[str], entity: str) -> list[dict]:
+    """Type tweets and an entity, press Classify; the results as the page shows them."""
+    before = driver.execute_script("return document.querySelector('#results .summary')")
+    for field, value in (("tweet", "\n".join(lines)), ("entity", entity)):
+        element = driver.find_element(By.ID, field)
+        element.clear()
+        element.send_keys(value)
+    driver.find_element(By.ID, "classify").click()
+    wait(driver, lambda: driver.execute_script("return document.querySelector('#results .summary')") not in (None, before)
+         and len(driver.find_elements(By.CSS_SELECTOR, "#results .result")) == len(lines), message="no results shown")
+    return shown_results(driver)
+
+
+def shown_results(driver) -> list[dict]:
+    out = []
+    for item in driver.find_elements(By.CSS_SELECTOR, "#results .result"):
+        scores = {row.find_element(By.CLASS_NAME, "score-name").text: row.find_element(By.CLASS_NAME, "score-value").text
+                  for row in item.find_elements(By.CLASS_NAME, "score")}
+        out.append({"text": item.find_element(By.CLASS_NAME, "tweet").text,
+                    "label": item.find_element(By.CSS_SELECTOR, ".verdict .label").text,
+                    "verdict": item.find_element(By.CLASS_NAME, "verdict").text, "scores": scores})
+    return out
+
+
+def as_shown(result: dict) -> dict[str, str]:
+    return {label: f"{100 * score:.1f}%" for label, score in result["scores"].items()}
+
+
+def lan_url(service) -> str:
+    return f"http://{LAN_HOST}:{service.port}/"
+
+
+def clipboard(driver, service) -> str:
+    """The clipboard's text, read on a secure origin (the page over loopback), where reading may be allowed."""
+    driver.get(service.url + "/")
+    driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": service.url,
+                                                        "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    return driver.execute_async_script("navigator.clipboard.readText().then(arguments[0], (e) => arguments[0]('' + e))")
+
+
+def save_screenshot(driver, name: str) -> Path:
+    """The whole page, not only the viewport, as build/NAME."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {
+        "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    path = ROOT / "build" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+def panel_total(driver, minutes: int = 5) -> int | None:
+    value = text(driver, f"#tweets-{minutes}")
+    return int(value) if value.isdigit() else None
+
+
+@pytest.fixture(scope="module")
+def service():
+    with serve(DEFAULT_BUNDLE, workers=2, threads=4, tflite_threads=1) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture
+def page(service, browser):
+    browser.set_window_size(1280, 900)
+    browser.get(lan_url(service))
+    assert not browser.execute_script("return window.isSecureContext")
+    wait(browser, lambda: "replab-polarity-minilm" in text(browser, "#model"), message="model card not filled")
+    yield browser
+    assert_clean(browser)
+
+
+def test_one_tweet_and_a_batch_through_the_form(page, service):
+    assert page.find_element(By.ID, "results").get_attribute("aria-live") == "polite"
+    shown = classify_in_form(page, [SINGLE], "BMW")
+    served = requests.post(service.url + "/classify", json={"text": SINGLE, "entity": "BMW"}, timeout=30).json()
+    assert shown == [{"text": SINGLE, "label": served["label"], "verdict": served["label"], "scores": as_shown(served)}]
+    shown = classify_in_form(page, BATCH, "BMW")
+    served = requests.post(service.url + "/classify", json={"tweets": [{"text": t, "entity": "BMW"} for t in BATCH]},
+                           timeout=30).json()["results"]
+    assert [s["text"] for s in shown] == BATCH
+    assert [(s["label"], s["scores"]) for s in shown] == [(r["label"], as_shown(r)) for r in served]
+    assert text(page, "#results .summary").startswith("3 tweets:")
+    # the bars are drawn to the scores
+    widths = page.execute_script("return [...document.querySelectorAll('#results .fill')]"
+                                 ".map((f) => f.getBoundingClientRect().width / f.parentNode.getBoundingClientRect().width)")
+    assert widths == pytest.approx([s for r in served for s in r["scores"].values()], abs=0.01)
+    page.find_element(By.ID, "copy").click()
+    wait(page, lambda: text(page, "#copy-status").startswith("Copied"), message="copy as JSON failed")
+    assert json.loads(clipboard(page, service))["results"] == served
+    page.get(lan_url(service))
+    wait(page, lambda: page.find_element(By.ID, "entity").get_attribute("value") == "BMW",
+         message="entity not remembered")
+    assert page.execute_script("return localStorage.getItem('reputation.entity')") == "BMW"
+
+
+def test_keyboard_only(page):
+    active = lambda: page.switch_to.active_element.get_attribute("id")  # noqa: E731
+    page.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert active() == "tweet"
+    page.switch_to.active_element.send_keys(SINGLE)
+    page.switch_to.active_element.send_keys(Keys.TAB)
+    assert active() == "entity"
+    page.switch_to.active_element.send_keys(Keys.TAB)
+    assert active() == "classify"
+    page.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(page, lambda: len(page.find_elements(By.CSS_SELECTOR, "#results .result")) == 1, message="Enter did not classify")
+    tweet = page.find_element(By.ID, "tweet")
+    tweet.send_keys(Keys.END, "\n", BATCH[0])
+    tweet.send_keys(Keys.CONTROL, Keys.ENTER)
+    wait(page, lambda: len(page.find_elements(By.CSS_SELECTOR, "#results .result")) == 2,
+         message="Ctrl+Enter did not classify")
+    outline = page.execute_script("const s = getComputedStyle(document.activeElement); return s.outlineStyle")
+    assert outline != "none"
+
+
+def test_live_panel_counts_every_worker(page, service):
+    wait(page, lambda: panel_total(page) is not None, message="live panel empty")
+    before = panel_total(page)
+    classify_in_form(page, [SINGLE], "BMW")
+    classify_in_form(page, BATCH, "BMW")
+    # More tweets, each on a new connection, until both workers have classified some (per the service itself).
+    sent, pids = 0, set()
+    while len(pids) < 2:
+        assert sent < 60, "gunicorn never spread new connections over both workers"
+        requests.post(service.url + "/classify", json={"text": f"BMW tweet {sent}", "entity": "BMW"}, timeout=30)
+        sent += 1
+        stats = requests.get(service.url + "/v1/stats", timeout=10).json()
+        pids = {w["pid"] for w in stats["workers"] if w["tweets_last_60m"] > 0}
+    assert pids == {w.pid for w in service.workers()}
+    expected = before + 1 + len(BATCH) + sent
+    wait(page, lambda: panel_total(page) == expected, timeout=15,
+         message=f"panel shows {panel_total(page)} tweets, not {expected}")
+    assert panel_total(page, 60) >= expected
+    rows = page.find_elements(By.CSS_SELECTOR, "#live-workers tbody tr")
+    assert len(rows) == 2
+    for row in rows:
+        memory = row.find_elements(By.TAG_NAME, "td")[0].text
+        assert memory.endswith(" MB") and float(memory.split()[0]) > 20
+    assert "/ " in text(page, "#latency") and text(page, "#latency").endswith("since start)")
+    shot = save_screenshot(page, "page.png")  # for the README
+    if os.environ.get("UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / "page.png")
+
+
+def test_phone_width_and_dark_theme(page):
+    light = page.execute_script("return getComputedStyle(document.body).backgroundColor")
+    # A phone: 390 CSS pixels wide, laid out as a mobile browser does (by the page's viewport meta tag).
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                         {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        assert page.execute_script("return window.innerWidth") == 390
+        classify_in_form(page, [SINGLE], "BMW")
+        assert page.execute_script("return document.documentElement.scrollWidth") <= 390  # nothing sticks out
+        cards = page.execute_script("return [...document.querySelectorAll('main > section:not([hidden])')]"
+                                    ".map((s) => s.getBoundingClientRect().width)")
+        assert len({round(w) for w in cards}) == 1 and cards[0] < 390  # one column
+        assert page.execute_script("return getComputedStyle(document.body).backgroundColor") != light
+        save_screenshot(page, "page-phone-dark.png")
+    finally:
+        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_the_csp_checks_catch_an_inline_script(service, browser):
+    """The page's CSP blocks inline script, and assert_clean notices: the checks above can fail."""
+    browser.get(lan_url(service))
+    browser.execute_script("const s = document.createElement('script'); s.textContent = 'window.ran = 1';"
+                           "document.body.append(s);")
+    wait(browser, lambda: browser.execute_script("return window.cspViolations.length") > 0, message="no violation seen")
+    assert browser.execute_script("return window.ran") is None
+    with pytest.raises(AssertionError):
+        assert_clean(browser)
+
+
+def test_auth_flow_with_wrong_and_right_token():
+    with serve(TINY_RELATED_BUNDLE, workers=2, threads=4, tflite_threads=1, AUTH_TOKEN=TOKEN) as svc, \
+            chromium() as driver:
+        driver.get(lan_url(svc))
+        wait(driver, lambda: driver.find_element(By.ID, "auth").is_displayed(), message="no token field")
+        assert driver.switch_to.active_element.get_attribute("id") == "token"
+        assert driver.find_element(By.ID, "token").get_attribute("type") == "password"
+        assert "waiting for the access token" in text(driver, "#model")
+        driver.find_element(By.ID, "token").send_keys("wrong-token-0123456789", Keys.ENTER)
+        wait(driver, lambda: "not accepted" in text(driver, "#auth-status"), message="wrong token not reported")
+        assert driver.execute_script("return sessionStorage.getItem('reputation.token')") is None
+        driver.find_element(By.ID, "token").send_keys(TOKEN, Keys.ENTER)
+        wait(driver, lambda: "tiny-related-test" in text(driver, "#model"), message="model card not filled")
+        assert "accepted" in text(driver, "#auth-status")
+        assert driver.execute_script("return sessionStorage.getItem('reputation.token')") == TOKEN
+        assert TOKEN not in driver.execute_script("return JSON.stringify(localStorage)")
+        shown = classify_in_form(driver, BATCH[:2], "BMW")
+        served = requests.post(svc.url + "/classify", headers={"Authorization": f"Bearer {TOKEN}"},
+                               json={"tweets": [{"text": t, "entity": "BMW"} for t in BATCH[:2]]}, timeout=30).json()
+        for s, r in zip(shown, served["results"]):
+            assert f"(related {100 * r['related']:.1f}%)" in s["verdict"] and s["label"] == r["label"]
+        wait(driver, lambda: (panel_total(driver) or 0) >= 2, timeout=15, message="live panel not filled")
+        assert_clean(driver, allowed_401=1)  # the wrong token's answer
+        # A token that stops working (the service restarted with another) sends the page back to the field.
+        driver.execute_script("sessionStorage.setItem('reputation.token', 'another-token-0123456789')")
+        driver.refresh()
+        wait(driver, lambda: "not accepted" in text(driver, "#auth-status"), message="stale token not reported")
+        assert_clean(driver, allowed_401=1)
