@@ -1,8 +1,10 @@
 """Benchmarks, run on demand (never in the test suite):
 
-    python -m bench quick         points 1-3 and worker memory, under 5 minutes -> bench/results/quick.json
+    python -m bench quick         points 1-3 and worker memory, a few minutes -> bench/results/quick.json
+    python -m bench smoke         the quick plan on a few tweets, for CI -> bench/results/smoke.json
     python -m bench full          everything, including the study's table and load  -> bench/results/full.*
     python -m bench reliability   2x and 10x clients per worker for 60 s, 10-minute soak -> bench/results/reliability.*
+    python -m bench bulk          the offline command against Spark local[1] and local[2] -> bench/results/bulk.*
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.bundle import Bundle
+from model_build.checkpoint import Checkpoint
+from model_build.errors import BuildError
 from model_build.fsutil import write_json, write_text
 
-from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, split_tweets
+from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, data_spec, split_tweets
 from .load import load_points, soak
 from .machine import machine_info
 from .measure import dynamic_vs_fixed, peers, request_bodies, service_vs_raw
 from .report import markdown, plots
+from .stand_ins import speed_stand_in, study_stand_ins
 
 GOALS = {"service_vs_raw": 0.85, "dynamic_vs_fixed128": 2, "vs_pytorch_fp32": 3, "vs_onnxruntime_int8": 1,
          "rss_mb_one_worker": 150}
@@ -43,6 +49,7 @@ class Plan:
 
 PLANS = {
     "quick": Plan("quick"),
+    "smoke": Plan("smoke", chunk=20, chunks=3, peer_tweets=60, peer_chunk=20),
     "full": Plan("full", chunks=11, peer_tweets=None, peer_chunk=200, study=True, load=True),
 }
 
@@ -70,15 +77,18 @@ def run_plan(plan: Plan, args) -> dict:
     done("service vs raw interpreter")
     results["dynamic_vs_fixed"] = dynamic_vs_fixed(args.bundle, validation, plan.chunk, plan.chunks, threads)
     done("sized vs padded to 128")
-    results["peers"] = peers(args.bundle, args.checkpoint, validation[: plan.peer_tweets], plan.peer_chunk, threads)
+    like, spec = Bundle.load(args.bundle), data_spec(args.bundle)
+    stand_in = speed_stand_in(like, spec, train)
+    done("stand-in models (built once, then cached in build/bench)")
+    results["peers"] = peers(like, stand_in, fine_tuned_checkpoint(args.checkpoint), validation[: plan.peer_tweets],
+                             plan.peer_chunk, threads)
     done("peers")
     if plan.study:
         from .study import study_table, write_tweets
-        from .study_models import build_study_bundles
 
         bundles = {f"MiniLM-L6 fine-tuned/{p.name}": p for p in sorted(VARIANTS_DIR.iterdir()) if (p / "manifest.json").exists()} \
             if VARIANTS_DIR.is_dir() else {"MiniLM-L6 fine-tuned/dynamic-int8": args.bundle}
-        bundles |= {f"MobileBERT random/{v}": p for v, p in build_study_bundles().items()}
+        bundles |= {f"MobileBERT random/{v}": p for v, p in study_stand_ins(like, spec, train).items()}
         tweets_file = write_tweets(validation[: plan.study_tweets], ROOT / "build" / "bench" / "tweets.jsonl")
         results["study"] = study_table(bundles, tweets_file, (1, 2), plan.study_tweets, plan.study_repeats)
         done("study table")
@@ -94,6 +104,15 @@ def run_plan(plan: Plan, args) -> dict:
         "rss_mb_one_worker": max(results["service_vs_raw"]["worker_rss_mb"]),
     }
     return results
+
+
+def fine_tuned_checkpoint(path: Path) -> Checkpoint | None:
+    """The checkpoint the bundle was converted from, for the accuracy comparison; None (and why) when absent."""
+    try:
+        return Checkpoint.load(path)
+    except BuildError as exc:
+        print(f"bench: accuracy comparison skipped: {exc}", flush=True)
+        return None
 
 
 def run_reliability(args) -> dict:
@@ -115,18 +134,26 @@ def run_reliability(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("plan", choices=[*PLANS, "reliability"])
+    p.add_argument("plan", choices=[*PLANS, "reliability", "bulk"])
     p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                   help="the PyTorch checkpoint the bundle was converted from (for the peers)")
+                   help="the fine-tuned checkpoint the bundle was converted from: the peers' accuracy is compared "
+                        "when it is there (their speed is measured on stand-in weights either way)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RepLab 2013 root")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads for points 1-3")
     p.add_argument("--soak-seconds", type=float, default=600)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--tweets", type=int, default=20_000, help="bulk: tweets per run")
+    p.add_argument("--repeats", type=int, default=2, help="bulk: alternating runs of each")
     args = p.parse_args(argv)
-    if args.plan != "reliability" and not (args.checkpoint / "config.json").exists():
-        raise SystemExit(f"bench: {args.checkpoint} is not a checkpoint; the peers need the PyTorch model the bundle was "
-                         "converted from (python -m model_build train ..., see README)")
+    if args.plan == "bulk":
+        from .bulk import bulk_bench, markdown as bulk_markdown
+
+        results = bulk_bench(args.bundle, args.data, args.tweets, args.repeats)
+        write_json(args.out / "bulk.json", results)
+        write_text(args.out / "bulk.md", bulk_markdown(results))
+        print(bulk_markdown(results))
+        return 0
     started = time.perf_counter()
     results = run_reliability(args) if args.plan == "reliability" else run_plan(PLANS[args.plan], args)
     results["seconds"] = round(time.perf_counter() - started, 1)

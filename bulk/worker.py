@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -41,6 +42,8 @@ def classifier(task: Task) -> Classifier:
     if key not in _classifiers:
         from pyspark import SparkFiles
 
+        # The tokenizer's thread pool, started on first use, gets the task's cores too (Spark runs tasks side by side).
+        os.environ.setdefault("RAYON_NUM_THREADS", str(task.threads))
         bundle = Bundle.load(SparkFiles.get(task.archive))
         _classifiers[key] = Classifier(bundle, threads=task.threads, bucket=task.bucket, max_batch=task.max_batch)
     return _classifiers[key]

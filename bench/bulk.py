@@ -1,0 +1,104 @@
+"""Bulk throughput: ``python -m app classify`` against ``python -m bulk`` on Spark local[1] and local[2], on the same
+tweets, one interpreter thread each, runs alternating; the machine's load average is recorded with every run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .data import ROOT, split_tweets
+from .machine import machine_info
+from .server import edge_python
+from .study import write_tweets
+
+WORK = ROOT / "build" / "bench" / "bulk"
+GOALS = {"local2_vs_local1": 1.7, "per_core_vs_offline": 0.8}
+
+
+def _load() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def offline_run(bundle: Path, tweets: Path, n: int) -> dict:
+    """The offline command as a user runs it (process start and bundle load included), one interpreter thread."""
+    out = WORK / "offline.jsonl"
+    load, started = _load(), time.perf_counter()
+    subprocess.run([edge_python(), "-m", "app", "classify", str(tweets), "--out", str(out), "--bundle", str(bundle),
+                    "--no-progress"], cwd=ROOT, check=True, capture_output=True, env={**os.environ, "TFLITE_THREADS": "1"})
+    seconds = time.perf_counter() - started
+    out.unlink()
+    return {"seconds": round(seconds, 2), "tweets_per_s": round(n / seconds, 1), "load_before": load,
+            "load_after": _load()}
+
+
+def spark_run(bundle: Path, tweets: Path, n: int, cores: int) -> dict:
+    """One whole bulk job (bundle check, shipping, JSONL read, classification, Parquet write, counting) on a fresh
+    local[cores] session; the session's start is timed apart."""
+    from bulk.job import Options, run, start
+
+    out = WORK / f"local{cores}.parquet"
+    options = Options(input=str(tweets), output=str(out), bundle=bundle, master=f"local[{cores}]", threads=1,
+                      conf=(("spark.ui.enabled", "false"), ("spark.ui.showConsoleProgress", "false")))
+    load, started = _load(), time.perf_counter()
+    spark = start(options)
+    session = time.perf_counter() - started
+    try:
+        started = time.perf_counter()
+        counts = run(options, spark)
+        seconds = time.perf_counter() - started
+    finally:
+        spark.stop()
+    shutil.rmtree(out)
+    if counts.get(None) != n:
+        raise SystemExit(f"bench: local[{cores}] classified {counts}, expected {n}")
+    return {"seconds": round(seconds, 2), "tweets_per_s": round(n / seconds, 1), "session_start_s": round(session, 2),
+            "load_before": load, "load_after": _load()}
+
+
+def bulk_bench(bundle: Path, data: Path, count: int, repeats: int) -> dict:
+    train, validation = split_tweets(data, bundle)
+    tweets = (validation + train)[:count]
+    WORK.mkdir(parents=True, exist_ok=True)
+    source = write_tweets(tweets, WORK / "tweets.jsonl")
+    runs: dict[str, list[dict]] = {"offline": [], "local[1]": [], "local[2]": []}
+    for repeat in range(repeats):
+        for name in runs:
+            result = offline_run(bundle, source, len(tweets)) if name == "offline" else \
+                spark_run(bundle, source, len(tweets), int(name[6]))
+            runs[name].append(result)
+            print(f"bench bulk: {name} run {repeat + 1}: {result}", flush=True)
+    best = {name: max(r["tweets_per_s"] for r in results) for name, results in runs.items()}
+    summary = {
+        "tweets_per_s": best,
+        "local2_vs_local1": round(best["local[2]"] / best["local[1]"], 2),
+        "per_core_vs_offline": round(best["local[2]"] / 2 / best["offline"], 2),
+        "local1_vs_offline": round(best["local[1]"] / best["offline"], 2),
+    }
+    return {"plan": "bulk", "machine": machine_info(), "bundle": str(bundle), "tweets": len(tweets),
+            "repeats": repeats, "runs": runs, "summary": summary}
+
+
+def markdown(results: dict) -> str:
+    s = results["summary"]
+    m = results["machine"]
+    lines = [f"# Bulk classification on Spark ({m['date']})", "",
+             f"{results['tweets']:,} RepLab tweets (JSONL, text and entity), bundle `{results['bundle']}`, one interpreter "
+             f"thread per task; {m['cpu']}, {m['cores']} cores. Best of {results['repeats']} alternating runs; the "
+             "1-minute load average before and after each run is given because other work shared these cores.", "",
+             "| run | seconds | tweets/s | load before, after | Spark session start (s) |", "|---|---|---|---|---|"]
+    for name, runs in results["runs"].items():
+        for r in runs:
+            lines.append(f"| {name} | {r['seconds']} | {r['tweets_per_s']} | {r['load_before']}, {r['load_after']} | "
+                         f"{r.get('session_start_s', '')} |")
+    lines += ["", "| figure | measured | goal |", "|---|---|---|"]
+    for key, goal in GOALS.items():
+        verdict = "" if s[key] >= goal else ": **missed**"
+        lines.append(f"| `{key}` | {s[key]} | >= {goal}{verdict} |")
+    lines.append(f"| `local1_vs_offline` | {s['local1_vs_offline']} | |")
+    lines += ["", "The offline figure is the whole command (process start, bundle load, JSONL in and out); a Spark "
+              "figure is one whole job on a started session (bundle check, shipping, JSON schema inference, "
+              "classification, Parquet write, counting the errors)."]
+    return "\n".join(lines) + "\n"
