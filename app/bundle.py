@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
 from .errors import AppError
-from .text import InputFormat, TextSettings
+from .text import TextSettings
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-INPUT_FORMATS = tuple(f.value for f in InputFormat)
-OUTPUTS = ("polarity", "related")
-QUANTIZATIONS = ("float32", "float16", "dynamic-int8", "full-int8")
-_REQUIRED = {
-    "schema_version": int,
-    "name": str,
-    "version": str,
-    "labels": list,
-    "base_model": str,
-    "input_format": str,
-    "preprocessing": dict,
-    "quantization": str,
-    "model_file": str,
-    "vocab_file": str,
-    "files": dict,
-    "runtimes": dict,
-}
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+# The manifest's structure and allowed values (schema_version 1); checks across fields are in _validate.
+MANIFEST_SCHEMA = Draft202012Validator(json.loads(Path(__file__).with_name("manifest.schema.json").read_text()))
 
 
 class BundleError(AppError):
@@ -116,42 +102,26 @@ class Bundle:
 def _validate(manifest: Any) -> tuple[tuple[str, ...], TextSettings]:
     if not isinstance(manifest, dict):
         raise BundleError("manifest is not a JSON object")
-    for key, kind in _REQUIRED.items():
-        if key not in manifest:
-            raise BundleError(f"manifest lacks '{key}'")
-        if not isinstance(manifest[key], kind):
-            raise BundleError(f"manifest '{key}' should be {kind.__name__}")
-    if manifest["schema_version"] != SCHEMA_VERSION:
-        raise BundleError(
-            f"manifest schema_version {manifest['schema_version']} unsupported (this build reads {SCHEMA_VERSION})"
-        )
-    labels = manifest["labels"]
-    if len(labels) < 2 or len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
-        raise BundleError("manifest 'labels' must be two or more distinct names")
-    if manifest["input_format"] not in INPUT_FORMATS:
-        raise BundleError(f"manifest 'input_format' must be one of {INPUT_FORMATS}")
-    outputs = manifest.get("outputs", ["polarity"])
-    if not isinstance(outputs, list) or outputs[:1] != ["polarity"] or len(set(outputs)) != len(outputs) or any(
-            o not in OUTPUTS for o in outputs):
-        raise BundleError(f"manifest 'outputs' must list 'polarity' first, then optionally 'related', got {outputs!r}")
-    if manifest["quantization"] not in QUANTIZATIONS:
-        raise BundleError(f"manifest 'quantization' must be one of {QUANTIZATIONS}")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(f"manifest schema_version {version} unsupported (this build reads {SCHEMA_VERSION})")
+    error = best_match(MANIFEST_SCHEMA.iter_errors(manifest))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path)
+        raise BundleError(f"manifest '{where}': {error.message[:200]}" if where else f"manifest: {error.message[:200]}")
+    labels = tuple(x.lower() for x in manifest["labels"])
+    if len(set(labels)) != len(labels):
+        raise BundleError(f"manifest 'labels' {manifest['labels']} differ only in case")
     for key in ("model_file", "vocab_file"):
         if manifest[key] not in manifest["files"]:
             raise BundleError(f"manifest '{key}' {manifest[key]!r} has no checksum in 'files'")
-    try:
-        settings = TextSettings.from_dict(manifest["preprocessing"])
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"manifest 'preprocessing' invalid: {exc}") from None
-    return tuple(x.lower() for x in labels), settings
+    return labels, TextSettings.from_dict(manifest["preprocessing"])
 
 
 def _verify_files(root: Path, files: Mapping[str, Any]) -> None:
     for name, entry in files.items():
         if Path(name).name != name:
             raise BundleError(f"file name {name!r} must not contain a path")
-        if not isinstance(entry, dict) or not _SHA256.fullmatch(str(entry.get("sha256", ""))):
-            raise BundleError(f"file {name}: no valid sha256 in manifest")
         target = root / name
         if not target.is_file():
             raise BundleError(f"file {name} is missing")

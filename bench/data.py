@@ -13,9 +13,13 @@ DEFAULT_BUNDLE = ROOT / "bundles" / "default"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "replab2013"
 
 
+def data_spec(bundle: Path = DEFAULT_BUNDLE) -> DataSpec:
+    """The data, and its split, of the run that made ``bundle``."""
+    return DataSpec.from_dict(json.loads((Path(bundle) / "manifest.json").read_text())["training"]["data"])
+
+
 def split_tweets(data: Path = DEFAULT_DATA, bundle: Path = DEFAULT_BUNDLE) -> tuple[list[Example], list[Example]]:
     """The training and validation tweets of the run that made ``bundle`` (same language, fraction, seed)."""
     if not Path(data).is_dir():
         raise SystemExit(f"bench: {data} not found: the benchmarks need the RepLab 2013 training split (../shared)")
-    spec = json.loads((Path(bundle) / "manifest.json").read_text())["training"]["data"]
-    return DataSpec.from_dict(spec).splits(data)
+    return data_spec(bundle).splits(data)

@@ -10,6 +10,7 @@ import numpy as np
 
 from app.bundle import Bundle
 from app.classifier import Classifier
+from model_build.checkpoint import Checkpoint
 from model_build.data import Example
 from model_build.metrics import classification_metrics
 
@@ -74,11 +75,18 @@ def dynamic_vs_fixed(bundle_path: Path, tweets: Sequence[Example], chunk: int, c
                      "median_tokens": float(np.median(lengths)), "bucket": classifier.bucket}
 
 
-def peers(bundle_path: Path, checkpoint: Path, tweets: Sequence[Example], chunk: int, threads: int) -> dict:
-    """Ours, PyTorch float32 and ONNX Runtime int8 on the same validation tweets, one tweet per call: speed in
-    alternating chunks, and every system's accuracy on all of those tweets."""
-    bundle = Bundle.load(bundle_path)
-    systems = [Ours(bundle, threads), PyTorchFloat32(bundle, checkpoint, threads), OnnxRuntimeInt8(bundle, checkpoint, threads)]
+def _predict_all(system, tweets: Sequence[Example]) -> list[int]:
+    return [system.predict(t.text, t.entity) for t in tweets]
+
+
+def peers(like: Bundle, stand_in: tuple[Checkpoint, Path], fine_tuned: Checkpoint | None, tweets: Sequence[Example],
+          chunk: int, threads: int) -> dict:
+    """Speed: ours, PyTorch float32 and ONNX Runtime int8 on one stand-in checkpoint (``like``'s architecture and
+    base weights, converted for each runtime), one tweet per call, in alternating chunks. Accuracy: the three on
+    ``like`` and the fine-tuned checkpoint it was converted from, when that is here; said to be skipped if not."""
+    checkpoint, bundle_path = stand_in
+    systems = [Ours(Bundle.load(bundle_path), threads), PyTorchFloat32(like, checkpoint, threads),
+               OnnxRuntimeInt8(like, checkpoint, threads)]
     predictions = {s.name: [0] * len(tweets) for s in systems}
 
     def run(system):
@@ -90,17 +98,30 @@ def peers(bundle_path: Path, checkpoint: Path, tweets: Sequence[Example], chunk:
     for s in systems:  # warm-up
         s.predict(tweets[0].text, tweets[0].entity)
     timing = alternate({s.name: run(s) for s in systems}, chunked(len(tweets), chunk))
-    labels = list(bundle.labels)
-    gold = [labels.index(t.label) for t in tweets]
     ours = systems[0].name
-    quality = {}
-    for s in systems:
-        m = classification_metrics(gold, predictions[s.name], labels)
-        quality[s.name] = {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),
-                           "agreement_with_ours": round(float(np.mean(np.equal(predictions[s.name], predictions[ours]))), 4),
-                           "runtime": s.runtime}
+    agreement = {s.name: round(float(np.mean(np.equal(predictions[s.name], predictions[ours]))), 4) for s in systems}
     return timing | {
-        "threads": threads, "tweets": len(tweets), "quality": quality,
+        "threads": threads, "tweets": len(tweets), "weights": f"the {Path(checkpoint.base_model).name} encoder with seeded heads (bench/stand_ins.py)",
+        "runtimes": {s.name: s.runtime for s in systems}, "stand_in_agreement_with_ours": agreement,
+        "quality": quality(like, fine_tuned, tweets, threads),
         "vs_pytorch_fp32": timing["first_over"][systems[1].name],
         "vs_onnxruntime_int8": timing["first_over"][systems[2].name],
     }
+
+
+def quality(like: Bundle, fine_tuned: Checkpoint | None, tweets: Sequence[Example], threads: int) -> dict:
+    """Accuracy and macro-F1 of the bundle and of its fine-tuned checkpoint in the two peers, on ``tweets``."""
+    if fine_tuned is None:
+        return {"skipped": "no fine-tuned checkpoint of the bundle here (--checkpoint): accuracy not compared"}
+    systems = [Ours(like, threads), PyTorchFloat32(like, fine_tuned, threads), OnnxRuntimeInt8(like, fine_tuned, threads)]
+    labels = list(like.labels)
+    gold = [labels.index(t.label) for t in tweets]
+    predicted = {s.name: _predict_all(s, tweets) for s in systems}
+    ours = predicted[systems[0].name]
+    out = {}
+    for s in systems:
+        m = classification_metrics(gold, predicted[s.name], labels)
+        out[s.name] = {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),
+                       "agreement_with_ours": round(float(np.mean(np.equal(predicted[s.name], ours))), 4),
+                       "runtime": s.runtime}
+    return out

@@ -99,6 +99,7 @@ for v in http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy PIP_INDEX_URL; d
     [ -n "${!v:-}" ] && INSTALL_ENV+=("$v=${!v}")
 done
 if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
+    mkdir -p "$ROOTFS/etc/ssl"  # absent in a minimal root until ca-certificates is installed
     cp "$PIP_CERT" "$ROOTFS/etc/ssl/host-ca-bundle.pem"
     INSTALL_ENV+=(PIP_CERT=/etc/ssl/host-ca-bundle.pem)
 fi

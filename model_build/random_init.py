@@ -3,7 +3,6 @@ as pretrained ones: MobileBERT where its weights cannot be downloaded, tiny mode
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .data import LABELS

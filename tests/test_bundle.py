@@ -49,8 +49,12 @@ def test_missing_file_and_missing_manifest(tiny_bundle_copy):
 
 @pytest.mark.parametrize("change, fragment", [
     (lambda m: m.update(schema_version=99), "schema_version 99 unsupported"),
-    (lambda m: m.pop("labels"), "lacks 'labels'"),
-    (lambda m: m.update(labels=["a", "a"]), "distinct"),
+    (lambda m: m.pop("labels"), "'labels' is a required property"),
+    (lambda m: m.update(labels=["a", "a"]), "manifest 'labels': ['a', 'a'] has non-unique elements"),
+    (lambda m: m.update(labels=["Good", "good", "bad"]), "differ only in case"),
+    (lambda m: m["preprocessing"].update(lowercase="no"), "manifest 'preprocessing.lowercase': 'no' is not of type"),
+    (lambda m: m["preprocessing"].update(stemming=True), "'stemming' was unexpected"),
+    (lambda m: m.update(version="latest"), "manifest 'version'"),
     (lambda m: m.update(input_format="image"), "input_format"),
     (lambda m: m.update(quantization="int4"), "quantization"),
     (lambda m: m["preprocessing"].update(max_length=4), "max_length"),
@@ -83,9 +87,9 @@ def test_labels_not_matching_model_outputs_are_refused(tiny_bundle_copy):
 
 @pytest.mark.parametrize("outputs, reason", [
     (["polarity", "related"], r"widths \[3\], .* need \[1, 3\]"),  # a relatedness head the model lacks
-    (["related"], "must list 'polarity' first"),
-    (["polarity", "polarity"], "must list 'polarity' first"),
-    ("polarity", "must list 'polarity' first"),
+    (["related"], "manifest 'outputs.0': 'polarity' was expected"),
+    (["polarity", "polarity"], "manifest 'outputs': .* non-unique"),
+    ("polarity", "manifest 'outputs': 'polarity' is not of type 'array'"),
 ])
 def test_outputs_not_matching_the_model_are_refused(tiny_bundle_copy, outputs, reason):
     from app.classifier import Classifier
