@@ -1,6 +1,7 @@
 # make serve: the edge service on the default bundle (HOST, PORT, BUNDLE, WORKERS, ... from the environment)
 # make test:  everything the tests need, then the whole suite
 # make bench-quick / bench / bench-reliability: benchmarks on demand (bench/README.md), never in the tests
+# make bench-smoke: the quick benchmark on a few tweets (CI runs it: every benchmark step works from a fresh clone)
 # make arm64-check: the edge side installed and served on 64-bit Arm under QEMU (deploy/arm64-check.sh, root)
 # make bulk IN=... OUT=... ARGS="...": classify an archive on Apache Spark (bulk/; .venv-bulk and Java 17 when missing)
 PYTHON ?= python3
@@ -11,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export HOST PORT
 
-.PHONY: serve test bench bench-quick bench-reliability arm64-check clean bulk bench-bulk java
+.PHONY: serve test bench bench-quick bench-smoke bench-reliability arm64-check clean bulk bench-bulk java
 
 $(EDGE_VENV)/.installed: requirements-edge.txt
 	$(PYTHON) -m venv $(EDGE_VENV)
@@ -37,6 +38,9 @@ $(DEV_VENV)/.bench-installed: $(DEV_VENV)/.installed requirements-bench.txt
 
 bench-quick: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench quick
+
+bench-smoke: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
+	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench smoke --out build/bench/smoke
 
 bench: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench full
