@@ -72,8 +72,6 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         metrics.requests.labels(endpoint, request.method, str(response.status_code)).observe(elapsed)
-        if endpoint == "/classify":
-            metrics.recent.add(requests=1)
         response.headers.update(SECURITY_HEADERS)
         return response
 
@@ -141,7 +139,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         for p in predictions:
             metrics.tokens.observe(p.tokens)
             metrics.predictions.labels(p.label, Relatedness.of(p.related).value).inc()
-        metrics.recent.add(tweets=Counter(p.label for p in predictions))
+        metrics.recent.add(tweets=Counter(p.label for p in predictions), requests=1)
         metrics.observe_memory(max_age=1.0)
         results = [p.to_dict() for p in predictions]
         if req.batch:

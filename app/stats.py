@@ -2,8 +2,8 @@
 
 Counts over the last 5 and 60 minutes need time buckets that every gunicorn worker fills and any worker
 can read. They are Prometheus gauges in a ring of 60 one-minute slots per process (``RecentCounts``): a
-slot holds the Unix minute it counts and that minute's tweets per label, classification requests and
-error responses; the first count in a new minute zeroes the slot it reuses. In multiprocess mode the
+slot holds the Unix minute it counts and that minute's tweets per label, answered classification
+requests and error responses; the first count in a new minute zeroes the slot it reuses. In multiprocess mode the
 gauges are kept per process (``multiprocess_mode="all"``), so whichever worker answers /v1/stats reads
 every worker's ring, dead workers' included, from the metrics directory and sums the slots whose minute
 is in the window: exact to the minute, a fixed number of series per process, no background thread and no
@@ -42,7 +42,7 @@ class RecentCounts:
 
         self.minute = gauge("minute", "The Unix minute (time // 60) a ring slot counts.", ["slot"])
         self.tweets = gauge("tweets", "Tweets classified in a ring slot's minute, by label.", ["label", "slot"])
-        self.requests = gauge("requests", "Classification requests in a ring slot's minute.", ["slot"])
+        self.requests = gauge("requests", "Classification requests answered in a ring slot's minute.", ["slot"])
         self.errors = gauge("errors", "Error responses in a ring slot's minute.", ["slot"])
         self._minutes: list[int | None] = [None] * SLOTS
         self._labels: set[str] = set()
@@ -94,7 +94,7 @@ def _quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
 def service_stats(families: Iterable[Metric], labels: Sequence[str], now: float) -> dict:
     """The /v1/stats body: counts in the last 5 and 60 minutes, latency, errors and workers, all workers
     together. ``labels`` are the bundle's, listed even at zero. No tweet text is in any metric."""
-    ring: dict[tuple[str, str], dict] = {}  # (pid, slot) -> minute and counts
+    ring: dict[tuple[int, str], dict] = {}  # (pid, slot) -> minute and counts
     latency: Counter[float] = Counter()
     errors: dict[str, int] = {}
     resident: dict[int, float] = {}
@@ -102,7 +102,8 @@ def service_stats(families: Iterable[Metric], labels: Sequence[str], now: float)
     for family in families:
         for s in family.samples:
             if family.name.startswith(RING_PREFIX):
-                cell = ring.setdefault((s.labels.get("pid", ""), s.labels["slot"]), {"tweets": Counter()})
+                pid = int(s.labels.get("pid", os.getpid()))  # no pid label: a single process, this one
+                cell = ring.setdefault((pid, s.labels["slot"]), {"tweets": Counter()})
                 kind = family.name.removeprefix(RING_PREFIX)
                 if kind == "tweets":
                     cell["tweets"][s.labels["label"]] += int(s.value)
@@ -141,6 +142,6 @@ def service_stats(families: Iterable[Metric], labels: Sequence[str], now: float)
         "latency_ms": {**quantile, "requests": int(buckets[-1][1]) if buckets else 0},
         "errors_since_start": errors,
         "workers": [{"pid": pid, "resident_bytes": int(rss),
-                     "tweets_last_60m": sum(sum(c["tweets"].values()) for p, c in hour if p in (str(pid), ""))}
+                     "tweets_last_60m": sum(sum(c["tweets"].values()) for p, c in hour if p == pid)}
                     for pid, rss in sorted(resident.items())],
     }

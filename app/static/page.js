@@ -227,11 +227,13 @@ function showStats(stats) {
 
 async function refreshStats() {
   clearTimeout(statsTimer);
-  try {
-    showStats(await api("/v1/stats"));
-  } catch (error) {
-    handle(error, $("live-status"));
-    if (error instanceof Unauthorized) return;
+  if (!document.hidden) { // no polling from a tab in the background
+    try {
+      showStats(await api("/v1/stats"));
+    } catch (error) {
+      handle(error, $("live-status"));
+      if (error instanceof Unauthorized) return;
+    }
   }
   statsTimer = setTimeout(refreshStats, STATS_EVERY_MS);
 }
@@ -242,7 +244,10 @@ function start() {
   $("entity").value = localStorage.getItem(ENTITY_KEY) || "";
   $("classify-form").addEventListener("submit", classify);
   $("tweet").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("classify-form").requestSubmit();
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      $("classify-form").requestSubmit();
+    }
   });
   $("copy").addEventListener("click", copyJson);
   $("auth-form").addEventListener("submit", useToken);
