@@ -212,10 +212,9 @@ function showStats(stats) {
   const sum = (counts) => Object.values(counts).reduce((a, b) => a + b, 0);
   $("tweets-5").textContent = sum(five.tweets);
   $("tweets-60").textContent = sum(hour.tweets);
-  $("rps").textContent = `${five.requests_per_second.toFixed(2)} (last 5 min)`;
-  const ms = (x) => (x === undefined ? "-" : `${x.toFixed(1)} ms`);
-  $("latency").textContent = `${ms(stats.latency_ms.p50)} / ${ms(stats.latency_ms.p95)}`
-    + ` (${stats.latency_ms.requests} requests since start)`;
+  $("rps").textContent = `${five.requests_per_second.toFixed(2)} (classify, 5 min)`;
+  const ms = (x) => (x === undefined ? "-" : x.toFixed(1));
+  $("latency").textContent = `${ms(stats.latency_ms.p50)} / ${ms(stats.latency_ms.p95)} ms (since start)`;
   $("errors").textContent = `${five.errors} / ${hour.errors}`;
   $("uptime").textContent = duration(stats.uptime_seconds);
   $("live-workers").tBodies[0].replaceChildren(...stats.workers.map((w) => el("tr", {},
