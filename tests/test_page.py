@@ -268,9 +268,10 @@ def test_the_csp_checks_catch_an_inline_script(service, browser):
         assert_clean(browser)
 
 
-def test_auth_flow_with_wrong_and_right_token():
-    with serve(TINY_RELATED_BUNDLE, workers=2, threads=4, tflite_threads=1, AUTH_TOKEN=TOKEN) as svc, \
-            chromium() as driver:
+def test_auth_flow_with_wrong_and_right_token(tmp_path):
+    """Also: with the access log on at DEBUG, what the page sends leaves no tweet text in the service's log."""
+    with serve(TINY_RELATED_BUNDLE, workers=2, threads=4, tflite_threads=1, log=tmp_path / "gunicorn.log",
+               AUTH_TOKEN=TOKEN, ACCESS_LOG="1", LOG_LEVEL="DEBUG") as svc, chromium() as driver:
         driver.get(lan_url(svc))
         wait(driver, lambda: driver.find_element(By.ID, "auth").is_displayed(), message="no token field")
         assert driver.switch_to.active_element.get_attribute("id") == "token"
@@ -290,9 +291,13 @@ def test_auth_flow_with_wrong_and_right_token():
         for s, r in zip(shown, served["results"]):
             assert f"(related {100 * r['related']:.1f}%)" in s["verdict"] and s["label"] == r["label"]
         wait(driver, lambda: (panel_total(driver) or 0) >= 2, timeout=15, message="live panel not filled")
+        save_screenshot(driver, "page-related.png")
         assert_clean(driver, allowed_401=1)  # the wrong token's answer
         # A token that stops working (the service restarted with another) sends the page back to the field.
         driver.execute_script("sessionStorage.setItem('reputation.token', 'another-token-0123456789')")
         driver.refresh()
         wait(driver, lambda: "not accepted" in text(driver, "#auth-status"), message="stale token not reported")
         assert_clean(driver, allowed_401=1)
+        log = svc.log_text()
+    assert '"POST /classify HTTP/1.1" 200' in log and '"GET /v1/stats HTTP/1.1" 200' in log
+    assert not any(tweet in log or tweet.split()[0] in log for tweet in BATCH[:2])
