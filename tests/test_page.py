@@ -216,7 +216,7 @@ def test_live_panel_counts_every_worker(page, service):
     # More tweets, each on a new connection, until both workers have classified some (per the service itself).
     sent, pids = 0, set()
     while len(pids) < 2:
-        assert sent < 60, "gunicorn never spread new connections over both workers"
+        assert sent < 200, "gunicorn never spread new connections over both workers"
         requests.post(service.url + "/classify", json={"text": f"BMW tweet {sent}", "entity": "BMW"}, timeout=30)
         sent += 1
         stats = requests.get(service.url + "/v1/stats", timeout=10).json()
