@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from app.errors import AppError
 from app.text import InputFormat
 
 from .checkpoint import Checkpoint, DataSpec
@@ -25,19 +26,23 @@ def _command_line() -> str:
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help="RepLab 2013 root directory, or a CSV / JSONL file (text,label[,entity][,related])")
-    p.add_argument("--split", default="training", help="RepLab split directory name (default: %(default)s)")
-    p.add_argument("--language", default="EN", help="keep tweets of this language; 'all' keeps every one")
+    p.add_argument("--split", help="RepLab split directory name (default: training)")
+    p.add_argument("--language", help="keep tweets of this language (default: EN); 'all' keeps every one")
 
 
-def _language(value: str) -> str | None:
-    return None if value == "all" else value
+def _split(args) -> str:
+    return args.split or "training"
+
+
+def _language(args) -> str | None:
+    return None if args.language == "all" else args.language or "EN"
 
 
 def cmd_train(args) -> int:
     from .train import ClassWeighting, TrainConfig, train
 
     holdout = SplitSpec(Holdout(args.holdout), args.val_fraction, args.gap_fraction, args.seed)
-    data = DataSpec(str(args.data), args.split, _language(args.language), args.limit, not args.polarity_only, holdout)
+    data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout)
     examples, report = data.load()
     for line in report.lines():
         print(f"data: {line}")
@@ -79,10 +84,12 @@ def cmd_evaluate(args) -> int:
     from .fsutil import write_json
 
     if args.holdout:
+        if args.split or args.language:
+            raise BuildError("--holdout scores the bundle's own validation split: --split and --language do not apply")
         manifest = json.loads((Path(args.bundle) / "manifest.json").read_text())
         _, examples = DataSpec.from_dict(manifest["training"]["data"]).splits(args.data)
     else:
-        examples, _ = DataSpec(str(args.data), args.split, _language(args.language), unrelated=True).load()
+        examples, _ = DataSpec(str(args.data), _split(args), _language(args), unrelated=True).load()
     metrics = evaluate_bundle(args.bundle, examples, args.threads)
     print(format_metrics(metrics))
     if args.json:
@@ -175,10 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, dispatch, and turn a BuildError into one line on stderr and exit status 2."""
+    """Parse, dispatch, and turn a BuildError (or the edge side's AppError, from a bundle it loads, or an unreadable
+    file) into one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except BuildError as exc:
+    except (BuildError, AppError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+    return 2

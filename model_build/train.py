@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -94,19 +93,6 @@ def class_weights(labels: Sequence[int], scheme: ClassWeighting) -> np.ndarray:
     return weights * len(LABELS) / weights.sum()
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Random batches of similar lengths: shuffle, sort within windows of 50 batches, shuffle batches."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    window = batch_size * 50
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
 def _tensors(encoder: TweetEncoder, encodings, rows: Sequence[int], device):
     import torch
 
@@ -144,143 +130,190 @@ def validation_metrics(examples: Sequence[Example], logits: np.ndarray, related:
     return metrics
 
 
-class _Run:
-    """One training run's model, optimiser, data and progress, checkpointed in ``out_dir/last``."""
+class _Examples:
+    """Training rows for the Trainer: token ids, the polarity label (-100 without one), relatedness (NaN unknown)."""
 
-    def __init__(self, config: TrainConfig, train_set: Sequence[Example], val_set: Sequence[Example]):
+    def __init__(self, encodings, polarity: Sequence[int], related: Sequence[float]):
+        self.rows = [{"input_ids": e.ids, "encoding": e, "labels": y, "related": r}  # input_ids: for length grouping
+                     for e, y, r in zip(encodings, polarity, related)]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+def _collate(encoder: TweetEncoder):
+    """Pad a batch to its longest tweet with the served pipeline's own padding."""
+    import torch
+
+    def collate(rows: list[dict]) -> dict:
+        encodings = [r["encoding"] for r in rows]
+        arrays = encoder.pad(encodings, max(len(e.ids) for e in encodings))
+        batch = {k: torch.from_numpy(v.astype(np.int64)) for k, v in arrays.items()}
+        batch["labels"] = torch.tensor([r["labels"] for r in rows])
+        batch["related"] = torch.tensor([r["related"] for r in rows], dtype=torch.float32)
+        return batch
+
+    return collate
+
+
+def _trainer_class():
+    """transformers' Trainer with the multi-task loss and our validation (kept import-free until training)."""
+    import torch
+    from transformers import Trainer
+
+    class ReputationTrainer(Trainer):
+        """Weighted polarity cross-entropy, plus ``related_weight`` x binary cross-entropy where relatedness is
+        known; evaluation is polarity macro-F1 (and relatedness) on the time-ordered validation split."""
+
+        def __init__(self, *args, polarity_weights: np.ndarray, related_weight: float, validate, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.polarity_loss = torch.nn.CrossEntropyLoss(
+                weight=torch.tensor(polarity_weights, dtype=torch.float32, device=self.args.device), ignore_index=-100)
+            self.related_weight = related_weight
+            self.validate = validate
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            y, r = inputs.pop("labels"), inputs.pop("related")
+            polarity, related = model(**inputs)
+            loss = self.polarity_loss(polarity.float(), y) if (y >= 0).any() else polarity.sum() * 0
+            known = ~torch.isnan(r)
+            if related is not None and known.any():
+                loss = loss + self.related_weight * torch.nn.functional.binary_cross_entropy_with_logits(
+                    related.float().squeeze(-1)[known], r[known])
+            return (loss, polarity) if return_outputs else loss
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval") -> dict:
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.validate(self.model).items()}
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+
+    return ReputationTrainer
+
+
+def _best_epoch_callback(run: "_Run"):
+    """Keeps the best epoch (validation macro-F1; the last one without validation) in ``best/``, records the
+    history, and stops after ``patience`` epochs without a better one. Its state travels in Trainer checkpoints."""
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
+
+    class BestEpoch(TrainerCallback, ExportableState):
+        def __init__(self, best_macro_f1: float = -1.0, bad_epochs: int = 0, history: list | None = None):
+            self.best_macro_f1, self.bad_epochs, self.history = best_macro_f1, bad_epochs, list(history or [])
+            run.history = self.history  # also when the Trainer restores this state from a checkpoint
+
+        def state(self) -> dict:
+            return {"args": {"best_macro_f1": self.best_macro_f1, "bad_epochs": self.bad_epochs,
+                             "history": self.history}, "attributes": {}}
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            epoch = round(state.epoch or 0)
+            metrics = run.last_metrics
+            if metrics is not None:
+                entry = {"epoch": epoch, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+                if "relatedness" in metrics:
+                    entry["related_accuracy"] = metrics["relatedness"]["accuracy"]
+                self.history = run.history = [h for h in self.history if h["epoch"] != epoch] + [entry]
+                print(f"epoch {epoch}: validation " + " ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "epoch"))
+            if metrics is None or metrics["macro_f1"] > self.best_macro_f1:
+                self.best_macro_f1, self.bad_epochs = (metrics["macro_f1"] if metrics else -1.0), 0
+                run.save_best(epoch, self.history)
+            else:
+                self.bad_epochs += 1
+                control.should_training_stop = self.bad_epochs >= run.config.patience
+            control.should_save = True  # a checkpoint after every validation, so a resume knows its outcome
+            return control
+
+    return BestEpoch
+
+
+class _Run:
+    """One training run: data encoded with the served text pipeline, the model, and transformers' Trainer
+    (AdamW, linear warm-up schedule, gradient clipping, length-grouped batches, checkpoints in ``out/trainer``)."""
+
+    def __init__(self, config: TrainConfig, train_set: Sequence[Example], val_set: Sequence[Example], summary: dict):
         import torch
-        from transformers import get_linear_schedule_with_warmup
 
         from .model import ReputationModel
 
-        self.config, self.out = config, Path(config.out_dir)
+        self.config, self.out, self.summary = config, Path(config.out_dir), summary
         if config.threads:
             torch.set_num_threads(config.threads)
-        auto = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(auto if config.device == "auto" else config.device)
         self.vocab, lowercase = resolve_base(config.base, self.out / "base_vocab")
         probe = text_encoder(self.vocab, lowercase, config.input_format, 512)
-        self.lengths = [len(e.ids) for e in encode_examples(probe, train_set)]
-        self.length_stats = length_stats(self.lengths)
-        self.max_length = config.max_length or choose_max_length(self.lengths)
+        lengths = [len(e.ids) for e in encode_examples(probe, train_set)]
+        self.length_stats = length_stats(lengths)
+        self.max_length = config.max_length or choose_max_length(lengths)
         print(f"token lengths ({config.input_format.value}): {self.length_stats}; max_length {self.max_length}")
         self.encoder = text_encoder(self.vocab, lowercase, config.input_format, self.max_length)
-        self.train_set, self.val_set = train_set, val_set
-        self.train_enc, self.val_enc = encode_examples(self.encoder, train_set), encode_examples(self.encoder, val_set)
+        self.val_set, self.val_enc = val_set, encode_examples(self.encoder, val_set)
         self.y_polarity = [LABELS.index(e.label) if e.label is not None else -100 for e in train_set]
         self.y_related = [float(e.related) if e.related is not None else math.nan for e in train_set]
         self.related = config.related_weight > 0 and any(r == 0 for r in self.y_related)  # a head needs both classes
-
+        self.train_rows = _Examples(encode_examples(self.encoder, train_set), self.y_polarity, self.y_related)
         torch.manual_seed(config.seed)
-        self.model = ReputationModel.from_base(config.base, LABELS, self.related).to(self.device)
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm", "NoNorm")
-        named = list(self.model.named_parameters())
-        self.optimizer = torch.optim.AdamW([
-            {"params": [p for n, p in named if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
-            {"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0},
-        ], lr=config.learning_rate)
-        total = math.ceil(len(train_set) / config.batch_size) * config.epochs
-        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(total * config.warmup_fraction), total)
+        self.model = ReputationModel.from_base(config.base, LABELS, self.related)
+        self.last_metrics: dict | None = None
+        self.last_logits: np.ndarray | None = None
+        self.history: list[dict] = []
+
+    def validate(self, model) -> dict:
+        """Validation metrics of ``model`` (empty without a validation split); kept for the best checkpoint."""
+        self.last_metrics = self.last_logits = None
+        if not with_polarity(self.val_set):
+            return {}
+        logits, related = predict(model, self.encoder, self.val_enc)
+        self.last_metrics, self.last_logits = validation_metrics(self.val_set, logits, related), logits
+        flat = {"accuracy": self.last_metrics["accuracy"], "macro_f1": self.last_metrics["macro_f1"]}
+        if "relatedness" in self.last_metrics:
+            flat["related_accuracy"] = self.last_metrics["relatedness"]["accuracy"]
+        return flat
+
+    def save_best(self, epoch: int, history: list) -> None:
+        self.summary.update(history=history, best_epoch=epoch, validation=self.last_metrics)
+        save_checkpoint(self.out / "best", self.model, self.vocab, self.encoder.settings, self.summary,
+                        self.last_metrics, self.last_logits)
+
+    def trainer(self):
+        from transformers import TrainingArguments
+
+        config = self.config
+        args = TrainingArguments(
+            output_dir=str(self.out / "trainer"), num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+            warmup_ratio=config.warmup_fraction, weight_decay=config.weight_decay, max_grad_norm=1.0,
+            lr_scheduler_type="linear", group_by_length=True, seed=config.seed, data_seed=config.seed,
+            eval_strategy="epoch", save_strategy="steps", save_steps=config.checkpoint_every, save_total_limit=1,
+            restore_callback_states_from_checkpoint=True, logging_steps=50, report_to=[], remove_unused_columns=False,
+            dataloader_num_workers=0, dataloader_pin_memory=False,
+            use_cpu=config.device == "cpu", disable_tqdm=False)
         polarity = [y for y in self.y_polarity if y >= 0]
-        weights = class_weights(polarity, config.class_weighting)
-        self.polarity_loss = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32,
-                                                                           device=self.device), ignore_index=-100)
-        self.state = {"epoch": 0, "step": 0, "best_macro_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
-
-    def resume(self) -> None:
-        import torch
-
-        last = self.out / "last"
-        if not (last / "state.json").exists():
-            return
-        self.state = json.loads((last / "state.json").read_text())
-        self.model.load_state_dict(torch.load(last / "model.pt", map_location=self.device))
-        saved = torch.load(last / "optimizer.pt", map_location=self.device)
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        print(f"resuming from epoch {self.state['epoch'] + 1}, step {self.state['step']}")
-
-    def save_last(self) -> None:
-        import torch
-
-        with atomic_dir(self.out / "last") as tmp:
-            torch.save(self.model.state_dict(), tmp / "model.pt")
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
-                       tmp / "optimizer.pt")
-            write_json(tmp / "state.json", self.state)
-
-    def loss(self, rows: Sequence[int]):
-        import torch
-
-        polarity, related = self.model(**_tensors(self.encoder, self.train_enc, rows, self.device))
-        y = torch.tensor([self.y_polarity[i] for i in rows], device=self.device)
-        loss = self.polarity_loss(polarity.float(), y) if (y >= 0).any() else polarity.sum() * 0
-        if related is not None:
-            r = torch.tensor([self.y_related[i] for i in rows], device=self.device)
-            known = ~torch.isnan(r)
-            if known.any():
-                bce = torch.nn.functional.binary_cross_entropy_with_logits(related.float().squeeze(-1)[known], r[known])
-                loss = loss + self.config.related_weight * bce
-        return loss
-
-    def train_epoch(self) -> None:
-        import torch
-        from tqdm import tqdm
-
-        config, epoch = self.config, self.state["epoch"]
-        batches = length_grouped_batches(self.lengths, config.batch_size, random.Random(config.seed * 1000 + epoch))
-        torch.manual_seed(config.seed * 1000 + epoch + self.state["step"])
-        self.model.train()
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", initial=self.state["step"], unit="batch")
-        for rows in batches[self.state["step"]:]:
-            loss = self.loss(rows)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.state["step"] += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if config.checkpoint_every and self.state["step"] % config.checkpoint_every == 0:
-                self.save_last()
-        bar.close()
-
-    def end_epoch(self, summary: dict) -> None:
-        """Validate (when there is a validation split), keep the best epoch in ``best/``, checkpoint."""
-        epoch = self.state["epoch"] + 1
-        metrics = logits = None
-        if with_polarity(self.val_set):
-            logits, related = predict(self.model, self.encoder, self.val_enc)
-            metrics = validation_metrics(self.val_set, logits, related)
-            entry = {"epoch": epoch, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
-            if "relatedness" in metrics:
-                entry["related_accuracy"] = metrics["relatedness"]["accuracy"]
-            self.state["history"].append(entry)
-            print(f"epoch {epoch}: validation " + " ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "epoch"))
-        better = metrics is None or metrics["macro_f1"] > self.state["best_macro_f1"]
-        if better:
-            self.state.update(best_macro_f1=metrics["macro_f1"] if metrics else -1.0, best_epoch=epoch, bad_epochs=0)
-            summary.update(history=self.state["history"], best_epoch=epoch, validation=metrics)
-            save_checkpoint(self.out / "best", self.model, self.vocab, self.encoder.settings, summary, metrics, logits)
-        else:
-            self.state["bad_epochs"] += 1
-        self.state.update(epoch=epoch, step=0)
-        self.save_last()
+        return _trainer_class()(
+            model=self.model, args=args, train_dataset=self.train_rows, eval_dataset=self.val_enc,  # read by validate
+            data_collator=_collate(self.encoder),
+            callbacks=[_best_epoch_callback(self)()], polarity_weights=class_weights(polarity, config.class_weighting),
+            related_weight=config.related_weight, validate=self.validate)
 
 
 def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val_set: Sequence[Example],
           command: str, load_report: dict | None = None) -> Checkpoint:
-    """Fine-tune, keeping the best epoch by validation macro-F1 (the last one without validation) in ``best/``."""
-    run = _Run(config, train_set, val_set)
-    run.resume()
+    """Fine-tune, keeping the best epoch by validation macro-F1 (the last one without validation) in ``best/``;
+    resumes from the newest Trainer checkpoint in ``out/trainer``."""
+    from transformers.trainer_utils import get_last_checkpoint
+
     summary = {
         "config": config.to_dict(),
-        "device": str(run.device),
         "data": data.to_dict(),
         "load": load_report or {},
         "train_examples": len(train_set),
         "validation_examples": len(with_polarity(val_set)),
+        "command": command,
+    }
+    run = _Run(config, train_set, val_set, summary)
+    summary.update({
         "train_label_counts": dict(zip(LABELS, np.bincount([y for y in run.y_polarity if y >= 0],
                                                            minlength=len(LABELS)).tolist())),
         "train_related_counts": {"related": sum(r == 1 for r in run.y_related),
@@ -288,13 +321,16 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         "related_head": run.related,
         "token_lengths": run.length_stats,
         "max_length": run.max_length,
-        "command": command,
-    }
+    })
+    trainer = run.trainer()
+    summary["device"] = str(trainer.args.device)
+    last = get_last_checkpoint(str(run.out / "trainer")) if (run.out / "trainer").is_dir() else None
+    if last:
+        print(f"resuming from {Path(last).name}")
     started = time.time()
-    while run.state["epoch"] < config.epochs and run.state["bad_epochs"] < config.patience:
-        run.train_epoch()
-        summary["seconds"] = round(time.time() - started, 1)
-        run.end_epoch(summary)
+    trainer.train(resume_from_checkpoint=last)
+    summary["seconds"] = round(time.time() - started, 1)
     best = run.out / "best"
-    write_json(best / SUMMARY_FILE, {**Checkpoint.load(best).summary, "history": run.state["history"]})
+    write_json(best / SUMMARY_FILE, {**Checkpoint.load(best).summary, "history": run.history,
+                                     "seconds": summary["seconds"]})
     return Checkpoint.load(best)

@@ -50,7 +50,7 @@ def test_train_reports_lengths_split_and_epochs(built):
     assert len(summary["history"]) == 2 and summary["load"]["kept"] == N_FIXTURES
     assert summary["related_head"] and summary["train_related_counts"]["unrelated"] > 0
     assert "related_accuracy" in summary["history"][0]
-    assert (tmp / "run" / "last" / "state.json").is_file()
+    assert list((tmp / "run" / "trainer").glob("checkpoint-*/trainer_state.json"))
 
 
 def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
@@ -60,8 +60,9 @@ def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
     shutil.copytree(tmp / "run", tmp_path / "run")
     out = cli("train", "--data", str(FIXTURES / "tweets.csv"), "--base", str(tmp / "base"), "--out", str(tmp_path / "run"),
               "--epochs", "3", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3", "--patience", "5")
-    assert "resuming from epoch 3" in out
-    assert len(json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["history"]) == 3
+    assert "resuming from checkpoint-" in out
+    history = json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]  # epochs 1-2 restored with the checkpoint, 3 trained now
 
 
 def test_every_variant_is_a_valid_bundle(built):
@@ -163,3 +164,15 @@ def test_mobilebert_converts_in_all_four_variants(tmp_path):
         assert report[variant]["argmax_agreement"] == 1.0, report
         assert report[variant]["related_max_error"] <= tolerance, report
     assert np.isfinite(report["full-int8"]["relative_max_error"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "--data", str(FIXTURES / "tweets.csv"), "--bundle", "/nowhere"], "error: bundle /nowhere: not a directory"),
+    (["evaluate", "--data", "/nowhere", "--bundle", str(FIXTURES / "tiny-bundle")], "error: /nowhere: no such file"),
+    (["evaluate", "--holdout", "--split", "test", "--data", str(FIXTURES / "tweets.csv"), "--bundle",
+      str(FIXTURES / "tiny-bundle")], "--split and --language do not apply"),
+])
+def test_build_commands_fail_with_one_line(args, message):
+    out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert out.returncode == 2 and "Traceback" not in out.stderr and len(errors) == 1 and message in errors[0]
