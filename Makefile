@@ -1,5 +1,5 @@
 # make serve: the edge service on the default bundle (HOST, PORT, BUNDLE, WORKERS, ... from the environment)
-# make test:  everything the tests need, then the whole suite
+# make test:  everything the tests need, then ruff and the whole suite (settings in pyproject.toml)
 # make bench-quick / bench / bench-reliability: benchmarks on demand (bench/README.md), never in the tests
 # make bench-smoke: the quick benchmark on a few tweets (CI runs it: every benchmark step works from a fresh clone)
 # make arm64-check: the edge side installed and served on 64-bit Arm under QEMU (deploy/arm64-check.sh, root)
@@ -30,6 +30,7 @@ serve: $(EDGE_VENV)/.installed
 	exec $(EDGE_VENV)/bin/gunicorn -c app/gunicorn_conf.py
 
 test: $(DEV_VENV)/.installed $(EDGE_VENV)/.installed
+	$(DEV_VENV)/bin/ruff check .
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m pytest -q
 
 $(DEV_VENV)/.bench-installed: $(DEV_VENV)/.installed requirements-bench.txt

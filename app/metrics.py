@@ -8,8 +8,7 @@ from enum import Enum
 from pathlib import Path
 from types import SimpleNamespace
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.metrics_core import Metric
 
 from .stats import RecentCounts, without_ring

@@ -86,8 +86,8 @@ def run_plan(plan: Plan, args) -> dict:
     if plan.study:
         from .study import study_table, write_tweets
 
-        bundles = {f"MiniLM-L6 fine-tuned/{p.name}": p for p in sorted(VARIANTS_DIR.iterdir()) if (p / "manifest.json").exists()} \
-            if VARIANTS_DIR.is_dir() else {"MiniLM-L6 fine-tuned/dynamic-int8": args.bundle}
+        variants = sorted(p for p in VARIANTS_DIR.iterdir() if (p / "manifest.json").exists()) if VARIANTS_DIR.is_dir() else []
+        bundles = {f"MiniLM-L6 fine-tuned/{p.name}": p for p in variants} or {"MiniLM-L6 fine-tuned/dynamic-int8": args.bundle}
         bundles |= {f"MobileBERT random/{v}": p for v, p in study_stand_ins(like, spec, train).items()}
         tweets_file = write_tweets(validation[: plan.study_tweets], ROOT / "build" / "bench" / "tweets.jsonl")
         results["study"] = study_table(bundles, tweets_file, (1, 2), plan.study_tweets, plan.study_repeats)
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="bulk: alternating runs of each")
     args = p.parse_args(argv)
     if args.plan == "bulk":
-        from .bulk import bulk_bench, markdown as bulk_markdown
+        from .bulk import bulk_bench
+        from .bulk import markdown as bulk_markdown
 
         results = bulk_bench(args.bundle, args.data, args.tweets, args.repeats)
         write_json(args.out / "bulk.json", results)

@@ -35,7 +35,8 @@ def soak(bundle: Path, bodies: Sequence[bytes], workers: int, clients: int, seco
         started = time.perf_counter()
         results = []
         while (elapsed := time.perf_counter() - started) < seconds:
-            results.append(run_load(LoadSpec(service.port, clients=clients, seconds=min(sample_every, seconds - elapsed)), bodies))
+            spec = LoadSpec(service.port, clients=clients, seconds=min(sample_every, seconds - elapsed))
+            results.append(run_load(spec, bodies))
             samples.append({"t": round(time.perf_counter() - started, 1), "worker_rss_mb": service.worker_rss_mb(),
                             "master_rss_mb": service.master_rss_mb()})
     after_warmup = next(s for s in samples if s["t"] >= warmup)

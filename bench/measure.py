@@ -53,7 +53,8 @@ def service_vs_raw(bundle_path: Path, tweets: Sequence[Example], chunk: int, chu
             send([bodies[i] for i in chunk])
 
         def served_batches(chunk, size=16):
-            send([json.dumps({"tweets": [{"text": tweets[i].text, "entity": tweets[i].entity} for i in chunk[s:s + size]]}).encode()
+            send([json.dumps({"tweets": [{"text": tweets[i].text, "entity": tweets[i].entity}
+                                         for i in chunk[s:s + size]]}).encode()
                   for s in range(0, len(chunk), size)])
 
         result = alternate({"service": served, "raw interpreter": raw, "classifier in process": in_process,
@@ -101,7 +102,8 @@ def peers(like: Bundle, stand_in: tuple[Checkpoint, Path], fine_tuned: Checkpoin
     ours = systems[0].name
     agreement = {s.name: round(float(np.mean(np.equal(predictions[s.name], predictions[ours]))), 4) for s in systems}
     return timing | {
-        "threads": threads, "tweets": len(tweets), "weights": f"the {Path(checkpoint.base_model).name} encoder with seeded heads (bench/stand_ins.py)",
+        "threads": threads, "tweets": len(tweets),
+        "weights": f"the {Path(checkpoint.base_model).name} encoder with seeded heads (bench/stand_ins.py)",
         "runtimes": {s.name: s.runtime for s in systems}, "stand_in_agreement_with_ours": agreement,
         "quality": quality(like, fine_tuned, tweets, threads),
         "vs_pytorch_fp32": timing["first_over"][systems[1].name],

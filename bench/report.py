@@ -30,13 +30,15 @@ def markdown(results: dict, goals: dict) -> str:
     if "service_vs_raw" in results:
         r = results["service_vs_raw"]
         out += ["", "## 1. Service over the raw interpreter", "",
-                f"{r['chunks']} alternating chunks of {r['tweets_per_chunk']} validation tweets, {r['threads']} interpreter thread; "
+                f"{r['chunks']} alternating chunks of {r['tweets_per_chunk']} validation tweets, "
+                f"{r['threads']} interpreter thread; "
                 f"one gunicorn worker, one client, one tweet per request. Worker RSS {r['worker_rss_mb']} MB.", ""]
         out += _table(["system", "tweets/s"], [[k, v] for k, v in r["tweets_per_s"].items()])
     if "dynamic_vs_fixed" in results:
         r = results["dynamic_vs_fixed"]
         out += ["", "## 2. Sized to the tweet against padding to 128", "",
-                f"Median tweet {r['median_tokens']:.0f} tokens (entity + tweet), bucket {r['bucket']}; {r['threads']} thread.", ""]
+                f"Median tweet {r['median_tokens']:.0f} tokens (entity + tweet), bucket {r['bucket']}; "
+                f"{r['threads']} thread.", ""]
         out += _table(["system", "tweets/s"], [[k, v] for k, v in r["tweets_per_s"].items()])
     if "peers" in results:
         r = results["peers"]
@@ -74,7 +76,8 @@ def markdown(results: dict, goals: dict) -> str:
         s = results["soak"]
         out += ["", "## Soak", "", f"{s['workers']} workers, {s['clients']} clients, {s['seconds']:.0f} s: {s['requests']} "
                 f"requests, {s['server_errors']} 5xx, {s['connection_errors']} connection errors, worst p99 of a "
-                f"{results['soak_interval']:.0f} s interval {s['p99_ms_worst_interval']} ms; worker RSS {s['rss_after_warmup_mb']} MB "
+                f"{results['soak_interval']:.0f} s interval {s['p99_ms_worst_interval']} ms; "
+                f"worker RSS {s['rss_after_warmup_mb']} MB "
                 f"after {s['warmup_seconds']:.0f} s, {s['rss_end_mb']} MB at the end (drift {s['rss_drift']:+.1%})."]
     return "\n".join(out) + "\n"
 

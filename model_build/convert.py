@@ -57,7 +57,8 @@ def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
     return out_dir
 
 
-def convert_variant(saved_model: Path, variant: str, representative: Callable[[], Iterable[dict]] | None = None) -> tuple[bytes, dict]:
+def convert_variant(saved_model: Path, variant: str,
+                    representative: Callable[[], Iterable[dict]] | None = None) -> tuple[bytes, dict]:
     """One TFLite FlatBuffer and a note of how it was made."""
     tf = _quiet_tensorflow()
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
@@ -82,7 +83,8 @@ def convert_variant(saved_model: Path, variant: str, representative: Callable[[]
     return flatbuffer, note
 
 
-def convert(checkpoint: Checkpoint, variants: Sequence[str], representative: Callable[[], Iterable[dict]]) -> dict[str, tuple[bytes, dict]]:
+def convert(checkpoint: Checkpoint, variants: Sequence[str],
+            representative: Callable[[], Iterable[dict]]) -> dict[str, tuple[bytes, dict]]:
     """Convert a checkpoint to each requested variant."""
     with tempfile.TemporaryDirectory(prefix="saved_model-") as tmp:
         started = time.time()

@@ -40,7 +40,8 @@ def markdown_table(rows: list[dict]) -> str:
         return "" if value is None else fmt.format(value)
 
     out = [
-        "| model | accuracy | macro-F1 | Δ accuracy vs float | size (bytes) | smaller than float | smaller than BERT-large | median ms | p95 ms |",
+        "| model | accuracy | macro-F1 | Δ accuracy vs float | size (bytes) | smaller than float | smaller than BERT-large "
+        "| median ms | p95 ms |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

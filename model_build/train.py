@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -16,7 +15,7 @@ from app.text import InputFormat, TextSettings, TweetEncoder
 
 from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint
 from .data import LABELS, Example, with_polarity
-from .fsutil import atomic_dir, write_json
+from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
 
 

@@ -141,11 +141,10 @@ def _agreement(checkpoint, bundles_dir) -> dict:
 
 def test_mobilebert_converts_in_all_four_variants(tmp_path):
     """A small random MobileBERT (NoNorm, bottlenecks), saved in HF layout and packaged through the same path."""
-    from model_build.random_init import save_random_model
-
     from model_build.checkpoint import DataSpec, save_checkpoint
     from model_build.data import LABELS
     from model_build.model import ReputationModel
+    from model_build.random_init import save_random_model
     from model_build.splits import SplitSpec
 
     base = save_random_model("mobilebert", "tiny", FIXTURES / "vocab.txt", tmp_path / "mobilebert")

@@ -8,8 +8,10 @@ from model_build.data import DataError, load, load_replab, load_table, parse_rel
 from model_build.errors import BuildError
 from model_build.splits import UNSEEN_ENTITIES, Holdout, SplitSpec, split_by_time
 
-ENTITIES = '"entity_id"\t"query"\t"entity_name"\t"category"\n"E1"\t"""Bank of America"""\t"BoA"\t"banking"\n"E2"\t"BMW"\t"BMW AG"\t"automotive"\n'
-INFO_HEADER = '"tweet_id"\t"author"\t"entity_id"\t"tweet_url"\t"language"\t"timestamp"\t"urls"\t"extended_urls"\t"md5_extended_urls"\t"is_near_duplicate_of"\n'
+ENTITIES = ('"entity_id"\t"query"\t"entity_name"\t"category"\n"E1"\t"""Bank of America"""\t"BoA"\t"banking"\n'
+            '"E2"\t"BMW"\t"BMW AG"\t"automotive"\n')
+INFO_HEADER = ('"tweet_id"\t"author"\t"entity_id"\t"tweet_url"\t"language"\t"timestamp"\t"urls"\t"extended_urls"\t'
+               '"md5_extended_urls"\t"is_near_duplicate_of"\n')
 
 
 def info_row(tid, entity, lang="EN", ts=1000, dup="-1"):

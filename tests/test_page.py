@@ -43,7 +43,8 @@ pytestmark = [
 LAN_HOST = "raspberrypi.test"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900", f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1")
+         "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900",
+         f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1")
 # Runs before the page's own script (injected by the driver, so outside the page's CSP): records violations.
 CSP_PROBE = ("window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
              "(e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
