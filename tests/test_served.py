@@ -110,7 +110,11 @@ def test_slow_clients_do_not_starve_fast_requests(service):
             s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       + (b"Content-Length: 100\r\n\r\n{" if i % 2 else b"X-Slow: 1"))
             slow.append(s)
-        time.sleep(0.5)
+        stalled = {s.getsockname()[1] for s in slow}
+        deadline = time.time() + 30
+        while not stalled <= {c.raddr.port for w in service.workers() for c in w.net_connections("tcp") if c.raddr}:
+            assert time.time() < deadline, "the stalled connections were never accepted"
+            time.sleep(0.05)  # until the workers hold every stalled connection
         # A stalled client holds a thread only for a few READ_TIMEOUT periods (2 s here), so requests
         # behind them wait seconds; without the timeout they would wait for as long as the clients like.
         for _ in range(5):
