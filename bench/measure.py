@@ -76,6 +76,18 @@ def dynamic_vs_fixed(bundle_path: Path, tweets: Sequence[Example], chunk: int, c
                      "median_tokens": float(np.median(lengths)), "bucket": classifier.bucket}
 
 
+def related_head_cost(plain: Path, related: Path, tweets: Sequence[Example], chunk: int, chunks: int,
+                      threads: int) -> dict:
+    """The relatedness head's cost: the same stand-in encoder with and without it, one tweet per call through the
+    classifier (tokenisation, interpreter, scores), alternating chunks."""
+    without, with_head = (Classifier(Bundle.load(p), threads=threads) for p in (plain, related))
+    result = alternate({
+        "polarity only": lambda c: [without.classify([tweets[i].text], [tweets[i].entity]) for i in c],
+        "with the relatedness head": lambda c: [with_head.classify([tweets[i].text], [tweets[i].entity]) for i in c],
+    }, chunked(len(tweets), chunk, chunks))  # latency with / without = rate without / rate with
+    return result | {"threads": threads, "related_head_latency_ratio": result["first_over"]["with the relatedness head"]}
+
+
 def _predict_all(system, tweets: Sequence[Example]) -> list[int]:
     return [system.predict(t.text, t.entity) for t in tweets]
 

@@ -24,8 +24,10 @@ from .data import ROOT
 STAND_INS = ROOT / "build" / "bench" / "stand-ins"
 
 
-def stand_in_checkpoint(base: str | Path, like: Bundle, data: DataSpec, out: Path, seed: int = 0) -> Checkpoint:
-    """``base``'s encoder with ``like``'s labels, relatedness head and text settings; heads seeded with ``seed``."""
+def stand_in_checkpoint(base: str | Path, like: Bundle, data: DataSpec, out: Path, seed: int = 0,
+                        related: bool | None = None) -> Checkpoint:
+    """``base``'s encoder with ``like``'s labels, text settings and relatedness head (or not, as ``related``
+    says); heads seeded with ``seed``."""
     try:
         return Checkpoint.load(out)
     except BuildError:
@@ -35,7 +37,7 @@ def stand_in_checkpoint(base: str | Path, like: Bundle, data: DataSpec, out: Pat
     from model_build.model import ReputationModel
 
     torch.manual_seed(seed)
-    model = ReputationModel.from_base(str(base), like.labels, like.has_related)
+    model = ReputationModel.from_base(str(base), like.labels, like.has_related if related is None else related)
     summary = {"config": {"base": str(base), "input_format": like.manifest()["input_format"], "seed": seed},
                "data": data.to_dict(), "notes": "stand-in: base weights, untrained heads; for speed only"}
     return save_checkpoint(out, model, like.vocab_path, like.text_settings, summary)
@@ -75,15 +77,18 @@ def _loads(path: Path) -> bool:
     return True
 
 
-def speed_stand_in(like: Bundle, data: DataSpec, calibration: Sequence[Example]) -> tuple[Checkpoint, Path]:
-    """``like``'s own base encoder (a hub name, or a path from the repository root) with ``like``'s architecture:
-    its checkpoint and its bundle in ``like``'s quantisation."""
+def speed_stand_in(like: Bundle, data: DataSpec, calibration: Sequence[Example],
+                   related: bool | None = None) -> tuple[Checkpoint, Path]:
+    """``like``'s own base encoder (a hub name, or a path from the repository root) with ``like``'s architecture
+    (with or without the relatedness head, as ``related`` says): its checkpoint and its bundle in ``like``'s
+    quantisation."""
     base = like.manifest()["base_model"]
     local = ROOT / base
     if not local.is_dir() and not Path(base).is_absolute() and base.startswith("."):
         raise SystemExit(f"bench: the base model {base} of {like.path} is not at {local} (../shared absent?)")
-    out = STAND_INS / like.name
-    checkpoint = stand_in_checkpoint(local if local.is_dir() else base, like, data, out / "checkpoint")
+    related = like.has_related if related is None else related
+    out = STAND_INS / f"{like.name}{'-related' if related else ''}"
+    checkpoint = stand_in_checkpoint(local if local.is_dir() else base, like, data, out / "checkpoint", related=related)
     bundles = stand_in_bundles(checkpoint, [like.quantization], out, calibration, f"{like.name}-stand-in")
     return checkpoint, bundles[like.quantization]
 
