@@ -1,5 +1,6 @@
 """The OpenAPI document as served: its limits and labels taken from the running configuration and bundle, and
-the /classify request schemas it states used to validate request bodies, so the document and the checks agree."""
+the /classify and /feedback request schemas it states used to validate request bodies, so the document and the
+checks agree."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from .feedback import Correction
 from .validation import ApiError, ClassifyRequest
 
 TEMPLATE = Path(__file__).with_name("openapi.json")
@@ -19,11 +21,12 @@ TEMPLATE = Path(__file__).with_name("openapi.json")
 
 @dataclass(frozen=True)
 class ApiSchema:
-    """The served document and the validators of its two request bodies (one tweet, a batch)."""
+    """The served document and the validators of its request bodies (one tweet, a batch, a correction)."""
 
     document: dict
     _tweet: Draft202012Validator
     _batch: Draft202012Validator
+    _feedback: Draft202012Validator
 
     @classmethod
     def build(cls, max_tweets: int, max_text_chars: int, labels: tuple[str, ...], related: bool) -> ApiSchema:
@@ -39,9 +42,10 @@ class ApiSchema:
             else:
                 del schemas[name]["properties"]["related"]
         schemas["Scores"]["required"] = list(labels)
+        schemas["Feedback"]["properties"]["label"]["enum"] = list(labels)
         root = {"components": copy.deepcopy(document["components"])}
-        return cls(document, Draft202012Validator({**root, "$ref": "#/components/schemas/Tweet"}),
-                   Draft202012Validator({**root, "$ref": "#/components/schemas/Batch"}))
+        return cls(document, *(Draft202012Validator({**root, "$ref": f"#/components/schemas/{name}"})
+                               for name in ("Tweet", "Batch", "Feedback")))
 
     def parse_classify(self, body: Any) -> ClassifyRequest:
         """A single tweet ``{"text", "entity"?}`` or a batch ``{"tweets": [...]}``, checked against the document."""
@@ -55,6 +59,15 @@ class ApiSchema:
             raise _api_error(error)
         tweets = body["tweets"] if batch else [body]
         return ClassifyRequest([t["text"] for t in tweets], [t.get("entity") for t in tweets], batch)
+
+    def parse_feedback(self, body: Any) -> Correction:
+        """A correction ``{"text", "entity", "label", "related"?}``, checked against the document."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_body", "the body must be a JSON object")
+        error = next(self._feedback.iter_errors(body), None)
+        if error is not None:
+            raise _api_error(error)
+        return Correction(body["text"], body["entity"], body["label"], body.get("related"))
 
 
 def _where(path) -> str:
@@ -85,6 +98,8 @@ def _api_error(error: ValidationError) -> ApiError:
         return ApiError(400, "invalid_field", "'tweets' must be a non-empty list of objects")
     if rule == "type":
         return ApiError(400, "invalid_field", f"{where} must be of type {' or '.join(_types(error.validator_value))}")
+    if rule == "enum":
+        return ApiError(400, "invalid_field", f"{where} must be one of {', '.join(map(str, error.validator_value))}")
     return ApiError(400, "invalid_field", f"{where} breaks the schema's '{rule}' rule")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .errors import AppError
+from .feedback import check_file
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "default"
 
@@ -28,12 +29,15 @@ class Config:
     auth_token: str | None = None
     metrics_dir: Path | None = None
     log_level: str = "INFO"
+    feedback_file: Path | None = None  # unset: no POST /feedback, nothing stored
+    feedback_max_bytes: int = 16 << 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
         """Read ``BUNDLE``, ``TFLITE_THREADS``, ``MAX_TWEETS``, ``MAX_BODY_BYTES``, ``MAX_TEXT_CHARS``,
         ``LENGTH_BUCKET``, ``INFERENCE_BATCH``, ``AUTH_TOKEN`` / ``AUTH_TOKEN_FILE`` (or the systemd
-        credential ``auth_token``), ``PROMETHEUS_MULTIPROC_DIR`` and ``LOG_LEVEL``."""
+        credential ``auth_token``), ``PROMETHEUS_MULTIPROC_DIR``, ``LOG_LEVEL``, ``FEEDBACK_FILE`` and
+        ``FEEDBACK_MAX_BYTES``."""
         env = os.environ if env is None else env
         default = cls()
         return cls(
@@ -47,6 +51,8 @@ class Config:
             auth_token=_auth_token(env),
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
             log_level=_choice(env, "LOG_LEVEL", default.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"), str.upper),
+            feedback_file=_feedback_file(env),
+            feedback_max_bytes=_int(env, "FEEDBACK_MAX_BYTES", default.feedback_max_bytes, 1024, 1 << 40),
         )
 
     @classmethod
@@ -99,6 +105,17 @@ def _auth_token(env: Mapping[str, str]) -> str | None:
     if len(token) < 16 or not token.isprintable():
         raise ConfigError("the auth token must be at least 16 printable characters")
     return token
+
+
+def _feedback_file(env: Mapping[str, str]) -> Path | None:
+    """FEEDBACK_FILE, checked by opening it for appending (so a start that could not store corrections fails)."""
+    raw = env.get("FEEDBACK_FILE", "").strip()
+    if not raw:
+        return None
+    why = check_file(Path(raw))
+    if why:
+        raise ConfigError(f"FEEDBACK_FILE {why}")
+    return Path(raw)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,9 @@ class Metrics:
             "reputation_predictions", "Predicted labels, and whether the tweet was judged about the entity.",
             ["label", "related"], registry=registry)
         self.errors = Counter("reputation_errors", "Error responses by error code.", ["code"], registry=registry)
+        self.feedback = Counter(
+            "reputation_feedback", "Corrections sent to POST /feedback that passed validation, by outcome and label.",
+            ["outcome", "label"], registry=registry)
         self.resident = Gauge(
             "reputation_worker_resident_memory_bytes", "Resident memory of each worker process.",
             registry=registry, multiprocess_mode="liveall")

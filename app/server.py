@@ -6,6 +6,7 @@ import hmac
 import logging
 import time
 from collections import Counter
+from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
@@ -14,6 +15,7 @@ from .api_schema import ApiSchema
 from .bundle import Bundle
 from .classifier import Classifier
 from .config import Config
+from .feedback import FeedbackLog
 from .metrics import Metrics, Relatedness
 from .page import ASSET_MAX_AGE, SECURITY_HEADERS, Page
 from .stats import service_stats
@@ -41,6 +43,8 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     model_summary = {**bundle.summary(), "runtime": runtime, "threads": config.threads}
     api = ApiSchema.build(config.max_tweets, config.max_text_chars, bundle.labels, bundle.has_related)
     page = Page.build(auth=config.auth_token is not None)
+    feedback_log = (FeedbackLog(config.feedback_file, config.feedback_max_bytes, model_ref, metrics.feedback)
+                    if config.feedback_file else None)
     log.info("serving bundle %s %s (%s) with %s", bundle.name, bundle.version, bundle.quantization, runtime)
 
     def fail(status: int, code: str, message: str) -> Response:
@@ -124,14 +128,16 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         # content_type, not mimetype: werkzeug appends "; charset=utf-8" to a text/ mimetype a second time.
         return Response(metrics.export(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.post("/classify")
-    def classify() -> Response:
+    def json_body() -> Any:
         try:
             raw = request.get_data(cache=False)
         except (OSError, ClientDisconnected):  # the client went silent mid-body (receive timeout) or left
             raise ApiError(408, "request_timeout", "the request body did not arrive in time") from None
-        body = parse_json_body(raw, request.content_type)
-        req = api.parse_classify(body)
+        return parse_json_body(raw, request.content_type)
+
+    @app.post("/classify")
+    def classify() -> Response:
+        req = api.parse_classify(json_body())
         started = time.perf_counter()
         predictions = classifier.classify(req.texts, req.entities)
         metrics.inference.observe(time.perf_counter() - started)
@@ -145,5 +151,12 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         if req.batch:
             return jsonify({"results": results, "model": model_ref})
         return jsonify({**results[0], "model": model_ref})
+
+    if feedback_log is not None:  # unset, /feedback is an unknown path (404) like any other
+
+        @app.post("/feedback")
+        def feedback() -> Response:
+            feedback_log.append(api.parse_feedback(json_body()))
+            return Response(status=204)
 
     return app

@@ -13,6 +13,7 @@ INT_VARS = [
     ("MAX_TEXT_CHARS", "max_text_chars", 1, 1 << 20),
     ("LENGTH_BUCKET", "length_bucket", 1, 128),
     ("INFERENCE_BATCH", "inference_batch", 1, 256),
+    ("FEEDBACK_MAX_BYTES", "feedback_max_bytes", 1024, 1 << 40),
 ]
 
 
@@ -41,6 +42,19 @@ def test_log_level():
     assert Config.from_env({"LOG_LEVEL": "debug"}).log_level == "DEBUG"
     with pytest.raises(ConfigError, match="LOG_LEVEL"):
         Config.from_env({"LOG_LEVEL": "chatty"})
+
+
+def test_feedback_file(tmp_path):
+    assert Config.from_env({"FEEDBACK_FILE": " "}).feedback_file is None
+    path = tmp_path / "feedback.jsonl"
+    assert Config.from_env({"FEEDBACK_FILE": str(path)}).feedback_file == path
+    assert path.read_bytes() == b"" and path.stat().st_mode & 0o777 == 0o600  # created, private
+    (tmp_path / "dir.jsonl").mkdir()
+    for bad, reason in ((tmp_path / "absent" / "f.jsonl", "No such file or directory"),
+                        (tmp_path / "dir.jsonl", "Is a directory"), (tmp_path / "feedback.csv", "must end in .jsonl")):
+        with pytest.raises(ConfigError, match=f"^FEEDBACK_FILE .*{reason}"):
+            Config.from_env({"FEEDBACK_FILE": str(bad)})
+    assert not (tmp_path / "feedback.csv").exists()
 
 
 def test_auth_token_sources(tmp_path):

@@ -1,0 +1,111 @@
+"""Corrections collected on the device (opt-in, ``FEEDBACK_FILE``): one JSON line per correction, appended to a
+local JSONL file that the build side reads as training data (text, label, entity, related; other fields ignored)."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from prometheus_client import Counter
+
+from .offline import JSONL_SUFFIXES
+from .validation import ApiError
+
+log = logging.getLogger(__name__)
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class Outcome(str, Enum):
+    """The feedback counter's ``outcome`` label."""
+
+    STORED = "stored"
+    FULL = "full"  # FEEDBACK_MAX_BYTES reached
+    FAILED = "failed"  # the disk refused the write
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What a user says a tweet's label is (and, when given, whether it is about the entity)."""
+
+    text: str
+    entity: str
+    label: str
+    related: bool | None = None
+
+    def line(self, model: dict) -> bytes:
+        """The JSON line: ASCII only, so no character of the text (U+2028, NEL, ...) can split the line."""
+        record = {"text": self.text, "entity": self.entity, "label": self.label}
+        if self.related is not None:
+            record["related"] = self.related
+        record.update(time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), model=model)
+        return (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def check_file(path: Path) -> str | None:
+    """Why ``path`` cannot be the feedback file, or None. Its name must end as JSONL (the build side's loader goes by
+    the suffix) and it must open for appending (created, mode 0600, when missing)."""
+    if path.suffix.lower() not in JSONL_SUFFIXES:
+        return f"must end in {' or '.join(JSONL_SUFFIXES)} (the build side reads it as JSONL), got {str(path)!r}"
+    try:
+        os.close(os.open(path, _FLAGS, 0o600))
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    return None
+
+
+class FeedbackLog:
+    """Appends corrections to one JSONL file, up to ``max_bytes``, counting each outcome in ``counter``.
+
+    Each line is written by one ``os.write`` on an ``O_APPEND`` descriptor: on a local file system the kernel
+    moves the offset to the end and writes the whole buffer in one step, so lines from gunicorn's worker processes
+    never interleave or overwrite each other. A thread lock serialises this process's appends, and an exclusive
+    ``flock`` held from the size check to the write makes the limit exact across workers (a line that would pass
+    it is refused, nothing written). The file is opened for each append, so deleting it takes effect at once: the
+    next correction starts a new file. Each line is fsynced before the answer: corrections are rare and cost a
+    person's attention, and a device on an SD card is often switched off at the plug.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, model: dict, counter: Counter):
+        self.path, self.max_bytes, self._model, self._counter = path, max_bytes, model, counter
+        self._lock = threading.Lock()
+
+    def append(self, correction: Correction) -> None:
+        """Store one correction; ApiError 507 when the file is full or the disk is, 500 for another disk error."""
+        try:
+            outcome = self._store(correction.line(self._model))
+        except OSError as exc:
+            self._counter.labels(Outcome.FAILED.value, correction.label).inc()
+            log.error("feedback: cannot write %s: %s", self.path, exc.strerror)
+            if exc.errno in _NO_SPACE:
+                raise ApiError(507, "insufficient_storage", "the device has no room for the correction; "
+                               "nothing was stored") from None
+            raise ApiError(500, "storage_error", "the correction could not be written to the device's storage") from None
+        self._counter.labels(outcome.value, correction.label).inc()
+        if outcome is Outcome.FULL:
+            raise ApiError(507, "feedback_full", f"the feedback file has reached its limit of {self.max_bytes} bytes "
+                           "(FEEDBACK_MAX_BYTES); nothing was stored")
+
+    def _store(self, line: bytes) -> Outcome:
+        with self._lock:
+            fd = os.open(self.path, _FLAGS, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed
+                size = os.fstat(fd).st_size
+                if size + len(line) > self.max_bytes:
+                    return Outcome.FULL
+                if os.write(fd, line) != len(line):  # the disk filled up mid-line: cut it back off
+                    os.ftruncate(fd, size)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+                return Outcome.STORED
+            finally:
+                os.close(fd)
