@@ -8,8 +8,6 @@ import csv
 import json
 import logging
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +19,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from app.config import Config
 from app.server import create_app
 from bench.server import metric_value, serve
-from tests.conftest import FIXTURES, ROOT, TINY_BUNDLE
+from tests.conftest import FIXTURES, TINY_BUNDLE
+from tests.test_build import cli
 from tests.test_fuzz_api import _run
 from tests.test_served import _start_fails
 
@@ -215,12 +214,6 @@ def _stored_in(counter_file: Path) -> float:
 def test_unwritable_feedback_file_refuses_the_start(tmp_path):
     _start_fails(tmp_path, {"FEEDBACK_FILE": str(tmp_path / "absent" / "feedback.jsonl")},
                  f"FEEDBACK_FILE {tmp_path / 'absent' / 'feedback.jsonl'}: No such file or directory")
-
-
-def cli(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout
 
 
 def test_build_side_trains_and_evaluates_on_the_feedback_file(tmp_path):
