@@ -190,7 +190,8 @@ def _one_line_errors():
         lines = [line for line in text.strip().splitlines() if line.strip()] or [type(exc).__name__]
         # A Python worker's failure: its exception's own line, not the traceback's header.
         raised = [line for line in lines if _PYTHON_RAISED.match(line)]
-        raise BulkError(f"Spark: {raised[-1] if 'Traceback' in text and raised else lines[0]}") from None
+        hint = " (Spark needs Java 17: make bulk installs openjdk-17-jre-headless)" if "JAVA_GATEWAY" in text else ""
+        raise BulkError(f"Spark: {raised[-1] if 'Traceback' in text and raised else lines[0]}{hint}") from None
 
 
 def run(opts: Options, spark=None) -> dict[str | None, int]:
