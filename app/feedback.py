@@ -3,6 +3,7 @@ local JSONL file that the build side reads as training data (text, label, entity
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -67,9 +68,10 @@ class FeedbackLog:
 
     Each line is written by one ``os.write`` on an ``O_APPEND`` descriptor: on a local file system the kernel
     moves the offset to the end and writes the whole buffer in one step, so lines from gunicorn's worker processes
-    never interleave or overwrite each other. A thread lock serialises this process's appends, and an exclusive
-    ``flock`` held from the size check to the write makes the limit exact across workers (a line that would pass
-    it is refused, nothing written). The file is opened for each append, so deleting it takes effect at once: the
+    never interleave or overwrite each other. A thread lock serialises this process's appends (also where ``flock``
+    is emulated per process, as on NFS), and an exclusive ``flock`` held from the size check to the write makes the
+    limit exact across workers (a line that would pass it is refused, nothing written); a line that fails to be
+    written or synced is cut back off. The file is opened for each append, so deleting it takes effect at once: the
     next correction starts a new file. Each line is fsynced before the answer: corrections are rare and cost a
     person's attention, and a device on an SD card is often switched off at the plug.
     """
@@ -102,10 +104,14 @@ class FeedbackLog:
                 size = os.fstat(fd).st_size
                 if size + len(line) > self.max_bytes:
                     return Outcome.FULL
-                if os.write(fd, line) != len(line):  # the disk filled up mid-line: cut it back off
-                    os.ftruncate(fd, size)
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                os.fsync(fd)
+                try:
+                    if os.write(fd, line) != len(line):  # the disk filled up mid-line
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):  # cut a part-written or unsynced line back off
+                        os.ftruncate(fd, size)
+                    raise
                 return Outcome.STORED
             finally:
                 os.close(fd)
