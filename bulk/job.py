@@ -13,7 +13,6 @@ import sys
 import tarfile
 import tempfile
 import uuid
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,24 +95,33 @@ def _staging() -> Path:
     return path
 
 
+def _pack(archive: Path, files: list[Path], root: Path) -> None:
+    with tarfile.open(archive, "w") as tar:
+        for path in files:
+            tar.add(path, arcname=path.relative_to(root).as_posix())
+
+
 def ship(spark, bundle: Bundle) -> str:
-    """Give the executors the bundle (a tar archive Spark unpacks under SparkFiles) and the code of ``app`` and
-    ``bulk`` (a zip on their path), both named by content and added once per session; the archive's name."""
+    """Give the executors the bundle and the code of ``app`` and ``bulk`` (its modules and the data files they
+    read), each a tar archive named by content that Spark unpacks under SparkFiles, added once per session; the
+    bundle archive's name."""
     files = [bundle.path / name for name in ("manifest.json", *sorted(bundle.manifest()["files"]))]
-    sources = sorted(p for package in PACKAGES for p in package.rglob("*.py"))
+    sources = sorted(p for package in PACKAGES for p in package.rglob("*")
+                     if p.is_file() and "__pycache__" not in p.parts)
     archive = _staging() / f"bundle-{_digest(files)}.tar"
-    code = _staging() / f"bulk-code-{_digest(sources)}.zip"
+    code = _staging() / f"bulk-code-{_digest(sources)}.tar"
     context = spark.sparkContext
-    if not any(Path(uri).name == archive.name for uri in context.listArchives):
-        with tarfile.open(archive, "w") as tar:
-            for path in files:
-                tar.add(path, arcname=path.name)
+    shipped = {Path(uri).name for uri in context.listArchives}
+    if archive.name not in shipped:
+        _pack(archive, files, bundle.path)
         context.addArchive(str(archive))
-    if not any(Path(uri).name == code.name for uri in context.listFiles):
-        with zipfile.ZipFile(code, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sources:
-                zf.write(path, path.relative_to(PACKAGES[0].parent).as_posix())
-        context.addPyFile(str(code))
+    if code.name not in shipped:
+        _pack(code, sources, PACKAGES[0].parent)
+        context.addArchive(str(code))
+        # Each Python worker puts SparkFiles/<include> on its sys.path before it unpickles a function: the list
+        # addPyFile fills, here given the directory the code archive unpacks to (a zip could not hold the data
+        # files app reads by path).
+        context._python_includes.append(code.name)
     return archive.name
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,9 +31,12 @@ LOCAL = "local[2]"
 QUIET = ("--conf", "spark.ui.enabled=false")
 
 
-def bulk_command(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bulk", "classify", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+def bulk_command(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m bulk classify`` run from ``cwd``, with the checkout on the driver's path only: Spark's Python
+    workers (started in that directory, no PYTHONPATH) can import app and bulk only from what the job shipped."""
+    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bulk.__main__ import main; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", boot, "classify", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +65,7 @@ def test_same_labels_and_scores_as_the_offline_command(replab_sample, tmp_path):
     expected = {r["id"]: r for r in map(json.loads, (tmp_path / "offline.jsonl").read_text().splitlines()) if "id" in r}
 
     out = tmp_path / "labels.parquet"
-    result = bulk_command(str(src), str(out), "--bundle", str(DEFAULT_BUNDLE), "--master", LOCAL, "--partitions", "3",
+    result = bulk_command(tmp_path, str(src), str(out), "--bundle", str(DEFAULT_BUNDLE), "--master", LOCAL, "--partitions", "3",
                           *QUIET)
     assert result.returncode == 0, result.stderr[-3000:]
     n = len(replab_sample)
@@ -140,7 +144,7 @@ def test_missing_or_tampered_bundle_fails_at_once_in_one_line(tmp_path):
     with (tampered / "vocab.txt").open("a") as fh:
         fh.write("extra\n")
     for bundle, reason in ((tmp_path / "absent", "not a directory"), (tampered, "vocab.txt is")):
-        result = bulk_command(str(src), str(tmp_path / "out"), "--bundle", str(bundle), "--master", LOCAL)
+        result = bulk_command(tmp_path, str(src), str(tmp_path / "out"), "--bundle", str(bundle), "--master", LOCAL)
         assert result.returncode == 2
         lines = result.stderr.strip().splitlines()
         assert lines[-1].startswith("error: bundle ") and reason in lines[-1], result.stderr
