@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.config import DEFAULT_BUNDLE
-
 from bulk.formats import Format
 from bulk.job import BulkError, Options, run
 
@@ -32,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("classify", help="classify JSONL, CSV or Parquet (text[, entity], other columns kept)")
     p.add_argument("input", help="file or directory, local or any file system Spark reads (hdfs://, s3a://, ...)")
     p.add_argument("output", help="directory to write (Parquet or JSONL part files)")
-    p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="bundle directory (default: %(default)s)")
+    p.add_argument("--bundle", type=Path, help="bundle directory (default: BUNDLE or the default bundle)")
     p.add_argument("--master", help="Spark master URL (default: spark-submit's, else local[*])")
     p.add_argument("--format", type=Format, choices=list(Format), help="input format (default: from its name)")
     p.add_argument("--output-format", type=Format, choices=[Format.PARQUET, Format.JSONL], default=Format.PARQUET)

@@ -37,7 +37,7 @@ class BulkError(Exception):
 class Options:
     input: str
     output: str
-    bundle: Path
+    bundle: Path | None = None  # None: BUNDLE, else the default bundle, as for the offline command
     master: str | None = None
     input_format: Format | None = None
     output_format: Format = Format.PARQUET
@@ -204,14 +204,14 @@ def _one_line_errors():
 
 def run(opts: Options, spark=None) -> dict[str | None, int]:
     """The whole job; counts of output rows by error (None: classified). Starts a session unless given one."""
-    bundle = verify(opts.bundle)
+    try:
+        config = Config.offline_from_env()
+    except ConfigError as exc:
+        raise BulkError(str(exc)) from None
+    bundle = verify(opts.bundle or config.bundle)
     source_format = opts.input_format or Format.of(opts.input)
     if source_format is None:
         raise BulkError(f"cannot tell the format of {opts.input} from its name: pass --format jsonl, csv or parquet")
-    try:
-        config = Config.from_env()
-    except ConfigError as exc:
-        raise BulkError(str(exc)) from None
     with _one_line_errors():
         spark = spark or start(opts)
         task = Task(archive=ship(spark, bundle), labels=bundle.labels, has_related=bundle.has_related,
