@@ -126,7 +126,7 @@ def ship(spark, bundle: Bundle) -> str:
 
 
 def prepare(frame, partitions: int | None, parallelism: int):
-    """Text and entity as strings, input columns named like an output renamed ``input_<name>``, and at least
+    """Text and entity as valid UTF-8 strings, input columns named like an output renamed ``input_<name>``, and at least
     ``parallelism`` partitions (or exactly ``partitions``)."""
     from pyspark.sql import functions as F
 
@@ -137,9 +137,9 @@ def prepare(frame, partitions: int | None, parallelism: int):
         if name in frame.columns:
             frame = frame.withColumnRenamed(name, f"input_{name}")
             print(f"note: the input's column '{name}' is written as 'input_{name}'", file=sys.stderr)
-    frame = frame.withColumn(TEXT, F.col(TEXT).cast("string"))
-    if ENTITY in frame.columns:
-        frame = frame.withColumn(ENTITY, F.col(ENTITY).cast("string"))
+    # Bytes that are not UTF-8 become U+FFFD, as the offline command reads them (errors="replace").
+    for name in (TEXT, ENTITY) if ENTITY in frame.columns else (TEXT,):
+        frame = frame.withColumn(name, F.make_valid_utf8(F.col(name).cast("string")))
     if partitions or frame.rdd.getNumPartitions() < parallelism:
         frame = frame.repartition(partitions or parallelism)
     return frame

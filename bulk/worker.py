@@ -65,8 +65,10 @@ def annotate(task: Task, model: Classifier, batch: pa.RecordBatch) -> pa.RecordB
     """The batch's kept columns, then label, scores (a struct by label), related (where the bundle has that head)
     and error: None for a classified row, else why it was not classified."""
     texts, entities = _column(batch, TEXT), _column(batch, ENTITY)
-    errors = [NOT_JSON if bad is not None else None if isinstance(text, str) and text.strip() else NO_TEXT
-              for text, bad in zip(texts, _column(batch, CORRUPT))]
+    corrupt = batch.schema.get_field_index(CORRUPT)  # the raw line, maybe not even UTF-8: only its presence is read
+    unreadable = batch.column(corrupt).is_valid().to_pylist() if corrupt >= 0 else [False] * batch.num_rows
+    errors = [NOT_JSON if bad else None if isinstance(text, str) and text.strip() else NO_TEXT
+              for text, bad in zip(texts, unreadable)]
     rows = [i for i, error in enumerate(errors) if error is None]
     predictions = model.classify([texts[i] for i in rows], [entities[i] or None for i in rows]) if rows else []
     n = batch.num_rows
