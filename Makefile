@@ -3,6 +3,8 @@
 # make bench-quick / bench / bench-reliability: benchmarks on demand (bench/README.md), never in the tests
 # make bench-smoke: the quick benchmark on a few tweets (CI runs it: every benchmark step works from a fresh clone)
 # make arm64-check: the edge side installed and served on 64-bit Arm under QEMU (deploy/arm64-check.sh, root)
+# make systemd-check: the unit started by a booted systemd 252 in systemd-nspawn, checked (deploy/systemd-check.sh, root)
+# make image-check: Dockerfile.arm64 built for linux/arm64 with podman and run (deploy/image-check.sh, root)
 # make bulk IN=... OUT=... ARGS="...": classify an archive on Apache Spark (bulk/; .venv-bulk and Java 17 when missing)
 PYTHON ?= python3
 EDGE_VENV ?= .venv-edge
@@ -12,12 +14,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export HOST PORT
 
-.PHONY: serve test bench bench-quick bench-smoke bench-reliability arm64-check clean bulk bench-bulk java
+.PHONY: serve test bench bench-quick bench-smoke bench-reliability arm64-check systemd-check image-check clean bulk bench-bulk java
 
-$(EDGE_VENV)/.installed: requirements-edge.txt
+$(EDGE_VENV)/.installed: requirements-edge.txt deploy/constraints-edge.txt
 	$(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/pip install -q --upgrade pip
-	$(EDGE_VENV)/bin/pip install -q -r requirements-edge.txt
+	$(EDGE_VENV)/bin/pip install -q -r requirements-edge.txt -c deploy/constraints-edge.txt
 	touch $@
 
 $(DEV_VENV)/.installed: requirements-edge.txt requirements-build.txt requirements-dev.txt requirements-bulk.txt
@@ -70,6 +72,12 @@ bench-bulk: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed java
 
 arm64-check: $(EDGE_VENV)/.installed
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python bash deploy/arm64-check.sh
+
+systemd-check:
+	bash deploy/systemd-check.sh
+
+image-check:
+	bash deploy/image-check.sh
 
 clean:
 	rm -rf $(EDGE_VENV) $(DEV_VENV) .pytest_cache

@@ -8,9 +8,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SUITE=${ARM64_SUITE:-bookworm}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+MIRROR=$(sh "$ROOT/deploy/debian-mirror.sh" 2>/dev/null || true)  # this machine's apt source, or $DEBIAN_MIRROR
 PORT=${ARM64_PORT:-18080}
-QEMU_VERSION=${QEMU_VERSION:-10.0.2+ds-2+deb13u1~bpo12+1}
 CACHE=$ROOT/.arm64
 ROOTFS=$CACHE/$SUITE-rootfs
 UNIT=$ROOT/systemd/reputation.service
@@ -37,28 +36,9 @@ if ! command -v debootstrap >/dev/null; then
     say "installing debootstrap with apt-get"
     apt-get install -y -q debootstrap >/dev/null
 fi
-# QEMU 7.2 (bookworm's qemu-user-static) crashes (SIGSEGV) when ai-edge-litert 2.3.0 creates an interpreter;
-# QEMU 10 from bookworm-backports runs it. Its statically linked qemu-aarch64 is fetched once into the cache.
-QEMU=$CACHE/qemu/qemu-aarch64-$QEMU_VERSION
-if [ ! -x "$QEMU" ]; then
-    mkdir -p "$CACHE/qemu"
-    deb=$(curl -fsS "$MIRROR/dists/bookworm-backports/main/binary-$(dpkg --print-architecture)/Packages.xz" | xz -dc \
-        | awk -v v="Version: 1:$QEMU_VERSION" '/^Package: qemu-user$/ {p = 1} p && /^Version:/ {ok = ($0 == v)} p && ok && /^Filename:/ && !f {f = $2} /^$/ {p = 0} END {print f}')
-    [ -n "$deb" ] || { say "qemu-user $QEMU_VERSION not found in bookworm-backports (set QEMU_VERSION)"; exit 2; }
-    tmp=$(mktemp -d)
-    curl -fsS -o "$tmp/qemu-user.deb" "$MIRROR/$deb"
-    dpkg-deb -x "$tmp/qemu-user.deb" "$tmp/x"
-    install -m 0755 "$tmp/x/usr/bin/qemu-aarch64" "$QEMU.tmp" && mv "$QEMU.tmp" "$QEMU"
-    rm -rf "$tmp"
-fi
-# Register (or re-register) the binfmt handler for aarch64 ELF files with this QEMU (F: opened now, so it
-# also works inside the chroot). This replaces a host-wide qemu-aarch64 registration until the next boot.
-[ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-if ! grep -qx "interpreter $QEMU" /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null; then
-    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64
-    printf ':qemu-aarch64:M::%s:%s:%s:OPF\n' '\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00' \
-        '\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff' "$QEMU" > /proc/sys/fs/binfmt_misc/register
-fi
+# A static QEMU 10 in .arm64/qemu/ and the binfmt handler for aarch64 (deploy/qemu-binfmt.sh says why).
+# shellcheck source=deploy/qemu-binfmt.sh
+. "$ROOT/deploy/qemu-binfmt.sh" "$CACHE/qemu"
 step "host ready: $("$QEMU" --version | head -1), binfmt qemu-aarch64 $(head -1 /proc/sys/fs/binfmt_misc/qemu-aarch64)"
 
 if [ -f "$ROOTFS/.complete" ]; then
@@ -88,7 +68,7 @@ rm -rf "$APP"
 mkdir -p "$APP/bundles" "$APP/deploy"
 cp -a "$ROOT/app" "$ROOT/requirements-edge.txt" "$APP/"
 cp -a "$ROOT/bundles/default" "$APP/bundles/"
-cp -a "$ROOT/deploy/install-edge.sh" "$APP/deploy/"
+cp -a "$ROOT/deploy/install-edge.sh" "$ROOT/deploy/constraints-edge.txt" "$APP/deploy/"
 find "$APP" -name __pycache__ -prune -exec rm -rf {} +
 step "project copied into /opt/reputation"
 
