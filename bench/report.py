@@ -12,6 +12,11 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
 
 
+def _rates(title: str, intro: str, result: dict) -> list[str]:
+    """A section: its title, what was run, and each system's tweets per second."""
+    return ["", title, "", intro, ""] + _table(["system", "tweets/s"], [[k, v] for k, v in result["tweets_per_s"].items()])
+
+
 def goals_lines(summary: dict, goals: dict) -> list[str]:
     rows = [[k, summary[k], f"{'≤' if k in AT_MOST else '≥'} {goals[k]}",
              "met" if (summary[k] <= goals[k] if k in AT_MOST else summary[k] >= goals[k]) else "MISSED"]
@@ -30,17 +35,15 @@ def markdown(results: dict, goals: dict) -> str:
         out += ["", "## Goals", ""] + goals_lines(results["summary"], goals)
     if "service_vs_raw" in results:
         r = results["service_vs_raw"]
-        out += ["", "## 1. Service over the raw interpreter", "",
-                f"{r['chunks']} alternating chunks of {r['tweets_per_chunk']} validation tweets, "
-                f"{r['threads']} interpreter thread; "
-                f"one gunicorn worker, one client, one tweet per request. Worker RSS {r['worker_rss_mb']} MB.", ""]
-        out += _table(["system", "tweets/s"], [[k, v] for k, v in r["tweets_per_s"].items()])
+        out += _rates("## 1. Service over the raw interpreter",
+                      f"{r['chunks']} alternating chunks of {r['tweets_per_chunk']} validation tweets, "
+                      f"{r['threads']} interpreter thread; one gunicorn worker, one client, one tweet per request. "
+                      f"Worker RSS {r['worker_rss_mb']} MB.", r)
     if "dynamic_vs_fixed" in results:
         r = results["dynamic_vs_fixed"]
-        out += ["", "## 2. Sized to the tweet against padding to 128", "",
-                f"Median tweet {r['median_tokens']:.0f} tokens (entity + tweet), bucket {r['bucket']}; "
-                f"{r['threads']} thread.", ""]
-        out += _table(["system", "tweets/s"], [[k, v] for k, v in r["tweets_per_s"].items()])
+        out += _rates("## 2. Sized to the tweet against padding to 128",
+                      f"Median tweet {r['median_tokens']:.0f} tokens (entity + tweet), bucket {r['bucket']}; "
+                      f"{r['threads']} thread.", r)
     if "peers" in results:
         r = results["peers"]
         out += ["", "## 3. Peers on identical weights", "",
@@ -60,11 +63,11 @@ def markdown(results: dict, goals: dict) -> str:
                            for k, v in q.items()])
     if "related_head" in results:
         r = results["related_head"]
-        out += ["", "## 3b. The relatedness head", "",
-                f"The stand-in encoder with and without the relatedness head (one encoder pass, a second output), "
-                f"one tweet per call through the classifier, {r['chunks']} alternating chunks of {r['tweets_per_chunk']} "
-                f"tweets, {r['threads']} thread: latency with / without {r['related_head_latency_ratio']}.", ""]
-        out += _table(["system", "tweets/s"], [[k, v] for k, v in r["tweets_per_s"].items()])
+        out += _rates("## 3b. The relatedness head",
+                      f"The stand-in encoder with and without the relatedness head (one encoder pass, a second output), "
+                      f"one tweet per call through the classifier, {r['chunks']} alternating chunks of "
+                      f"{r['tweets_per_chunk']} tweets, {r['threads']} thread: latency with / without "
+                      f"{r['related_head_latency_ratio']}.", r)
     if "study" in results:
         out += ["", "## 4. The study's table", "",
                 "Default model (fine-tuned MiniLM-L6) and full-size MobileBERT (google/mobilebert-uncased architecture, "
