@@ -93,6 +93,14 @@ def on_starting(server):
     _empty_metrics_dir(Path(directory))
 
 
+def pre_fork(server, worker):
+    """Start the worker's timeout clock at fork. gunicorn 27 compares time.monotonic() with the heartbeat file's
+    mtime, which until the first heartbeat (after the app has loaded) is the wall-clock time of its creation: a
+    worker stuck while booting was never timed out (seen as a hang after fork under QEMU). Now it is, after
+    TIMEOUT seconds, and replaced."""
+    worker.tmp.notify()
+
+
 def on_reload(server):
     """SIGHUP: switch to the bundle BUNDLE now points at if it verifies; else keep serving the old one."""
     bundle = Path(_service.bundle).resolve()

@@ -260,3 +260,19 @@ def test_no_outbound_connections(service):
         for conn in p.net_connections(kind="inet"):
             assert conn.laddr.port == port, (p.pid, conn)
             assert conn.status == psutil.CONN_LISTEN or (conn.raddr and conn.laddr.port == port), (p.pid, conn)
+
+
+def test_worker_stuck_while_booting_is_timed_out_and_replaced(tmp_path):
+    """A worker that hangs before its first heartbeat (here: opening a token file that is now a FIFO nobody writes
+    to) is killed after TIMEOUT, instead of hanging for ever as under gunicorn's own clock."""
+    token = tmp_path / "token"
+    token.write_text("a-token-of-at-least-16-chars")
+    with running({"AUTH_TOKEN_FILE": str(token), "TIMEOUT": "3", "LOG_LEVEL": "INFO"}, tmp_path) as service:
+        token.unlink()
+        os.mkfifo(token)  # the next worker blocks reading its settings
+        (worker,) = service.workers()
+        worker.kill()
+        deadline = time.time() + 30
+        while "WORKER TIMEOUT" not in service.log_text():
+            assert time.time() < deadline, service.log_text()[-2000:]
+            time.sleep(0.2)
