@@ -11,7 +11,7 @@ import numpy as np
 
 from app.text import InputFormat, TextSettings, TweetEncoder
 
-from .data import Example, LoadReport, load
+from .data import Example, LoadReport, load, load_table
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
 from .splits import SplitSpec
@@ -33,22 +33,35 @@ class DataSpec:
     limit: int | None = None
     unrelated: bool = False
     holdout: SplitSpec = SplitSpec()
+    extra: tuple[str, ...] = ()  # CSV / JSONL files of a user's own labelled tweets, added to ``source``
+    extra_weight: float = 1.0  # the weight of their examples' losses
+
+    def __post_init__(self) -> None:
+        if not self.extra_weight > 0:
+            raise BuildError(f"the extra examples' weight must be positive, got {self.extra_weight}")
 
     def to_dict(self) -> dict:
         return {"source": self.source, "split": self.split, "language": self.language, "limit": self.limit,
-                "unrelated": self.unrelated, **self.holdout.to_dict()}
+                "unrelated": self.unrelated, **self.holdout.to_dict(), "extra": list(self.extra),
+                "extra_weight": self.extra_weight}
 
     @classmethod
     def from_dict(cls, data: dict) -> DataSpec:
         return cls(str(data["source"]), data.get("split", "training"), data.get("language"), data.get("limit"),
-                   bool(data.get("unrelated", False)), SplitSpec.from_dict(data))
+                   bool(data.get("unrelated", False)), SplitSpec.from_dict(data), tuple(data.get("extra", ())),
+                   float(data.get("extra_weight", 1.0)))
 
     def load(self, source: str | Path | None = None) -> tuple[list[Example], LoadReport]:
-        """The examples (from ``source`` when the data moved), before the split."""
+        """The examples (from ``source`` when the data moved), then the extra files' (weighted), before the split."""
         examples, report = load(source or self.source, self.split, self.language, self.unrelated)
+        examples = examples[: self.limit]
+        for path in self.extra:
+            more, more_report = load_table(path, self.unrelated)
+            examples += [replace(e, weight=self.extra_weight) for e in more]
+            report.add(more_report)
         if not examples:
             raise BuildError(f"{source or self.source}: no usable examples")
-        return examples[: self.limit], report
+        return examples, report
 
     def splits(self, source: str | Path | None = None) -> tuple[list[Example], list[Example]]:
         """(training, validation) exactly as the model saw them."""

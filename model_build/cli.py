@@ -42,7 +42,8 @@ def cmd_train(args) -> int:
     from .train import ClassWeighting, TrainConfig, train
 
     holdout = SplitSpec(Holdout(args.holdout), args.val_fraction, args.gap_fraction, args.seed)
-    data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout)
+    data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout,
+                    tuple(args.extra), args.extra_weight)
     examples, report = data.load()
     for line in report.lines():
         print(f"data: {line}")
@@ -118,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="fine-tune an encoder; best epoch saved in OUT/best")
     _data_args(p)
+    p.add_argument("--extra", action="append", default=[], metavar="FILE",
+                   help="a CSV / JSONL of your own labelled tweets (text,label,entity[,related]) added to --data; "
+                        "repeatable")
+    p.add_argument("--extra-weight", type=float, default=1.0, help="loss weight of the --extra examples")
     p.add_argument("--base", default=DEFAULT_BASE, help="hub name or local path of a BERT-family encoder")
     p.add_argument("--input-format", choices=[f.value for f in InputFormat], default=InputFormat.PAIR.value)
     p.add_argument("--max-length", type=int, help="token length (default: measured, 99.5th percentile)")

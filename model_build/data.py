@@ -34,6 +34,7 @@ class Example:
     timestamp: int | None = None
     tweet_id: str | None = None
     related: bool | None = None
+    weight: float = 1.0  # of its losses in training: a user's own tweets may count more than RepLab's
 
 
 def with_polarity(examples: Sequence[Example]) -> list[Example]:
@@ -78,6 +79,13 @@ class LoadReport:
         if self.near_duplicates:
             out.append(f"kept {self.near_duplicates} near-duplicate tweets (marked in tweet_info)")
         return out
+
+    def add(self, other: LoadReport) -> None:
+        """Count another file's report in this one."""
+        self.kept += other.kept
+        self.dropped.update(other.dropped)
+        self.undecodable_files += other.undecodable_files
+        self.near_duplicates += other.near_duplicates
 
     def to_dict(self) -> dict:
         return {

@@ -130,11 +130,12 @@ def validation_metrics(examples: Sequence[Example], logits: np.ndarray, related:
 
 
 class _Examples:
-    """Training rows for the Trainer: token ids, the polarity label (-100 without one), relatedness (NaN unknown)."""
+    """Training rows for the Trainer: token ids, the polarity label (-100 without one), relatedness (NaN unknown),
+    and the example's loss weight."""
 
-    def __init__(self, encodings, polarity: Sequence[int], related: Sequence[float]):
-        self.rows = [{"input_ids": e.ids, "encoding": e, "labels": y, "related": r}  # input_ids: for length grouping
-                     for e, y, r in zip(encodings, polarity, related)]
+    def __init__(self, encodings, polarity: Sequence[int], related: Sequence[float], weights: Sequence[float]):
+        self.rows = [{"input_ids": e.ids, "encoding": e, "labels": y, "related": r, "weight": w}  # ids: length groups
+                     for e, y, r, w in zip(encodings, polarity, related, weights)]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -153,6 +154,7 @@ def _collate(encoder: TweetEncoder):
         batch = {k: torch.from_numpy(v.astype(np.int64)) for k, v in arrays.items()}
         batch["labels"] = torch.tensor([r["labels"] for r in rows])
         batch["related"] = torch.tensor([r["related"] for r in rows], dtype=torch.float32)
+        batch["weight"] = torch.tensor([r["weight"] for r in rows], dtype=torch.float32)
         return batch
 
     return collate
@@ -164,24 +166,30 @@ def _trainer_class():
     from transformers import Trainer
 
     class ReputationTrainer(Trainer):
-        """Weighted polarity cross-entropy, plus ``related_weight`` x binary cross-entropy where relatedness is
-        known; evaluation is polarity macro-F1 (and relatedness) on the time-ordered validation split."""
+        """Class-weighted polarity cross-entropy, plus ``related_weight`` x binary cross-entropy where relatedness
+        is known, each a mean weighted by the examples' own weights; evaluation is polarity macro-F1 (and
+        relatedness) on the validation split."""
 
         def __init__(self, *args, polarity_weights: np.ndarray, related_weight: float, validate, **kwargs):
             super().__init__(*args, **kwargs)
-            self.polarity_loss = torch.nn.CrossEntropyLoss(
-                weight=torch.tensor(polarity_weights, dtype=torch.float32, device=self.args.device), ignore_index=-100)
+            self.class_weights = torch.tensor(polarity_weights, dtype=torch.float32, device=self.args.device)
             self.related_weight = related_weight
             self.validate = validate
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            y, r = inputs.pop("labels"), inputs.pop("related")
+            y, r, w = inputs.pop("labels"), inputs.pop("related"), inputs.pop("weight")
             polarity, related = model(**inputs)
-            loss = self.polarity_loss(polarity.float(), y) if (y >= 0).any() else polarity.sum() * 0
+            labelled = y >= 0
+            loss = polarity.sum() * 0
+            if labelled.any():
+                per = torch.nn.functional.cross_entropy(polarity.float()[labelled], y[labelled], reduction="none")
+                scale = self.class_weights[y[labelled]] * w[labelled]
+                loss = loss + (per * scale).sum() / scale.sum()
             known = ~torch.isnan(r)
             if related is not None and known.any():
-                loss = loss + self.related_weight * torch.nn.functional.binary_cross_entropy_with_logits(
-                    related.float().squeeze(-1)[known], r[known])
+                per = torch.nn.functional.binary_cross_entropy_with_logits(
+                    related.float().squeeze(-1)[known], r[known], reduction="none")
+                loss = loss + self.related_weight * (per * w[known]).sum() / w[known].sum()
             return (loss, polarity) if return_outputs else loss
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval") -> dict:
@@ -252,7 +260,8 @@ class _Run:
         self.y_polarity = [LABELS.index(e.label) if e.label is not None else -100 for e in train_set]
         self.y_related = [float(e.related) if e.related is not None else math.nan for e in train_set]
         self.related = config.related_weight > 0 and any(r == 0 for r in self.y_related)  # a head needs both classes
-        self.train_rows = _Examples(encode_examples(self.encoder, train_set), self.y_polarity, self.y_related)
+        self.train_rows = _Examples(encode_examples(self.encoder, train_set), self.y_polarity, self.y_related,
+                                    [e.weight for e in train_set])
         torch.manual_seed(config.seed)
         self.model = ReputationModel.from_base(config.base, LABELS, self.related)
         self.last_metrics: dict | None = None

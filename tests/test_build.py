@@ -175,3 +175,22 @@ def test_build_commands_fail_with_one_line(args, message):
     out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
     errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
     assert out.returncode == 2 and "Traceback" not in out.stderr and len(errors) == 1 and message in errors[0]
+
+
+def test_own_tweets_are_added_with_their_weight(built, tmp_path):
+    """--extra adds a user's labelled tweets to the training data, their losses weighted by --extra-weight."""
+    from model_build.checkpoint import DataSpec
+
+    brand = tmp_path / "brand.csv"
+    brand.write_text("text,label,entity,related\nLove the new Zorblax phone,positive,Zorblax,\n"
+                     "Zorblax support never answers,negative,Zorblax,\nzorblax is my cat's name,,Zorblax,unrelated\n",
+                     encoding="utf-8")
+    spec = DataSpec(str(FIXTURES / "tweets.csv"), unrelated=True, extra=(str(brand),), extra_weight=4.0)
+    examples, report = spec.load()
+    assert report.kept == N_FIXTURES + 3 and [e.weight for e in examples[-3:]] == [4.0] * 3
+    assert {e.weight for e in examples[:-3]} == {1.0} and DataSpec.from_dict(spec.to_dict()) == spec
+    tmp, _, _ = built
+    cli("train", "--data", str(FIXTURES / "tweets.csv"), "--extra", str(brand), "--extra-weight", "4", "--base",
+        str(tmp / "base"), "--out", str(tmp_path / "run"), "--epochs", "1", "--val-fraction", "0.25", "--gap-fraction", "0")
+    data = json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["data"]
+    assert data["extra"] == [str(brand)] and data["extra_weight"] == 4.0
