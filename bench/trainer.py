@@ -17,7 +17,7 @@ from pathlib import Path
 
 from model_build.fsutil import write_json, write_text
 
-from .data import ROOT, split_tweets
+from .data import ROOT, data_spec, split_tweets
 from .machine import machine_info
 
 LOOP_COMMIT = "d00e9fa"
@@ -51,8 +51,8 @@ def _trainer(train_set, out: Path, threads: int) -> float:
 
     from model_build.train import TrainConfig, _Run
 
-    run = _Run(TrainConfig(base=str(MINILM), out_dir=out, epochs=1, threads=threads, checkpoint_every=10**6),
-               train_set, [], {})
+    config = TrainConfig(base=str(MINILM), out_dir=out, epochs=1, threads=threads, checkpoint_every=10**6)
+    run = _Run(config, train_set, [], {"config": config.to_dict(), "data": data_spec().to_dict()})
     trainer = run.trainer()
     marks = {}
 
