@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from app.config import Config, ConfigError, ServerConfig
@@ -96,9 +97,10 @@ def on_starting(server):
 def pre_fork(server, worker):
     """Start the worker's timeout clock at fork. gunicorn 27 compares time.monotonic() with the heartbeat file's
     mtime, which until the first heartbeat (after the app has loaded) is the wall-clock time of its creation: a
-    worker stuck while booting was never timed out (seen as a hang after fork under QEMU). Now it is, after
-    TIMEOUT seconds, and replaced."""
-    worker.tmp.notify()
+    worker stuck while booting was never timed out (seen as a hang after fork under QEMU). Now a worker has
+    TIMEOUT seconds to load the bundle, then TIMEOUT more for its first heartbeat, or it is killed and replaced."""
+    boot_deadline = time.monotonic() + timeout
+    os.utime(worker.tmp.fileno(), (boot_deadline, boot_deadline))
 
 
 def on_reload(server):

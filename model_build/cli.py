@@ -87,8 +87,11 @@ def cmd_evaluate(args) -> int:
     if args.holdout:
         if args.split or args.language:
             raise BuildError("--holdout scores the bundle's own validation split: --split and --language do not apply")
-        manifest = json.loads((Path(args.bundle) / "manifest.json").read_text())
-        _, examples = DataSpec.from_dict(manifest["training"]["data"]).splits(args.data)
+        try:
+            spec = DataSpec.from_dict(json.loads((Path(args.bundle) / "manifest.json").read_text())["training"]["data"])
+        except (ValueError, KeyError, TypeError):
+            raise BuildError(f"bundle {args.bundle}: its manifest records no training split to hold out") from None
+        _, examples = spec.splits(args.data)
     else:
         examples, _ = DataSpec(str(args.data), _split(args), _language(args), unrelated=True).load()
     metrics = evaluate_bundle(args.bundle, examples, args.threads)
@@ -138,12 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate on each entity's latest tweets (time) or on fixed unseen entities (entities)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="latest share of each entity's tweets (0: none)")
     p.add_argument("--gap-fraction", type=float, default=0.15,
-                   help="share of each entity's tweets between training and validation left out (a time gap)")
+                   help="share of each entity's tweets between training and validation left out (a time gap; "
+                        "not applied to tweets without timestamps)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--limit", type=int, help="use only the first N examples (smoke tests)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads")
-    p.add_argument("--out", required=True, help="run directory (resumes from OUT/last if present)")
+    p.add_argument("--out", required=True,
+                   help="run directory (resumes from its newest checkpoint in OUT/trainer if the settings match)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("package", help="convert a checkpoint to TFLite and write bundles, evaluated on validation")

@@ -104,7 +104,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         target = Path(out) if len(variants) == 1 else Path(out) / variant
         bundles.append(write_bundle(
             target, flatbuffer=flatbuffer, checkpoint=checkpoint, quantization=variant, name=name, version=version,
-            extra={"conversion": note, "training": training, "command": command, "metrics": metrics,
+            extra={"conversion": note, "training": training, "command": command, "metrics": dict(metrics),
                    **({"notes": notes} if notes else {})},
             evaluate=evaluate,
         ))

@@ -63,7 +63,8 @@ def split_by_time(examples: Sequence[Example], val_fraction: float, seed: int,
                   gap_fraction: float = 0.0) -> tuple[list[Example], list[Example]]:
     """Hold out the latest ``val_fraction`` of each entity's tweets and drop the ``gap_fraction`` before them.
 
-    Where some tweet of an entity has no time, that entity's tweets are shuffled with ``seed`` instead.
+    Where some tweet of an entity has no time, that entity's tweets are shuffled with ``seed`` instead, and none
+    are dropped (a gap in time means nothing there).
     """
     groups: dict[str | None, list[Example]] = defaultdict(list)
     for ex in examples:
@@ -72,13 +73,14 @@ def split_by_time(examples: Sequence[Example], val_fraction: float, seed: int,
     train, val = [], []
     for key in sorted(groups, key=str):
         group = groups[key]
-        if all(ex.timestamp is not None for ex in group):
+        timed = all(ex.timestamp is not None for ex in group)
+        if timed:
             group = sorted(group, key=lambda ex: (ex.timestamp, ex.tweet_id or ""))
         else:
             group = list(group)
             rng.shuffle(group)
         held = round(len(group) * val_fraction)
-        gap = round(len(group) * gap_fraction)
+        gap = round(len(group) * gap_fraction) if timed else 0  # a gap in time only where there is a time
         train += group[: len(group) - held - gap]
         val += group[len(group) - held:]
     return train, val

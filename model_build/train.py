@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -15,6 +16,7 @@ from app.text import InputFormat, TextSettings, TweetEncoder
 
 from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint
 from .data import LABELS, Example, with_polarity
+from .errors import BuildError
 from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
 
@@ -306,12 +308,38 @@ class _Run:
             related_weight=config.related_weight, validate=self.validate)
 
 
+RUN_FILE = "run.json"  # in the run directory: the settings it was started with, and whether it finished
+
+
+def _claim_run(out: Path, settings: dict) -> bool:
+    """Record the run's settings in ``out`` or check them against those it was started with; True when a run with
+    these settings already finished there (early stopping included), so that a rerun resumes nothing."""
+    path = out / RUN_FILE
+    if path.is_file():
+        started = json.loads(path.read_text())
+        differ = sorted(k for k in settings.keys() | started["settings"].keys()
+                        if settings.get(k) != started["settings"].get(k))
+        if differ:
+            raise BuildError(f"run directory {out} was started with other settings ({', '.join(differ)}): "
+                             "rerun it as it was to resume, or give a new --out")
+        return bool(started["finished"])
+    write_json(path, {"settings": settings, "finished": False})
+    return False
+
+
 def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val_set: Sequence[Example],
           command: str, load_report: dict | None = None) -> Checkpoint:
     """Fine-tune, keeping the best epoch by validation macro-F1 (the last one without validation) in ``best/``;
-    resumes from the newest Trainer checkpoint in ``out/trainer``."""
+    resumes from the newest Trainer checkpoint in ``out/trainer`` when the settings are the same."""
     from transformers.trainer_utils import get_last_checkpoint
 
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "threads", "device")}
+    settings["data"] = data.to_dict()
+    if _claim_run(Path(config.out_dir), settings):
+        best = Checkpoint.load(Path(config.out_dir) / "best")
+        print(f"training finished earlier in {config.out_dir} (best epoch {best.summary.get('best_epoch')}): "
+              "nothing to resume")
+        return best
     summary = {
         "config": config.to_dict(),
         "data": data.to_dict(),
@@ -341,4 +369,5 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     best = run.out / "best"
     write_json(best / SUMMARY_FILE, {**Checkpoint.load(best).summary, "history": run.history,
                                      "seconds": summary["seconds"]})
+    write_json(run.out / RUN_FILE, {"settings": settings, "finished": True})
     return Checkpoint.load(best)

@@ -54,15 +54,28 @@ def test_train_reports_lengths_split_and_epochs(built):
 
 
 def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
+    """A run cut off after its last checkpoint resumes there: nothing is trained again, the history and best epoch
+    come back from the checkpoint; a finished run resumes nothing, and other settings are refused."""
     tmp, _, _ = built
     import shutil
 
     shutil.copytree(tmp / "run", tmp_path / "run")
-    out = cli("train", "--data", str(FIXTURES / "tweets.csv"), "--base", str(tmp / "base"), "--out", str(tmp_path / "run"),
-              "--epochs", "3", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3", "--patience", "5")
-    assert "resuming from checkpoint-" in out
-    history = json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["history"]
-    assert [h["epoch"] for h in history] == [1, 2, 3]  # epochs 1-2 restored with the checkpoint, 3 trained now
+    run_file = tmp_path / "run" / "run.json"
+    state = json.loads(run_file.read_text())
+    assert state["finished"]
+    run_file.write_text(json.dumps({**state, "finished": False}))  # as if cut off before it could say so
+    best = tmp_path / "run" / "best"
+    before = (json.loads((best / "train_summary.json").read_text())["history"], (best / "model.safetensors").read_bytes())
+    args = ["train", "--data", str(FIXTURES / "tweets.csv"), "--base", str(tmp / "base"), "--out", str(tmp_path / "run"),
+            "--epochs", "2", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3"]
+    out = cli(*args)
+    assert "resuming from checkpoint-" in out and "validation accuracy" not in out
+    after = (json.loads((best / "train_summary.json").read_text())["history"], (best / "model.safetensors").read_bytes())
+    assert after == before and json.loads(run_file.read_text())["finished"]
+    assert "training finished earlier" in cli(*args)
+    other = subprocess.run([sys.executable, "-m", "model_build", *args[:-1], "5e-4"], cwd=ROOT, capture_output=True,
+                           text=True)
+    assert other.returncode == 2 and "started with other settings (learning_rate)" in other.stderr
 
 
 def test_every_variant_is_a_valid_bundle(built):

@@ -148,3 +148,13 @@ def test_unseen_entities_are_held_out_whole():
     assert SplitSpec.from_dict(SplitSpec(Holdout.ENTITIES, 0.2, 0.1, 7).to_dict()) == SplitSpec(Holdout.ENTITIES, 0.2, 0.1, 7)
     with pytest.raises(BuildError, match="leave tweets to train on"):
         SplitSpec(val_fraction=0.6, gap_fraction=0.5)
+
+
+def test_no_gap_where_tweets_have_no_time():
+    """Tweets without timestamps (a user's CSV) are shuffled into training and validation; none is dropped."""
+    from model_build.data import Example
+    from model_build.splits import SplitSpec
+
+    examples = [Example(f"tweet {i}", "positive", "Zorblax") for i in range(100)]
+    train, val = SplitSpec(val_fraction=0.15, gap_fraction=0.15).apply(examples)
+    assert (len(train), len(val)) == (85, 15) and {e.text for e in train + val} == {e.text for e in examples}
