@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -32,11 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
 def classify(config: Config, file: Path, out: Path | None, bundle: Path | None, progress: bool) -> None:
     classifier = Classifier(Bundle.load(bundle or config.bundle), threads=config.threads, bucket=config.length_bucket,
                             max_batch=config.inference_batch)
-    if out:
+    if out:  # written whole, synced and renamed into place, or not at all
         tmp = out.with_name(f".{out.name}.partial")
-        with tmp.open("w", encoding="utf-8") as stream:
-            counts = classify_file(classifier, file, stream, progress)
-        tmp.replace(out)
+        try:
+            with tmp.open("w", encoding="utf-8") as stream:
+                counts = classify_file(classifier, file, stream, progress)
+                stream.flush()
+                os.fsync(stream.fileno())
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
     else:
         counts = classify_file(classifier, file, sys.stdout, progress)
     print(f"classified {counts['classified']} tweets, {counts['errors']} errors", file=sys.stderr)

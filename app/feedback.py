@@ -108,6 +108,8 @@ class FeedbackLog:
                     if os.write(fd, line) != len(line):  # the disk filled up mid-line
                         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                     os.fsync(fd)
+                    if size == 0:  # a new file: its directory entry must survive a power cut too
+                        _fsync_dir(self.path.parent)
                 except OSError:
                     with contextlib.suppress(OSError):  # cut a part-written or unsynced line back off
                         os.ftruncate(fd, size)
@@ -115,3 +117,11 @@ class FeedbackLog:
                 return Outcome.STORED
             finally:
                 os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -116,9 +116,23 @@ def on_reload(server):
     os.environ[RESOLVED] = str(bundle)
 
 
-def child_exit(server, worker):
-    """Drop a dead worker's live gauges from the multiprocess metrics."""
-    if _service.metrics_dir is not None:
-        from prometheus_client import multiprocess
+# A dead worker's per-minute ring (app/stats.py, gauge_all_<pid>.db) counts in /v1/stats for an hour; after
+# that it only costs a read per scrape, and every reload leaves one per worker: such files are deleted.
+RING_FILE = re.compile(r"gauge_all_(\d+)\.db")
+RING_KEPT_SECONDS = 3600 + 120  # the 60-minute window, and slack for the page cache's delayed mtime
 
-        multiprocess.mark_process_dead(worker.pid, str(_service.metrics_dir))
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the multiprocess metrics, and the rings of workers dead an hour."""
+    if _service.metrics_dir is None:
+        return
+    from prometheus_client import multiprocess
+
+    directory = Path(_service.metrics_dir)
+    multiprocess.mark_process_dead(worker.pid, str(directory))
+    alive = set(server.WORKERS) | {os.getpid()}
+    cutoff = time.time() - RING_KEPT_SECONDS
+    for path in directory.iterdir():
+        match = RING_FILE.fullmatch(path.name)
+        if match and int(match.group(1)) not in alive and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)

@@ -80,3 +80,9 @@ def test_verify_a_bundle(tiny_bundle_copy):
     assert bad.returncode == 2 and "sha256" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     flag = subprocess.run([EDGE_PYTHON, "-m", "app", "verify"], cwd=ROOT, capture_output=True, text=True)
     assert flag.returncode == 2 and "Traceback" not in flag.stderr
+
+
+def test_a_failed_run_leaves_no_partial_output(tmp_path):
+    out = tmp_path / "labels.jsonl"
+    result = run(str(tmp_path / "absent.csv"), "--out", str(out))
+    assert result.returncode == 2 and not out.exists() and not list(tmp_path.glob(".*partial"))

@@ -276,3 +276,27 @@ def test_worker_stuck_while_booting_is_timed_out_and_replaced(tmp_path):
         while "WORKER TIMEOUT" not in service.log_text():
             assert time.time() < deadline, service.log_text()[-2000:]
             time.sleep(0.2)
+
+
+def test_rings_of_workers_dead_over_an_hour_are_deleted(tmp_path):
+    """Each reload leaves one per-minute ring file per worker: a dead worker's is kept while it counts in the
+    60-minute window of /v1/stats, and deleted after that, when a worker exits."""
+    import shutil
+
+    (tmp_path / "metrics").mkdir()
+    with running({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}, tmp_path) as service:
+        requests.post(service.url + "/classify", json={"text": "a tweet"}, timeout=10)
+        (worker,) = service.workers()
+        ring = tmp_path / "metrics" / f"gauge_all_{worker.pid}.db"
+        old, recent = tmp_path / "metrics" / "gauge_all_999991.db", tmp_path / "metrics" / "gauge_all_999992.db"
+        shutil.copy(ring, old)
+        shutil.copy(ring, recent)
+        os.utime(old, (time.time() - 2 * 3600,) * 2)
+        worker.kill()
+        deadline = time.time() + 30
+        while old.exists():
+            assert time.time() < deadline, "the hour-old ring of a dead worker was kept"
+            time.sleep(0.2)
+        wait_ready(service.url, 30, service.process, 1)
+        assert recent.exists() and ring.exists()  # still inside the window
+        assert requests.get(service.url + "/v1/stats", timeout=10).status_code == 200
