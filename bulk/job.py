@@ -164,21 +164,27 @@ def classify(frame, task: Task):
 
 def write(spark, frame, opts: Options) -> dict[str | None, int]:
     """Write next to OUTPUT, count rows by error (None: classified) from what was written, then rename it into
-    place; a job that fails leaves no output."""
+    place; a job that fails leaves no new output, and an output it replaces is kept until the new one is in place."""
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path
     fs = hadoop_path(opts.output).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     final = fs.makeQualified(hadoop_path(opts.output))
     if fs.exists(final) and not opts.overwrite:
         raise BulkError(f"{opts.output} exists (pass --overwrite to replace it)")
-    partial_path = hadoop_path(final.getParent(), f"{final.getName()}.partial-{uuid.uuid4().hex[:8]}")
+    tag = uuid.uuid4().hex[:8]
+    partial_path = hadoop_path(final.getParent(), f"{final.getName()}.partial-{tag}")
+    replaced = hadoop_path(final.getParent(), f"{final.getName()}.replaced-{tag}")
     try:
         opts.output_format.write(frame, partial_path.toString())
         rows = opts.output_format.read_column(spark, partial_path.toString(), ERROR).groupBy(ERROR).count().collect()
-        if fs.exists(final):
-            fs.delete(final, True)
+        if fs.exists(final) and not fs.rename(final, replaced):
+            raise BulkError(f"could not move the old {opts.output} aside")
         if not fs.rename(partial_path, final):
+            if fs.exists(replaced):
+                fs.rename(replaced, final)  # the old output back in place
             raise BulkError(f"could not rename {partial_path.toString()} to {opts.output}")
+        if fs.exists(replaced):
+            fs.delete(replaced, True)
     finally:
         if fs.exists(partial_path):
             fs.delete(partial_path, True)

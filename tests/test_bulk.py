@@ -132,6 +132,9 @@ def test_parquet_in_jsonl_out_with_text_kept(spark, tmp_path):
     assert not list(tmp_path.glob("*.partial-*"))
     with pytest.raises(BulkError, match="exists"):
         run(Options(input=str(src), output=str(out), bundle=TINY_RELATED_BUNDLE, output_format=Format.JSONL), spark)
+    run(Options(input=str(src), output=str(out), bundle=TINY_RELATED_BUNDLE, output_format=Format.JSONL,
+                overwrite=True), spark)  # replaced: the text is no longer kept, nothing is left beside it
+    assert "text" not in read_jsonl_dir(out)[0] and sorted(p.name for p in tmp_path.iterdir()) == ["day.parquet", "out.jsonl"]
     with pytest.raises(BulkError, match="PATH_NOT_FOUND|does not exist"):
         run(Options(input=str(tmp_path / "absent.parquet"), output=str(tmp_path / "x"), bundle=TINY_BUNDLE), spark)
     (tmp_path / "notext.csv").write_text("tweet,who\nx,y\n")
