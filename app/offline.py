@@ -48,8 +48,13 @@ def read_records(path: Path) -> Iterator[dict]:
             yield from reader
 
 
+# What a result line says: an input field of one of these names is written as input_<name> (as bulk/ does).
+OUTPUT_FIELDS = ("line", "label", "scores", "related", "error")
+
+
 def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: bool = True) -> dict:
-    """Write one JSON line per input record, in order: its fields except the text, plus label, scores and related."""
+    """Write one JSON line per input record, in order: its fields except the text (one named like an output as
+    ``input_<name>``), plus label, scores and related."""
     counts = {"classified": 0, "errors": 0}
     pending: list[tuple[int, dict]] = []
 
@@ -58,7 +63,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: 
             return
         predictions = classifier.classify([r["text"] for _, r in pending], [r.get("entity") or None for _, r in pending])
         for (line, record), p in zip(pending, predictions):
-            fields = {k: v for k, v in record.items() if k != "text"}
+            fields = {f"input_{k}" if k in OUTPUT_FIELDS else k: v for k, v in record.items() if k != "text"}
             out.write(json.dumps({"line": line, **fields, **p.to_dict()}, ensure_ascii=False) + "\n")
         counts["classified"] += len(pending)
         pending.clear()

@@ -86,3 +86,13 @@ def test_a_failed_run_leaves_no_partial_output(tmp_path):
     out = tmp_path / "labels.jsonl"
     result = run(str(tmp_path / "absent.csv"), "--out", str(out))
     assert result.returncode == 2 and not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_input_fields_named_like_an_output_are_kept_renamed(tmp_path):
+    src = tmp_path / "gold.jsonl"
+    src.write_text(json.dumps({"text": "great phone", "entity": "Acme", "label": "gold-neutral", "related": "yes"}) + "\n",
+                   encoding="utf-8")
+    result = run(str(src), "--no-progress")
+    (line,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert line["input_label"] == "gold-neutral" and line["input_related"] == "yes"
+    assert line["label"] in ("positive", "neutral", "negative")
