@@ -15,12 +15,12 @@ ROOTFS=$CACHE/$SUITE-rootfs
 UNIT=$ROOT/systemd/reputation.service
 HOST_PYTHON=${EDGE_PYTHON:-$ROOT/.venv-edge/bin/python}
 STARTED=$SECONDS
-STEP_START=$SECONDS
+CHECK=arm64-check
+# shellcheck source=deploy/steps.sh
+. "$(dirname "$0")/steps.sh"
 SERVICE_PID=
 MOUNTS=()
 
-step() { echo "arm64-check: [$((SECONDS - STEP_START)) s] $1"; STEP_START=$SECONDS; }
-say() { echo "arm64-check: $*"; }
 
 cleanup() {
     if [ -n "$SERVICE_PID" ] && kill -0 "$SERVICE_PID" 2>/dev/null; then

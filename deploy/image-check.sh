@@ -20,12 +20,11 @@ IMAGE=localhost/reputation:arm64
 BASE=docker.io/library/debian:bookworm-slim
 NAME=reputation-image-check
 STARTED=$SECONDS
-STEP_START=$SECONDS
+CHECK=image-check
+# shellcheck source=deploy/steps.sh
+. "$(dirname "$0")/steps.sh"
 RUN=
 
-step() { echo "image-check: [$((SECONDS - STEP_START)) s] $1"; STEP_START=$SECONDS; }
-say() { echo "image-check: $*"; }
-die() { echo "image-check: FAILED $*"; exit 1; }
 
 if [ "$(id -u)" != 0 ]; then
     say "skipped: needs root (binfmt_misc for the arm64 emulator, podman with vfs storage)"

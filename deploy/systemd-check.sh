@@ -26,15 +26,14 @@ EXPOSURE_MAX=${SYSTEMD_CHECK_EXPOSURE_MAX:-1.0}
 PACKAGES=systemd,systemd-sysv,dbus,python3-venv,make,git,ca-certificates
 NAME=reputation-check
 STARTED=$SECONDS
-STEP_START=$SECONDS
+CHECK=systemd-check
+# shellcheck source=deploy/steps.sh
+. "$(dirname "$0")/steps.sh"
 NSPAWN_PID=
 RUN=
 OVERLAY=
 CGROUPS=()
 
-step() { echo "systemd-check: [$((SECONDS - STEP_START)) s] $1"; STEP_START=$SECONDS; }
-say() { echo "systemd-check: $*"; }
-die() { echo "systemd-check: FAILED $*"; exit 1; }
 
 if [ "$(id -u)" != 0 ]; then
     say "skipped: needs root (debootstrap, systemd-nspawn, nsenter); CI runs it as root"
