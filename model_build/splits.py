@@ -13,12 +13,13 @@ from .errors import BuildError
 
 # RepLab 2013 entities held out whole to measure entities the model never saw, fixed once so that every bundle
 # is measured on the same ones: of each category's entities in id order, the first, the (n//3)-th and the (2n//3)-th.
-UNSEEN_ENTITIES = (
-    "RL2013D01E001", "RL2013D01E012", "RL2013D01E025",  # automotive: BMW, Nissan, Bentley
-    "RL2013D02E051", "RL2013D02E056", "RL2013D02E067",  # banking: RBS, Bank of America, Banco Santander
-    "RL2013D03E086", "RL2013D03E089", "RL2013D03E093",  # universities: Harvard, MIT, Yale
-    "RL2013D04E145", "RL2013D04E155", "RL2013D04E169",  # music: Adele, U2, Jennifer Lopez
-)
+_UNSEEN = {
+    1: (1, 12, 25),  # automotive: BMW, Nissan, Bentley
+    2: (51, 56, 67),  # banking: RBS, Bank of America, Banco Santander
+    3: (86, 89, 93),  # universities: Harvard, MIT, Yale
+    4: (145, 155, 169),  # music: Adele, U2, Jennifer Lopez
+}
+UNSEEN_ENTITIES = tuple(f"RL2013D{domain:02d}E{entity:03d}" for domain, numbers in _UNSEEN.items() for entity in numbers)
 
 
 class Holdout(str, Enum):

@@ -142,9 +142,11 @@ def test_time_gap_leaves_tweets_out_between_training_and_validation(tmp_path):
 def test_unseen_entities_are_held_out_whole():
     from model_build.data import Example
 
-    examples = [Example("t", "positive", entity_id=e) for e in (UNSEEN_ENTITIES[0], "RL2013D01E002", UNSEEN_ENTITIES[-1])]
+    seen = UNSEEN_ENTITIES[0].replace("E001", "E002")  # BMW's neighbour, not held out
+    examples = [Example("t", "positive", entity_id=e) for e in (UNSEEN_ENTITIES[0], seen, UNSEEN_ENTITIES[-1])]
     train, val = SplitSpec(Holdout.ENTITIES).apply(examples)
-    assert [e.entity_id for e in train] == ["RL2013D01E002"] and len(val) == 2 and len(UNSEEN_ENTITIES) == 12
+    assert [e.entity_id for e in train] == [seen] and len(val) == 2 and len(UNSEEN_ENTITIES) == 12
+    assert UNSEEN_ENTITIES[0].endswith("D01E001") and UNSEEN_ENTITIES[-1].endswith("D04E169")
     assert SplitSpec.from_dict(SplitSpec(Holdout.ENTITIES, 0.2, 0.1, 7).to_dict()) == SplitSpec(Holdout.ENTITIES, 0.2, 0.1, 7)
     with pytest.raises(BuildError, match="leave tweets to train on"):
         SplitSpec(val_fraction=0.6, gap_fraction=0.5)

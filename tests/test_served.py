@@ -153,6 +153,15 @@ def test_missing_metrics_dir_is_refused_at_start(tmp_path):
     _start_fails(tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "absent")}, "does not exist")
 
 
+def test_an_empty_metrics_dir_setting_writes_no_files(tmp_path):
+    """PROMETHEUS_MULTIPROC_DIR= (empty) is unset: no metric files appear in the working directory."""
+    before = set(ROOT.glob("*.db"))
+    with running({"PROMETHEUS_MULTIPROC_DIR": ""}, tmp_path) as service:
+        assert requests.post(service.url + "/classify", json={"text": "a tweet"}, timeout=10).status_code == 200
+        assert requests.get(service.url + "/metrics", timeout=10).status_code == 200
+    assert set(ROOT.glob("*.db")) == before
+
+
 def test_metrics_dir_holding_other_files_is_refused_and_left_alone(tmp_path):
     """PROMETHEUS_MULTIPROC_DIR=/tmp must not empty /tmp: only a directory of metric files is emptied."""
     shared = tmp_path / "shared-tmp"
