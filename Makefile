@@ -73,8 +73,8 @@ bench-bulk: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed java
 arm64-check: $(EDGE_VENV)/.installed
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python bash deploy/arm64-check.sh
 
-systemd-check:
-	bash deploy/systemd-check.sh
+systemd-check: $(EDGE_VENV)/.installed
+	EDGE_PYTHON=$(EDGE_VENV)/bin/python bash deploy/systemd-check.sh
 
 image-check:
 	bash deploy/image-check.sh

@@ -225,7 +225,7 @@ step "installed as systemd/README.md says (log: install.log); settings WORKERS=$
 
 # 5. From the host.
 probe_rc=0
-python3 "$ROOT/deploy/systemd_probe.py" --url "http://127.0.0.1:$PORT" --workers "$WORKERS" \
+"${EDGE_PYTHON:-$ROOT/.venv-edge/bin/python}" "$ROOT/deploy/systemd_probe.py" --url "http://127.0.0.1:$PORT" --workers "$WORKERS" \
     --token-file "$RUN/root/etc/reputation/auth_token" --inside "$RUN/inside" \
     --latency-limit-ms "$LATENCY_LIMIT_MS" || probe_rc=$?
 STEP_START=$SECONDS

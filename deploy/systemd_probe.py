@@ -4,8 +4,8 @@
         --inside RUN/inside --latency-limit-ms 10
 
 --inside is a command that runs its arguments inside the booted container (deploy/systemd-check.sh writes
-it); the probe uses it for `systemctl reload`, the unit's process list and the metrics directory. Standard
-library only: it runs on the host's python3, with no virtual environment.
+it); the probe uses it for `systemctl reload`, the unit's process list and the metrics directory. It runs
+in the host's edge virtual environment (prometheus_client reads the metrics).
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.server import metric_value  # noqa: E402
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TWEET = {"text": "Terrible service at the branch today, waited two hours and nobody helped", "entity": "Santander"}
@@ -72,10 +78,6 @@ class Probe:
         return headers, body.decode()
 
 
-def counter(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", required=True)
@@ -115,7 +117,7 @@ def main() -> int:
     pids = probe.unit_pids()
     if len(pids) != 1 + args.workers:
         probe.fail(f"the unit has {len(pids)} processes, expected a master and {args.workers} workers")
-    before = counter(probe.metrics()[1], "reputation_predictions_total")
+    before = metric_value(probe.metrics()[1], "reputation_predictions_total")
     sent = 40
 
     def batch_requests(n: int) -> None:
@@ -129,9 +131,9 @@ def main() -> int:
     for t in threads:
         t.join()
     headers, text = probe.metrics()
-    counted = counter(text, "reputation_predictions_total") - before
-    live = sorted(line.split('pid="')[1].split('"')[0] for line in text.splitlines()
-                  if line.startswith("reputation_worker_resident_memory_bytes{"))
+    counted = metric_value(text, "reputation_predictions_total") - before
+    live = sorted({s.labels["pid"] for family in text_string_to_metric_families(text) for s in family.samples
+                   if s.name == "reputation_worker_resident_memory_bytes"})
     files = probe.run_inside("ls", "/run/reputation").split()
     writers = {name.rsplit("_", 1)[1].removesuffix(".db") for name in files if name.startswith("counter_")}
     probe.step(f"/metrics: {counted:g} of {sent * len(BATCH['tweets'])} tweets counted, live workers {live}, "
