@@ -17,7 +17,7 @@ HOST_PYTHON=${EDGE_PYTHON:-$ROOT/.venv-edge/bin/python}
 STARTED=$SECONDS
 CHECK=arm64-check
 # shellcheck source=deploy/steps.sh
-. "$(dirname "$0")/steps.sh"
+. "$ROOT/deploy/steps.sh"
 SERVICE_PID=
 MOUNTS=()
 

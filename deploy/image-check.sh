@@ -22,7 +22,7 @@ NAME=reputation-image-check
 STARTED=$SECONDS
 CHECK=image-check
 # shellcheck source=deploy/steps.sh
-. "$(dirname "$0")/steps.sh"
+. "$ROOT/deploy/steps.sh"
 RUN=
 
 

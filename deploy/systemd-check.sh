@@ -28,7 +28,7 @@ NAME=reputation-check
 STARTED=$SECONDS
 CHECK=systemd-check
 # shellcheck source=deploy/steps.sh
-. "$(dirname "$0")/steps.sh"
+. "$ROOT/deploy/steps.sh"
 NSPAWN_PID=
 RUN=
 OVERLAY=
