@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,26 +36,32 @@ class DataSpec:
     holdout: SplitSpec = SplitSpec()
     extra: tuple[str, ...] = ()  # CSV / JSONL files of a user's own labelled tweets, added to ``source``
     extra_weight: float = 1.0  # the weight of their examples' losses
+    sample: int | None = None  # a seeded random N of ``source``'s examples (replayed beside ``extra``)
 
     def __post_init__(self) -> None:
         if not self.extra_weight > 0:
             raise BuildError(f"the extra examples' weight must be positive, got {self.extra_weight}")
+        if self.sample is not None and self.sample < 1:
+            raise BuildError(f"the sample of the data must be at least 1 example, got {self.sample}")
 
     def to_dict(self) -> dict:
         return {"source": self.source, "split": self.split, "language": self.language, "limit": self.limit,
                 "unrelated": self.unrelated, **self.holdout.to_dict(), "extra": list(self.extra),
-                "extra_weight": self.extra_weight}
+                "extra_weight": self.extra_weight, "sample": self.sample}
 
     @classmethod
     def from_dict(cls, data: dict) -> DataSpec:
         return cls(str(data["source"]), data.get("split", "training"), data.get("language"), data.get("limit"),
                    bool(data.get("unrelated", False)), SplitSpec.from_dict(data), tuple(data.get("extra", ())),
-                   float(data.get("extra_weight", 1.0)))
+                   float(data.get("extra_weight", 1.0)), data.get("sample"))
 
     def load(self, source: str | Path | None = None) -> tuple[list[Example], LoadReport]:
-        """The examples (from ``source`` when the data moved), then the extra files' (weighted), before the split."""
+        """The examples (from ``source`` when the data moved; the first ``limit``, then a seeded random ``sample``
+        of them), then the extra files' (weighted), before the split."""
         examples, report = load(source or self.source, self.split, self.language, self.unrelated)
         examples = examples[: self.limit]
+        if self.sample is not None and self.sample < len(examples):
+            examples = random.Random(self.holdout.seed).sample(examples, self.sample)
         for path in self.extra:
             more, more_report = load_table(path, self.unrelated)
             examples += [replace(e, weight=self.extra_weight) for e in more]

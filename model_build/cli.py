@@ -1,4 +1,4 @@
-"""Command line of the build side: train, package (convert and quantise), evaluate, report, init-random.
+"""Command line of the build side: train, package (convert and quantise), evaluate, report, curve, init-random.
 It parses and dispatches; the work is in the modules it names."""
 
 from __future__ import annotations
@@ -41,17 +41,23 @@ def _language(args) -> str | None:
 def cmd_train(args) -> int:
     from .train import ClassWeighting, TrainConfig, train
 
+    init = Checkpoint.load(args.init) if args.init else None
+    if init is not None and (args.base or args.max_length):
+        raise BuildError("--init starts from that checkpoint's encoder and length: --base and --max-length do not apply")
     holdout = SplitSpec(Holdout(args.holdout), args.val_fraction, args.gap_fraction, args.seed)
     data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout,
-                    tuple(args.extra), args.extra_weight)
+                    tuple(args.extra), args.extra_weight, args.sample)
     examples, report = data.load()
     for line in report.lines():
         print(f"data: {line}")
     train_set, val_set = holdout.apply(examples)
     print(f"split: {len(train_set)} training, {len(val_set)} validation ({holdout.holdout.value} holdout, "
           f"validation {holdout.val_fraction:.0%}, gap {holdout.gap_fraction:.0%})")
+    input_format = InputFormat(args.input_format) if args.input_format else \
+        init.input_format if init is not None else InputFormat.PAIR
     config = TrainConfig(
-        base=args.base, out_dir=Path(args.out), input_format=InputFormat(args.input_format), max_length=args.max_length,
+        base=init.base_model if init is not None else args.base or DEFAULT_BASE, out_dir=Path(args.out),
+        input_format=input_format, max_length=args.max_length, init=str(init.path) if init is not None else None,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         class_weighting=ClassWeighting(args.class_weighting), related_weight=args.related_weight,
         patience=args.patience, seed=args.seed, device=args.device, threads=args.threads,
@@ -69,10 +75,11 @@ def cmd_package(args) -> int:
     from .package import package_checkpoint
 
     unseen = Checkpoint.load(args.unseen_entities) if args.unseen_entities else None
+    holdout_run = Checkpoint.load(args.holdout_run) if args.holdout_run else None
     bundles = package_checkpoint(
         Checkpoint.load(args.checkpoint), [v.strip() for v in args.variants.split(",") if v.strip()], Path(args.out),
         name=args.name, version=args.version, command=_command_line(), notes=args.notes, calibration=args.calibration,
-        threads=args.threads, data_source=args.data, unseen=unseen)
+        threads=args.threads, data_source=args.data, unseen=unseen, holdout_run=holdout_run)
     for bundle in bundles:
         print(f"package: wrote {bundle.path} ({bundle.quantization})")
         validation = bundle.manifest()["metrics"]["validation"]
@@ -109,6 +116,20 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_curve(args) -> int:
+    from .curve import CurveSpec, run_curve, write_curve
+
+    try:
+        spec = CurveSpec(tuple(int(v) for v in args.sizes.split(",")), args.pool,
+                         tuple(float(v) for v in args.weights.split(",")), args.sample, args.epochs, args.learning_rate,
+                         args.seed)
+    except ValueError:
+        raise BuildError(f"--sizes and --weights take comma-separated numbers, got {args.sizes!r} and {args.weights!r}") from None
+    result = run_curve(Checkpoint.load(args.checkpoint), spec, Path(args.work), _command_line(), args.threads, args.data)
+    print(write_curve(result, Path(args.out)))
+    return 0
+
+
 def cmd_init_random(args) -> int:
     from .random_init import save_random_model
 
@@ -126,8 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a CSV / JSONL of your own labelled tweets (text,label,entity[,related]) added to --data; "
                         "repeatable")
     p.add_argument("--extra-weight", type=float, default=1.0, help="loss weight of the --extra examples")
-    p.add_argument("--base", default=DEFAULT_BASE, help="hub name or local path of a BERT-family encoder")
-    p.add_argument("--input-format", choices=[f.value for f in InputFormat], default=InputFormat.PAIR.value)
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="train on a seeded random N of --data's examples (a replay of them beside --extra)")
+    p.add_argument("--base", help=f"hub name or local path of a BERT-family encoder (default: {DEFAULT_BASE})")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from this fine-tuned checkpoint (a 'train' run's best/) instead of a base encoder")
+    p.add_argument("--input-format", choices=[f.value for f in InputFormat],
+                   help=f"default: the --init checkpoint's, else {InputFormat.PAIR.value}")
     p.add_argument("--max-length", type=int, help="token length (default: measured, 99.5th percentile)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
@@ -160,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--notes", help="why this variant, or anything a user of the bundle should know")
     p.add_argument("--unseen-entities", help="the same recipe's checkpoint trained with --holdout entities")
+    p.add_argument("--holdout-run", help="for a checkpoint trained on everything: the same recipe's checkpoint "
+                                         "trained with the time holdout, whose bundle's validation figures it gets")
     p.add_argument("--calibration", type=int, default=100, help="tweets for full-int8 calibration")
     p.add_argument("--threads", type=int, help="interpreter threads for the latency measurement")
     p.set_defaults(func=cmd_package)
@@ -180,6 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chosen", default="dynamic-int8", help="variant whose confusion matrix is plotted")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("curve", help="learning curve of adapting a checkpoint to entities it never saw")
+    p.add_argument("--checkpoint", required=True, help="a 'train' run's best/ trained with --holdout entities")
+    p.add_argument("--data", help="where the checkpoint's training data is now (default: where it was)")
+    p.add_argument("--sizes", default="0,50,100,200,400", help="own labelled tweets added per entity")
+    p.add_argument("--pool", type=int, default=400,
+                   help="each entity's earliest tweets the added ones come from; its later ones are scored")
+    p.add_argument("--weights", default="1", help="comma-separated loss weights of the added tweets")
+    p.add_argument("--sample", type=int, default=3000, help="RepLab tweets replayed beside them (before the split)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--learning-rate", type=float, default=3e-5)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--work", required=True, help="folder for the runs and the added tweets' files (tweet texts)")
+    p.add_argument("--out", required=True, help="folder for curve.json, curve.md and curve.png")
+    p.set_defaults(func=cmd_curve)
 
     p = sub.add_parser("init-random", help="save a randomly initialised encoder in Hugging Face layout")
     p.add_argument("--arch", choices=("bert", "mobilebert"), default="mobilebert")

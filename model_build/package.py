@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -71,9 +72,11 @@ def write_bundle(
 
 def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Path, *, name: str, version: str,
                        command: str, notes: str | None = None, calibration: int = 100, threads: int | None = None,
-                       data_source: str | None = None, unseen: Checkpoint | None = None) -> list[Bundle]:
+                       data_source: str | None = None, unseen: Checkpoint | None = None,
+                       holdout_run: Checkpoint | None = None) -> list[Bundle]:
     """Convert a checkpoint to each variant and write one bundle per variant, measured on the checkpoint's own
-    validation split; ``unseen``, the same recipe trained without the unseen entities, adds their figures."""
+    validation split; ``unseen``, the same recipe trained without the unseen entities, adds their figures, and
+    ``holdout_run``, the same recipe trained with a time holdout, measures a checkpoint trained on everything."""
     from .convert import VARIANTS, convert, representative_inputs
     from .evaluate import evaluate_bundle
 
@@ -83,6 +86,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     if unseen is not None and unseen.data.holdout.holdout is not Holdout.ENTITIES:
         raise BuildError(f"checkpoint {unseen.path} was not trained with --holdout entities")
     train_set, val_set = checkpoint.data.splits(data_source)
+    stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, val_set)
     encoder = checkpoint.encoder()
     calibration_inputs = representative_inputs(encode_examples(encoder, train_set), encoder, calibration)
     converted = convert(checkpoint, variants, calibration_inputs)
@@ -90,13 +94,13 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     training = {k: summary.get(k) for k in ("config", "data", "load", "train_examples", "validation_examples",
                                             "train_label_counts", "train_related_counts", "token_lengths",
                                             "history", "best_epoch", "command", "seconds")}
-    metrics = {"framework_validation": checkpoint.validation_metrics()}
+    metrics = {"framework_validation": (holdout_run or checkpoint).validation_metrics()}
     if unseen is not None:
         metrics["unseen_entities"] = {**unseen.validation_metrics(), "entities": list(UNSEEN_ENTITIES),
                                       "model": "the same recipe's float model trained without these entities"}
 
     def evaluate(tmp: Path) -> dict:
-        found = evaluate_bundle(tmp, val_set, threads) if val_set else {}
+        found = evaluate_bundle(tmp, val_set, threads) if val_set else stand_in.get(variant, {})
         return {"validation": found, **({"relatedness": found["relatedness"]} if "relatedness" in found else {})}
 
     bundles = []
@@ -109,3 +113,25 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
             evaluate=evaluate,
         ))
     return bundles
+
+
+def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], out: Path, command: str,
+                     threads: int | None, data_source: str | None, val_set: Sequence) -> dict[str, dict]:
+    """Validation figures per variant of the same recipe trained with a time holdout, converted and scored the same
+    way, for a checkpoint trained on everything (none of its own tweets are unseen)."""
+    if holdout_run is None:
+        return {}
+    if val_set:
+        raise BuildError("--holdout-run measures a checkpoint trained on everything: this one has a validation split")
+    if holdout_run.data.holdout.holdout is not Holdout.TIME or not holdout_run.validation_metrics():
+        raise BuildError(f"checkpoint {holdout_run.path} was not trained with a time holdout and validated")
+    figures = {}
+    with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".holdout-run-") as tmp:
+        for bundle in package_checkpoint(holdout_run, variants, Path(tmp) / "bundle", name="holdout-run",
+                                         version="0.0.0", command=command, threads=threads, data_source=data_source):
+            validation = bundle.manifest()["metrics"]["validation"]
+            del validation["bundle"]  # a temporary directory
+            validation["model"] = (f"the same recipe trained on each entity's tweets before a time gap "
+                                    f"({holdout_run.path}), {bundle.quantization}; this bundle saw these tweets")
+            figures[bundle.quantization] = validation
+    return figures

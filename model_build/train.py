@@ -47,6 +47,7 @@ class TrainConfig:
     checkpoint_every: int = 300
     device: str = "auto"
     threads: int | None = None
+    init: str | None = None  # a fine-tuned checkpoint to start from (its weights, vocabulary and text settings)
 
     def to_dict(self) -> dict:
         return {k: v.value if isinstance(v, Enum) else str(v) if isinstance(v, Path) else v
@@ -251,11 +252,18 @@ class _Run:
         self.config, self.out, self.summary = config, Path(config.out_dir), summary
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.vocab, lowercase = resolve_base(config.base, self.out / "base_vocab")
+        init = Checkpoint.load(config.init) if config.init else None
+        if init is not None and init.input_format is not config.input_format:
+            raise BuildError(f"checkpoint {init.path} reads {init.input_format.value} input, not {config.input_format.value}")
+        if init is not None:
+            self.vocab, lowercase = init.vocab_path, init.text_settings.lowercase
+        else:
+            self.vocab, lowercase = resolve_base(config.base, self.out / "base_vocab")
         probe = text_encoder(self.vocab, lowercase, config.input_format, 512)
         lengths = [len(e.ids) for e in encode_examples(probe, train_set)]
         self.length_stats = length_stats(lengths)
-        self.max_length = config.max_length or choose_max_length(lengths)
+        self.max_length = init.text_settings.max_length if init is not None else \
+            config.max_length or choose_max_length(lengths)
         print(f"token lengths ({config.input_format.value}): {self.length_stats}; max_length {self.max_length}")
         self.encoder = text_encoder(self.vocab, lowercase, config.input_format, self.max_length)
         self.val_set, self.val_enc = val_set, encode_examples(self.encoder, val_set)
@@ -265,7 +273,13 @@ class _Run:
         self.train_rows = _Examples(encode_examples(self.encoder, train_set), self.y_polarity, self.y_related,
                                     [e.weight for e in train_set])
         torch.manual_seed(config.seed)
-        self.model = ReputationModel.from_base(config.base, LABELS, self.related)
+        if init is None:
+            self.model = ReputationModel.from_base(config.base, LABELS, self.related)
+        else:
+            if init.labels != LABELS:
+                raise BuildError(f"checkpoint {init.path} has labels {list(init.labels)}, not {list(LABELS)}")
+            self.model = init.model().train()
+            self.related = init.related  # its relatedness head is kept (and trained where relatedness is known)
         self.last_metrics: dict | None = None
         self.last_logits: np.ndarray | None = None
         self.history: list[dict] = []
@@ -311,14 +325,26 @@ class _Run:
 RUN_FILE = "run.json"  # in the run directory: the settings it was started with, and whether it finished
 
 
+def _differing(new: dict, old: dict, prefix: str = "") -> list[str]:
+    """Names of the settings that differ, nested ones as ``data.seed``; a setting absent from one side is None
+    there (a setting added since a run started does not stop it resuming while left unset)."""
+    names = []
+    for key in sorted(new.keys() | old.keys()):
+        a, b = new.get(key), old.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _differing(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(prefix + key)
+    return names
+
+
 def _claim_run(out: Path, settings: dict) -> bool:
     """Record the run's settings in ``out`` or check them against those it was started with; True when a run with
     these settings already finished there (early stopping included), so that a rerun resumes nothing."""
     path = out / RUN_FILE
     if path.is_file():
         started = json.loads(path.read_text())
-        differ = sorted(k for k in settings.keys() | started["settings"].keys()
-                        if settings.get(k) != started["settings"].get(k))
+        differ = _differing(settings, started["settings"])
         if differ:
             raise BuildError(f"run directory {out} was started with other settings ({', '.join(differ)}): "
                              "rerun it as it was to resume, or give a new --out")

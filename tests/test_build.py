@@ -207,3 +207,24 @@ def test_own_tweets_are_added_with_their_weight(built, tmp_path):
         str(tmp / "base"), "--out", str(tmp_path / "run"), "--epochs", "1", "--val-fraction", "0.25", "--gap-fraction", "0")
     data = json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["data"]
     assert data["extra"] == [str(brand)] and data["extra_weight"] == 4.0
+
+
+def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, tmp_path):
+    """--holdout-run: a checkpoint without a validation split is measured by the same recipe trained with the time
+    holdout, converted and scored the same way (the figures of that run's own bundle), and says so."""
+    tmp, _, _ = built
+    data = str(FIXTURES / "tweets.csv")
+    cli("train", "--data", data, "--base", str(tmp / "base"), "--out", str(tmp_path / "all"), "--epochs", "1",
+        "--val-fraction", "0", "--gap-fraction", "0", "--learning-rate", "1e-3")
+    cli("package", "--data", data, "--checkpoint", str(tmp_path / "all" / "best"), "--holdout-run", str(tmp / "run" / "best"),
+        "--out", str(tmp_path / "bundle"), "--version", "1.1.0")
+    metrics = Bundle.load(tmp_path / "bundle").manifest()["metrics"]
+    own = Bundle.load(tmp / "bundles" / "dynamic-int8").manifest()["metrics"]
+    for key in ("n", "accuracy", "macro_f1", "per_class", "confusion", "relatedness"):
+        assert metrics["validation"][key] == own["validation"][key], key
+    assert metrics["relatedness"] == own["relatedness"] and metrics["framework_validation"] == own["framework_validation"]
+    assert str(tmp / "run" / "best") in metrics["validation"]["model"] and not list(tmp_path.glob(".holdout-run-*"))
+    refused = subprocess.run([sys.executable, "-m", "model_build", "package", "--data", data, "--checkpoint",
+                              str(tmp / "run" / "best"), "--holdout-run", str(tmp / "run" / "best"), "--out",
+                              str(tmp_path / "refused")], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 2 and "this one has a validation split" in refused.stderr

@@ -1,0 +1,128 @@
+"""Adapting to an entity never seen in training: ``train --init`` with a replayed ``--sample`` and the own tweets,
+and the ``curve`` command that measures it, on a tiny RepLab-layout tree and a tiny random BERT."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from model_build.splits import UNSEEN_ENTITIES
+from tests.conftest import FIXTURES, ROOT
+from tests.test_build import FIXTURE_ROWS, cli
+
+UNSEEN, SEEN = UNSEEN_ENTITIES[0], UNSEEN_ENTITIES[0].replace("E001", "E002")
+COUNTS = {UNSEEN: 66, SEEN: 40}  # the unseen entity: 8 tweets to add from, 58 later ones to score on
+
+
+def _q(*cells) -> str:
+    return "\t".join(f'"{c}"' for c in cells) + "\n"
+
+
+def write_replab(root):
+    """A RepLab 2013 training tree of the fixture tweets: one unseen entity and one seen, timestamps in order."""
+    for sub in ("tweet_info", "texts", "goldstandard"):
+        (root / "training" / sub).mkdir(parents=True)
+    (root / "replab2013_entities.tsv").write_text(
+        _q("entity_id", "query", "entity_name", "category") + _q(UNSEEN, "Acme", "Acme Inc", "automotive")
+        + _q(SEEN, "Zorblax", "Zorblax Ltd", "automotive"))
+    polarity, filtering = [_q("entity_id", "tweet_id", "polarity")], [_q("entity_id", "tweet_id", "filtering")]
+    for entity, n in COUNTS.items():
+        info = [_q("tweet_id", "author", "entity_id", "tweet_url", "language", "timestamp", "urls", "extended_urls",
+                   "md5_extended_urls", "is_near_duplicate_of")]
+        texts = [_q("tweet_id", "author", "entity_id", "text")]
+        for i in range(n):
+            row = FIXTURE_ROWS[i % len(FIXTURE_ROWS)]
+            info.append(_q(i, "a", entity, "u", "EN", 1000 + i, "", "", "", -1))
+            texts.append(_q(i, "a", entity, f"{row['text']} {i}".replace('"', "'")))
+            filtering.append(_q(entity, i, "UNRELATED" if row["related"] == "unrelated" else "RELATED"))
+            if row["label"]:
+                polarity.append(_q(entity, i, row["label"].upper()))
+        (root / "training" / "tweet_info" / f"{entity}.dat").write_text("".join(info))
+        (root / "training" / "texts" / f"{entity}.tsv").write_text("".join(texts))
+    (root / "training" / "goldstandard" / "goldstandard_polarity.dat").write_text("".join(polarity))
+    (root / "training" / "goldstandard" / "goldstandard_filtering.dat").write_text("".join(filtering))
+
+
+@pytest.fixture(scope="module")
+def unseen_run(tmp_path_factory):
+    """A tiny random BERT trained one epoch on the seen entity only (--holdout entities)."""
+    tmp = tmp_path_factory.mktemp("curve")
+    write_replab(tmp / "replab")
+    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
+    cli("train", "--data", str(tmp / "replab"), "--base", str(tmp / "base"), "--input-format", "entity+text",
+        "--holdout", "entities", "--epochs", "1", "--learning-rate", "1e-3", "--out", str(tmp / "run"))
+    return tmp
+
+
+def test_curve_adds_each_entitys_earliest_tweets_and_scores_the_later_ones(unseen_run):
+    tmp = unseen_run
+    out = cli("curve", "--checkpoint", str(tmp / "run" / "best"), "--sizes", "0,4,8", "--pool", "8", "--sample", "20",
+              "--epochs", "1", "--learning-rate", "1e-3", "--work", str(tmp / "work"), "--out", str(tmp / "report"))
+    result = json.loads((tmp / "report" / "curve.json").read_text())
+    assert result["entities"] == [UNSEEN] and result["test_tweets"] == COUNTS[UNSEEN] - 8
+    assert [(p["per_entity"], p["added"]) for p in result["points"]] == [(0, 0), (4, 4), (8, 8)]
+    for p in result["points"]:
+        assert p["metrics"]["n"] == result["test_with_polarity"] and p["metrics"]["relatedness"]["n"] == 58
+    own = [json.loads(line) for line in (tmp / "work" / "own-k8.jsonl").read_text().splitlines()]
+    assert [r["text"].rsplit(" ", 1)[1] for r in own] == [str(i) for i in range(8)]  # the earliest, in order
+    assert {r["entity"] for r in own} == {"Acme"}
+    summary = json.loads((tmp / "work" / "w1-k8" / "best" / "train_summary.json").read_text())
+    assert summary["config"]["init"] == str(tmp / "run" / "best") and summary["data"]["sample"] == 20
+    assert summary["validation_examples"] == 0  # the scored tweets never steer training
+    replayed = summary["train_examples"] - 8
+    assert 0 < replayed <= COUNTS[SEEN]  # the replay holds seen-entity tweets only: the unseen ones stay out
+    assert (tmp / "report" / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| 8 | 1 |" in (tmp / "report" / "curve.md").read_text() and "polarity accuracy" in out
+    # a second call resumes every run and scores the same
+    cli("curve", "--checkpoint", str(tmp / "run" / "best"), "--sizes", "0,4,8", "--pool", "8", "--sample", "20",
+        "--epochs", "1", "--learning-rate", "1e-3", "--work", str(tmp / "work"), "--out", str(tmp / "again"))
+    assert json.loads((tmp / "again" / "curve.json").read_text())["points"] == result["points"]
+
+
+def test_init_continues_from_the_checkpoint_and_keeps_its_text_settings(unseen_run, tmp_path):
+    from safetensors.numpy import load_file
+
+    tmp = unseen_run
+    base = tmp / "run" / "best"
+    cli("train", "--data", str(tmp / "replab"), "--init", str(base), "--sample", "30", "--epochs", "1", "--batch-size", "8",
+        "--val-fraction", "0", "--gap-fraction", "0", "--learning-rate", "1e-3", "--out", str(tmp_path / "run"))
+    best = tmp_path / "run" / "best"
+    assert (best / "vocab.txt").read_bytes() == (base / "vocab.txt").read_bytes()
+    assert (best / "text_settings.json").read_text() == (base / "text_settings.json").read_text()
+    summary = json.loads((best / "train_summary.json").read_text())
+    assert summary["train_examples"] == 30 and summary["config"]["input_format"] == "entity+text"
+    before, after = load_file(str(base / "model.safetensors")), load_file(str(best / "model.safetensors"))
+    assert before.keys() == after.keys() and any((before[k] != after[k]).any() for k in before)
+    assert (best / "related_head.safetensors").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--base", "x"], "--base and --max-length do not apply"),
+    (["--sample", "0"], "at least 1 example"),
+])
+def test_init_refuses_settings_that_do_not_apply(unseen_run, tmp_path, extra, message):
+    args = ["train", "--data", str(unseen_run / "replab"), "--init", str(unseen_run / "run" / "best"), *extra,
+            "--out", str(tmp_path / "run")]
+    out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and message in out.stderr
+
+
+def test_a_run_started_before_a_setting_existed_still_resumes(unseen_run, tmp_path):
+    """Settings added since a run started (here --sample and --init) count as unset, so it resumes; a nested change
+    is named."""
+    import shutil
+
+    shutil.copytree(unseen_run / "run", tmp_path / "run")
+    run_file = tmp_path / "run" / "run.json"
+    state = json.loads(run_file.read_text())
+    del state["settings"]["data"]["sample"], state["settings"]["init"]
+    run_file.write_text(json.dumps(state))
+    args = ["train", "--data", str(unseen_run / "replab"), "--base", str(unseen_run / "base"), "--input-format",
+            "entity+text", "--holdout", "entities", "--epochs", "1", "--learning-rate", "1e-3", "--out", str(tmp_path / "run")]
+    assert "training finished earlier" in cli(*args)
+    other = subprocess.run([sys.executable, "-m", "model_build", *args, "--seed", "5"], cwd=ROOT, capture_output=True,
+                           text=True)
+    assert other.returncode == 2 and "(data.seed, seed)" in other.stderr
