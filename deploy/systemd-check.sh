@@ -8,6 +8,7 @@
 #      inside (through nsenter), with WORKERS=2 and a free port in the settings file;
 #   4. from the host (deploy/systemd_probe.py): /readyz, 401 without the token, classify with it, /metrics
 #      across both workers, `systemctl reload` with no failed request, median latency;
+#      then systemd/README.md's feedback drop-in: 404 before, 204 after, the file kept across a restart;
 #   5. the unit: no restart, a journal with no kill and no traceback, the XNNPACK line for every worker;
 #      `systemd-analyze security` exposure, and which sandbox features this kernel and container enforce.
 # Needs root; anywhere else it skips, saying why. Installs systemd-container and debootstrap with apt-get if
@@ -223,11 +224,15 @@ inside env "${INSTALL_ENV[@]}" DEBIAN_FRONTEND=noninteractive sh /root/install.s
 grep -E '^\+ ' "$RUN/install.log" | sed 's/^/  | /'
 step "installed as systemd/README.md says (log: install.log); settings WORKERS=$WORKERS PORT=$PORT"
 
-# 5. From the host.
+# 5. From the host; last, systemd/README.md's block that switches corrections on (its sh block with the
+# feedback drop-in, sudo dropped), run inside by the probe.
+awk '/^```sh$/ {on = 1; block = ""; next} on && /^```$/ {on = 0; if (block ~ /feedback.conf/) {printf "%s", block; exit}}
+     on {block = block $0 "\n"}' "$ROOT/systemd/README.md" | sed 's/sudo //g' > "$RUN/root/root/feedback.sh"
+grep -q 'StateDirectory=' "$RUN/root/root/feedback.sh" || die "no feedback drop-in block in systemd/README.md"
 probe_rc=0
 "${EDGE_PYTHON:-$ROOT/.venv-edge/bin/python}" "$ROOT/deploy/systemd_probe.py" --url "http://127.0.0.1:$PORT" --workers "$WORKERS" \
     --token-file "$RUN/root/etc/reputation/auth_token" --inside "$RUN/inside" \
-    --latency-limit-ms "$LATENCY_LIMIT_MS" || probe_rc=$?
+    --latency-limit-ms "$LATENCY_LIMIT_MS" --feedback-script /root/feedback.sh || probe_rc=$?
 STEP_START=$SECONDS
 
 # 6. The unit and its journal.

@@ -86,20 +86,15 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--ready-timeout", type=float, default=180)
     p.add_argument("--latency-limit-ms", type=float, default=10.0)
+    p.add_argument("--feedback-script",
+                   help="a script inside the container that switches corrections on (systemd/README.md's drop-in)")
+    p.add_argument("--feedback-file", default="/var/lib/reputation/feedback.jsonl")
     args = p.parse_args()
     probe = Probe(args.url, args.token_file.read_text().strip(), args.inside)
 
     started = time.monotonic()
-    while True:
-        try:
-            if probe.request("GET", "/readyz", token=False)[0] == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() - started > args.ready_timeout:
-            probe.fail(f"/readyz not 200 within {args.ready_timeout:.0f} s")
-            return 1
-        time.sleep(0.25)
+    if not wait_ready(probe, args.ready_timeout):
+        return 1
     probe.step(f"/readyz 200 after {time.monotonic() - started:.1f} s")
 
     status, _, body = probe.request("POST", "/classify", TWEET, token=False)
@@ -204,7 +199,52 @@ def main() -> int:
                f"{len(times)} single-tweet requests (limit {args.latency_limit_ms:g} ms)")
     if median > args.latency_limit_ms:
         probe.fail(f"median latency {median:.2f} ms above {args.latency_limit_ms:g} ms: is XNNPACK on?")
+    if args.feedback_script:
+        check_feedback(probe, args.feedback_script, args.feedback_file, args.ready_timeout)
     return 1 if probe.failures else 0
+
+
+def wait_ready(probe: Probe, timeout: float) -> bool:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            if probe.request("GET", "/readyz", token=False)[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.25)
+    probe.fail(f"/readyz not 200 within {timeout:.0f} s")
+    return False
+
+
+def check_feedback(probe: Probe, script: str, path: str, timeout: float) -> None:
+    """Off by default (404); the drop-in switches it on; corrections land in the state directory, the unit
+    user's, 0600, and survive a restart."""
+    correction = {**TWEET, "label": "negative", "related": True}
+    status = probe.request("POST", "/feedback", correction)[0]
+    probe.step(f"feedback before the drop-in -> {status}")
+    if status != 404:
+        probe.fail(f"/feedback without FEEDBACK_FILE answered {status}, expected 404")
+    probe.run_inside("sh", "-eu", script)
+    for round_ in (1, 2):
+        if not wait_ready(probe, timeout):
+            return
+        status, _, body = probe.request("POST", "/feedback", correction)
+        if status != 204:
+            probe.fail(f"/feedback with the drop-in: {status} {body[:200]!r}")
+            return
+        if round_ == 1:
+            probe.run_inside("systemctl", "restart", "reputation")
+    owner, mode = probe.run_inside("stat", "-L", "-c", "%U %a", path).split()
+    lines = [json.loads(line) for line in probe.run_inside("cat", path).splitlines()]
+    user = probe.run_inside("ps", "-o", "user=", "-p",
+                            probe.run_inside("systemctl", "show", "-p", "MainPID", "--value", "reputation").strip())
+    probe.step(f"feedback with the drop-in: 204 twice, a restart between; {path}: {len(lines)} lines, owner {owner}, "
+                f"mode {mode} (the unit runs as {user.strip()})")
+    if len(lines) != 2 or any(r.get("text") != TWEET["text"] or r.get("label") != "negative" for r in lines):
+        probe.fail(f"the feedback file holds {len(lines)} lines, expected both corrections")
+    if mode != "600" or owner != user.strip():
+        probe.fail(f"the feedback file is {owner} {mode}, expected the unit's user and 600")
 
 
 if __name__ == "__main__":
