@@ -235,15 +235,15 @@ def check_feedback(probe: Probe, script: str, path: str, timeout: float) -> None
             return
         if round_ == 1:
             probe.run_inside("systemctl", "restart", "reputation")
-    owner, mode = probe.run_inside("stat", "-L", "-c", "%U %a", path).split()
+    owner, mode = probe.run_inside("stat", "-L", "-c", "%u %a", path).split()
     lines = [json.loads(line) for line in probe.run_inside("cat", path).splitlines()]
-    user = probe.run_inside("ps", "-o", "user=", "-p",
-                            probe.run_inside("systemctl", "show", "-p", "MainPID", "--value", "reputation").strip())
+    main_pid = probe.run_inside("systemctl", "show", "-p", "MainPID", "--value", "reputation").strip()
+    user = probe.run_inside("stat", "-c", "%u", f"/proc/{main_pid}")  # uids: no ps, no dynamic-user names here
     probe.step(f"feedback with the drop-in: 204 twice, a restart between; {path}: {len(lines)} lines, owner {owner}, "
-                f"mode {mode} (the unit runs as {user.strip()})")
+                f"mode {mode} (the unit runs as uid {user.strip()})")
     if len(lines) != 2 or any(r.get("text") != TWEET["text"] or r.get("label") != "negative" for r in lines):
         probe.fail(f"the feedback file holds {len(lines)} lines, expected both corrections")
-    if mode != "600" or owner != user.strip():
+    if mode != "600" or owner != user.strip() or owner == "0":
         probe.fail(f"the feedback file is {owner} {mode}, expected the unit's user and 600")
 
 
