@@ -97,7 +97,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     metrics = {"framework_validation": (holdout_run or checkpoint).validation_metrics()}
     if unseen is not None:
         metrics["unseen_entities"] = {**unseen.validation_metrics(), "entities": list(UNSEEN_ENTITIES),
-                                      "model": "the same recipe's float model trained without these entities"}
+                                      "model": f"the float model trained without these entities ({_run_line(unseen)})"}
 
     def evaluate(tmp: Path) -> dict:
         found = evaluate_bundle(tmp, val_set, threads) if val_set else stand_in.get(variant, {})
@@ -131,7 +131,16 @@ def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], ou
                                          version="0.0.0", command=command, threads=threads, data_source=data_source):
             validation = bundle.manifest()["metrics"]["validation"]
             del validation["bundle"]  # a temporary directory
-            validation["model"] = (f"the same recipe trained on each entity's tweets before a time gap "
-                                    f"({holdout_run.path}), {bundle.quantization}; this bundle saw these tweets")
+            validation["model"] = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
+                                   f"{bundle.quantization}; this bundle saw these tweets")
             figures[bundle.quantization] = validation
     return figures
+
+
+def _run_line(checkpoint: Checkpoint) -> str:
+    """Where a checkpoint is and how it was trained, for figures that stand in for another model's."""
+    summary = checkpoint.summary
+    config = summary.get("config", {})
+    return (f"{checkpoint.path}: best epoch {summary.get('best_epoch')} of {config.get('epochs')}, learning rate "
+            f"{config.get('learning_rate')}, relatedness weight {config.get('related_weight', 1.0)}, "
+            f"seed {config.get('seed')}")

@@ -126,3 +126,23 @@ def test_a_run_started_before_a_setting_existed_still_resumes(unseen_run, tmp_pa
     other = subprocess.run([sys.executable, "-m", "model_build", *args, "--seed", "5"], cwd=ROOT, capture_output=True,
                            text=True)
     assert other.returncode == 2 and "(data.seed, seed)" in other.stderr
+
+
+def test_unseen_entity_figures_go_into_the_manifest_and_the_report(unseen_run):
+    """package --unseen-entities stores the held-out entities' polarity and relatedness figures; /v1/model shows
+    them (Bundle.summary) and `report` prints them next to the in-entity ones."""
+    from app.bundle import Bundle
+
+    tmp = unseen_run
+    cli("package", "--checkpoint", str(tmp / "run" / "best"), "--unseen-entities", str(tmp / "run" / "best"),
+        "--out", str(tmp / "bundles" / "dynamic-int8"), "--calibration", "10")
+    metrics = Bundle.load(tmp / "bundles" / "dynamic-int8").summary()["metrics"]
+    unseen, measured = metrics["unseen_entities"], json.loads((tmp / "run" / "best" / "validation.json").read_text())
+    assert unseen["entities"] == list(UNSEEN_ENTITIES) and "best epoch 1 of 1" in unseen["model"]
+    for key in ("n", "accuracy", "macro_f1", "per_class"):
+        assert unseen[key] == measured[key] and unseen["relatedness"][key] == measured["relatedness"][key]
+    assert set(metrics["relatedness"]["per_class"]) == {"unrelated", "related"}
+    cli("report", "--checkpoint", str(tmp / "run" / "best"), "--bundles", str(tmp / "bundles"),
+        "--out", str(tmp / "report-variants"))
+    report = (tmp / "report-variants" / "report.md").read_text()
+    assert f"Unseen entities ({', '.join(UNSEEN_ENTITIES)})" in report and f"| {unseen['accuracy']:.4f}" in report
