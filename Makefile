@@ -5,6 +5,8 @@
 # make arm64-check: the edge side installed and served on 64-bit Arm under QEMU (deploy/arm64-check.sh, root)
 # make systemd-check: the unit started by a booted systemd 252 in systemd-nspawn, checked (deploy/systemd-check.sh, root)
 # make image-check: Dockerfile.arm64 built for linux/arm64 with podman and run (deploy/image-check.sh, root)
+# make default-bundle: bundles/default (1.1.0) rebuilt from ../shared: three trainings (about an hour on 2 cores),
+#   package, report (runs/, build/; rerun to resume). DATA and BASE point elsewhere.
 # make bulk IN=... OUT=... ARGS="...": classify an archive on Apache Spark (bulk/; .venv-bulk and Java 17 when missing)
 PYTHON ?= python3
 EDGE_VENV ?= .venv-edge
@@ -14,7 +16,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export HOST PORT
 
-.PHONY: serve test bench bench-quick bench-smoke bench-reliability arm64-check systemd-check image-check clean bulk bench-bulk java
+.PHONY: default-bundle serve test bench bench-quick bench-smoke bench-reliability arm64-check systemd-check image-check clean bulk bench-bulk java
 
 $(EDGE_VENV)/.installed: requirements-edge.txt deploy/constraints-edge.txt
 	$(PYTHON) -m venv $(EDGE_VENV)
@@ -34,6 +36,27 @@ serve: $(EDGE_VENV)/.installed
 test: $(DEV_VENV)/.installed $(EDGE_VENV)/.installed
 	$(DEV_VENV)/bin/ruff check .
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m pytest -q
+
+DATA ?= ../shared/data/replab2013
+BASE ?= ../shared/models/all-MiniLM-L6-v2
+RECIPE = --data $(DATA) --base $(BASE) --input-format entity+text --epochs 2 --seed 13 --threads 2
+BUILD = $(DEV_VENV)/bin/python -m model_build
+# The recipe three times: on everything (the bundle), before a time gap (its validation figures), and without
+# the 12 unseen entities (their figures; 4 epochs, also the learning curve's starting point).
+default-bundle: $(DEV_VENV)/.installed
+	$(BUILD) train $(RECIPE) --val-fraction 0 --gap-fraction 0 --out runs/mt-all-s13
+	$(BUILD) train $(RECIPE) --out runs/mt-time2-s13
+	$(BUILD) train $(subst --epochs 2,--epochs 4,$(RECIPE)) --patience 2 --holdout entities --out runs/mt-entities-s13
+	$(BUILD) package --data $(DATA) --checkpoint runs/mt-all-s13/best --holdout-run runs/mt-time2-s13/best \
+	    --unseen-entities runs/mt-entities-s13/best --variants dynamic-int8 --out bundles/default \
+	    --name replab-polarity-minilm --version 1.1.0 --threads 1 --notes "$(NOTES)"
+	$(BUILD) package --data $(DATA) --checkpoint runs/mt-time2-s13/best --unseen-entities runs/mt-entities-s13/best \
+	    --variants float32,float16,dynamic-int8,full-int8 --out build/bundles-1.1.0 --name replab-polarity-minilm \
+	    --version 1.1.0 --threads 1
+	$(BUILD) report --data $(DATA) --checkpoint runs/mt-time2-s13/best --bundles build/bundles-1.1.0 --out docs/report \
+	    --threads 1
+NOTES = MiniLM-L6 on (entity, tweet) pairs, polarity and relatedness heads, 2 epochs on the whole English \
+RepLab 2013 training split; validation figures from the same recipe trained before a time gap
 
 $(DEV_VENV)/.bench-installed: $(DEV_VENV)/.installed requirements-bench.txt
 	$(DEV_VENV)/bin/pip install -q -r requirements-bench.txt

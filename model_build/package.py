@@ -133,6 +133,8 @@ def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], ou
             del validation["bundle"]  # a temporary directory
             validation["model"] = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
                                    f"{bundle.quantization}; this bundle saw these tweets")
+            if "relatedness" in validation:
+                validation["relatedness"]["model"] = validation["model"]
             figures[bundle.quantization] = validation
     return figures
 
