@@ -200,3 +200,25 @@ def test_whitespace_of_every_kind_is_blank(client, blank):
     assert post(client, {"text": blank}).get_json()["error"]["code"] == "empty_field"
     assert post(client, {"text": "a", "entity": blank}).get_json()["error"]["code"] == "empty_field"
     assert post(client, {"text": f"{blank}x{blank}"}).status_code == 200
+
+
+def test_default_bundle_serves_relatedness_and_its_figures():
+    """The default bundle (1.1.0 or later) has both heads: `related` on every result, and /v1/model shows the
+    validation, relatedness and unseen-entity figures, each with n, accuracy, macro-F1 and per-class figures."""
+    from tests.conftest import DEFAULT_BUNDLE
+
+    client = create_app(Config(bundle=DEFAULT_BUNDLE, threads=1)).test_client()
+    body = post(client, {"tweets": [{"text": "Apple's new iPhone sells out in hours", "entity": "Apple"},
+                                    {"text": "Made an apple pie for Sunday lunch", "entity": "Apple"}]}).get_json()
+    about, pie = body["results"]
+    assert about["related"] > 0.5 > pie["related"] and about["label"] in ("positive", "neutral", "negative")
+    model = client.get("/v1/model").get_json()
+    assert model["outputs"] == ["polarity", "related"]
+    metrics = model["metrics"]
+    for figures, classes in ((metrics["validation"], {"positive", "neutral", "negative"}),
+                             (metrics["relatedness"], {"unrelated", "related"}),
+                             (metrics["unseen_entities"], {"positive", "neutral", "negative"}),
+                             (metrics["unseen_entities"]["relatedness"], {"unrelated", "related"})):
+        assert figures["n"] > 1000 and 0 < figures["macro_f1"] < 1 and 0 < figures["accuracy"] < 1
+        assert set(figures["per_class"]) == classes
+    assert len(metrics["unseen_entities"]["entities"]) == 12 and "time gap" in metrics["validation"]["model"]
