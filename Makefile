@@ -51,9 +51,9 @@ default-bundle: $(DEV_VENV)/.installed
 	    --unseen-entities runs/mt-entities-s13/best --variants dynamic-int8 --out bundles/default \
 	    --name replab-polarity-minilm --version 1.1.0 --threads 1 --notes "$(NOTES)"
 	$(BUILD) package --data $(DATA) --checkpoint runs/mt-time2-s13/best --unseen-entities runs/mt-entities-s13/best \
-	    --variants float32,float16,dynamic-int8,full-int8 --out build/bundles-1.1.0 --name replab-polarity-minilm \
+	    --variants float32,float16,dynamic-int8,full-int8 --out build/bundles --name replab-polarity-minilm \
 	    --version 1.1.0 --threads 1
-	$(BUILD) report --data $(DATA) --checkpoint runs/mt-time2-s13/best --bundles build/bundles-1.1.0 --out docs/report \
+	$(BUILD) report --data $(DATA) --checkpoint runs/mt-time2-s13/best --bundles build/bundles --out docs/report \
 	    --threads 1
 NOTES = MiniLM-L6 on (entity, tweet) pairs, polarity and relatedness heads, 2 epochs on the whole English \
 RepLab 2013 training split; validation figures from the same recipe trained before a time gap

@@ -20,7 +20,7 @@ from model_build.checkpoint import Checkpoint
 from model_build.errors import BuildError
 from model_build.fsutil import write_json, write_text
 
-from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, data_spec, split_tweets
+from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, data_spec, split_tweets, trained_on_everything
 from .load import load_points, soak
 from .machine import machine_info
 from .measure import dynamic_vs_fixed, peers, related_head_cost, request_bodies, service_vs_raw
@@ -29,7 +29,7 @@ from .stand_ins import speed_stand_in, study_stand_ins
 
 GOALS = {"service_vs_raw": 0.85, "dynamic_vs_fixed128": 2, "vs_pytorch_fp32": 3, "vs_onnxruntime_int8": 1,
          "rss_mb_one_worker": 150, "related_head_latency_ratio": 1.10}
-DEFAULT_CHECKPOINT = ROOT / "runs" / "minilm-pair" / "best"
+DEFAULT_CHECKPOINT = ROOT / "runs" / "mt-all-s13" / "best"  # make default-bundle
 VARIANTS_DIR = ROOT / "build" / "bundles"
 
 
@@ -81,7 +81,7 @@ def run_plan(plan: Plan, args) -> dict:
     stand_in = speed_stand_in(like, spec, train)
     done("stand-in models (built once, then cached in build/bench)")
     results["peers"] = peers(like, stand_in, fine_tuned_checkpoint(args.checkpoint), validation[: plan.peer_tweets],
-                             plan.peer_chunk, threads)
+                             plan.peer_chunk, threads) | {"quality_tweets_seen": trained_on_everything(args.bundle)}
     done("peers")
     plain, related = (speed_stand_in(like, spec, train, related=r)[1] for r in (False, True))
     results["related_head"] = related_head_cost(plain, related, validation, plan.chunk, plan.chunks, threads)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from model_build.checkpoint import DataSpec
 from model_build.data import Example
+from model_build.splits import Holdout, SplitSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BUNDLE = ROOT / "bundles" / "default"
@@ -14,12 +15,22 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "replab2013"
 
 
 def data_spec(bundle: Path = DEFAULT_BUNDLE) -> DataSpec:
-    """The data, and its split, of the run that made ``bundle``."""
-    return DataSpec.from_dict(json.loads((Path(bundle) / "manifest.json").read_text())["training"]["data"])
+    """The data, and its split, of the run that made ``bundle``; for a bundle trained on everything, the same data
+    split with the default time gap (the split its validation figures come from: tweets it saw in training)."""
+    spec = DataSpec.from_dict(json.loads((Path(bundle) / "manifest.json").read_text())["training"]["data"])
+    if spec.holdout.val_fraction == 0:
+        spec = spec.with_holdout(SplitSpec(Holdout.TIME, 0.15, 0.15, spec.holdout.seed))
+    return spec
+
+
+def trained_on_everything(bundle: Path = DEFAULT_BUNDLE) -> bool:
+    """True when ``bundle`` saw the benchmark's "validation" tweets in training (fine for speed; its accuracy
+    there compares runtimes, not models)."""
+    return json.loads((Path(bundle) / "manifest.json").read_text())["training"]["data"]["val_fraction"] == 0
 
 
 def split_tweets(data: Path = DEFAULT_DATA, bundle: Path = DEFAULT_BUNDLE) -> tuple[list[Example], list[Example]]:
-    """The training and validation tweets of the run that made ``bundle`` (same language, fraction, seed)."""
+    """The training and validation tweets of ``data_spec(bundle)`` (same language, fractions, seed)."""
     if not Path(data).is_dir():
         raise SystemExit(f"bench: {data} not found: the benchmarks need the RepLab 2013 training split (../shared)")
     return data_spec(bundle).splits(data)

@@ -56,8 +56,10 @@ def markdown(results: dict, goals: dict) -> str:
         if "skipped" in q:
             out += ["", f"Accuracy: skipped: {q['skipped']}."]
         else:
+            seen = (" (the bundle was trained on everything, these tweets included: this compares the runtimes, not "
+                    "the model)") if r.get("quality_tweets_seen") else ""
             out += ["", "Accuracy of the bundle and of the fine-tuned checkpoint it was converted from, on the same "
-                    "tweets:", ""]
+                    f"tweets{seen}:", ""]
             out += _table(["system", "runtime", "accuracy", "macro-F1", "agreement with ours"],
                           [[k, v["runtime"], v["accuracy"], v["macro_f1"], v["agreement_with_ours"]]
                            for k, v in q.items()])
