@@ -62,11 +62,19 @@ $(DEV_VENV)/.bench-installed: $(DEV_VENV)/.installed requirements-bench.txt
 	$(DEV_VENV)/bin/pip install -q -r requirements-bench.txt
 	touch $@
 
-bench-quick: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
-	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench quick
+# The earlier default bundle (1.0.0, polarity only), from git history, to compare latency side by side.
+EARLIER = build/bundle-1.0.0
+EARLIER_REV = 044ae08fde14111a1d017e47fe0b06641a73a136
+$(EARLIER)/manifest.json:
+	rm -rf $(EARLIER).tmp && mkdir -p $(EARLIER).tmp
+	for f in manifest.json model.tflite vocab.txt; do git show $(EARLIER_REV):bundles/default/$$f > $(EARLIER).tmp/$$f || exit 1; done
+	rm -rf $(EARLIER) && mv $(EARLIER).tmp $(EARLIER)
 
-bench-smoke: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
-	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench smoke --out build/bench/smoke
+bench-quick: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed $(EARLIER)/manifest.json
+	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench quick --against $(EARLIER)
+
+bench-smoke: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed $(EARLIER)/manifest.json
+	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench smoke --out build/bench/smoke --against $(EARLIER)
 
 bench: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench full

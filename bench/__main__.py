@@ -23,12 +23,12 @@ from model_build.fsutil import write_json, write_text
 from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, data_spec, split_tweets, trained_on_everything
 from .load import load_points, soak
 from .machine import machine_info
-from .measure import dynamic_vs_fixed, peers, related_head_cost, request_bodies, service_vs_raw
+from .measure import dynamic_vs_fixed, latency_ratio, peers, request_bodies, service_vs_raw
 from .report import markdown, plots
 from .stand_ins import speed_stand_in, study_stand_ins
 
 GOALS = {"service_vs_raw": 0.85, "dynamic_vs_fixed128": 2, "vs_pytorch_fp32": 3, "vs_onnxruntime_int8": 1,
-         "rss_mb_one_worker": 150, "related_head_latency_ratio": 1.10}
+         "rss_mb_one_worker": 150, "related_head_latency_ratio": 1.10, "vs_earlier_bundle_latency_ratio": 1.3}
 DEFAULT_CHECKPOINT = ROOT / "runs" / "mt-all-s13" / "best"  # make default-bundle
 VARIANTS_DIR = ROOT / "build" / "bundles"
 
@@ -84,8 +84,15 @@ def run_plan(plan: Plan, args) -> dict:
                              plan.peer_chunk, threads) | {"quality_tweets_seen": trained_on_everything(args.bundle)}
     done("peers")
     plain, related = (speed_stand_in(like, spec, train, related=r)[1] for r in (False, True))
-    results["related_head"] = related_head_cost(plain, related, validation, plan.chunk, plan.chunks, threads)
+    results["related_head"] = latency_ratio(("polarity only", plain), ("with the relatedness head", related),
+                                            validation, plan.chunk, plan.chunks, threads)
     done("relatedness head on and off")
+    if args.against:
+        earlier, now = (Bundle.load(p) for p in (args.against, args.bundle))
+        results["against"] = latency_ratio((f"{earlier.name} {earlier.version}", args.against),
+                                           (f"{now.name} {now.version}", args.bundle),
+                                           validation, plan.chunk, plan.chunks, threads)
+        done("against the earlier bundle")
     if plan.study:
         from .study import study_table, write_tweets
 
@@ -105,7 +112,8 @@ def run_plan(plan: Plan, args) -> dict:
         "vs_pytorch_fp32": results["peers"]["vs_pytorch_fp32"],
         "vs_onnxruntime_int8": results["peers"]["vs_onnxruntime_int8"],
         "rss_mb_one_worker": max(results["service_vs_raw"]["worker_rss_mb"]),
-        "related_head_latency_ratio": results["related_head"]["related_head_latency_ratio"],
+        "related_head_latency_ratio": results["related_head"]["latency_ratio"],
+        "vs_earlier_bundle_latency_ratio": results.get("against", {}).get("latency_ratio"),
     }
     return results
 
@@ -144,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the fine-tuned checkpoint the bundle was converted from: the peers' accuracy is compared "
                         "when it is there (their speed is measured on stand-in weights either way)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RepLab 2013 root")
+    p.add_argument("--against", type=Path, help="an earlier bundle: this one's latency over its, side by side")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads for points 1-3")
     p.add_argument("--soak-seconds", type=float, default=600)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")

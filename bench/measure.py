@@ -11,7 +11,7 @@ import numpy as np
 from app.bundle import Bundle
 from app.classifier import Classifier
 from model_build.checkpoint import Checkpoint
-from model_build.data import Example
+from model_build.data import Example, with_polarity
 from model_build.metrics import classification_metrics
 
 from .alternate import alternate, chunked
@@ -76,16 +76,17 @@ def dynamic_vs_fixed(bundle_path: Path, tweets: Sequence[Example], chunk: int, c
                      "median_tokens": float(np.median(lengths)), "bucket": classifier.bucket}
 
 
-def related_head_cost(plain: Path, related: Path, tweets: Sequence[Example], chunk: int, chunks: int,
-                      threads: int) -> dict:
-    """The relatedness head's cost: the same stand-in encoder with and without it, one tweet per call through the
-    classifier (tokenisation, interpreter, scores), alternating chunks."""
-    without, with_head = (Classifier(Bundle.load(p), threads=threads) for p in (plain, related))
+def latency_ratio(base: tuple[str, Path], other: tuple[str, Path], tweets: Sequence[Example], chunk: int, chunks: int,
+                  threads: int) -> dict:
+    """Two bundles side by side, one tweet per call through the classifier (tokenisation, interpreter, scores), in
+    alternating chunks: ``latency_ratio`` is the other's latency over the base's."""
+    (base_name, base_path), (other_name, other_path) = base, other
+    first, second = (Classifier(Bundle.load(p), threads=threads) for p in (base_path, other_path))
     result = alternate({
-        "polarity only": lambda c: [without.classify([tweets[i].text], [tweets[i].entity]) for i in c],
-        "with the relatedness head": lambda c: [with_head.classify([tweets[i].text], [tweets[i].entity]) for i in c],
-    }, chunked(len(tweets), chunk, chunks))  # latency with / without = rate without / rate with
-    return result | {"threads": threads, "related_head_latency_ratio": result["first_over"]["with the relatedness head"]}
+        base_name: lambda c: [first.classify([tweets[i].text], [tweets[i].entity]) for i in c],
+        other_name: lambda c: [second.classify([tweets[i].text], [tweets[i].entity]) for i in c],
+    }, chunked(len(tweets), chunk, chunks))  # latency other / base = rate base / rate other
+    return result | {"threads": threads, "latency_ratio": result["first_over"][other_name]}
 
 
 def _predict_all(system, tweets: Sequence[Example]) -> list[int]:
@@ -128,6 +129,7 @@ def quality(like: Bundle, fine_tuned: Checkpoint | None, tweets: Sequence[Exampl
     if fine_tuned is None:
         return {"skipped": "no fine-tuned checkpoint of the bundle here (--checkpoint): accuracy not compared"}
     systems = [Ours(like, threads), PyTorchFloat32(like, fine_tuned, threads), OnnxRuntimeInt8(like, fine_tuned, threads)]
+    tweets = with_polarity(tweets)  # the unrelated ones have no polarity label
     labels = list(like.labels)
     gold = [labels.index(t.label) for t in tweets]
     predicted = {s.name: _predict_all(s, tweets) for s in systems}
