@@ -73,7 +73,7 @@ def test_same_labels_and_scores_as_the_offline_command(replab_sample, tmp_path):
     n = len(replab_sample)
     assert f"classified {n} tweets, 4 errors (empty or missing text: 2; line is not a JSON object: 2)" in result.stderr
     table = pq.read_table(out)
-    assert table.schema.names == ["entity", "id", "label", "scores", "error"]  # no text, no related head
+    assert table.schema.names == ["entity", "id", "label", "scores", "related", "error"]  # no text
     assert table.schema.field("scores").type == pa.struct([(name, pa.float64()) for name in
                                                             ("positive", "neutral", "negative")])
     rows = table.to_pylist()
@@ -81,7 +81,8 @@ def test_same_labels_and_scores_as_the_offline_command(replab_sample, tmp_path):
     classified = {r["id"]: r for r in rows if r["error"] is None}
     assert len(classified) == n and set(classified) == {f"t{i}" for i in range(n)}
     for key, row in classified.items():
-        assert (row["label"], row["scores"]) == (expected[key]["label"], expected[key]["scores"]), key
+        assert (row["label"], row["scores"], row["related"]) == \
+            (expected[key]["label"], expected[key]["scores"], expected[key]["related"]), key
     assert sorted((r["id"] or "", r["error"]) for r in rows if r["error"]) == [
         ("", "line is not a JSON object"), ("", "line is not a JSON object"), ("blank", "empty or missing text"),
         ("no-text", "empty or missing text")]
