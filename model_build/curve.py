@@ -40,7 +40,7 @@ class CurveSpec:
 
 def split_entities(examples: Sequence[Example], pool: int) -> tuple[dict[str, list[Example]], list[Example], list[str]]:
     """Each entity's earliest ``pool`` tweets (the tweets a user would label first), the later tweets of all of
-    them (the test tweets), and the entities left out for having too few later tweets."""
+    them (the test tweets), and the names of the entities left out for having too few later tweets."""
     by_entity: dict[str, list[Example]] = defaultdict(list)
     for e in examples:
         by_entity[e.entity_id or e.entity or ""].append(e)
@@ -48,7 +48,7 @@ def split_entities(examples: Sequence[Example], pool: int) -> tuple[dict[str, li
     for entity, group in sorted(by_entity.items()):
         group = sorted(group, key=lambda e: (e.timestamp or 0, e.tweet_id or ""))
         if len(group) - pool < MIN_TEST:
-            left_out.append(entity)
+            left_out.append(group[0].entity)
             continue
         pools[entity], test = group[:pool], test + group[pool:]
     return pools, test, left_out
@@ -96,7 +96,8 @@ def run_curve(base: Checkpoint, spec: CurveSpec, work: Path, command: str, threa
             adapted = train(config, data, train_set, [], command)  # no validation: the test tweets stay unseen
             points.append({"weight": weight, "per_entity": k, "added": k * len(pools), "metrics": _scores(adapted, test)})
             print(f"curve: weight {weight:g}, {k} tweets per entity: " + _line(points[-1]["metrics"]))
-    return {"checkpoint": str(base.path), "spec": asdict(spec), "entities": sorted(pools), "left_out": left_out,
+    return {"checkpoint": str(base.path), "spec": asdict(spec), "entities": [p[0].entity for p in pools.values()],
+            "left_out": left_out,
             "test_tweets": len(test), "test_with_polarity": sum(e.label is not None for e in test),
             "command": command, "points": points}
 

@@ -96,7 +96,9 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
                                             "history", "best_epoch", "command", "seconds")}
     metrics = {"framework_validation": (holdout_run or checkpoint).validation_metrics()}
     if unseen is not None:
-        metrics["unseen_entities"] = {**unseen.validation_metrics(), "entities": list(UNSEEN_ENTITIES),
+        held = {e.entity_id: e.entity for e in unseen.data.splits(data_source)[1]}
+        metrics["unseen_entities"] = {**unseen.validation_metrics(),
+                                      "entities": [held[i] for i in UNSEEN_ENTITIES if i in held],  # their names
                                       "model": f"the float model trained without these entities ({_run_line(unseen)})"}
 
     def evaluate(tmp: Path) -> dict:
