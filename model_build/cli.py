@@ -39,11 +39,16 @@ def _language(args) -> str | None:
 
 
 def cmd_train(args) -> int:
+    from .distill import Distillation
     from .train import ClassWeighting, TrainConfig, train
 
     init = Checkpoint.load(args.init) if args.init else None
     if init is not None and (args.base or args.max_length):
         raise BuildError("--init starts from that checkpoint's encoder and length: --base and --max-length do not apply")
+    if not args.teacher and (args.distill_weight is not None or args.temperature is not None):
+        raise BuildError("--distill-weight and --temperature apply to distillation: give --teacher checkpoints")
+    distillation = Distillation(tuple(args.teacher), 0.5 if args.distill_weight is None else args.distill_weight,
+                                2.0 if args.temperature is None else args.temperature) if args.teacher else None
     holdout = SplitSpec(Holdout(args.holdout), args.val_fraction, args.gap_fraction, args.seed)
     data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout,
                     tuple(args.extra), args.extra_weight, args.sample)
@@ -60,7 +65,8 @@ def cmd_train(args) -> int:
         input_format=input_format, max_length=args.max_length, init=str(init.path) if init is not None else None,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         class_weighting=ClassWeighting(args.class_weighting), related_weight=args.related_weight,
-        patience=args.patience, seed=args.seed, device=args.device, threads=args.threads,
+        patience=args.patience, seed=args.seed, device=args.device, threads=args.threads, distillation=distillation,
+        average_last=args.average_last, label_smoothing=args.label_smoothing,
     )
     checkpoint = train(config, data, train_set, val_set, _command_line(), report.to_dict())
     summary = checkpoint.summary
@@ -161,7 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-weighting", choices=("none", "sqrt", "balanced"), default="sqrt")
     p.add_argument("--polarity-only", action="store_true",
                    help="train on tweets with a polarity label only (no unrelated tweets, no relatedness head)")
+    p.add_argument("--label-smoothing", type=float, metavar="EPS",
+                   help="spread EPS of each gold polarity label over all labels (Szegedy et al. 2016)")
     p.add_argument("--related-weight", type=float, default=1.0, help="weight of the relatedness loss (0: no head)")
+    p.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
+                   help="distil from this fine-tuned checkpoint (repeatable: their probabilities are averaged); "
+                        "its soft targets cover every training tweet, those without a polarity label too")
+    p.add_argument("--distill-weight", type=float, help="share of each loss taken by the soft targets (default 0.5)")
+    p.add_argument("--temperature", type=float, help="softening of the teachers' polarity (default 2)")
+    p.add_argument("--average-last", type=int, metavar="N",
+                   help="keep the last N Trainer checkpoints (one every 300 steps and at each epoch's end) and also "
+                        "write OUT/averaged: their mean weights, validated")
     p.add_argument("--patience", type=int, default=2, help="epochs without a better validation macro-F1")
     p.add_argument("--holdout", choices=[h.value for h in Holdout], default=Holdout.TIME.value,
                    help="validate on each entity's latest tweets (time) or on fixed unseen entities (entities)")

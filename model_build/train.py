@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -16,9 +16,13 @@ from app.text import InputFormat, TextSettings, TweetEncoder
 
 from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint
 from .data import LABELS, Example, with_polarity
+from .distill import TARGETS_FILE, Distillation, check_unseen, teacher_targets
 from .errors import BuildError
 from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ClassWeighting(str, Enum):
@@ -48,10 +52,19 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     init: str | None = None  # a fine-tuned checkpoint to start from (its weights, vocabulary and text settings)
+    distillation: Distillation | None = None
+    average_last: int | None = None  # also write averaged/: the mean weights of the last N Trainer checkpoints
+    label_smoothing: float | None = None  # of the polarity cross-entropy with the gold labels
+
+    def __post_init__(self) -> None:
+        if self.average_last is not None and self.average_last < 2:
+            raise BuildError(f"averaging needs at least 2 checkpoints, got {self.average_last}")
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
+            raise BuildError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 
     def to_dict(self) -> dict:
-        return {k: v.value if isinstance(v, Enum) else str(v) if isinstance(v, Path) else v
-                for k, v in asdict(self).items()}
+        """The settings as JSON has them (enums as values, paths as strings, tuples as lists)."""
+        return json.loads(json.dumps(asdict(self), default=str))
 
 
 def resolve_base(base: str, work_dir: Path) -> tuple[Path, bool]:
@@ -134,11 +147,15 @@ def validation_metrics(examples: Sequence[Example], logits: np.ndarray, related:
 
 class _Examples:
     """Training rows for the Trainer: token ids, the polarity label (-100 without one), relatedness (NaN unknown),
-    and the example's loss weight."""
+    the example's loss weight and, when distilling, the teachers' soft polarity and relatedness targets."""
 
-    def __init__(self, encodings, polarity: Sequence[int], related: Sequence[float], weights: Sequence[float]):
+    def __init__(self, encodings, polarity: Sequence[int], related: Sequence[float], weights: Sequence[float],
+                 soft: np.ndarray | None = None, soft_related: np.ndarray | None = None):
         self.rows = [{"input_ids": e.ids, "encoding": e, "labels": y, "related": r, "weight": w}  # ids: length groups
                      for e, y, r, w in zip(encodings, polarity, related, weights)]
+        if soft is not None:
+            for row, p, q in zip(self.rows, soft.tolist(), soft_related.tolist()):
+                row.update(soft=p, soft_related=q)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -158,9 +175,57 @@ def _collate(encoder: TweetEncoder):
         batch["labels"] = torch.tensor([r["labels"] for r in rows])
         batch["related"] = torch.tensor([r["related"] for r in rows], dtype=torch.float32)
         batch["weight"] = torch.tensor([r["weight"] for r in rows], dtype=torch.float32)
+        for key in ("soft", "soft_related"):
+            if key in rows[0]:
+                batch[key] = torch.tensor([r[key] for r in rows], dtype=torch.float32)
         return batch
 
     return collate
+
+
+@dataclass(frozen=True)
+class Targets:
+    """A batch's targets: polarity labels (-100: none), relatedness (NaN: unknown), loss weights, and the
+    teachers' soft polarity ``[batch, labels]`` and relatedness probabilities (NaN: none) when distilling."""
+
+    polarity: torch.Tensor
+    related: torch.Tensor
+    weight: torch.Tensor
+    soft: torch.Tensor | None = None
+    soft_related: torch.Tensor | None = None
+
+
+def reputation_loss(polarity, related, targets: Targets, class_weights, related_weight: float,
+                    distillation: Distillation | None, label_smoothing: float = 0.0):
+    """Class-weighted polarity cross-entropy (with ``label_smoothing``) plus ``related_weight`` x binary
+    cross-entropy where relatedness is known, each a mean weighted by the examples' own weights. When distilling,
+    each is ``1 - weight`` x that plus ``weight`` x the same loss against the teachers' soft targets (polarity
+    softened at ``temperature`` and scaled by its square, as Hinton et al. 2015), which every example carries,
+    those without a polarity label too."""
+    import torch
+
+    f = torch.nn.functional
+    y, w = targets.polarity, targets.weight
+    polarity = polarity.float()
+    share = distillation.weight if distillation is not None else 0.0
+    labelled = y >= 0
+    loss = polarity.sum() * 0
+    if labelled.any() and share < 1:
+        per = f.cross_entropy(polarity[labelled], y[labelled], reduction="none", label_smoothing=label_smoothing)
+        scale = class_weights[y[labelled]] * w[labelled]
+        loss = loss + (1 - share) * (per * scale).sum() / scale.sum()
+    if targets.soft is not None and share > 0:
+        t = distillation.temperature
+        per = -(targets.soft * f.log_softmax(polarity / t, dim=-1)).sum(-1) * t * t
+        loss = loss + share * (per * w).sum() / w.sum()
+    if related is not None:
+        logit = related.float().squeeze(-1)
+        for target, part in ((targets.related, 1 - share), (targets.soft_related, share)):
+            known = ~torch.isnan(target) if target is not None and part > 0 else None
+            if known is not None and known.any():
+                per = f.binary_cross_entropy_with_logits(logit[known], target[known], reduction="none")
+                loss = loss + related_weight * part * (per * w[known]).sum() / w[known].sum()
+    return loss
 
 
 def _trainer_class():
@@ -169,30 +234,23 @@ def _trainer_class():
     from transformers import Trainer
 
     class ReputationTrainer(Trainer):
-        """Class-weighted polarity cross-entropy, plus ``related_weight`` x binary cross-entropy where relatedness
-        is known, each a mean weighted by the examples' own weights; evaluation is polarity macro-F1 (and
-        relatedness) on the validation split."""
+        """:func:`reputation_loss`; evaluation is polarity macro-F1 (and relatedness) on the validation split."""
 
-        def __init__(self, *args, polarity_weights: np.ndarray, related_weight: float, validate, **kwargs):
+        def __init__(self, *args, polarity_weights: np.ndarray, related_weight: float, validate,
+                     distillation: Distillation | None, label_smoothing: float, **kwargs):
             super().__init__(*args, **kwargs)
             self.class_weights = torch.tensor(polarity_weights, dtype=torch.float32, device=self.args.device)
             self.related_weight = related_weight
             self.validate = validate
+            self.distillation = distillation
+            self.label_smoothing = label_smoothing
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             y, r, w = inputs.pop("labels"), inputs.pop("related"), inputs.pop("weight")
+            soft, soft_related = inputs.pop("soft", None), inputs.pop("soft_related", None)
             polarity, related = model(**inputs)
-            labelled = y >= 0
-            loss = polarity.sum() * 0
-            if labelled.any():
-                per = torch.nn.functional.cross_entropy(polarity.float()[labelled], y[labelled], reduction="none")
-                scale = self.class_weights[y[labelled]] * w[labelled]
-                loss = loss + (per * scale).sum() / scale.sum()
-            known = ~torch.isnan(r)
-            if related is not None and known.any():
-                per = torch.nn.functional.binary_cross_entropy_with_logits(
-                    related.float().squeeze(-1)[known], r[known], reduction="none")
-                loss = loss + self.related_weight * (per * w[known]).sum() / w[known].sum()
+            loss = reputation_loss(polarity, related, Targets(y, r, w, soft, soft_related), self.class_weights,
+                                   self.related_weight, self.distillation, self.label_smoothing)
             return (loss, polarity) if return_outputs else loss
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval") -> dict:
@@ -270,8 +328,11 @@ class _Run:
         self.y_polarity = [LABELS.index(e.label) if e.label is not None else -100 for e in train_set]
         self.y_related = [float(e.related) if e.related is not None else math.nan for e in train_set]
         self.related = config.related_weight > 0 and any(r == 0 for r in self.y_related)  # a head needs both classes
+        soft = soft_related = None
+        if config.distillation is not None:
+            soft, soft_related = self.teach(config.distillation, train_set, val_set)
         self.train_rows = _Examples(encode_examples(self.encoder, train_set), self.y_polarity, self.y_related,
-                                    [e.weight for e in train_set])
+                                    [e.weight for e in train_set], soft, soft_related)
         torch.manual_seed(config.seed)
         if init is None:
             self.model = ReputationModel.from_base(config.base, LABELS, self.related)
@@ -283,6 +344,22 @@ class _Run:
         self.last_metrics: dict | None = None
         self.last_logits: np.ndarray | None = None
         self.history: list[dict] = []
+
+    def teach(self, distillation: Distillation, train_set: Sequence[Example], val_set: Sequence[Example]):
+        """The teachers' soft targets on the training tweets; their ensemble's validation metrics in the summary."""
+        for path in distillation.teachers:
+            check_unseen(Checkpoint.load(path), val_set)
+        targets = teacher_targets(distillation, [*train_set, *val_set], self.out / TARGETS_FILE)
+        n = len(train_set)
+        if with_polarity(val_set):
+            held = targets.rows(slice(n, None))
+            metrics = validation_metrics(val_set, np.log(held.soft(1.0)),
+                                         None if np.isnan(held.related).all() else held.related)
+            self.summary["teachers"] = {"checkpoints": list(distillation.teachers), "validation": metrics}
+            print(f"teachers' ensemble on validation: accuracy {metrics['accuracy']:.4f} "
+                  f"macro-F1 {metrics['macro_f1']:.4f}")
+        train = targets.rows(slice(0, n))
+        return train.soft(distillation.temperature), train.related
 
     def validate(self, model) -> dict:
         """Validation metrics of ``model`` (empty without a validation split); kept for the best checkpoint."""
@@ -301,6 +378,21 @@ class _Run:
         save_checkpoint(self.out / "best", self.model, self.vocab, self.encoder.settings, self.summary,
                         self.last_metrics, self.last_logits)
 
+    def save_average(self, checkpoints: Sequence[Path]) -> Checkpoint:
+        """The mean of the Trainer checkpoints' weights, validated, saved in ``averaged/`` as a checkpoint."""
+        from safetensors.torch import load_file
+
+        states = [load_file(str(c / "model.safetensors")) for c in checkpoints]
+        self.model.load_state_dict({k: sum(s[k].float() for s in states) / len(states) for k in states[0]})
+        self.validate(self.model)
+        summary = {**self.summary, "history": self.history,
+                   "averaged": [int(c.name.rsplit("-", 1)[1]) for c in checkpoints], "validation": self.last_metrics}
+        print(f"averaged steps {summary['averaged']}: validation " + (
+            f"accuracy {self.last_metrics['accuracy']:.4f} macro-F1 {self.last_metrics['macro_f1']:.4f}"
+            if self.last_metrics else "none"))
+        return save_checkpoint(self.out / "averaged", self.model, self.vocab, self.encoder.settings, summary,
+                               self.last_metrics, self.last_logits)
+
     def trainer(self):
         from transformers import TrainingArguments
 
@@ -310,7 +402,8 @@ class _Run:
             per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
             warmup_ratio=config.warmup_fraction, weight_decay=config.weight_decay, max_grad_norm=1.0,
             lr_scheduler_type="linear", group_by_length=True, seed=config.seed, data_seed=config.seed,
-            eval_strategy="epoch", save_strategy="steps", save_steps=config.checkpoint_every, save_total_limit=1,
+            eval_strategy="epoch", save_strategy="steps", save_steps=config.checkpoint_every,
+            save_total_limit=config.average_last or 1,
             restore_callback_states_from_checkpoint=True, logging_steps=50, report_to=[], remove_unused_columns=False,
             dataloader_num_workers=0, dataloader_pin_memory=False,
             use_cpu=config.device == "cpu", disable_tqdm=False)
@@ -319,7 +412,8 @@ class _Run:
             model=self.model, args=args, train_dataset=self.train_rows, eval_dataset=self.val_enc,  # read by validate
             data_collator=_collate(self.encoder),
             callbacks=[_best_epoch_callback(self)()], polarity_weights=class_weights(polarity, config.class_weighting),
-            related_weight=config.related_weight, validate=self.validate)
+            related_weight=config.related_weight, validate=self.validate, distillation=config.distillation,
+            label_smoothing=config.label_smoothing or 0.0)
 
 
 RUN_FILE = "run.json"  # in the run directory: the settings it was started with, and whether it finished
@@ -392,6 +486,9 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     started = time.time()
     trainer.train(resume_from_checkpoint=last)
     summary["seconds"] = round(time.time() - started, 1)
+    if config.average_last:
+        steps = sorted((run.out / "trainer").glob("checkpoint-*"), key=lambda c: int(c.name.rsplit("-", 1)[1]))
+        run.save_average(steps[-config.average_last:])
     best = run.out / "best"
     write_json(best / SUMMARY_FILE, {**Checkpoint.load(best).summary, "history": run.history,
                                      "seconds": summary["seconds"]})

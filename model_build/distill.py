@@ -1,0 +1,94 @@
+"""Distillation: an ensemble of fine-tuned teachers' averaged, softened probabilities as training targets."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .checkpoint import Checkpoint
+from .data import LABELS, Example
+from .errors import BuildError
+from .fsutil import write_bytes
+
+TARGETS_FILE = "teacher_targets.npz"  # in the run directory, so that a resumed run does not predict again
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Teachers (checkpoint paths), the soft targets' share of each loss, and the softening temperature."""
+
+    teachers: tuple[str, ...]
+    weight: float = 0.5
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.teachers:
+            raise BuildError("distillation needs at least one teacher checkpoint")
+        if not 0 < self.weight <= 1:
+            raise BuildError(f"the distillation weight must be in (0, 1], got {self.weight}")
+        if not self.temperature > 0:
+            raise BuildError(f"the distillation temperature must be positive, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class TeacherTargets:
+    """The teachers' mean polarity logits and mean relatedness probabilities (NaN where no teacher has the head),
+    one row per example."""
+
+    logits: np.ndarray  # [teachers, examples, labels]
+    related: np.ndarray  # [examples]
+
+    def soft(self, temperature: float) -> np.ndarray:
+        """Mean over teachers of their softmax at ``temperature``."""
+        z = self.logits / temperature
+        p = np.exp(z - z.max(-1, keepdims=True))
+        return (p / p.sum(-1, keepdims=True)).mean(0)
+
+    def rows(self, rows: slice) -> TeacherTargets:
+        return TeacherTargets(self.logits[:, rows], self.related[rows])
+
+
+def _key(e: Example) -> tuple:
+    return e.entity_id or e.entity, e.tweet_id, e.text if e.tweet_id is None else None
+
+
+def check_unseen(teacher: Checkpoint, val_set: Sequence[Example]) -> None:
+    """Refuse a teacher that was trained on any of the validation tweets (its targets would leak them)."""
+    if not val_set:
+        return
+    seen = {_key(e) for e in teacher.data.splits()[0]}
+    leaked = sum(_key(e) in seen for e in val_set)
+    if leaked:
+        raise BuildError(f"teacher {teacher.path} was trained on {leaked} of the validation tweets: "
+                         "train it on this run's split (or one that leaves them out)")
+
+
+def teacher_targets(distillation: Distillation, examples: Sequence[Example], cache: Path | None = None) -> TeacherTargets:
+    """Every teacher's predictions on ``examples`` (read from ``cache`` when it holds them for as many)."""
+    from .train import encode_examples, predict
+
+    if cache is not None and cache.is_file():
+        with np.load(cache) as saved:
+            if saved["logits"].shape[:2] == (len(distillation.teachers), len(examples)):
+                return TeacherTargets(saved["logits"], saved["related"])
+    logits, related = [], []
+    for path in distillation.teachers:
+        teacher = Checkpoint.load(path)
+        if teacher.labels != LABELS:
+            raise BuildError(f"teacher {teacher.path} has labels {list(teacher.labels)}, not {list(LABELS)}")
+        encoder = teacher.encoder()
+        polarity, relatedness = predict(teacher.model(), encoder, encode_examples(encoder, examples))
+        logits.append(polarity)
+        if relatedness is not None:
+            related.append(relatedness)
+        print(f"teacher {path}: predicted {len(examples)} tweets")
+    targets = TeacherTargets(np.stack(logits), np.mean(related, 0) if related else np.full(len(examples), np.nan))
+    if cache is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, logits=targets.logits, related=targets.related)
+        write_bytes(cache, buffer.getvalue())
+    return targets

@@ -1,0 +1,149 @@
+"""Training recipes beyond plain fine-tuning, on tiny random BERTs and a tiny RepLab-layout tree: distillation
+(``train --teacher``: the loss against soft targets, the teachers' predictions and their ensemble's validation
+figures, the refusal of a teacher that saw the validation tweets, resuming) and checkpoint averaging
+(``train --average-last``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from model_build.checkpoint import Checkpoint
+from model_build.data import LABELS
+from model_build.distill import TARGETS_FILE, Distillation, TeacherTargets
+from model_build.train import Targets, reputation_loss
+from tests.conftest import FIXTURES, ROOT
+from tests.test_build import cli
+from tests.test_curve import write_replab
+
+WEIGHTS = torch.tensor([1.0, 1.0, 2.0])
+
+
+def _targets(y, soft=None):
+    n = len(y)
+    return Targets(torch.tensor(y), torch.full((n,), float("nan")), torch.ones(n), soft,
+                   None if soft is None else torch.full((n,), float("nan")))
+
+
+def test_with_all_weight_on_the_teachers_the_gold_labels_do_not_count_and_their_own_belief_is_the_minimum():
+    logits = torch.tensor([[2.0, 0.1, -1.0], [0.0, 0.5, 0.3]], requires_grad=True)
+    soft = torch.softmax(logits.detach() / 2, dim=-1)
+    everything = Distillation(("t",), weight=1.0, temperature=2.0)
+    a = reputation_loss(logits, None, _targets([0, 2], soft), WEIGHTS, 1.0, everything)
+    b = reputation_loss(logits, None, _targets([1, -100], soft), WEIGHTS, 1.0, everything)
+    assert torch.equal(a, b)
+    (grad,) = torch.autograd.grad(a, logits)
+    assert grad.abs().max() < 1e-6  # soft cross-entropy is least where the student already matches the teachers
+    half = reputation_loss(logits, None, _targets([0, 2], soft), WEIGHTS, 1.0, Distillation(("t",), weight=0.5))
+    hard = reputation_loss(logits, None, _targets([0, 2]), WEIGHTS, 1.0, None)
+    assert not torch.isclose(half, hard) and not torch.isclose(half, a)
+
+
+def test_label_smoothing_penalises_confidence_in_the_gold_label():
+    confident = torch.tensor([[9.0, 0.0, 0.0]])
+    plain = reputation_loss(confident, None, _targets([0]), WEIGHTS, 1.0, None)
+    smoothed = reputation_loss(confident, None, _targets([0]), WEIGHTS, 1.0, None, label_smoothing=0.1)
+    assert plain < 1e-3 < smoothed
+    (grad,) = torch.autograd.grad(reputation_loss(confident.requires_grad_(), None, _targets([0]), WEIGHTS, 1.0, None,
+                                                  label_smoothing=0.1), confident)
+    assert grad[0, 0] > 0  # pushes the gold logit down from overconfidence
+
+
+def test_teacher_probabilities_are_averaged_after_softening():
+    logits = np.array([[[4.0, 0.0, 0.0]], [[0.0, 0.0, 4.0]]])
+    targets = TeacherTargets(logits, np.array([np.nan]))
+    assert np.allclose(targets.soft(1.0), targets.soft(1.0)[0, ::-1])  # symmetric teachers, symmetric mean
+    assert targets.soft(4.0)[0, 0] < targets.soft(1.0)[0, 0]  # a higher temperature flattens
+    assert np.allclose(targets.soft(2.0).sum(-1), 1)
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory):
+    """Two tiny teachers (seeds 1 and 2) on the time-gap split."""
+    tmp = tmp_path_factory.mktemp("distill")
+    write_replab(tmp / "replab")
+    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
+    common = ["train", "--data", str(tmp / "replab"), "--base", str(tmp / "base"), "--epochs", "1",
+              "--learning-rate", "1e-3", "--batch-size", "8"]
+    for seed in (1, 2):
+        cli(*common, "--seed", str(seed), "--out", str(tmp / f"t{seed}"))
+    return tmp, common
+
+
+def test_a_student_learns_from_the_teachers_and_records_their_ensemble(teachers):
+    tmp, common = teachers
+    args = [*common, "--seed", "3", "--teacher", str(tmp / "t1" / "best"), "--teacher", str(tmp / "t2" / "best"),
+            "--distill-weight", "0.7", "--temperature", "3", "--out", str(tmp / "student")]
+    out = cli(*args)
+    assert "teachers' ensemble on validation" in out
+    summary = json.loads((tmp / "student" / "best" / "train_summary.json").read_text())
+    assert summary["config"]["distillation"] == {"teachers": [str(tmp / "t1" / "best"), str(tmp / "t2" / "best")],
+                                                 "weight": 0.7, "temperature": 3.0}
+    n_train = summary["train_examples"]
+    with np.load(tmp / "student" / TARGETS_FILE) as saved:
+        logits, related = saved["logits"], saved["related"]
+    assert logits.shape[0] == 2 and logits.shape[2] == 3 and not np.isnan(related).any()
+    # the teachers' predictions on the validation tweets are the ones they saved for their own validation
+    val_logits = [np.load(tmp / f"t{s}" / "best" / "validation_logits.npy") for s in (1, 2)]
+    val_rows = logits.shape[1] - n_train
+    assert val_rows == len(val_logits[0]) and all(np.allclose(logits[i, n_train:], v, atol=1e-4)
+                                                  for i, v in enumerate(val_logits))
+    ensemble = summary["teachers"]["validation"]
+    mean = np.mean([np.exp(v) / np.exp(v).sum(-1, keepdims=True) for v in val_logits], 0)
+    _, val_set = Checkpoint.load(tmp / "student" / "best").data.splits()
+    rows = [i for i, e in enumerate(val_set) if e.label is not None]
+    gold = np.array([LABELS.index(val_set[i].label) for i in rows])
+    assert ensemble["n"] == len(rows) and ensemble["relatedness"]["n"] == val_rows
+    assert ensemble["accuracy"] == pytest.approx(float((mean[rows].argmax(1) == gold).mean()), abs=5e-5)
+    assert "training finished earlier" in cli(*args)  # resumes nothing
+    other = subprocess.run([sys.executable, "-m", "model_build", *args[:-2], "--temperature", "1", "--out",
+                            str(tmp / "student")], cwd=ROOT, capture_output=True, text=True)
+    assert other.returncode == 2 and "distillation.temperature" in other.stderr
+
+
+def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path):
+    tmp, common = teachers
+    teacher = str(tmp / "t1" / "best")  # trained on each entity's earliest 70%: half of it is validation here
+    out = subprocess.run([sys.executable, "-m", "model_build", *common, "--teacher", teacher, "--val-fraction", "0.5",
+                          "--gap-fraction", "0", "--out", str(tmp_path / "s")], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "was trained on" in out.stderr and "of the validation tweets" in out.stderr
+    # without a validation split (a refit on everything) the same teacher is fine
+    cli(*common, "--teacher", teacher, "--val-fraction", "0", "--gap-fraction", "0", "--out", str(tmp_path / "refit"))
+    assert (tmp_path / "refit" / "best" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--distill-weight", "0.5"], "give --teacher"),
+    (["--average-last", "1"], "at least 2 checkpoints"),
+    (["--label-smoothing", "1"], "label smoothing must be in [0, 1)"),
+])
+def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, extra, message):
+    tmp, common = teachers
+    out = subprocess.run([sys.executable, "-m", "model_build", *common, *extra, "--out", str(tmp_path / "s")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_average_last_writes_the_mean_of_the_last_checkpoints_validated(teachers, tmp_path):
+    from safetensors.numpy import load_file
+
+    tmp, common = teachers
+    out = cli(*common, "--epochs", "2", "--average-last", "2", "--out", str(tmp_path / "run"))
+    steps = sorted((tmp_path / "run" / "trainer").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
+    assert len(steps) == 2  # one per epoch here (the runs are shorter than 300 steps)
+    averaged = Checkpoint.load(tmp_path / "run" / "averaged")
+    assert averaged.summary["averaged"] == [int(c.name.split("-")[1]) for c in steps] and "averaged steps" in out
+    states = [load_file(str(c / "model.safetensors")) for c in steps]
+    mine = load_file(str(averaged.path / "model.safetensors"))
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert np.allclose(mine[key], (states[0]["classifier." + key] + states[1]["classifier." + key]) / 2, atol=1e-6)
+    assert not np.allclose(states[0]["classifier." + key], states[1]["classifier." + key])
+    assert averaged.validation_metrics()["n"] == Checkpoint.load(tmp_path / "run" / "best").validation_metrics()["n"]
+    assert averaged.summary["validation"] == averaged.validation_metrics()
