@@ -68,7 +68,6 @@ recipes: $(DEV_VENV)/.installed
 	$(BUILD) train $(TIMEGAP) --seed 13 $(TEACHERS) --out runs/kd-time2-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 --class-weighting balanced --out runs/mt-time2-balanced-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 --label-smoothing 0.1 --out runs/mt-time2-ls-s13
-	$(BUILD) train $(TIMEGAP) --seed 13 --learning-rate 3e-5 --out runs/mt-time2-lr3-s13
 
 NOTES = MiniLM-L6 on (entity, tweet) pairs, polarity and relatedness heads, 2 epochs on the whole English \
 RepLab 2013 training split; validation figures from the same recipe trained before a time gap
