@@ -47,8 +47,9 @@ def cmd_train(args) -> int:
         raise BuildError("--init starts from that checkpoint's encoder and length: --base and --max-length do not apply")
     if not args.teacher and (args.distill_weight is not None or args.temperature is not None):
         raise BuildError("--distill-weight and --temperature apply to distillation: give --teacher checkpoints")
-    distillation = Distillation(tuple(args.teacher), 0.5 if args.distill_weight is None else args.distill_weight,
-                                2.0 if args.temperature is None else args.temperature) if args.teacher else None
+    given = {"weight": args.distill_weight, "temperature": args.temperature}
+    distillation = Distillation(tuple(args.teacher), **{k: v for k, v in given.items() if v is not None}) \
+        if args.teacher else None
     holdout = SplitSpec(Holdout(args.holdout), args.val_fraction, args.gap_fraction, args.seed)
     data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout,
                     tuple(args.extra), args.extra_weight, args.sample)

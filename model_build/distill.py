@@ -36,8 +36,8 @@ class Distillation:
 
 @dataclass(frozen=True)
 class TeacherTargets:
-    """The teachers' mean polarity logits and mean relatedness probabilities (NaN where no teacher has the head),
-    one row per example."""
+    """Each teacher's polarity logits and the teachers' mean relatedness probability (NaN where no teacher has
+    the head), one row per example."""
 
     logits: np.ndarray  # [teachers, examples, labels]
     related: np.ndarray  # [examples]

@@ -101,6 +101,13 @@ def test_a_student_learns_from_the_teachers_and_records_their_ensemble(teachers)
     assert ensemble["n"] == len(rows) and ensemble["relatedness"]["n"] == val_rows
     assert ensemble["accuracy"] == pytest.approx(float((mean[rows].argmax(1) == gold).mean()), abs=5e-5)
     assert "training finished earlier" in cli(*args)  # resumes nothing
+    # the soft targets reach the loss: the same seed without teachers ends elsewhere
+    from safetensors.numpy import load_file
+
+    cli(*common, "--seed", "3", "--out", str(tmp / "plain"))
+    key = "classifier.weight"
+    student, plain = (load_file(str(tmp / d / "best" / "model.safetensors"))[key] for d in ("student", "plain"))
+    assert not np.allclose(student, plain)
     other = subprocess.run([sys.executable, "-m", "model_build", *args[:-2], "--temperature", "1", "--out",
                             str(tmp / "student")], cwd=ROOT, capture_output=True, text=True)
     assert other.returncode == 2 and "distillation.temperature" in other.stderr
