@@ -57,10 +57,14 @@ default-bundle: $(DEV_VENV)/.installed
 	$(BUILD) report --data $(DATA) --checkpoint runs/mt-time2-s13/best --bundles build/bundles --out docs/report \
 	    --threads 1
 # The time-gap runs of the README's recipe table measured on 2026-12-02: 1.1.0's recipe on three seeds (13 and 14
-# also averaging their last 4 checkpoints), a student distilled from their ensemble, and loss and schedule variants.
-# About 17 minutes each on 2 cores; rerun to resume.
+# also averaging their last 4 checkpoints), a student distilled from their ensemble, loss variants, two more
+# different teachers and a student of all five, domain-adaptive pretraining on RepLab + TweetEval texts, and
+# TweetEval sentiment as an auxiliary task.
+# About 17 minutes each on 2 cores (the pretraining about 20); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
+DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best
+TWEETEVAL ?= ../shared/data/tweeteval
 recipes: $(DEV_VENV)/.installed
 	$(BUILD) train $(TIMEGAP) --seed 13 --average-last 4 --out runs/mt-time2-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 --average-last 4 --out runs/mt-time2-s14
@@ -68,6 +72,13 @@ recipes: $(DEV_VENV)/.installed
 	$(BUILD) train $(TIMEGAP) --seed 13 $(TEACHERS) --out runs/kd-time2-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 --class-weighting balanced --out runs/mt-time2-balanced-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 --label-smoothing 0.1 --out runs/mt-time2-ls-s13
+	$(BUILD) train $(TIMEGAP) --seed 16 --related-weight 0 --out runs/pol-time2-s16
+	$(BUILD) train $(subst entity+text,text,$(TIMEGAP)) --seed 13 --out runs/text-time2-s13
+	$(BUILD) train $(TIMEGAP) --seed 13 $(DIVERSE) --out runs/kd5-time2-s13
+	$(BUILD) pretrain --base $(BASE) --data $(DATA) --texts $(TWEETEVAL) --max-steps 1000 --threads 2 --out runs/dapt-time2
+	$(BUILD) train $(subst $(BASE),runs/dapt-time2/model,$(TIMEGAP)) --seed 13 --out runs/dapt-mt-time2-s13
+	$(BUILD) train $(TIMEGAP) --seed 13 --sentiment $(TWEETEVAL)/sentiment --out runs/mt-time2-sentiment-s13
+	$(BUILD) train $(TIMEGAP) --seed 13 --focal-gamma 2 --out runs/mt-time2-focal-s13
 
 NOTES = MiniLM-L6 on (entity, tweet) pairs, polarity and relatedness heads, 2 epochs on the whole English \
 RepLab 2013 training split; validation figures from the same recipe trained before a time gap

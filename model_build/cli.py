@@ -1,4 +1,4 @@
-"""Command line of the build side: train, package (convert and quantise), evaluate, report, curve, init-random.
+"""Command line of the build side: train, pretrain, package (convert and quantise), evaluate, report, curve, init-random.
 It parses and dispatches; the work is in the modules it names."""
 
 from __future__ import annotations
@@ -40,11 +40,13 @@ def _language(args) -> str | None:
 
 def cmd_train(args) -> int:
     from .distill import Distillation
-    from .train import ClassWeighting, TrainConfig, train
+    from .train import ClassWeighting, SentimentTask, TrainConfig, train
 
     init = Checkpoint.load(args.init) if args.init else None
     if init is not None and (args.base or args.max_length):
         raise BuildError("--init starts from that checkpoint's encoder and length: --base and --max-length do not apply")
+    if args.sentiment_weight is not None and not args.sentiment:
+        raise BuildError("--sentiment-weight applies to the sentiment task: give --sentiment")
     if not args.teacher and (args.distill_weight is not None or args.temperature is not None):
         raise BuildError("--distill-weight and --temperature apply to distillation: give --teacher checkpoints")
     given = {"weight": args.distill_weight, "temperature": args.temperature}
@@ -67,13 +69,39 @@ def cmd_train(args) -> int:
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         class_weighting=ClassWeighting(args.class_weighting), related_weight=args.related_weight,
         patience=args.patience, seed=args.seed, device=args.device, threads=args.threads, distillation=distillation,
-        average_last=args.average_last, label_smoothing=args.label_smoothing,
+        average_last=args.average_last, label_smoothing=args.label_smoothing, focal_gamma=args.focal_gamma,
+        sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
+                                                    {"weight": args.sentiment_weight})) if args.sentiment else None,
     )
     checkpoint = train(config, data, train_set, val_set, _command_line(), report.to_dict())
     summary = checkpoint.summary
     v = summary.get("validation")
     scores = f": accuracy {v['accuracy']:.4f} macro-F1 {v['macro_f1']:.4f}" if v else " (no validation split)"
     print(f"best epoch {summary['best_epoch']}{scores}")
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from .pretrain import PretrainConfig, file_texts, pretrain, replab_texts
+
+    if not args.data and not args.texts:
+        raise BuildError("give tweet texts to pretrain on: --data (RepLab) and/or --texts")
+    texts, sources = [], {"replab": None, "files": {}}
+    if args.data:
+        data = DataSpec(str(args.data), _split(args), "EN", unrelated=True,
+                        holdout=SplitSpec(Holdout.TIME, args.val_fraction, args.gap_fraction, args.seed))
+        texts += replab_texts(data)
+        sources["replab"] = {**data.to_dict(), "texts": len(texts)}
+    for path in args.texts:
+        more = file_texts(path)
+        texts += more
+        sources["files"][str(path)] = len(more)
+    print(f"pretrain: {len(texts)} texts ({sources})")
+    config = PretrainConfig(
+        base=args.base or DEFAULT_BASE, out_dir=Path(args.out), max_steps=args.max_steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, mask_fraction=args.mask_fraction, max_length=args.max_length,
+        held_out=args.held_out, seed=args.seed, device=args.device, threads=args.threads)
+    print(f"pretrain: wrote {pretrain(config, texts, sources, _command_line())} (a base for train --base)")
     return 0
 
 
@@ -170,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on tweets with a polarity label only (no unrelated tweets, no relatedness head)")
     p.add_argument("--label-smoothing", type=float, metavar="EPS",
                    help="spread EPS of each gold polarity label over all labels (Szegedy et al. 2016)")
+    p.add_argument("--focal-gamma", type=float, metavar="GAMMA",
+                   help="scale each tweet's polarity loss by (1 - p_gold) ** GAMMA: the focal loss (Lin et al. 2017)")
+    p.add_argument("--sentiment", metavar="DIR",
+                   help="TweetEval's sentiment folder: its tweets train a sentiment head beside polarity, an auxiliary "
+                        "task (the head is not served)")
+    p.add_argument("--sentiment-weight", type=float, help="weight of the sentiment loss (default 0.5)")
     p.add_argument("--related-weight", type=float, default=1.0, help="weight of the relatedness loss (0: no head)")
     p.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
                    help="distil from this fine-tuned checkpoint (repeatable: their probabilities are averaged); "
@@ -193,6 +227,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True,
                    help="run directory (resumes from its newest checkpoint in OUT/trainer if the settings match)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pretrain", help="domain-adaptive masked-LM training of a base encoder on tweet texts; "
+                                        "OUT/model is a base for train --base")
+    p.add_argument("--base", help=f"hub name or local path of a BERT-family encoder (default: {DEFAULT_BASE})")
+    p.add_argument("--data", help="RepLab 2013 root: its texts of every language, related or not, less the "
+                                  "validation tweets (and gap) that train's time holdout keeps out")
+    p.add_argument("--split", help="RepLab split directory name (default: training)")
+    p.add_argument("--val-fraction", type=float, default=0.15, help="as train's: 0 with --gap-fraction 0 keeps all")
+    p.add_argument("--gap-fraction", type=float, default=0.15, help="as train's")
+    p.add_argument("--texts", action="append", default=[], metavar="PATH",
+                   help="a file of tweets, one per line, or a folder of *_text.txt files (TweetEval); repeatable")
+    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--max-length", type=int, default=64, help="tokens per tweet")
+    p.add_argument("--mask-fraction", type=float, default=0.15, help="share of tokens masked (BERT's 80/10/10)")
+    p.add_argument("--held-out", type=int, default=1000,
+                   help="texts kept out of training, whose masked-token loss is measured before and after")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, help="PyTorch CPU threads")
+    p.add_argument("--out", required=True, help="run directory (resumes from OUT/trainer if the settings match)")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("package", help="convert a checkpoint to TFLite and write bundles, evaluated on validation")
     p.add_argument("--checkpoint", required=True, help="a 'train' run's best/ directory")

@@ -35,6 +35,7 @@ class Example:
     tweet_id: str | None = None
     related: bool | None = None
     weight: float = 1.0  # of its losses in training: a user's own tweets may count more than RepLab's
+    sentiment: str | None = None  # a sentiment label (TweetEval's), for the auxiliary task: not reputation polarity
 
 
 def with_polarity(examples: Sequence[Example]) -> list[Example]:
@@ -235,6 +236,30 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
             examples.append(Example(text, label, entity, related=True if label and related is None else related))
     report.kept = len(examples)
     return examples, report
+
+
+def load_sentiment(folder: str | Path) -> list[Example]:
+    """A TweetEval-layout sentiment folder (``{split}_text.txt`` beside ``{split}_labels.txt``, one tweet per line,
+    label names in ``mapping.txt``) as examples carrying only a ``sentiment`` label, every split present."""
+    folder = Path(folder)
+    try:
+        names = dict(line.split("\t") for line in (folder / "mapping.txt").read_text().splitlines() if line.strip())
+    except ValueError:
+        raise DataError(f"{folder / 'mapping.txt'}: expected lines 'id<TAB>name'") from None
+    except OSError:
+        raise DataError(f"{folder}: no mapping.txt (expected TweetEval's sentiment folder)") from None
+    if not set(names.values()) <= set(LABELS):
+        raise DataError(f"{folder / 'mapping.txt'}: labels {sorted(names.values())} are not {list(LABELS)}")
+    examples = []
+    for text_file in sorted(folder.glob("*_text.txt")):
+        texts = text_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        labels = text_file.with_name(text_file.name.replace("_text.txt", "_labels.txt")).read_text().splitlines()
+        if len(texts) != len(labels) or not set(labels) <= set(names):
+            raise DataError(f"{text_file}: {len(texts)} tweets against {len(labels)} labels, or an unknown label")
+        examples += [Example(t, None, sentiment=names[y]) for t, y in zip(texts, labels) if t.strip()]
+    if not examples:
+        raise DataError(f"{folder}: no *_text.txt tweets")
+    return examples
 
 
 def load(source: str | Path, split: str = "training", language: str | None = "EN",

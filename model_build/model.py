@@ -9,31 +9,39 @@ from typing import Sequence
 import torch
 
 RELATED_HEAD_FILE = "related_head.safetensors"
+SENTIMENT_HEAD_FILE = "sentiment_head.safetensors"  # an auxiliary task's head: trained, never converted or served
 
 
 class ReputationModel(torch.nn.Module):
-    """Polarity logits ``[batch, labels]`` and, with a relatedness head, relatedness logits ``[batch, 1]``."""
+    """Polarity logits ``[batch, labels]`` and, with a relatedness head, relatedness logits ``[batch, 1]``; with a
+    sentiment head (training only), :meth:`outputs` also gives sentiment logits ``[batch, labels]``."""
 
-    def __init__(self, classifier, related: bool):
+    def __init__(self, classifier, related: bool, sentiment: bool = False):
         super().__init__()
         self.classifier = classifier
-        self.related_head = torch.nn.Linear(classifier.config.hidden_size, 1) if related else None
+        hidden = classifier.config.hidden_size
+        self.related_head = torch.nn.Linear(hidden, 1) if related else None
+        self.sentiment_head = torch.nn.Linear(hidden, classifier.config.num_labels) if sentiment else None
+
+    def _heads(self):
+        return ((RELATED_HEAD_FILE, self.related_head), (SENTIMENT_HEAD_FILE, self.sentiment_head))
 
     @property
     def config(self):
         return self.classifier.config
 
     @classmethod
-    def from_base(cls, base: str, labels: Sequence[str], related: bool) -> ReputationModel:
+    def from_base(cls, base: str, labels: Sequence[str], related: bool, sentiment: bool = False) -> ReputationModel:
         """A new model on a pretrained encoder (hub name or path), heads initialised by transformers' rules."""
         from transformers import AutoModelForSequenceClassification
 
         classifier = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)})
-        model = cls(classifier, related)
-        if model.related_head is not None:
-            classifier._init_weights(model.related_head)
+        model = cls(classifier, related, sentiment)
+        for _, head in model._heads():
+            if head is not None:
+                classifier._init_weights(head)
         return model
 
     @classmethod
@@ -43,23 +51,29 @@ class ReputationModel(torch.nn.Module):
         from transformers import AutoModelForSequenceClassification
 
         path = Path(path)
-        head = path / RELATED_HEAD_FILE
-        model = cls(AutoModelForSequenceClassification.from_pretrained(str(path)), head.is_file())
-        if model.related_head is not None:
-            model.related_head.load_state_dict(load_file(str(head)))
+        model = cls(AutoModelForSequenceClassification.from_pretrained(str(path)), (path / RELATED_HEAD_FILE).is_file(),
+                    (path / SENTIMENT_HEAD_FILE).is_file())
+        for name, head in model._heads():
+            if head is not None:
+                head.load_state_dict(load_file(str(path / name)))
         return model
 
     def save_pretrained(self, path: Path) -> None:
         from safetensors.torch import save_file
 
         self.classifier.save_pretrained(str(path))
-        if self.related_head is not None:
-            save_file({k: v.contiguous() for k, v in self.related_head.state_dict().items()},
-                      str(Path(path) / RELATED_HEAD_FILE))
+        for name, head in self._heads():
+            if head is not None:
+                save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(Path(path) / name))
 
-    def forward(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def outputs(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, ...]:
+        """Polarity, relatedness and sentiment logits (None for a head the model lacks), one encoder pass."""
         encoder = getattr(self.classifier, self.classifier.base_model_prefix)
         pooled = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).pooler_output
         pooled = self.classifier.dropout(pooled)
-        related = self.related_head(pooled) if self.related_head is not None else None
-        return self.classifier.classifier(pooled), related
+        return (self.classifier.classifier(pooled),
+                *(head(pooled) if head is not None else None for _, head in self._heads()))
+
+    def forward(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Polarity and relatedness logits: what is served."""
+        return self.outputs(input_ids, attention_mask, token_type_ids)[:2]

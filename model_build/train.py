@@ -15,14 +15,27 @@ import numpy as np
 from app.text import InputFormat, TextSettings, TweetEncoder
 
 from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint
-from .data import LABELS, Example, with_polarity
+from .data import LABELS, Example, load_sentiment, with_polarity
 from .distill import TARGETS_FILE, Distillation, check_unseen, teacher_targets
 from .errors import BuildError
 from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
+from .runs import claim_run, finish_run
 
 if TYPE_CHECKING:
     import torch
+
+
+@dataclass(frozen=True)
+class SentimentTask:
+    """Sentiment as an auxiliary task: a TweetEval-layout folder's labelled tweets and the weight of their loss."""
+
+    folder: str
+    weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.weight > 0:
+            raise BuildError(f"the sentiment task's weight must be positive, got {self.weight}")
 
 
 class ClassWeighting(str, Enum):
@@ -55,12 +68,16 @@ class TrainConfig:
     distillation: Distillation | None = None
     average_last: int | None = None  # also write averaged/: the mean weights of the last N Trainer checkpoints
     label_smoothing: float | None = None  # of the polarity cross-entropy with the gold labels
+    focal_gamma: float | None = None  # focal loss (Lin et al. 2017): gold cross-entropy x (1 - p_gold) ** gamma
+    sentiment: SentimentTask | None = None  # an auxiliary task on its own head
 
     def __post_init__(self) -> None:
         if self.average_last is not None and self.average_last < 2:
             raise BuildError(f"averaging needs at least 2 checkpoints, got {self.average_last}")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise BuildError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.focal_gamma is not None and not self.focal_gamma > 0:
+            raise BuildError(f"the focal loss's gamma must be positive, got {self.focal_gamma}")
 
     def to_dict(self) -> dict:
         """The settings as JSON has them (enums as values, paths as strings, tuples as lists)."""
@@ -147,12 +164,13 @@ def validation_metrics(examples: Sequence[Example], logits: np.ndarray, related:
 
 class _Examples:
     """Training rows for the Trainer: token ids, the polarity label (-100 without one), relatedness (NaN unknown),
-    the example's loss weight and, when distilling, the teachers' soft polarity and relatedness targets."""
+    the example's loss weight, the sentiment label (-100 without one) and, when distilling, the teachers' soft
+    polarity and relatedness targets."""
 
     def __init__(self, encodings, polarity: Sequence[int], related: Sequence[float], weights: Sequence[float],
-                 soft: np.ndarray | None = None, soft_related: np.ndarray | None = None):
-        self.rows = [{"input_ids": e.ids, "encoding": e, "labels": y, "related": r, "weight": w}  # ids: length groups
-                     for e, y, r, w in zip(encodings, polarity, related, weights)]
+                 sentiment: Sequence[int], soft: np.ndarray | None = None, soft_related: np.ndarray | None = None):
+        self.rows = [{"input_ids": e.ids, "encoding": e, "labels": y, "related": r, "weight": w,  # ids: length groups
+                      "sentiment": z} for e, y, r, w, z in zip(encodings, polarity, related, weights, sentiment)]
         if soft is not None:
             for row, p, q in zip(self.rows, soft.tolist(), soft_related.tolist()):
                 row.update(soft=p, soft_related=q)
@@ -175,6 +193,7 @@ def _collate(encoder: TweetEncoder):
         batch["labels"] = torch.tensor([r["labels"] for r in rows])
         batch["related"] = torch.tensor([r["related"] for r in rows], dtype=torch.float32)
         batch["weight"] = torch.tensor([r["weight"] for r in rows], dtype=torch.float32)
+        batch["sentiment"] = torch.tensor([r["sentiment"] for r in rows])
         for key in ("soft", "soft_related"):
             if key in rows[0]:
                 batch[key] = torch.tensor([r[key] for r in rows], dtype=torch.float32)
@@ -185,23 +204,28 @@ def _collate(encoder: TweetEncoder):
 
 @dataclass(frozen=True)
 class Targets:
-    """A batch's targets: polarity labels (-100: none), relatedness (NaN: unknown), loss weights, and the
-    teachers' soft polarity ``[batch, labels]`` and relatedness probabilities (NaN: none) when distilling."""
+    """A batch's targets: polarity labels (-100: none), relatedness (NaN: unknown), loss weights, the
+    teachers' soft polarity ``[batch, labels]`` and relatedness probabilities (NaN: none) when distilling, and
+    sentiment labels (-100: none) for the auxiliary task."""
 
     polarity: torch.Tensor
     related: torch.Tensor
     weight: torch.Tensor
     soft: torch.Tensor | None = None
     soft_related: torch.Tensor | None = None
+    sentiment: torch.Tensor | None = None
 
 
 def reputation_loss(polarity, related, targets: Targets, class_weights, related_weight: float,
-                    distillation: Distillation | None, label_smoothing: float = 0.0):
-    """Class-weighted polarity cross-entropy (with ``label_smoothing``) plus ``related_weight`` x binary
+                    distillation: Distillation | None, label_smoothing: float = 0.0, focal_gamma: float = 0.0,
+                    sentiment=None, sentiment_weight: float = 0.0):
+    """Class-weighted polarity cross-entropy (with ``label_smoothing``; each example's scaled by
+    ``(1 - p_gold) ** focal_gamma``, the focal loss of Lin et al. 2017, when that is not 0) plus ``related_weight`` x binary
     cross-entropy where relatedness is known, each a mean weighted by the examples' own weights. When distilling,
     each is ``1 - weight`` x that plus ``weight`` x the same loss against the teachers' soft targets (polarity
     softened at ``temperature`` and scaled by its square, as Hinton et al. 2015), which every example carries,
-    those without a polarity label too."""
+    those without a polarity label too. With ``sentiment`` logits, plus ``sentiment_weight`` x their cross-entropy
+    where a sentiment label is known (the auxiliary task)."""
     import torch
 
     f = torch.nn.functional
@@ -212,6 +236,9 @@ def reputation_loss(polarity, related, targets: Targets, class_weights, related_
     loss = polarity.sum() * 0
     if labelled.any() and share < 1:
         per = f.cross_entropy(polarity[labelled], y[labelled], reduction="none", label_smoothing=label_smoothing)
+        if focal_gamma:
+            gold = f.softmax(polarity[labelled], dim=-1).gather(1, y[labelled, None]).squeeze(1)
+            per = per * (1 - gold) ** focal_gamma
         scale = class_weights[y[labelled]] * w[labelled]
         loss = loss + (1 - share) * (per * scale).sum() / scale.sum()
     if targets.soft is not None and share > 0:
@@ -225,6 +252,10 @@ def reputation_loss(polarity, related, targets: Targets, class_weights, related_
             if known is not None and known.any():
                 per = f.binary_cross_entropy_with_logits(logit[known], target[known], reduction="none")
                 loss = loss + related_weight * part * (per * w[known]).sum() / w[known].sum()
+    known = targets.sentiment >= 0 if sentiment is not None and targets.sentiment is not None else None
+    if known is not None and known.any():
+        per = f.cross_entropy(sentiment.float()[known], targets.sentiment[known], reduction="none")
+        loss = loss + sentiment_weight * (per * w[known]).sum() / w[known].sum()
     return loss
 
 
@@ -237,20 +268,24 @@ def _trainer_class():
         """:func:`reputation_loss`; evaluation is polarity macro-F1 (and relatedness) on the validation split."""
 
         def __init__(self, *args, polarity_weights: np.ndarray, related_weight: float, validate,
-                     distillation: Distillation | None, label_smoothing: float, **kwargs):
+                     distillation: Distillation | None, label_smoothing: float, focal_gamma: float,
+                     sentiment_weight: float, **kwargs):
             super().__init__(*args, **kwargs)
             self.class_weights = torch.tensor(polarity_weights, dtype=torch.float32, device=self.args.device)
             self.related_weight = related_weight
             self.validate = validate
             self.distillation = distillation
             self.label_smoothing = label_smoothing
+            self.focal_gamma = focal_gamma
+            self.sentiment_weight = sentiment_weight
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             y, r, w = inputs.pop("labels"), inputs.pop("related"), inputs.pop("weight")
-            soft, soft_related = inputs.pop("soft", None), inputs.pop("soft_related", None)
-            polarity, related = model(**inputs)
-            loss = reputation_loss(polarity, related, Targets(y, r, w, soft, soft_related), self.class_weights,
-                                   self.related_weight, self.distillation, self.label_smoothing)
+            soft, soft_related, z = inputs.pop("soft", None), inputs.pop("soft_related", None), inputs.pop("sentiment")
+            polarity, related, sentiment = model.outputs(**inputs)
+            loss = reputation_loss(polarity, related, Targets(y, r, w, soft, soft_related, z), self.class_weights,
+                                   self.related_weight, self.distillation, self.label_smoothing, self.focal_gamma,
+                                   sentiment, self.sentiment_weight)
             return (loss, polarity) if return_outputs else loss
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval") -> dict:
@@ -328,14 +363,17 @@ class _Run:
         self.y_polarity = [LABELS.index(e.label) if e.label is not None else -100 for e in train_set]
         self.y_related = [float(e.related) if e.related is not None else math.nan for e in train_set]
         self.related = config.related_weight > 0 and any(r == 0 for r in self.y_related)  # a head needs both classes
+        y_sentiment = [LABELS.index(e.sentiment) if e.sentiment is not None else -100 for e in train_set]
         soft = soft_related = None
         if config.distillation is not None:
             soft, soft_related = self.teach(config.distillation, train_set, val_set)
         self.train_rows = _Examples(encode_examples(self.encoder, train_set), self.y_polarity, self.y_related,
-                                    [e.weight for e in train_set], soft, soft_related)
+                                    [e.weight for e in train_set], y_sentiment, soft, soft_related)
         torch.manual_seed(config.seed)
+        if init is not None and config.sentiment:
+            raise BuildError("the sentiment task's head is new: start from --base, not --init")
         if init is None:
-            self.model = ReputationModel.from_base(config.base, LABELS, self.related)
+            self.model = ReputationModel.from_base(config.base, LABELS, self.related, bool(config.sentiment))
         else:
             if init.labels != LABELS:
                 raise BuildError(f"checkpoint {init.path} has labels {list(init.labels)}, not {list(LABELS)}")
@@ -413,38 +451,8 @@ class _Run:
             data_collator=_collate(self.encoder),
             callbacks=[_best_epoch_callback(self)()], polarity_weights=class_weights(polarity, config.class_weighting),
             related_weight=config.related_weight, validate=self.validate, distillation=config.distillation,
-            label_smoothing=config.label_smoothing or 0.0)
-
-
-RUN_FILE = "run.json"  # in the run directory: the settings it was started with, and whether it finished
-
-
-def _differing(new: dict, old: dict, prefix: str = "") -> list[str]:
-    """Names of the settings that differ, nested ones as ``data.seed``; a setting absent from one side is None
-    there (a setting added since a run started does not stop it resuming while left unset)."""
-    names = []
-    for key in sorted(new.keys() | old.keys()):
-        a, b = new.get(key), old.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            names += _differing(a, b, f"{prefix}{key}.")
-        elif a != b:
-            names.append(prefix + key)
-    return names
-
-
-def _claim_run(out: Path, settings: dict) -> bool:
-    """Record the run's settings in ``out`` or check them against those it was started with; True when a run with
-    these settings already finished there (early stopping included), so that a rerun resumes nothing."""
-    path = out / RUN_FILE
-    if path.is_file():
-        started = json.loads(path.read_text())
-        differ = _differing(settings, started["settings"])
-        if differ:
-            raise BuildError(f"run directory {out} was started with other settings ({', '.join(differ)}): "
-                             "rerun it as it was to resume, or give a new --out")
-        return bool(started["finished"])
-    write_json(path, {"settings": settings, "finished": False})
-    return False
+            label_smoothing=config.label_smoothing or 0.0, focal_gamma=config.focal_gamma or 0.0,
+            sentiment_weight=config.sentiment.weight if config.sentiment else 0.0)
 
 
 def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val_set: Sequence[Example],
@@ -453,9 +461,10 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     resumes from the newest Trainer checkpoint in ``out/trainer`` when the settings are the same."""
     from transformers.trainer_utils import get_last_checkpoint
 
+    sentiment = load_sentiment(config.sentiment.folder) if config.sentiment else []  # read before the run is claimed
     settings = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "threads", "device")}
     settings["data"] = data.to_dict()
-    if _claim_run(Path(config.out_dir), settings):
+    if claim_run(Path(config.out_dir), settings):
         best = Checkpoint.load(Path(config.out_dir) / "best")
         print(f"training finished earlier in {config.out_dir} (best epoch {best.summary.get('best_epoch')}): "
               "nothing to resume")
@@ -468,6 +477,9 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         "validation_examples": len(with_polarity(val_set)),
         "command": command,
     }
+    if sentiment:
+        summary["sentiment_examples"] = len(sentiment)
+        train_set = [*train_set, *sentiment]
     run = _Run(config, train_set, val_set, summary)
     summary.update({
         "train_label_counts": dict(zip(LABELS, np.bincount([y for y in run.y_polarity if y >= 0],
@@ -492,5 +504,5 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     best = run.out / "best"
     write_json(best / SUMMARY_FILE, {**Checkpoint.load(best).summary, "history": run.history,
                                      "seconds": summary["seconds"]})
-    write_json(run.out / RUN_FILE, {"settings": settings, "finished": True})
+    finish_run(run.out, settings)
     return Checkpoint.load(best)

@@ -54,6 +54,28 @@ def test_label_smoothing_penalises_confidence_in_the_gold_label():
     assert grad[0, 0] > 0  # pushes the gold logit down from overconfidence
 
 
+def test_focal_loss_shrinks_the_loss_of_confident_tweets_more_than_that_of_misclassified_ones():
+    easy, hard = torch.tensor([[3.0, 0.0, 0.0]]), torch.tensor([[0.0, 3.0, 0.0]])
+    plain = [reputation_loss(x, None, _targets([0]), WEIGHTS, 1.0, None) for x in (easy, hard)]
+    focal = [reputation_loss(x, None, _targets([0]), WEIGHTS, 1.0, None, focal_gamma=2.0) for x in (easy, hard)]
+    assert all(f < p for f, p in zip(focal, plain))
+    assert focal[0] / plain[0] < 0.05 < 0.5 < focal[1] / plain[1]
+
+
+def test_the_sentiment_task_adds_its_weighted_loss_where_a_sentiment_label_is_known():
+    logits = torch.tensor([[2.0, 0.1, -1.0], [0.0, 0.5, 0.3]])
+    sentiment = torch.tensor([[0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
+    base = _targets([0, -100])
+    with_labels = Targets(base.polarity, base.related, base.weight, sentiment=torch.tensor([-100, 2]))
+    plain = reputation_loss(logits, None, base, WEIGHTS, 1.0, None)
+    unlabelled = reputation_loss(logits, None, base, WEIGHTS, 1.0, None, sentiment=sentiment, sentiment_weight=0.5)
+    assert torch.equal(plain, unlabelled)
+    extra = torch.nn.functional.cross_entropy(sentiment[1:], torch.tensor([2]))
+    assert torch.isclose(reputation_loss(logits, None, with_labels, WEIGHTS, 1.0, None, sentiment=sentiment,
+                                         sentiment_weight=0.5),
+                         plain + 0.5 * extra)
+
+
 def test_teacher_probabilities_are_averaged_after_softening():
     logits = np.array([[[4.0, 0.0, 0.0]], [[0.0, 0.0, 4.0]]])
     targets = TeacherTargets(logits, np.array([np.nan]))
@@ -129,6 +151,9 @@ def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path)
     (["--distill-weight", "0.5"], "give --teacher"),
     (["--average-last", "1"], "at least 2 checkpoints"),
     (["--label-smoothing", "1"], "label smoothing must be in [0, 1)"),
+    (["--focal-gamma", "0"], "gamma must be positive"),
+    (["--sentiment-weight", "1"], "give --sentiment"),
+    (["--sentiment", "/nonexistent"], "no mapping.txt"),
 ])
 def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, extra, message):
     tmp, common = teachers
@@ -136,6 +161,36 @@ def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, 
                          capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_the_sentiment_task_trains_its_own_head_on_tweeteval_layout_tweets(teachers, tmp_path):
+    from safetensors.numpy import load_file
+
+    from model_build.model import SENTIMENT_HEAD_FILE
+
+    tmp, common = teachers
+    folder = tmp_path / "sentiment"
+    folder.mkdir()
+    (folder / "mapping.txt").write_text("0\tnegative\n1\tneutral\n2\tpositive\n")
+    (folder / "val_text.txt").write_text("what a lovely day\nworst service ever\nthe meeting is at noon\n" * 4)
+    (folder / "val_labels.txt").write_text("2\n0\n1\n" * 4)
+    runs = {}
+    for weight in ("0.5", "2"):
+        out = tmp_path / f"w{weight}"
+        cli(*common, "--seed", "1", "--sentiment", str(folder), "--sentiment-weight", weight, "--out", str(out))
+        best = Checkpoint.load(out / "best")
+        assert best.summary["sentiment_examples"] == 12 and (best.path / SENTIMENT_HEAD_FILE).is_file()
+        encoded = best.encoder().encode(["a tweet"], ["Acme"])
+        inputs = best.encoder().pad(encoded, len(encoded[0].ids))
+        polarity, related, sentiment = best.model().outputs(**{k: torch.from_numpy(v.astype(np.int64))
+                                                               for k, v in inputs.items()})
+        assert polarity.shape == sentiment.shape == (1, 3) and related.shape == (1, 1)
+        runs[weight] = load_file(str(out / "best" / "model.safetensors"))["classifier.weight"]
+    assert not np.allclose(runs["0.5"], runs["2"])  # the sentiment loss reaches the shared encoder
+    (folder / "val_labels.txt").write_text("2\n0\n")
+    bad = subprocess.run([sys.executable, "-m", "model_build", *common, "--sentiment", str(folder), "--out",
+                          str(tmp_path / "bad")], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "12 tweets against 2 labels" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_average_last_writes_the_mean_of_the_last_checkpoints_validated(teachers, tmp_path):

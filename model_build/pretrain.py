@@ -1,0 +1,174 @@
+"""Domain-adaptive pretraining (Gururangan et al. 2020): more masked-language-model training of a base encoder on
+tweet texts, through the served text pipeline, saved as a base that ``train --base`` takes. Seeded and resumable."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from app.text import InputFormat
+
+from .checkpoint import DataSpec
+from .errors import BuildError
+from .fsutil import atomic_dir, write_json
+from .runs import claim_run, finish_run
+
+SUMMARY_FILE = "pretrain_summary.json"  # in OUT/model beside the encoder
+TEXT_FILE_GLOB = "*_text.txt"  # a folder given to --texts: these files under it, one tweet per line (TweetEval)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    base: str
+    out_dir: Path
+    max_steps: int = 1000
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    warmup_fraction: float = 0.06
+    weight_decay: float = 0.01
+    mask_fraction: float = 0.15
+    max_length: int = 64
+    held_out: int = 1000  # texts kept out of training to measure masked-token loss before and after
+    seed: int = 13
+    checkpoint_every: int = 200
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.batch_size < 1 or not 0 < self.mask_fraction < 1 or self.max_length < 8 \
+                or self.held_out < 1:
+            raise BuildError("pretraining needs at least 1 step, a batch of at least 1, a mask fraction in (0, 1), "
+                             "a length of at least 8 tokens and at least 1 held-out text")
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+def file_texts(path: str | Path) -> list[str]:
+    """Non-empty lines of a text file, or of every ``*_text.txt`` under a folder (in path order)."""
+    path = Path(path)
+    files = sorted(path.rglob(TEXT_FILE_GLOB)) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise BuildError(f"{path}: no text file (a file with one tweet per line, or a folder of {TEXT_FILE_GLOB})")
+    return [line.strip() for f in files for line in f.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.strip()]
+
+
+def replab_texts(data: DataSpec) -> list[str]:
+    """RepLab texts of every language, related or not, but none of the validation tweets (nor the gap before them)
+    that ``data``'s split holds out of its language: fine-tuning later validates on them unseen."""
+    every, _ = DataSpec(data.source, data.split, None, unrelated=True).load()
+    examples, _ = data.load()
+    train, _ = data.holdout.apply(examples)
+    held = {(e.entity_id, e.tweet_id) for e in examples} - {(e.entity_id, e.tweet_id) for e in train}
+    return [e.text for e in every if (e.entity_id, e.tweet_id) not in held]
+
+
+def _mlm_loss(model, batch):
+    """Cross-entropy and correct count over the masked tokens only (the vocabulary projection of the others is
+    skipped: most of a step's cost otherwise)."""
+    import torch
+
+    labels = batch["labels"]
+    encoder = getattr(model, model.base_model_prefix)
+    hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    masked = labels != -100
+    logits = model.cls(hidden[masked])
+    loss = torch.nn.functional.cross_entropy(logits.float(), labels[masked])
+    return loss, int((logits.argmax(-1) == labels[masked]).sum()), int(masked.sum())
+
+
+def _held_out_score(model, batches) -> dict:
+    import torch
+
+    model.eval()
+    total = correct = count = 0.0
+    with torch.inference_mode():
+        for batch in batches:
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            loss, right, n = _mlm_loss(model, batch)
+            total, correct, count = total + float(loss) * n, correct + right, count + n
+    model.train()
+    return {"masked_loss": round(total / count, 4), "masked_accuracy": round(correct / count, 4), "tokens": int(count)}
+
+
+def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, command: str) -> Path:
+    """Masked-language-model training of ``config.base`` on ``texts`` for ``max_steps``; the encoder (its pooler
+    kept from the base) and tokenizer go to ``OUT/model``, with the held-out masked-token loss before and after."""
+    import torch
+    from transformers import (
+        AutoModel,
+        AutoModelForMaskedLM,
+        AutoTokenizer,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainingArguments,
+    )
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .train import resolve_base, text_encoder
+
+    out = Path(config.out_dir)
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "threads", "device")}
+    settings["texts"] = sources
+    if len(texts) <= config.held_out:
+        raise BuildError(f"{len(texts)} texts: more than the {config.held_out} held out are needed")
+    if claim_run(out, settings):
+        print(f"pretraining finished earlier in {out}: nothing to resume")
+        return out / "model"
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    tokenizer = AutoTokenizer.from_pretrained(config.base)
+    vocab, lowercase = resolve_base(config.base, out / "base_vocab")
+    encoder = text_encoder(vocab, lowercase, InputFormat.TEXT, config.max_length)
+    order = list(range(len(texts)))
+    random.Random(config.seed).shuffle(order)
+    rows = [{"input_ids": e.ids} for e in encoder.encode([texts[i] for i in order])]
+    held, train_rows = rows[: config.held_out], rows[config.held_out:]
+    collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=config.mask_fraction)
+    held_batches = [DataCollatorForLanguageModeling(tokenizer, mlm_probability=config.mask_fraction,
+                                                    seed=config.seed)(held[i:i + 128])
+                    for i in range(0, len(held), 128)]  # the same masks before and after
+
+    class MaskedLMTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return _mlm_loss(model, inputs)[0]
+
+    torch.manual_seed(config.seed)
+    model = AutoModelForMaskedLM.from_pretrained(config.base)
+    if not hasattr(model, "cls"):
+        raise BuildError(f"{config.base}: pretraining takes a BERT-family encoder (BERT, MobileBERT)")
+    before = _held_out_score(model, held_batches)
+    print(f"held-out masked tokens before: loss {before['masked_loss']} accuracy {before['masked_accuracy']}")
+    args = TrainingArguments(
+        output_dir=str(out / "trainer"), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate, warmup_ratio=config.warmup_fraction, weight_decay=config.weight_decay,
+        max_grad_norm=1.0, lr_scheduler_type="linear", group_by_length=True, seed=config.seed,
+        data_seed=config.seed, save_strategy="steps", save_steps=config.checkpoint_every, save_total_limit=1,
+        logging_steps=50, report_to=[], remove_unused_columns=False, dataloader_num_workers=0,
+        dataloader_pin_memory=False, use_cpu=config.device == "cpu", disable_tqdm=False)
+    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate)
+    last = get_last_checkpoint(str(out / "trainer")) if (out / "trainer").is_dir() else None
+    if last:
+        print(f"resuming from {Path(last).name}")
+    started = time.time()
+    trainer.train(resume_from_checkpoint=last)
+    after = _held_out_score(model, held_batches)
+    print(f"held-out masked tokens after: loss {after['masked_loss']} accuracy {after['masked_accuracy']}")
+    base_encoder = AutoModel.from_pretrained(config.base)  # with its pooler, which masked-LM training lacks
+    missing, unexpected = base_encoder.load_state_dict(getattr(model, model.base_model_prefix).state_dict(), strict=False)
+    if unexpected or any(not k.startswith("pooler.") for k in missing):
+        raise BuildError(f"the trained encoder does not fit {config.base}'s ({missing + unexpected})")
+    summary = {"config": config.to_dict(), "texts": sources, "train_texts": len(train_rows),
+               "held_out": {"before": before, "after": after}, "seconds": round(time.time() - started, 1),
+               "loss": [h for h in trainer.state.log_history if "loss" in h], "command": command}
+    with atomic_dir(out / "model") as tmp:
+        base_encoder.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / SUMMARY_FILE, summary)
+    finish_run(out, settings)
+    return out / "model"

@@ -1,0 +1,44 @@
+"""A run directory's record of the settings it was started with, so that a rerun resumes only the same run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import BuildError
+from .fsutil import write_json
+
+RUN_FILE = "run.json"  # in the run directory: the settings it was started with, and whether it finished
+
+
+def _differing(new: dict, old: dict, prefix: str = "") -> list[str]:
+    """Names of the settings that differ, nested ones as ``data.seed``; a setting absent from one side is None
+    there (a setting added since a run started does not stop it resuming while left unset)."""
+    names = []
+    for key in sorted(new.keys() | old.keys()):
+        a, b = new.get(key), old.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _differing(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(prefix + key)
+    return names
+
+
+def claim_run(out: Path, settings: dict) -> bool:
+    """Record the run's settings in ``out`` or check them against those it was started with; True when a run with
+    these settings already finished there (early stopping included), so that a rerun resumes nothing."""
+    path = out / RUN_FILE
+    if path.is_file():
+        started = json.loads(path.read_text())
+        differ = _differing(settings, started["settings"])
+        if differ:
+            raise BuildError(f"run directory {out} was started with other settings ({', '.join(differ)}): "
+                             "rerun it as it was to resume, or give a new --out")
+        return bool(started["finished"])
+    write_json(path, {"settings": settings, "finished": False})
+    return False
+
+
+def finish_run(out: Path, settings: dict) -> None:
+    """Mark the run in ``out`` finished: a rerun with the same settings does nothing."""
+    write_json(out / RUN_FILE, {"settings": settings, "finished": True})

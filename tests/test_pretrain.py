@@ -1,0 +1,85 @@
+"""Domain-adaptive pretraining (``pretrain``) on a tiny random BERT: the texts it takes (RepLab less the validation
+tweets, text files), that masked-token loss falls on held-out texts, that its output is a base ``train`` takes,
+resuming, and one-line refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from model_build.checkpoint import DataSpec
+from model_build.pretrain import SUMMARY_FILE, file_texts, replab_texts
+from model_build.splits import Holdout, SplitSpec
+from tests.conftest import FIXTURES, ROOT
+from tests.test_build import cli
+from tests.test_curve import SEEN, _q, write_replab
+
+SPANISH = "no me gusta nada este banco"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pretrain")
+    write_replab(tmp / "replab")
+    training = tmp / "replab" / "training"  # and one Spanish tweet, unrelated
+    for path, row in ((training / "tweet_info" / f"{SEEN}.dat", _q(999, "a", SEEN, "u", "ES", 1, "", "", "", -1)),
+                      (training / "texts" / f"{SEEN}.tsv", _q(999, "a", SEEN, SPANISH)),
+                      (training / "goldstandard" / "goldstandard_filtering.dat", _q(SEEN, 999, "UNRELATED"))):
+        path.write_text(path.read_text() + row)
+    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
+    (tmp / "more").mkdir()
+    (tmp / "more" / "val_text.txt").write_text("the service was great today\n\nthe bank lost my card again\n")
+    (tmp / "more" / "mapping.txt").write_text("0 not a text file\n")
+    return tmp
+
+
+def test_replab_texts_leave_out_the_validation_tweets_and_the_gap_that_train_holds_out(tree):
+    data = DataSpec(str(tree / "replab"), unrelated=True, holdout=SplitSpec(Holdout.TIME, 0.25, 0.25, 13))
+    examples, _ = data.load()
+    train, val = data.splits()
+    texts = replab_texts(data)  # the training part's English tweets and the Spanish one
+    assert Counter(texts) == Counter([e.text for e in train] + [SPANISH]) and val
+    assert len(texts) < len(examples) - len(val)  # the gap is out too
+    assert len(replab_texts(data.with_holdout(SplitSpec(Holdout.TIME, 0.0, 0.0, 13)))) == len(examples) + 1
+
+
+def test_a_folder_gives_its_text_files_lines_only(tree):
+    assert file_texts(tree / "more") == ["the service was great today", "the bank lost my card again"]
+
+
+def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_takes(tree):
+    args = ["pretrain", "--base", str(tree / "base"), "--data", str(tree / "replab"), "--texts", str(tree / "more"),
+            "--max-steps", "40", "--batch-size", "8", "--learning-rate", "3e-3", "--out", str(tree / "dapt")]
+    # held out: 1000 texts by default, more than the fixture has
+    out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "more than the 1000 held out" in out.stderr and "Traceback" not in out.stderr
+    assert not (tree / "dapt").exists()
+    args[-2:-2] = ["--held-out", "20"]
+    out = cli(*args)
+    summary = json.loads((tree / "dapt" / "model" / SUMMARY_FILE).read_text())
+    before, after = summary["held_out"]["before"], summary["held_out"]["after"]
+    assert after["masked_loss"] < before["masked_loss"] and after["tokens"] == before["tokens"] > 0
+    assert summary["texts"]["files"] == {str(tree / "more"): 2} and "held-out masked tokens after" in out
+    cli("train", "--data", str(tree / "replab"), "--base", str(tree / "dapt" / "model"), "--epochs", "1",
+        "--learning-rate", "1e-3", "--batch-size", "8", "--out", str(tree / "run"))
+    assert (tree / "run" / "best" / "model.safetensors").is_file()
+    assert "nothing to resume" in cli(*args)
+    changed = subprocess.run([sys.executable, "-m", "model_build", *args[:-2], "--max-steps", "41", *args[-2:]],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert changed.returncode == 2 and "started with other settings (max_steps)" in changed.stderr
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "give tweet texts"),
+    (["--texts", "/nonexistent/tweets.txt"], "no text file"),
+    (["--texts", str(FIXTURES / "tweets.csv"), "--mask-fraction", "1"], "mask fraction in (0, 1)"),
+])
+def test_pretraining_refuses_in_one_line(tree, tmp_path, extra, message):
+    out = subprocess.run([sys.executable, "-m", "model_build", "pretrain", "--base", str(tree / "base"), *extra,
+                          "--out", str(tmp_path / "p")], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "p").exists()
