@@ -82,26 +82,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .pretrain import PretrainConfig, file_texts, pretrain, replab_texts
+    from .pretrain import PretrainConfig, pretrain, pretraining_texts
 
-    if not args.data and not args.texts:
-        raise BuildError("give tweet texts to pretrain on: --data (RepLab) and/or --texts")
-    texts, sources = [], {"replab": None, "files": {}}
-    if args.data:
-        data = DataSpec(str(args.data), _split(args), "EN", unrelated=True,
-                        holdout=SplitSpec(Holdout.TIME, args.val_fraction, args.gap_fraction, args.seed))
-        texts += replab_texts(data)
-        sources["replab"] = {**data.to_dict(), "texts": len(texts)}
-    for path in args.texts:
-        more = file_texts(path)
-        texts += more
-        sources["files"][str(path)] = len(more)
-    print(f"pretrain: {len(texts)} texts ({sources})")
+    data = DataSpec(str(args.data), _split(args), "EN", unrelated=True,
+                    holdout=SplitSpec(Holdout.TIME, args.val_fraction, args.gap_fraction, args.seed)) \
+        if args.data else None
     config = PretrainConfig(
         base=args.base or DEFAULT_BASE, out_dir=Path(args.out), max_steps=args.max_steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, mask_fraction=args.mask_fraction, max_length=args.max_length,
         held_out=args.held_out, seed=args.seed, device=args.device, threads=args.threads)
-    print(f"pretrain: wrote {pretrain(config, texts, sources, _command_line())} (a base for train --base)")
+    texts, sources = pretraining_texts(data, args.texts)
+    print(f"pretrain: {len(texts)} texts ({sources})")
+    model, trained = pretrain(config, texts, sources, _command_line())
+    print(f"pretrain: {'wrote' if trained else 'already there:'} {model} (a base for train --base)")
     return 0
 
 

@@ -38,6 +38,11 @@ class Example:
     sentiment: str | None = None  # a sentiment label (TweetEval's), for the auxiliary task: not reputation polarity
 
 
+def example_key(e: Example) -> tuple:
+    """What identifies a tweet across loads: (entity, tweet id), or its text where it has no id."""
+    return e.entity_id or e.entity, e.tweet_id, e.text if e.tweet_id is None else None
+
+
 def with_polarity(examples: Sequence[Example]) -> list[Example]:
     """The examples that carry a polarity label."""
     return [e for e in examples if e.label is not None]
@@ -243,7 +248,8 @@ def load_sentiment(folder: str | Path) -> list[Example]:
     label names in ``mapping.txt``) as examples carrying only a ``sentiment`` label, every split present."""
     folder = Path(folder)
     try:
-        names = dict(line.split("\t") for line in (folder / "mapping.txt").read_text().splitlines() if line.strip())
+        names = dict(line.split("\t") for line in (folder / "mapping.txt").read_text(errors="replace").splitlines()
+                     if line.strip())
     except ValueError:
         raise DataError(f"{folder / 'mapping.txt'}: expected lines 'id<TAB>name'") from None
     except OSError:
@@ -253,7 +259,8 @@ def load_sentiment(folder: str | Path) -> list[Example]:
     examples = []
     for text_file in sorted(folder.glob("*_text.txt")):
         texts = text_file.read_text(encoding="utf-8", errors="replace").splitlines()
-        labels = text_file.with_name(text_file.name.replace("_text.txt", "_labels.txt")).read_text().splitlines()
+        labels_file = text_file.with_name(text_file.name.replace("_text.txt", "_labels.txt"))
+        labels = labels_file.read_text(errors="replace").splitlines() if labels_file.is_file() else []
         if len(texts) != len(labels) or not set(labels) <= set(names):
             raise DataError(f"{text_file}: {len(texts)} tweets against {len(labels)} labels, or an unknown label")
         examples += [Example(t, None, sentiment=names[y]) for t, y in zip(texts, labels) if t.strip()]

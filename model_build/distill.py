@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .checkpoint import Checkpoint
-from .data import LABELS, Example
+from .data import LABELS, Example, example_key
 from .errors import BuildError
 from .fsutil import write_bytes
 
@@ -52,16 +52,12 @@ class TeacherTargets:
         return TeacherTargets(self.logits[:, rows], self.related[rows])
 
 
-def _key(e: Example) -> tuple:
-    return e.entity_id or e.entity, e.tweet_id, e.text if e.tweet_id is None else None
-
-
 def check_unseen(teacher: Checkpoint, val_set: Sequence[Example]) -> None:
     """Refuse a teacher that was trained on any of the validation tweets (its targets would leak them)."""
     if not val_set:
         return
-    seen = {_key(e) for e in teacher.data.splits()[0]}
-    leaked = sum(_key(e) in seen for e in val_set)
+    seen = {example_key(e) for e in teacher.data.splits()[0]}
+    leaked = sum(example_key(e) in seen for e in val_set)
     if leaked:
         raise BuildError(f"teacher {teacher.path} was trained on {leaked} of the validation tweets: "
                          "train it on this run's split (or one that leaves them out)")

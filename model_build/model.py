@@ -1,5 +1,5 @@
-"""The PyTorch model: a BERT-family sequence classifier for polarity, with an optional relatedness head
-reading the same pooled output (one encoder pass, two outputs)."""
+"""The PyTorch model: a BERT-family sequence classifier for polarity, with an optional relatedness head (served)
+and an optional sentiment head (an auxiliary task's, training only), all reading one pooled output."""
 
 from __future__ import annotations
 

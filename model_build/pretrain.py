@@ -1,24 +1,26 @@
-"""Domain-adaptive pretraining (Gururangan et al. 2020): more masked-language-model training of a base encoder on
-tweet texts, through the served text pipeline, saved as a base that ``train --base`` takes. Seeded and resumable."""
+"""Domain-adaptive pretraining (Gururangan et al. 2020): masked-language-model training of a base encoder on tweet
+texts, through the served text pipeline, saved as a base that ``train --base`` takes. Seeded and resumable."""
 
 from __future__ import annotations
 
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from app.text import InputFormat
 
 from .checkpoint import DataSpec
+from .data import Example, example_key
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
-from .runs import claim_run, finish_run
+from .runs import as_json, claim_run, finish_run, last_checkpoint, run_settings
 
 SUMMARY_FILE = "pretrain_summary.json"  # in OUT/model beside the encoder
 TEXT_FILE_GLOB = "*_text.txt"  # a folder given to --texts: these files under it, one tweet per line (TweetEval)
+ARCHITECTURES = ("bert", "mobilebert")  # whose masked-LM head is ``cls``
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class PretrainConfig:
                              "a length of at least 8 tokens and at least 1 held-out text")
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=str))
+        return as_json(self)
 
 
 def file_texts(path: str | Path) -> list[str]:
@@ -58,14 +60,45 @@ def file_texts(path: str | Path) -> list[str]:
             if line.strip()]
 
 
-def replab_texts(data: DataSpec) -> list[str]:
-    """RepLab texts of every language, related or not, but none of the validation tweets (nor the gap before them)
+def replab_examples(data: DataSpec) -> list[Example]:
+    """RepLab tweets of every language, related or not, but none of the validation tweets (nor the gap before them)
     that ``data``'s split holds out of its language: fine-tuning later validates on them unseen."""
     every, _ = DataSpec(data.source, data.split, None, unrelated=True).load()
     examples, _ = data.load()
     train, _ = data.holdout.apply(examples)
-    held = {(e.entity_id, e.tweet_id) for e in examples} - {(e.entity_id, e.tweet_id) for e in train}
-    return [e.text for e in every if (e.entity_id, e.tweet_id) not in held]
+    held = {example_key(e) for e in examples} - {example_key(e) for e in train}
+    return [e for e in every if example_key(e) not in held]
+
+
+def pretraining_texts(data: DataSpec | None, paths: Sequence[str]) -> tuple[list[str], dict]:
+    """The texts to pretrain on (``data``'s RepLab tweets as :func:`replab_examples`, then each file's) and where
+    they came from, with counts."""
+    texts, sources = [], {"replab": None, "files": {}}
+    if data is not None:
+        texts += [e.text for e in replab_examples(data)]
+        sources["replab"] = {**data.to_dict(), "texts": len(texts)}
+    for path in paths:
+        more = file_texts(path)
+        texts += more
+        sources["files"][str(path)] = len(more)
+    if not texts:
+        raise BuildError("give tweet texts to pretrain on: --data (RepLab) and/or --texts")
+    return texts, sources
+
+
+def check_base_unseen(base: str, val_set: Sequence[Example]) -> None:
+    """Refuse a base pretrained here on any of the validation tweets (its figures would flatter it)."""
+    summary = Path(base) / SUMMARY_FILE
+    if not val_set or not summary.is_file():
+        return
+    spec = json.loads(summary.read_text())["texts"]["replab"]
+    if spec is None:
+        return
+    seen = {example_key(e) for e in replab_examples(DataSpec.from_dict(spec))}
+    leaked = sum(example_key(e) in seen for e in val_set)
+    if leaked:
+        raise BuildError(f"base {base} was pretrained on {leaked} of the validation tweets: pretrain it with this "
+                         "run's split (--val-fraction, --gap-fraction) or validate on another")
 
 
 def _mlm_loss(model, batch):
@@ -89,16 +122,32 @@ def _held_out_score(model, batches) -> dict:
     total = correct = count = 0.0
     with torch.inference_mode():
         for batch in batches:
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            loss, right, n = _mlm_loss(model, batch)
+            if not (batch["labels"] != -100).any():
+                continue
+            loss, right, n = _mlm_loss(model, {k: v.to(model.device) for k, v in batch.items()})
             total, correct, count = total + float(loss) * n, correct + right, count + n
     model.train()
+    if not count:
+        raise BuildError("no held-out token was masked: hold out more texts (--held-out)")
     return {"masked_loss": round(total / count, 4), "masked_accuracy": round(correct / count, 4), "tokens": int(count)}
 
 
-def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, command: str) -> Path:
-    """Masked-language-model training of ``config.base`` on ``texts`` for ``max_steps``; the encoder (its pooler
-    kept from the base) and tokenizer go to ``OUT/model``, with the held-out masked-token loss before and after."""
+def _base_architecture(base: str) -> None:
+    from transformers import AutoConfig
+
+    try:
+        model_type = AutoConfig.from_pretrained(base).model_type
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"{base}: not a readable base model ({type(exc).__name__})") from None
+    if model_type not in ARCHITECTURES:
+        raise BuildError(f"{base}: pretraining takes {' or '.join(ARCHITECTURES)} encoders, not {model_type}")
+
+
+def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, command: str) -> tuple[Path, bool]:
+    """Masked-language-model training of ``config.base`` on ``texts`` for ``max_steps`` (a new masked-LM head
+    where the base has none, recorded); the encoder (its pooler kept from the base) and tokenizer go to
+    ``OUT/model``, with the held-out masked-token loss before and after. Returns that path and whether it was
+    trained now (False: finished earlier)."""
     import torch
     from transformers import (
         AutoModel,
@@ -108,18 +157,17 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         Trainer,
         TrainingArguments,
     )
-    from transformers.trainer_utils import get_last_checkpoint
 
     from .train import resolve_base, text_encoder
 
     out = Path(config.out_dir)
-    settings = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "threads", "device")}
-    settings["texts"] = sources
     if len(texts) <= config.held_out:
         raise BuildError(f"{len(texts)} texts: more than the {config.held_out} held out are needed")
+    _base_architecture(config.base)
+    settings = {**run_settings(config), "texts": sources}
     if claim_run(out, settings):
         print(f"pretraining finished earlier in {out}: nothing to resume")
-        return out / "model"
+        return out / "model", False
     if config.threads:
         torch.set_num_threads(config.threads)
     tokenizer = AutoTokenizer.from_pretrained(config.base)
@@ -130,20 +178,19 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
     rows = [{"input_ids": e.ids} for e in encoder.encode([texts[i] for i in order])]
     held, train_rows = rows[: config.held_out], rows[config.held_out:]
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=config.mask_fraction)
-    held_batches = [DataCollatorForLanguageModeling(tokenizer, mlm_probability=config.mask_fraction,
-                                                    seed=config.seed)(held[i:i + 128])
-                    for i in range(0, len(held), 128)]  # the same masks before and after
+    held_collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=config.mask_fraction, seed=config.seed)
+    held_batches = [held_collate(held[i:i + 128]) for i in range(0, len(held), 128)]  # the same masks before and after
 
     class MaskedLMTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             return _mlm_loss(model, inputs)[0]
 
     torch.manual_seed(config.seed)
-    model = AutoModelForMaskedLM.from_pretrained(config.base)
-    if not hasattr(model, "cls"):
-        raise BuildError(f"{config.base}: pretraining takes a BERT-family encoder (BERT, MobileBERT)")
+    model, info = AutoModelForMaskedLM.from_pretrained(config.base, output_loading_info=True)
+    head = "new" if any(k.startswith("cls.") for k in info["missing_keys"]) else "the base's"
     before = _held_out_score(model, held_batches)
-    print(f"held-out masked tokens before: loss {before['masked_loss']} accuracy {before['masked_accuracy']}")
+    print(f"masked-LM head: {head}; held-out masked tokens before: loss {before['masked_loss']} "
+          f"accuracy {before['masked_accuracy']}")
     args = TrainingArguments(
         output_dir=str(out / "trainer"), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate, warmup_ratio=config.warmup_fraction, weight_decay=config.weight_decay,
@@ -152,18 +199,15 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         logging_steps=50, report_to=[], remove_unused_columns=False, dataloader_num_workers=0,
         dataloader_pin_memory=False, use_cpu=config.device == "cpu", disable_tqdm=False)
     trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate)
-    last = get_last_checkpoint(str(out / "trainer")) if (out / "trainer").is_dir() else None
-    if last:
-        print(f"resuming from {Path(last).name}")
     started = time.time()
-    trainer.train(resume_from_checkpoint=last)
+    trainer.train(resume_from_checkpoint=last_checkpoint(out / "trainer"))
     after = _held_out_score(model, held_batches)
     print(f"held-out masked tokens after: loss {after['masked_loss']} accuracy {after['masked_accuracy']}")
     base_encoder = AutoModel.from_pretrained(config.base)  # with its pooler, which masked-LM training lacks
     missing, unexpected = base_encoder.load_state_dict(getattr(model, model.base_model_prefix).state_dict(), strict=False)
     if unexpected or any(not k.startswith("pooler.") for k in missing):
         raise BuildError(f"the trained encoder does not fit {config.base}'s ({missing + unexpected})")
-    summary = {"config": config.to_dict(), "texts": sources, "train_texts": len(train_rows),
+    summary = {"config": config.to_dict(), "texts": sources, "train_texts": len(train_rows), "mlm_head": head,
                "held_out": {"before": before, "after": after}, "seconds": round(time.time() - started, 1),
                "loss": [h for h in trainer.state.log_history if "loss" in h], "command": command}
     with atomic_dir(out / "model") as tmp:
@@ -171,4 +215,4 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         tokenizer.save_pretrained(tmp)
         write_json(tmp / SUMMARY_FILE, summary)
     finish_run(out, settings)
-    return out / "model"
+    return out / "model", True

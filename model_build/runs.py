@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from .errors import BuildError
 from .fsutil import write_json
+
+
+def as_json(config) -> dict:
+    """A dataclass's fields as JSON has them (enums as values, paths as strings, tuples as lists)."""
+    return json.loads(json.dumps(asdict(config), default=str))
+
+
+def run_settings(config) -> dict:
+    """What makes a run the same run: its config less where it writes and what it runs on."""
+    return {k: v for k, v in as_json(config).items() if k not in ("out_dir", "threads", "device")}
+
+
+def last_checkpoint(trainer_dir: Path) -> str | None:
+    """The newest Trainer checkpoint to resume from, if any (announced)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
+    if last:
+        print(f"resuming from {Path(last).name}")
+    return last
+
 
 RUN_FILE = "run.json"  # in the run directory: the settings it was started with, and whether it finished
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -20,7 +19,8 @@ from .distill import TARGETS_FILE, Distillation, check_unseen, teacher_targets
 from .errors import BuildError
 from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
-from .runs import claim_run, finish_run
+from .pretrain import check_base_unseen
+from .runs import as_json, claim_run, finish_run, last_checkpoint, run_settings
 
 if TYPE_CHECKING:
     import torch
@@ -78,10 +78,14 @@ class TrainConfig:
             raise BuildError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.focal_gamma is not None and not self.focal_gamma > 0:
             raise BuildError(f"the focal loss's gamma must be positive, got {self.focal_gamma}")
+        if self.sentiment is not None and self.init is not None:
+            raise BuildError("the sentiment task's head is new: start from --base, not --init")
+        if self.sentiment is not None and self.distillation is not None:
+            raise BuildError("the teachers' targets are RepLab polarity: the sentiment task's tweets take none, so "
+                             "--sentiment and --teacher do not go together")
 
     def to_dict(self) -> dict:
-        """The settings as JSON has them (enums as values, paths as strings, tuples as lists)."""
-        return json.loads(json.dumps(asdict(self), default=str))
+        return as_json(self)
 
 
 def resolve_base(base: str, work_dir: Path) -> tuple[Path, bool]:
@@ -238,7 +242,7 @@ def reputation_loss(polarity, related, targets: Targets, class_weights, related_
         per = f.cross_entropy(polarity[labelled], y[labelled], reduction="none", label_smoothing=label_smoothing)
         if focal_gamma:
             gold = f.softmax(polarity[labelled], dim=-1).gather(1, y[labelled, None]).squeeze(1)
-            per = per * (1 - gold) ** focal_gamma
+            per = per * (1 - gold).clamp_min(1e-6) ** focal_gamma  # finite gradients where gold rounds to 1
         scale = class_weights[y[labelled]] * w[labelled]
         loss = loss + (1 - share) * (per * scale).sum() / scale.sum()
     if targets.soft is not None and share > 0:
@@ -353,7 +357,7 @@ class _Run:
         else:
             self.vocab, lowercase = resolve_base(config.base, self.out / "base_vocab")
         probe = text_encoder(self.vocab, lowercase, config.input_format, 512)
-        lengths = [len(e.ids) for e in encode_examples(probe, train_set)]
+        lengths = [len(e.ids) for e in encode_examples(probe, [e for e in train_set if e.sentiment is None])]
         self.length_stats = length_stats(lengths)
         self.max_length = init.text_settings.max_length if init is not None else \
             config.max_length or choose_max_length(lengths)
@@ -370,14 +374,13 @@ class _Run:
         self.train_rows = _Examples(encode_examples(self.encoder, train_set), self.y_polarity, self.y_related,
                                     [e.weight for e in train_set], y_sentiment, soft, soft_related)
         torch.manual_seed(config.seed)
-        if init is not None and config.sentiment:
-            raise BuildError("the sentiment task's head is new: start from --base, not --init")
         if init is None:
             self.model = ReputationModel.from_base(config.base, LABELS, self.related, bool(config.sentiment))
         else:
             if init.labels != LABELS:
                 raise BuildError(f"checkpoint {init.path} has labels {list(init.labels)}, not {list(LABELS)}")
             self.model = init.model().train()
+            self.model.sentiment_head = None  # an auxiliary task's head has nothing to learn here
             self.related = init.related  # its relatedness head is kept (and trained where relatedness is known)
         self.last_metrics: dict | None = None
         self.last_logits: np.ndarray | None = None
@@ -459,10 +462,9 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
           command: str, load_report: dict | None = None) -> Checkpoint:
     """Fine-tune, keeping the best epoch by validation macro-F1 (the last one without validation) in ``best/``;
     resumes from the newest Trainer checkpoint in ``out/trainer`` when the settings are the same."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     sentiment = load_sentiment(config.sentiment.folder) if config.sentiment else []  # read before the run is claimed
-    settings = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "threads", "device")}
+    check_base_unseen(config.base, val_set)
+    settings = run_settings(config)
     settings["data"] = data.to_dict()
     if claim_run(Path(config.out_dir), settings):
         best = Checkpoint.load(Path(config.out_dir) / "best")
@@ -492,11 +494,8 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     })
     trainer = run.trainer()
     summary["device"] = str(trainer.args.device)
-    last = get_last_checkpoint(str(run.out / "trainer")) if (run.out / "trainer").is_dir() else None
-    if last:
-        print(f"resuming from {Path(last).name}")
     started = time.time()
-    trainer.train(resume_from_checkpoint=last)
+    trainer.train(resume_from_checkpoint=last_checkpoint(run.out / "trainer"))
     summary["seconds"] = round(time.time() - started, 1)
     if config.average_last:
         steps = sorted((run.out / "trainer").glob("checkpoint-*"), key=lambda c: int(c.name.rsplit("-", 1)[1]))

@@ -9,10 +9,12 @@ import subprocess
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
+from safetensors.numpy import load_file
 
 from model_build.checkpoint import DataSpec
-from model_build.pretrain import SUMMARY_FILE, file_texts, replab_texts
+from model_build.pretrain import SUMMARY_FILE, file_texts, replab_examples
 from model_build.splits import Holdout, SplitSpec
 from tests.conftest import FIXTURES, ROOT
 from tests.test_build import cli
@@ -41,10 +43,10 @@ def test_replab_texts_leave_out_the_validation_tweets_and_the_gap_that_train_hol
     data = DataSpec(str(tree / "replab"), unrelated=True, holdout=SplitSpec(Holdout.TIME, 0.25, 0.25, 13))
     examples, _ = data.load()
     train, val = data.splits()
-    texts = replab_texts(data)  # the training part's English tweets and the Spanish one
+    texts = [e.text for e in replab_examples(data)]  # the training part's English tweets and the Spanish one
     assert Counter(texts) == Counter([e.text for e in train] + [SPANISH]) and val
     assert len(texts) < len(examples) - len(val)  # the gap is out too
-    assert len(replab_texts(data.with_holdout(SplitSpec(Holdout.TIME, 0.0, 0.0, 13)))) == len(examples) + 1
+    assert len(replab_examples(data.with_holdout(SplitSpec(Holdout.TIME, 0.0, 0.0, 13)))) == len(examples) + 1
 
 
 def test_a_folder_gives_its_text_files_lines_only(tree):
@@ -64,9 +66,21 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
     before, after = summary["held_out"]["before"], summary["held_out"]["after"]
     assert after["masked_loss"] < before["masked_loss"] and after["tokens"] == before["tokens"] > 0
     assert summary["texts"]["files"] == {str(tree / "more"): 2} and "held-out masked tokens after" in out
-    cli("train", "--data", str(tree / "replab"), "--base", str(tree / "dapt" / "model"), "--epochs", "1",
-        "--learning-rate", "1e-3", "--batch-size", "8", "--out", str(tree / "run"))
+    assert summary["mlm_head"] == "new"  # init-random saves a classifier: no masked-LM head to continue
+    base = load_file(str(tree / "base" / "model.safetensors"))
+    mine = load_file(str(tree / "dapt" / "model" / "model.safetensors"))
+    assert np.array_equal(mine["pooler.dense.weight"], base["bert.pooler.dense.weight"])  # kept, not trained
+    assert not np.allclose(mine["encoder.layer.0.attention.self.query.weight"],
+                           base["bert.encoder.layer.0.attention.self.query.weight"])  # the encoder was trained
+    train = ["train", "--data", str(tree / "replab"), "--base", str(tree / "dapt" / "model"), "--epochs", "1",
+             "--learning-rate", "1e-3", "--batch-size", "8"]
+    cli(*train, "--out", str(tree / "run"))
     assert (tree / "run" / "best" / "model.safetensors").is_file()
+    # the entities holdout validates on tweets this base was pretrained on
+    leak = subprocess.run([sys.executable, "-m", "model_build", *train, "--holdout", "entities", "--out",
+                           str(tree / "leak")], cwd=ROOT, capture_output=True, text=True)
+    assert leak.returncode == 2 and "was pretrained on" in leak.stderr and "Traceback" not in leak.stderr
+    assert not (tree / "leak").exists()
     assert "nothing to resume" in cli(*args)
     changed = subprocess.run([sys.executable, "-m", "model_build", *args[:-2], "--max-steps", "41", *args[-2:]],
                              cwd=ROOT, capture_output=True, text=True)
@@ -77,8 +91,14 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
     ([], "give tweet texts"),
     (["--texts", "/nonexistent/tweets.txt"], "no text file"),
     (["--texts", str(FIXTURES / "tweets.csv"), "--mask-fraction", "1"], "mask fraction in (0, 1)"),
+    (["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--base", "/nonexistent/base"],
+     "not a readable base model"),
+    (["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--base", "OTHER"], "not distilbert"),
 ])
 def test_pretraining_refuses_in_one_line(tree, tmp_path, extra, message):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"model_type": "distilbert"}')
+    extra = [str(tmp_path / "other") if a == "OTHER" else a for a in extra]
     out = subprocess.run([sys.executable, "-m", "model_build", "pretrain", "--base", str(tree / "base"), *extra,
                           "--out", str(tmp_path / "p")], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -60,6 +60,10 @@ def test_focal_loss_shrinks_the_loss_of_confident_tweets_more_than_that_of_miscl
     focal = [reputation_loss(x, None, _targets([0]), WEIGHTS, 1.0, None, focal_gamma=2.0) for x in (easy, hard)]
     assert all(f < p for f, p in zip(focal, plain))
     assert focal[0] / plain[0] < 0.05 < 0.5 < focal[1] / plain[1]
+    certain = torch.tensor([[40.0, 0.0, 0.0]], requires_grad=True)  # the gold probability rounds to 1
+    (grad,) = torch.autograd.grad(reputation_loss(certain, None, _targets([0]), WEIGHTS, 1.0, None, focal_gamma=0.5),
+                                  certain)
+    assert torch.isfinite(grad).all()
 
 
 def test_the_sentiment_task_adds_its_weighted_loss_where_a_sentiment_label_is_known():
@@ -154,9 +158,14 @@ def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path)
     (["--focal-gamma", "0"], "gamma must be positive"),
     (["--sentiment-weight", "1"], "give --sentiment"),
     (["--sentiment", "/nonexistent"], "no mapping.txt"),
+    (["--sentiment", str(FIXTURES), "--init", "INIT"], "not --init"),
+    (["--sentiment", str(FIXTURES), "--teacher", "INIT"], "do not go together"),
 ])
 def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, extra, message):
     tmp, common = teachers
+    if "--init" in extra:  # --init takes the base and length from the checkpoint
+        common = [a for i, a in enumerate(common) if a != "--base" and common[i - 1] != "--base"]
+    extra = [str(tmp / "t1" / "best") if a == "INIT" else a for a in extra]
     out = subprocess.run([sys.executable, "-m", "model_build", *common, *extra, "--out", str(tmp_path / "s")], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
@@ -185,12 +194,14 @@ def test_the_sentiment_task_trains_its_own_head_on_tweeteval_layout_tweets(teach
         polarity, related, sentiment = best.model().outputs(**{k: torch.from_numpy(v.astype(np.int64))
                                                                for k, v in inputs.items()})
         assert polarity.shape == sentiment.shape == (1, 3) and related.shape == (1, 1)
+        assert len(best.model()(**{k: torch.from_numpy(v.astype(np.int64)) for k, v in inputs.items()})) == 2
         runs[weight] = load_file(str(out / "best" / "model.safetensors"))["classifier.weight"]
     assert not np.allclose(runs["0.5"], runs["2"])  # the sentiment loss reaches the shared encoder
     (folder / "val_labels.txt").write_text("2\n0\n")
     bad = subprocess.run([sys.executable, "-m", "model_build", *common, "--sentiment", str(folder), "--out",
                           str(tmp_path / "bad")], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "12 tweets against 2 labels" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 def test_average_last_writes_the_mean_of_the_last_checkpoints_validated(teachers, tmp_path):
