@@ -75,6 +75,7 @@ recipes: $(DEV_VENV)/.installed
 	$(BUILD) train $(TIMEGAP) --seed 16 --related-weight 0 --out runs/pol-time2-s16
 	$(BUILD) train $(subst entity+text,text,$(TIMEGAP)) --seed 13 --out runs/text-time2-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 $(DIVERSE) --out runs/kd5-time2-s13
+	$(BUILD) train $(TIMEGAP) --seed 13 $(DIVERSE) --distill-weight 0.8 --out runs/kd5w08-time2-s13
 	$(BUILD) pretrain --base $(BASE) --data $(DATA) --texts $(TWEETEVAL) --max-steps 1000 --threads 2 --out runs/dapt-time2
 	$(BUILD) train $(subst $(BASE),runs/dapt-time2/model,$(TIMEGAP)) --seed 13 --out runs/dapt-mt-time2-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 --sentiment $(TWEETEVAL)/sentiment --out runs/mt-time2-sentiment-s13
