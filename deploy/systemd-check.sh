@@ -182,11 +182,12 @@ exec nsenter -t $INIT_PID -m -u -i -p -- /usr/bin/env -i PATH=/usr/sbin:/usr/bin
 EOF
 chmod 0755 "$RUN/inside"
 inside() { "$RUN/inside" "$@"; }
-# Until its manager answers (the first attempts come before /run/systemd/private exists), then until booted.
+# Until its manager answers, then until booted. Early attempts find no manager: nothing printed before
+# /run/systemd/private exists, and "offline" before /run/systemd/system does (systemctl's sd_booted() check).
 state=
 for _ in $(seq 240); do
     state=$(timeout 120 "$RUN/inside" systemctl is-system-running --wait 2>>"$RUN/boot-wait.log" || true)
-    [ -n "$state" ] && break
+    [ -n "$state" ] && [ "$state" != offline ] && break
     kill -0 "$NSPAWN_PID" 2>/dev/null || break
     sleep 0.5
 done
