@@ -29,7 +29,7 @@ from .stand_ins import speed_stand_in, study_stand_ins
 
 GOALS = {"service_vs_raw": 0.85, "dynamic_vs_fixed128": 2, "vs_pytorch_fp32": 3, "vs_onnxruntime_int8": 1,
          "rss_mb_one_worker": 150, "related_head_latency_ratio": 1.10, "vs_earlier_bundle_latency_ratio": 1.3}
-DEFAULT_CHECKPOINT = ROOT / "runs" / "mt-all-s13" / "best"  # make default-bundle
+DEFAULT_CHECKPOINT = ROOT / "runs" / "mt-all-sentiment-s13" / "best"  # make default-bundle
 VARIANTS_DIR = ROOT / "build" / "bundles"
 
 

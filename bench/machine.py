@@ -10,9 +10,19 @@ from importlib import metadata
 PACKAGES = ("ai-edge-litert", "tokenizers", "numpy", "flask", "gunicorn", "torch", "transformers", "onnxruntime")
 
 
+# The vector extensions that int8 and float kernels choose between (x86 "flags", Arm "Features" in /proc/cpuinfo):
+# the same model runs several times faster or slower with them, so a result names those its CPU has.
+SIMD = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm")
+
+
+def _cpuinfo(key: str) -> str:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        return next((line.split(":", 1)[1].strip() for line in f if line.split(":", 1)[0].strip() == key), "")
+
+
 def machine_info() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8")
-                if line.startswith("model name")), platform.processor())
+    cpu = _cpuinfo("model name") or platform.processor()
+    flags = set((_cpuinfo("flags") or _cpuinfo("Features")).split())
     versions = {}
     for name in PACKAGES:
         try:
@@ -21,6 +31,7 @@ def machine_info() -> dict:
             versions[name] = None
     return {
         "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "kernel": platform.release(),
+        "cpu": cpu, "simd": [f for f in SIMD if f in flags],
+        "cores": os.cpu_count(), "machine": platform.machine(), "kernel": platform.release(),
         "python": platform.python_version(), "packages": versions,
     }

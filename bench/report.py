@@ -28,7 +28,8 @@ def goals_lines(summary: dict, goals: dict) -> list[str]:
 def markdown(results: dict, goals: dict) -> str:
     m = results["machine"]
     out = [f"# Benchmark `{results['plan']}`, {m['date']}", "",
-           f"{m['cpu']}, {m['cores']} cores, {m['machine']}, Python {m['python']}; "
+           f"{m['cpu']} ({' '.join(m['simd']) or 'no vector extensions listed'}), {m['cores']} cores, {m['machine']}, "
+           f"Python {m['python']}; "
            + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v), "",
            "Ratios come from one run with the compared systems alternating on the same tweets (medians over chunks); "
            "absolute times on a shared machine are indicative only."]

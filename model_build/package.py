@@ -145,9 +145,11 @@ def _run_line(checkpoint: Checkpoint) -> str:
     """Where a checkpoint is and how it was trained, for figures that stand in for another model's."""
     summary = checkpoint.summary
     config = summary.get("config", {})
-    distilled = config.get("distillation")
+    distilled, sentiment = config.get("distillation"), config.get("sentiment")
     return (f"{checkpoint.path}: best epoch {summary.get('best_epoch')} of {config.get('epochs')}, learning rate "
             f"{config.get('learning_rate')}, relatedness weight {config.get('related_weight', 1.0)}, "
             f"seed {config.get('seed')}"
             + (f", distilled from {len(distilled['teachers'])} teachers (weight {distilled['weight']}, temperature "
-               f"{distilled['temperature']})" if distilled else ""))
+               f"{distilled['temperature']})" if distilled else "")
+            + (f", sentiment task weight {sentiment['weight']} ({summary.get('sentiment_examples')} tweets)"
+               if sentiment else ""))

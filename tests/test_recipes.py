@@ -1,7 +1,7 @@
 """Training recipes beyond plain fine-tuning, on tiny random BERTs and a tiny RepLab-layout tree: distillation
 (``train --teacher``: the loss against soft targets, the teachers' predictions and their ensemble's validation
-figures, the refusal of a teacher that saw the validation tweets, resuming) and checkpoint averaging
-(``train --average-last``)."""
+figures, the refusal of a teacher that saw the validation tweets, resuming), checkpoint averaging
+(``train --average-last``) and the sentiment task (``train --sentiment``: its head trained, never served)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from app.bundle import Bundle
+from app.classifier import Classifier
 from model_build.checkpoint import Checkpoint
 from model_build.data import LABELS
 from model_build.distill import TARGETS_FILE, Distillation, TeacherTargets
-from model_build.train import Targets, reputation_loss
+from model_build.train import Targets, predict, reputation_loss
 from tests.conftest import FIXTURES, ROOT
 from tests.test_build import cli
 from tests.test_curve import write_replab
@@ -197,6 +199,16 @@ def test_the_sentiment_task_trains_its_own_head_on_tweeteval_layout_tweets(teach
         assert len(best.model()(**{k: torch.from_numpy(v.astype(np.int64)) for k, v in inputs.items()})) == 2
         runs[weight] = load_file(str(out / "best" / "model.safetensors"))["classifier.weight"]
     assert not np.allclose(runs["0.5"], runs["2"])  # the sentiment loss reaches the shared encoder
+    cli("package", "--data", str(tmp / "replab"), "--checkpoint", str(tmp_path / "w0.5" / "best"), "--out",
+        str(tmp_path / "bundle"))
+    bundle = Bundle.load(tmp_path / "bundle")
+    assert bundle.manifest()["outputs"] == ["polarity", "related"]  # the sentiment head is not served
+    best = Checkpoint.load(tmp_path / "w0.5" / "best")
+    encodings = best.encoder().encode(["what a lovely day", "worst service ever"], ["Acme", "Acme"])
+    reference, related = predict(best.model(), best.encoder(), encodings)
+    served = Classifier(bundle, threads=1, bucket=1).logits(encodings)
+    assert served.shape == (2, 4) and np.abs(served[:, :3] - reference).max() < 0.05 * np.abs(reference).max()
+    assert np.abs(served[:, 3] - related).max() < 0.05
     (folder / "val_labels.txt").write_text("2\n0\n")
     bad = subprocess.run([sys.executable, "-m", "model_build", *common, "--sentiment", str(folder), "--out",
                           str(tmp_path / "bad")], cwd=ROOT, capture_output=True, text=True)
