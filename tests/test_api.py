@@ -203,15 +203,17 @@ def test_whitespace_of_every_kind_is_blank(client, blank):
 
 
 def test_default_bundle_serves_relatedness_and_its_figures():
-    """The default bundle (1.1.0 or later) has both heads: `related` on every result, and /v1/model shows the
-    validation, relatedness and unseen-entity figures, each with n, accuracy, macro-F1 and per-class figures."""
+    """The default bundle (1.1.0 or later) has both heads: `related` on every result (high for a tweet about the
+    entity, low for one that never names it; how well it reads an ambiguous name is what its figures measure),
+    and /v1/model shows the validation, relatedness and unseen-entity figures, each with n, accuracy, macro-F1
+    and per-class figures."""
     from tests.conftest import DEFAULT_BUNDLE
 
     client = create_app(Config(bundle=DEFAULT_BUNDLE, threads=1)).test_client()
     body = post(client, {"tweets": [{"text": "Apple's new iPhone sells out in hours", "entity": "Apple"},
-                                    {"text": "Made an apple pie for Sunday lunch", "entity": "Apple"}]}).get_json()
-    about, pie = body["results"]
-    assert about["related"] > 0.5 > pie["related"] and about["label"] in ("positive", "neutral", "negative")
+                                    {"text": "The weather is lovely in Lisbon today", "entity": "Apple"}]}).get_json()
+    about, other = body["results"]
+    assert about["related"] > 0.5 > other["related"] and about["label"] in ("positive", "neutral", "negative")
     model = client.get("/v1/model").get_json()
     assert model["outputs"] == ["polarity", "related"]
     metrics = model["metrics"]
