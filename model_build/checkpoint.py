@@ -6,7 +6,7 @@ import json
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from app.text import InputFormat, TextSettings, TweetEncoder
 from .data import Example, LoadReport, load, load_table
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
-from .splits import SplitSpec
+from .splits import Holdout, SplitSpec
 
 SUMMARY_FILE = "train_summary.json"
 VOCAB_FILE = "vocab.txt"
@@ -37,8 +37,14 @@ class DataSpec:
     extra: tuple[str, ...] = ()  # CSV / JSONL files of a user's own labelled tweets, added to ``source``
     extra_weight: float = 1.0  # the weight of their examples' losses
     sample: int | None = None  # a seeded random N of ``source``'s examples (replayed beside ``extra``)
+    also_language: str | None = None  # RepLab tweets of this language train too; validation stays in ``language``
 
     def __post_init__(self) -> None:
+        if self.also_language is not None:
+            object.__setattr__(self, "also_language", self.also_language.upper())  # as RepLab's tweet_info spells it
+        if self.also_language is not None and (self.language is None or self.also_language == self.language.upper()):
+            raise BuildError(f"training also on {self.also_language} tweets needs another language to validate on, "
+                             f"got {self.language or 'every language'}")
         if not self.extra_weight > 0:
             raise BuildError(f"the extra examples' weight must be positive, got {self.extra_weight}")
         if self.sample is not None and self.sample < 1:
@@ -47,18 +53,26 @@ class DataSpec:
     def to_dict(self) -> dict:
         return {"source": self.source, "split": self.split, "language": self.language, "limit": self.limit,
                 "unrelated": self.unrelated, **self.holdout.to_dict(), "extra": list(self.extra),
-                "extra_weight": self.extra_weight, "sample": self.sample}
+                "extra_weight": self.extra_weight, "sample": self.sample, "also_language": self.also_language}
 
     @classmethod
     def from_dict(cls, data: dict) -> DataSpec:
         return cls(str(data["source"]), data.get("split", "training"), data.get("language"), data.get("limit"),
                    bool(data.get("unrelated", False)), SplitSpec.from_dict(data), tuple(data.get("extra", ())),
-                   float(data.get("extra_weight", 1.0)), data.get("sample"))
+                   float(data.get("extra_weight", 1.0)), data.get("sample"), data.get("also_language"))
 
     def load(self, source: str | Path | None = None) -> tuple[list[Example], LoadReport]:
         """The examples (from ``source`` when the data moved; the first ``limit``, then a seeded random ``sample``
         of them), then the extra files' (weighted), before the split."""
-        examples, report = load(source or self.source, self.split, self.language, self.unrelated)
+        if self.also_language is None:
+            examples, report = load(source or self.source, self.split, self.language, self.unrelated)
+        else:
+            examples, report = load(source or self.source, self.split, None, self.unrelated)
+            kept = {self.language.upper(), self.also_language}
+            if other := sum(e.language not in kept for e in examples):
+                report.dropped[f"language not {self.language} or {self.also_language}"] += other
+            examples = [e for e in examples if e.language in kept]
+            report.kept = len(examples)
         examples = examples[: self.limit]
         if self.sample is not None and self.sample < len(examples):
             examples = random.Random(self.holdout.seed).sample(examples, self.sample)
@@ -70,9 +84,26 @@ class DataSpec:
             raise BuildError(f"{source or self.source}: no usable examples")
         return examples, report
 
+    def partition(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
+        """(training, validation) of loaded examples. Tweets of ``also_language`` only train: with a time holdout
+        those no later than their entity's latest training tweet (or all when nothing is held out), with an entity
+        holdout those of the entities kept."""
+        if self.also_language is None:
+            return self.holdout.apply(examples)
+        train, val = self.holdout.apply([e for e in examples if e.language != self.also_language])
+        more = [e for e in examples if e.language == self.also_language]
+        if self.holdout.holdout is Holdout.ENTITIES:
+            more = self.holdout.apply(more)[0]
+        elif val:
+            latest: dict[str | None, int] = {}
+            for e in train:
+                latest[e.entity_id] = max(latest.get(e.entity_id, e.timestamp or 0), e.timestamp or 0)
+            more = [e for e in more if e.timestamp is not None and e.timestamp <= latest.get(e.entity_id, -1)]
+        return train + more, val
+
     def splits(self, source: str | Path | None = None) -> tuple[list[Example], list[Example]]:
         """(training, validation) exactly as the model saw them."""
-        return self.holdout.apply(self.load(source)[0])
+        return self.partition(self.load(source)[0])
 
     def with_holdout(self, holdout: SplitSpec) -> DataSpec:
         return replace(self, holdout=holdout)

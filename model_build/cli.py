@@ -54,11 +54,11 @@ def cmd_train(args) -> int:
         if args.teacher else None
     holdout = SplitSpec(Holdout(args.holdout), args.val_fraction, args.gap_fraction, args.seed)
     data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout,
-                    tuple(args.extra), args.extra_weight, args.sample)
+                    tuple(args.extra), args.extra_weight, args.sample, args.also_language)
     examples, report = data.load()
     for line in report.lines():
         print(f"data: {line}")
-    train_set, val_set = holdout.apply(examples)
+    train_set, val_set = data.partition(examples)
     print(f"split: {len(train_set)} training, {len(val_set)} validation ({holdout.holdout.value} holdout, "
           f"validation {holdout.val_fraction:.0%}, gap {holdout.gap_fraction:.0%})")
     input_format = InputFormat(args.input_format) if args.input_format else \
@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a CSV / JSONL of your own labelled tweets (text,label,entity[,related]) added to --data; "
                         "repeatable")
     p.add_argument("--extra-weight", type=float, default=1.0, help="loss weight of the --extra examples")
+    p.add_argument("--also-language", metavar="LANG",
+                   help="RepLab tweets of this language (ES) train too, none later than its entity's latest training "
+                        "tweet of --language; validation stays in --language")
     p.add_argument("--sample", type=int, metavar="N",
                    help="train on a seeded random N of --data's examples (a replay of them beside --extra)")
     p.add_argument("--base", help=f"hub name or local path of a BERT-family encoder (default: {DEFAULT_BASE})")

@@ -36,6 +36,7 @@ class Example:
     related: bool | None = None
     weight: float = 1.0  # of its losses in training: a user's own tweets may count more than RepLab's
     sentiment: str | None = None  # a sentiment label (TweetEval's), for the auxiliary task: not reputation polarity
+    language: str | None = None  # RepLab's language code (EN, ES), upper case; None where the source has none
 
 
 def example_key(e: Example) -> tuple:
@@ -197,7 +198,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         except ValueError:
             timestamp = None
         examples.append(Example(texts[key], polarity.get(key), name, key[0], category, timestamp, key[1],
-                                related.get(key, True if key in polarity else None)))
+                                related.get(key, True if key in polarity else None), language=meta["language"].upper()))
     report.kept = len(examples)
     return examples, report
 

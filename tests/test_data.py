@@ -139,6 +139,27 @@ def test_time_gap_leaves_tweets_out_between_training_and_validation(tmp_path):
         ("E1", "2"), ("E1", "4"), ("E2", "1")]  # tweet 1 is the gap; E2's one tweet rounds into training
 
 
+@pytest.mark.parametrize("es_time, es_trains", [(15, True), (1000, False)])
+def test_another_language_only_trains_and_never_after_the_entitys_training_tweets(tmp_path, es_time, es_trains):
+    from model_build.checkpoint import DataSpec
+
+    write_replab(tmp_path, info_bytes=(INFO_HEADER + info_row(1, "E1", ts=30) + info_row(2, "E1", ts=10)
+                                       + info_row(3, "E1", "ES", ts=es_time) + info_row(4, "E1", ts=20)
+                                       + info_row(7, "E1", ts=40)).encode())
+    gap = SplitSpec(val_fraction=0.25, gap_fraction=0.25)
+    english = DataSpec(str(tmp_path), unrelated=True, holdout=gap)
+    both = DataSpec(str(tmp_path), unrelated=True, holdout=gap, also_language="ES")
+    (train, val), (train_en, val_en) = both.splits(), english.splits()
+    assert val == val_en and [e.tweet_id for e in val] == ["7"]  # validation stays English, the same tweets
+    assert [e.tweet_id for e in train if e.language == "ES"] == (["3"] if es_trains else [])  # E1 trained up to 20
+    assert train[: len(train_en)] == train_en
+    everything = DataSpec(str(tmp_path), unrelated=True, holdout=SplitSpec(val_fraction=0), also_language="ES")
+    assert [e.tweet_id for e in everything.splits()[0] if e.language == "ES"] == ["3"]
+    assert DataSpec.from_dict(both.to_dict()) == both
+    with pytest.raises(BuildError, match="another language to validate on"):
+        DataSpec(str(tmp_path), also_language="EN")
+
+
 def test_unseen_entities_are_held_out_whole():
     from model_build.data import Example
 

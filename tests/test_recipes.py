@@ -1,11 +1,13 @@
 """Training recipes beyond plain fine-tuning, on tiny random BERTs and a tiny RepLab-layout tree: distillation
 (``train --teacher``: the loss against soft targets, the teachers' predictions and their ensemble's validation
 figures, the refusal of a teacher that saw the validation tweets, resuming), checkpoint averaging
-(``train --average-last``) and the sentiment task (``train --sentiment``: its head trained, never served)."""
+(``train --average-last``), the sentiment task (``train --sentiment``: its head trained, never served) and another
+language's tweets in training only (``train --also-language``)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -162,6 +164,7 @@ def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path)
     (["--sentiment", "/nonexistent"], "no mapping.txt"),
     (["--sentiment", str(FIXTURES), "--init", "INIT"], "not --init"),
     (["--sentiment", str(FIXTURES), "--teacher", "INIT"], "do not go together"),
+    (["--also-language", "en"], "another language to validate on"),
 ])
 def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, extra, message):
     tmp, common = teachers
@@ -214,6 +217,30 @@ def test_the_sentiment_task_trains_its_own_head_on_tweeteval_layout_tweets(teach
                           str(tmp_path / "bad")], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "12 tweets against 2 labels" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_another_language_trains_and_the_package_validates_on_the_first_only(teachers, tmp_path):
+    """``train --also-language ES``: the Spanish tweets add to training, and validation (the run's, and the one that
+    ``package`` and ``report`` derive again from the checkpoint's data) holds exactly the English tweets it holds
+    without them."""
+    from dataclasses import replace
+
+    from model_build.data import with_polarity
+
+    tmp, common = teachers
+    replab = tmp_path / "replab"
+    shutil.copytree(tmp / "replab", replab)
+    for info in (replab / "training" / "tweet_info").glob("*.dat"):  # every third tweet becomes Spanish
+        rows = info.read_text().splitlines(keepends=True)
+        info.write_text("".join(r.replace('"EN"', '"ES"') if i % 3 == 0 else r for i, r in enumerate(rows)))
+    common = [str(replab) if a == str(tmp / "replab") else a for a in common]
+    cli(*common, "--seed", "1", "--also-language", "es", "--out", str(tmp_path / "both"))
+    both = Checkpoint.load(tmp_path / "both" / "best")
+    train_en, val_en = replace(both.data, also_language=None).splits()
+    assert both.data.also_language == "ES" and both.summary["train_examples"] > len(train_en)
+    assert both.data.splits()[1] == val_en and {e.language for e in val_en} == {"EN"}
+    n = len(with_polarity(val_en))
+    assert both.summary["validation"]["n"] == n > 0
 
 
 def test_average_last_writes_the_mean_of_the_last_checkpoints_validated(teachers, tmp_path):
