@@ -63,7 +63,7 @@ default-bundle: $(DEV_VENV)/.installed
 # averaging their last 4 checkpoints), a student distilled from their ensemble, loss variants, two more different
 # teachers and a student of all five, domain-adaptive pretraining on RepLab + TweetEval texts; on 2026-12-03,
 # TweetEval sentiment as an auxiliary task on three seeds, focal loss, a lower learning rate over 3 epochs, the
-# sentiment task at weight 1, and RepLab's Spanish tweets in training beside the English ones.
+# sentiment task at weight 1 or with label smoothing, and RepLab's Spanish tweets in training beside the English.
 # About 17 minutes each on 2 cores (the pretraining about 20); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
@@ -87,6 +87,7 @@ recipes: $(DEV_VENV)/.installed
 	$(BUILD) train $(TIMEGAP) --seed 13 --focal-gamma 2 --out runs/mt-time2-focal-s13
 	$(BUILD) train $(subst --epochs 2,--epochs 3,$(TIMEGAP)) --seed 13 --learning-rate 3e-5 --out runs/mt-time2-lr3e5-e3-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --sentiment-weight 1 --out runs/mt-time2-sentiment-w1-s13
+	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --label-smoothing 0.1 --out runs/mt-time2-sentiment-ls-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --also-language ES --out runs/mt-time2-sentiment-es-s13
 
 NOTES = MiniLM-L6 on (entity, tweet) pairs, polarity and relatedness heads, TweetEval sentiment as an auxiliary \
