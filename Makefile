@@ -64,7 +64,7 @@ default-bundle: $(DEV_VENV)/.installed
 # teachers and a student of all five, domain-adaptive pretraining on RepLab + TweetEval texts; on 2026-12-03,
 # TweetEval sentiment as an auxiliary task on three seeds, focal loss, a lower learning rate over 3 epochs, the
 # sentiment task at weight 1 or with label smoothing, and RepLab's Spanish tweets in training beside the English.
-# About 17 minutes each on 2 cores (the pretraining about 20); rerun to resume.
+# About 17 minutes each on 2 cores (20 to 28 with the sentiment task, the pretraining about 20); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
 DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best
