@@ -97,7 +97,8 @@ class DataSpec:
         elif val:
             latest: dict[str | None, int] = {}
             for e in train:
-                latest[e.entity_id] = max(latest.get(e.entity_id, e.timestamp or 0), e.timestamp or 0)
+                if e.timestamp is not None:
+                    latest[e.entity_id] = max(latest.get(e.entity_id, e.timestamp), e.timestamp)
             more = [e for e in more if e.timestamp is not None and e.timestamp <= latest.get(e.entity_id, -1)]
         return train + more, val
 

@@ -219,7 +219,7 @@ def test_the_sentiment_task_trains_its_own_head_on_tweeteval_layout_tweets(teach
     assert not (tmp_path / "bad").exists()
 
 
-def test_another_language_trains_and_the_package_validates_on_the_first_only(teachers, tmp_path):
+def test_another_language_trains_and_validation_stays_in_the_first(teachers, tmp_path):
     """``train --also-language ES``: the Spanish tweets add to training, and validation (the run's, and the one that
     ``package`` and ``report`` derive again from the checkpoint's data) holds exactly the English tweets it holds
     without them."""
