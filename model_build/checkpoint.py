@@ -12,7 +12,7 @@ import numpy as np
 
 from app.text import InputFormat, TextSettings, TweetEncoder
 
-from .data import Example, LoadReport, load, load_table
+from .data import Example, LoadReport, example_key, load, load_table
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
 from .splits import Holdout, SplitSpec
@@ -38,6 +38,7 @@ class DataSpec:
     extra_weight: float = 1.0  # the weight of their examples' losses
     sample: int | None = None  # a seeded random N of ``source``'s examples (replayed beside ``extra``)
     also_language: str | None = None  # RepLab tweets of this language train too; validation stays in ``language``
+    full_names: float = 0.0  # a seeded share of the training tweets named by the entity's full name, not its query
 
     def __post_init__(self) -> None:
         if self.also_language is not None:
@@ -49,17 +50,22 @@ class DataSpec:
             raise BuildError(f"the extra examples' weight must be positive, got {self.extra_weight}")
         if self.sample is not None and self.sample < 1:
             raise BuildError(f"the sample of the data must be at least 1 example, got {self.sample}")
+        if not 0 <= self.full_names <= 1:
+            raise BuildError(f"the share of training tweets named by the entity's full name must be in [0, 1], "
+                             f"got {self.full_names}")
 
     def to_dict(self) -> dict:
         return {"source": self.source, "split": self.split, "language": self.language, "limit": self.limit,
                 "unrelated": self.unrelated, **self.holdout.to_dict(), "extra": list(self.extra),
-                "extra_weight": self.extra_weight, "sample": self.sample, "also_language": self.also_language}
+                "extra_weight": self.extra_weight, "sample": self.sample, "also_language": self.also_language,
+                "full_names": self.full_names}
 
     @classmethod
     def from_dict(cls, data: dict) -> DataSpec:
         return cls(str(data["source"]), data.get("split", "training"), data.get("language"), data.get("limit"),
                    bool(data.get("unrelated", False)), SplitSpec.from_dict(data), tuple(data.get("extra", ())),
-                   float(data.get("extra_weight", 1.0)), data.get("sample"), data.get("also_language"))
+                   float(data.get("extra_weight", 1.0)), data.get("sample"), data.get("also_language"),
+                   float(data.get("full_names", 0.0)))
 
     def load(self, source: str | Path | None = None) -> tuple[list[Example], LoadReport]:
         """The examples (from ``source`` when the data moved; the first ``limit``, then a seeded random ``sample``
@@ -85,9 +91,19 @@ class DataSpec:
         return examples, report
 
     def partition(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
-        """(training, validation) of loaded examples. Tweets of ``also_language`` only train: with a time holdout
-        those no later than their entity's latest training tweet (or all when nothing is held out), with an entity
-        holdout those of the entities kept."""
+        """(training, validation) of loaded examples, a seeded ``full_names`` share of the training tweets named by
+        their entity's full name (validation keeps the query)."""
+        train, val = self._holdout(examples)
+        if self.full_names:
+            train = [e.named_in_full() if self._gets_full_name(e) else e for e in train]
+        return train, val
+
+    def _gets_full_name(self, e: Example) -> bool:
+        return random.Random(f"{self.holdout.seed}:{example_key(e)}").random() < self.full_names
+
+    def _holdout(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
+        """Tweets of ``also_language`` only train: with a time holdout those no later than their entity's latest
+        training tweet (or all when nothing is held out), with an entity holdout those of the entities kept."""
         if self.also_language is None:
             return self.holdout.apply(examples)
         train, val = self.holdout.apply([e for e in examples if e.language != self.also_language])

@@ -54,7 +54,7 @@ def cmd_train(args) -> int:
         if args.teacher else None
     holdout = SplitSpec(Holdout(args.holdout), args.val_fraction, args.gap_fraction, args.seed)
     data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout,
-                    tuple(args.extra), args.extra_weight, args.sample, args.also_language)
+                    tuple(args.extra), args.extra_weight, args.sample, args.also_language, args.full_names)
     examples, report = data.load()
     for line in report.lines():
         print(f"data: {line}")
@@ -127,8 +127,17 @@ def cmd_evaluate(args) -> int:
         except (ValueError, KeyError, TypeError):
             raise BuildError(f"bundle {args.bundle}: its manifest records no training split to hold out") from None
         _, examples = spec.splits(args.data)
+        if not examples:
+            raise BuildError(f"bundle {args.bundle} was trained on every tweet: it has no validation split of its own "
+                             "(its manifest's metrics name the run its figures came from)")
     else:
         examples, _ = DataSpec(str(args.data), _split(args), _language(args), unrelated=True).load()
+    if args.full_names:
+        named = sum(e.entity_name is not None for e in examples)
+        if not named:
+            raise BuildError(f"{args.data}: no entity full names to pair the tweets with (RepLab's entity file has them)")
+        examples = [e.named_in_full() for e in examples]
+        print(f"evaluate: {named} of {len(examples)} tweets paired with their entity's full name")
     metrics = evaluate_bundle(args.bundle, examples, args.threads)
     print(format_metrics(metrics))
     if args.json:
@@ -178,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--also-language", metavar="LANG",
                    help="RepLab tweets of this language (ES) train too, none later than its entity's latest training "
                         "tweet of --language; validation stays in --language")
+    p.add_argument("--full-names", type=float, default=0.0, metavar="SHARE",
+                   help="a seeded SHARE of the training tweets paired with their entity's full name (RepLab's "
+                        "entity_name: Bayerische Motoren Werke AG) instead of its query (BMW); validation keeps the query")
     p.add_argument("--sample", type=int, metavar="N",
                    help="train on a seeded random N of --data's examples (a replay of them beside --extra)")
     p.add_argument("--base", help=f"hub name or local path of a BERT-family encoder (default: {DEFAULT_BASE})")
@@ -266,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--bundle", required=True)
     p.add_argument("--holdout", action="store_true", help="use the bundle's own validation split of --data")
+    p.add_argument("--full-names", action="store_true",
+                   help="pair each RepLab tweet with its entity's full name (Bayerische Motoren Werke AG) instead of "
+                        "its query (BMW): how much the way a brand is named moves the labels")
     p.add_argument("--json", help="also write the metrics to this file")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_evaluate)

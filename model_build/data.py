@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -37,6 +37,11 @@ class Example:
     weight: float = 1.0  # of its losses in training: a user's own tweets may count more than RepLab's
     sentiment: str | None = None  # a sentiment label (TweetEval's), for the auxiliary task: not reputation polarity
     language: str | None = None  # RepLab's language code (EN, ES), upper case; None where the source has none
+    entity_name: str | None = None  # the entity's full name where the source has one (RepLab's: Bayerische Motoren Werke AG)
+
+    def named_in_full(self) -> Example:
+        """This tweet paired with its entity's full name instead of its query (itself where no full name is known)."""
+        return replace(self, entity=self.entity_name) if self.entity_name else self
 
 
 def example_key(e: Example) -> tuple:
@@ -143,8 +148,8 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         if not (base / sub).is_dir():
             raise DataError(f"{base / sub}: directory not found (expected the RepLab 2013 layout)")
     entities = {
-        r["entity_id"]: (r["query"].strip('"').strip(), r["category"])
-        for r in _rows(root / "replab2013_entities.tsv", ("entity_id", "query", "category"), report)
+        r["entity_id"]: (r["query"].strip('"').strip(), r["category"], r["entity_name"].strip())
+        for r in _rows(root / "replab2013_entities.tsv", ("entity_id", "query", "category", "entity_name"), report)
     }
     info: dict[tuple[str, str], dict[str, str]] = {}
     for path in sorted((base / "tweet_info").glob("*.dat")):
@@ -192,13 +197,14 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
             continue
         meta = info[key]
         report.near_duplicates += meta["is_near_duplicate_of"] not in ("", "-1")
-        name, category = entities[key[0]]
+        name, category, full_name = entities[key[0]]
         try:
             timestamp = int(meta["timestamp"])
         except ValueError:
             timestamp = None
         examples.append(Example(texts[key], polarity.get(key), name, key[0], category, timestamp, key[1],
-                                related.get(key, True if key in polarity else None), language=meta["language"].upper()))
+                                related.get(key, True if key in polarity else None), language=meta["language"].upper(),
+                                entity_name=full_name or None))
     report.kept = len(examples)
     return examples, report
 

@@ -27,6 +27,8 @@ def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int 
     Polarity is scored on the tweets with a polarity label; relatedness (bundles with that head) on every
     tweet with a relatedness label, under ``relatedness``.
     """
+    if not any(e.label is not None for e in examples):
+        raise BuildError("no tweets with a polarity label to score")
     bundle = Bundle.load(path)
     if sorted(bundle.labels) != sorted(LABELS):
         raise BuildError(f"bundle labels {list(bundle.labels)} differ from the data's {list(LABELS)}")

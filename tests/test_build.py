@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -183,11 +184,43 @@ def test_mobilebert_converts_in_all_four_variants(tmp_path):
     (["evaluate", "--data", "/nowhere", "--bundle", str(FIXTURES / "tiny-bundle")], "error: /nowhere: no such file"),
     (["evaluate", "--holdout", "--split", "test", "--data", str(FIXTURES / "tweets.csv"), "--bundle",
       str(FIXTURES / "tiny-bundle")], "--split and --language do not apply"),
+    (["evaluate", "--full-names", "--data", str(FIXTURES / "tweets.csv"), "--bundle", str(FIXTURES / "tiny-bundle")],
+     "no entity full names"),
 ])
 def test_build_commands_fail_with_one_line(args, message):
+    _fails_in_one_line(args, message)
+
+
+def _fails_in_one_line(args, message):
     out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
     errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
     assert out.returncode == 2 and "Traceback" not in out.stderr and len(errors) == 1 and message in errors[0]
+
+
+def test_evaluate_says_when_there_is_nothing_to_score(tmp_path):
+    """A bundle trained on every tweet has no validation split to hold out; data without a polarity label has
+    nothing to score: one line each, not a traceback."""
+    bundle = tmp_path / "everything"
+    shutil.copytree(FIXTURES / "tiny-bundle", bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["training"]["data"]["val_fraction"] = 0
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    _fails_in_one_line(["evaluate", "--holdout", "--data", str(FIXTURES / "tweets.csv"), "--bundle", str(bundle)],
+                       "trained on every tweet")
+    unrelated = tmp_path / "unrelated.csv"
+    unrelated.write_text("text,label,entity,related\nzorblax is my cat's name,,Zorblax,unrelated\n")
+    _fails_in_one_line(["evaluate", "--data", str(unrelated), "--bundle", str(FIXTURES / "tiny-bundle")],
+                       "no tweets with a polarity label")
+
+
+def test_evaluate_pairs_replab_tweets_with_full_names_on_request(tmp_path):
+    from tests.test_data import write_replab
+
+    write_replab(tmp_path)  # 4 English tweets with polarity, 1 unrelated: Bank of America (BoA) and BMW (BMW AG)
+    common = ("evaluate", "--data", str(tmp_path), "--bundle", str(FIXTURES / "tiny-bundle"))
+    plain = cli(*common)
+    assert "n=4 " in plain and "full name" not in plain
+    assert "evaluate: 5 of 5 tweets paired with their entity's full name" in cli(*common, "--full-names")
 
 
 def test_own_tweets_are_added_with_their_weight(built, tmp_path):

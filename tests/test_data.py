@@ -49,6 +49,7 @@ def test_replab_join_filters_and_counts(tmp_path):
     assert [(e.entity_id, e.tweet_id) for e in examples] == [("E1", "1"), ("E1", "2"), ("E1", "4"), ("E2", "1")]
     assert examples[0].text == 'Great "service" today' and examples[0].entity == "Bank of America"
     assert examples[3].entity == "BMW" and examples[3].category == "automotive" and examples[3].timestamp == 5
+    assert examples[0].entity_name == "BoA" and examples[3].entity_name == "BMW AG"
     assert report.dropped == {"language not EN": 1, "empty or missing text": 1, "unknown label 'RELATED'": 1,
                               "duplicate (entity_id, tweet_id)": 1, "no tweet_info row": 1, "malformed row": 1,
                               "unknown filtering label 'MAYBE'": 1}
@@ -158,6 +159,32 @@ def test_another_language_only_trains_and_never_after_the_entitys_training_tweet
     assert DataSpec.from_dict(both.to_dict()) == both
     with pytest.raises(BuildError, match="another language to validate on"):
         DataSpec(str(tmp_path), also_language="EN")
+
+
+def test_a_share_of_the_training_tweets_is_named_by_the_entitys_full_name(tmp_path):
+    from model_build.checkpoint import DataSpec
+
+    write_replab(tmp_path, info_bytes=(INFO_HEADER + "".join(info_row(i, "E1", ts=i) for i in range(1, 8))).encode())
+    (tmp_path / "training" / "goldstandard" / "goldstandard_polarity.dat").write_text(
+        '"entity_id"\t"tweet_id"\t"polarity"\n' + "".join(f'"E1"\t"{i}"\t"POSITIVE"\n' for i in range(1, 7)))
+    gap = SplitSpec(val_fraction=0.25, gap_fraction=0)
+    plain = DataSpec(str(tmp_path), holdout=gap)
+    train, val = plain.splits()
+    assert {e.entity for e in train + val} == {"Bank of America"} and len(train) == 4
+    for share, named in ((1, 4), (0, 0)):
+        spec = DataSpec(str(tmp_path), holdout=gap, full_names=share)
+        full_train, full_val = spec.splits()
+        assert full_val == val and [e.tweet_id for e in full_train] == [e.tweet_id for e in train]
+        assert sum(e.entity == "BoA" for e in full_train) == named and DataSpec.from_dict(spec.to_dict()) == spec
+    def named(seed):
+        return [e.entity for e in DataSpec(str(tmp_path), holdout=SplitSpec(val_fraction=0.25, seed=seed),
+                                           full_names=0.5).splits()[0]]
+
+    halves = [named(seed) for seed in range(20)]  # seeded: the same names on every load, others with another seed
+    assert halves[1] == named(1)
+    assert len({tuple(h) for h in halves}) > 2 and 0.3 < sum(h.count("BoA") for h in halves) / 80 < 0.7
+    with pytest.raises(BuildError, match="full name must be in"):
+        DataSpec(str(tmp_path), full_names=1.5)
 
 
 def test_unseen_entities_are_held_out_whole():

@@ -165,6 +165,7 @@ def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path)
     (["--sentiment", str(FIXTURES), "--init", "INIT"], "not --init"),
     (["--sentiment", str(FIXTURES), "--teacher", "INIT"], "do not go together"),
     (["--also-language", "en"], "another language to validate on"),
+    (["--full-names", "2"], "full name must be in"),
 ])
 def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, extra, message):
     tmp, common = teachers
