@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,22 @@ REPLAB = SHARED / "data" / "replab2013"
 MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
 # The edge-only virtual environment (make test sets EDGE_PYTHON), so that served tests prove it suffices.
 EDGE_PYTHON = os.environ.get("EDGE_PYTHON") or sys.executable
+
+
+
+def refused(*args: str) -> str:
+    """The one ``error: ...`` line of ``python -m model_build ARGS`` refused with status 2, run in this process
+    through the same ``main`` as the entry point (an uncaught exception fails the test as a traceback would);
+    the other tests run the real entry point."""
+    from model_build.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(list(args))
+    errors = [line for line in err.getvalue().splitlines() if line.startswith("error: ")]
+    assert status == 2 and len(errors) == 1, (status, out.getvalue()[-2000:], err.getvalue()[-2000:])
+    return errors[0]
+
 
 needs_replab = pytest.mark.skipif(not REPLAB.is_dir(), reason=f"RepLab data not found at {REPLAB} (../shared absent)")
 needs_minilm = pytest.mark.skipif(not MINILM.is_dir(), reason=f"MiniLM base not found at {MINILM} (../shared absent)")
