@@ -23,7 +23,6 @@ MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
 EDGE_PYTHON = os.environ.get("EDGE_PYTHON") or sys.executable
 
 
-
 def refused(*args: str) -> str:
     """The one ``error: ...`` line of ``python -m model_build ARGS`` refused with status 2, run in this process
     through the same ``main`` as the entry point (an uncaught exception fails the test as a traceback would);
