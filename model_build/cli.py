@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -17,10 +18,6 @@ from .errors import BuildError
 from .splits import Holdout, SplitSpec
 
 DEFAULT_BASE = "google/mobilebert-uncased"
-
-
-def _command_line() -> str:
-    return shlex.join(["python", "-m", "model_build", *sys.argv[1:]])
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -73,7 +70,7 @@ def cmd_train(args) -> int:
         sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
                                                     {"weight": args.sentiment_weight})) if args.sentiment else None,
     )
-    checkpoint = train(config, data, train_set, val_set, _command_line(), report.to_dict())
+    checkpoint = train(config, data, train_set, val_set, args.command_line, report.to_dict())
     summary = checkpoint.summary
     v = summary.get("validation")
     scores = f": accuracy {v['accuracy']:.4f} macro-F1 {v['macro_f1']:.4f}" if v else " (no validation split)"
@@ -93,7 +90,7 @@ def cmd_pretrain(args) -> int:
         held_out=args.held_out, seed=args.seed, device=args.device, threads=args.threads)
     texts, sources = pretraining_texts(data, args.texts)
     print(f"pretrain: {len(texts)} texts ({sources})")
-    model, trained = pretrain(config, texts, sources, _command_line())
+    model, trained = pretrain(config, texts, sources, args.command_line)
     print(f"pretrain: {'wrote' if trained else 'already there:'} {model} (a base for train --base)")
     return 0
 
@@ -106,7 +103,7 @@ def cmd_package(args) -> int:
     holdout_run = Checkpoint.load(args.holdout_run) if args.holdout_run else None
     bundles = package_checkpoint(
         Checkpoint.load(args.checkpoint), [v.strip() for v in args.variants.split(",") if v.strip()], Path(args.out),
-        name=args.name, version=args.version, command=_command_line(), notes=args.notes, calibration=args.calibration,
+        name=args.name, version=args.version, command=args.command_line, notes=args.notes, calibration=args.calibration,
         threads=args.threads, data_source=args.data, unseen=unseen, holdout_run=holdout_run)
     for bundle in bundles:
         print(f"package: wrote {bundle.path} ({bundle.quantization})")
@@ -162,7 +159,7 @@ def cmd_curve(args) -> int:
                          args.seed)
     except ValueError:
         raise BuildError(f"--sizes and --weights take comma-separated numbers, got {args.sizes!r} and {args.weights!r}") from None
-    result = run_curve(Checkpoint.load(args.checkpoint), spec, Path(args.work), _command_line(), args.threads, args.data)
+    result = run_curve(Checkpoint.load(args.checkpoint), spec, Path(args.work), args.command_line, args.threads, args.data)
     print(write_curve(result, Path(args.out)))
     return 0
 
@@ -323,7 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn a BuildError (or the edge side's AppError, from a bundle it loads, or an unreadable
     file) into one line on stderr and exit status 2."""
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["python", "-m", "model_build", *argv])  # recorded in checkpoints and bundles
+    if args.func is not cmd_package:  # transformers imports TensorFlow wherever it is installed (5 s); only package converts
+        os.environ.setdefault("USE_TF", "0")
     try:
         return args.func(args)
     except (BuildError, AppError) as exc:

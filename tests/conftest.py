@@ -8,6 +8,7 @@ import shutil
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -23,17 +24,31 @@ MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
 EDGE_PYTHON = os.environ.get("EDGE_PYTHON") or sys.executable
 
 
-def refused(*args: str) -> str:
-    """The one ``error: ...`` line of ``python -m model_build ARGS`` refused with status 2, run in this process
-    through the same ``main`` as the entry point (an uncaught exception fails the test as a traceback would);
-    the other tests run the real entry point."""
+def _main(*args: str) -> tuple[int, str, str]:
+    """``python -m model_build ARGS`` run in this process through the entry point's ``main`` (an uncaught exception
+    fails the test as a traceback would): its status, stdout and stderr. Interpreter starts and imports cost about
+    10 s a command; tests/test_build.py's end-to-end fixture runs the real entry point. USE_TF stays at transformers'
+    default for this process's one import of it, as ``package`` needs TensorFlow there."""
     from model_build.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
+    with redirect_stdout(out), redirect_stderr(err), mock.patch.dict(os.environ, {"USE_TF": "AUTO"}):
         status = main(list(args))
-    errors = [line for line in err.getvalue().splitlines() if line.startswith("error: ")]
-    assert status == 2 and len(errors) == 1, (status, out.getvalue()[-2000:], err.getvalue()[-2000:])
+    return status, out.getvalue(), err.getvalue()
+
+
+def cli(*args: str) -> str:
+    """The output of ``python -m model_build ARGS``, which must succeed (run as ``_main`` says)."""
+    status, out, err = _main(*args)
+    assert status == 0, out[-3000:] + err[-3000:]
+    return out
+
+
+def refused(*args: str) -> str:
+    """The one ``error: ...`` line of ``python -m model_build ARGS``, refused with status 2 (run as ``_main`` says)."""
+    status, out, err = _main(*args)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert status == 2 and len(errors) == 1, (status, out[-2000:], err[-2000:])
     return errors[0]
 
 

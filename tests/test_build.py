@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from app.bundle import Bundle
 from app.classifier import Classifier
 from app.text import TextSettings
-from tests.conftest import FIXTURES, ROOT, refused
+from tests.conftest import FIXTURES, ROOT, cli, refused
 
 with open(FIXTURES / "tweets.csv", encoding="utf-8") as _fh:
     FIXTURE_ROWS = list(csv.DictReader(_fh))
@@ -25,7 +26,8 @@ VARIANTS = ("float32", "float16", "dynamic-int8", "full-int8")
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "dynamic-int8": 0.1}
 
 
-def cli(*args: str) -> str:
+def entry_point(*args: str) -> str:
+    """The output of the real ``python -m model_build ARGS`` in its own interpreter, which must succeed."""
     out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
@@ -37,10 +39,11 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("build")
     data = str(FIXTURES / "tweets.csv")
     cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
-    train_out = cli("train", "--data", data, "--base", str(tmp / "base"), "--out", str(tmp / "run"), "--epochs", "2",
-                    "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3", "--threads", "2")
-    package_out = cli("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"), "--variants", ",".join(VARIANTS),
-                      "--out", str(tmp / "bundles"), "--name", "tiny-e2e", "--version", "1.2.3", "--calibration", "20")
+    train_out = entry_point("train", "--data", data, "--base", str(tmp / "base"), "--out", str(tmp / "run"), "--epochs",
+                            "2", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3", "--threads", "2")
+    package_out = entry_point("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"), "--variants",
+                              ",".join(VARIANTS), "--out", str(tmp / "bundles"), "--name", "tiny-e2e", "--version", "1.2.3",
+                              "--calibration", "20")
     return tmp, train_out, package_out
 
 
@@ -74,9 +77,7 @@ def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
     after = (json.loads((best / "train_summary.json").read_text())["history"], (best / "model.safetensors").read_bytes())
     assert after == before and json.loads(run_file.read_text())["finished"]
     assert "training finished earlier" in cli(*args)
-    other = subprocess.run([sys.executable, "-m", "model_build", *args[:-1], "5e-4"], cwd=ROOT, capture_output=True,
-                           text=True)
-    assert other.returncode == 2 and "started with other settings (learning_rate)" in other.stderr
+    assert "started with other settings (learning_rate)" in refused(*args[:-1], "5e-4")
 
 
 def test_every_variant_is_a_valid_bundle(built):
@@ -243,9 +244,12 @@ def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, 
     data = str(FIXTURES / "tweets.csv")
     cli("train", "--data", data, "--base", str(tmp / "base"), "--out", str(tmp_path / "all"), "--epochs", "1",
         "--val-fraction", "0", "--gap-fraction", "0", "--learning-rate", "1e-3")
-    cli("package", "--data", data, "--checkpoint", str(tmp_path / "all" / "best"), "--holdout-run", str(tmp / "run" / "best"),
-        "--out", str(tmp_path / "bundle"), "--version", "1.1.0")
-    metrics = Bundle.load(tmp_path / "bundle").manifest()["metrics"]
+    package = ["package", "--data", data, "--checkpoint", str(tmp_path / "all" / "best"), "--holdout-run",
+               str(tmp / "run" / "best"), "--out", str(tmp_path / "bundle"), "--version", "1.1.0"]
+    cli(*package)
+    manifest = Bundle.load(tmp_path / "bundle").manifest()
+    assert manifest["command"] == shlex.join(["python", "-m", "model_build", *package])  # main's argv, not the process's
+    metrics = manifest["metrics"]
     own = Bundle.load(tmp / "bundles" / "dynamic-int8").manifest()["metrics"]
     for key in ("n", "accuracy", "macro_f1", "per_class", "confusion"):
         assert metrics["validation"][key] == own["validation"][key], key
@@ -253,7 +257,6 @@ def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, 
     assert metrics["framework_validation"] == own["framework_validation"]
     assert metrics["relatedness"]["model"] == metrics["validation"]["model"]
     assert str(tmp / "run" / "best") in metrics["validation"]["model"] and not list(tmp_path.glob(".holdout-run-*"))
-    refused = subprocess.run([sys.executable, "-m", "model_build", "package", "--data", data, "--checkpoint",
-                              str(tmp / "run" / "best"), "--holdout-run", str(tmp / "run" / "best"), "--out",
-                              str(tmp_path / "refused")], cwd=ROOT, capture_output=True, text=True)
-    assert refused.returncode == 2 and "this one has a validation split" in refused.stderr
+    assert "this one has a validation split" in refused("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"),
+                                                        "--holdout-run", str(tmp / "run" / "best"), "--out",
+                                                        str(tmp_path / "refused"))

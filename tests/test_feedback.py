@@ -19,8 +19,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from app.config import Config
 from app.server import create_app
 from bench.server import metric_value, serve
-from tests.conftest import FIXTURES, TINY_BUNDLE
-from tests.test_build import cli
+from tests.conftest import FIXTURES, TINY_BUNDLE, cli
 from tests.test_fuzz_api import _run
 from tests.test_served import _start_fails
 

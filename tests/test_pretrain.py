@@ -5,8 +5,6 @@ resuming, and one-line refusals."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
@@ -16,8 +14,7 @@ from safetensors.numpy import load_file
 from model_build.checkpoint import DataSpec
 from model_build.pretrain import SUMMARY_FILE, file_texts, replab_examples
 from model_build.splits import Holdout, SplitSpec
-from tests.conftest import FIXTURES, ROOT, refused
-from tests.test_build import cli
+from tests.conftest import FIXTURES, cli, refused
 from tests.test_curve import SEEN, _q, write_replab
 
 SPANISH = "no me gusta nada este banco"
@@ -57,8 +54,7 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
     args = ["pretrain", "--base", str(tree / "base"), "--data", str(tree / "replab"), "--texts", str(tree / "more"),
             "--max-steps", "40", "--batch-size", "8", "--learning-rate", "3e-3", "--out", str(tree / "dapt")]
     # held out: 1000 texts by default, more than the fixture has
-    out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 2 and "more than the 1000 held out" in out.stderr and "Traceback" not in out.stderr
+    assert "more than the 1000 held out" in refused(*args)
     assert not (tree / "dapt").exists()
     args[-2:-2] = ["--held-out", "20"]
     out = cli(*args)
@@ -77,14 +73,10 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
     cli(*train, "--out", str(tree / "run"))
     assert (tree / "run" / "best" / "model.safetensors").is_file()
     # the entities holdout validates on tweets this base was pretrained on
-    leak = subprocess.run([sys.executable, "-m", "model_build", *train, "--holdout", "entities", "--out",
-                           str(tree / "leak")], cwd=ROOT, capture_output=True, text=True)
-    assert leak.returncode == 2 and "was pretrained on" in leak.stderr and "Traceback" not in leak.stderr
+    assert "was pretrained on" in refused(*train, "--holdout", "entities", "--out", str(tree / "leak"))
     assert not (tree / "leak").exists()
     assert "nothing to resume" in cli(*args)
-    changed = subprocess.run([sys.executable, "-m", "model_build", *args[:-2], "--max-steps", "41", *args[-2:]],
-                             cwd=ROOT, capture_output=True, text=True)
-    assert changed.returncode == 2 and "started with other settings (max_steps)" in changed.stderr
+    assert "started with other settings (max_steps)" in refused(*args[:-2], "--max-steps", "41", *args[-2:])
 
 
 @pytest.mark.parametrize("extra, message", [
