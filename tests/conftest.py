@@ -27,8 +27,8 @@ EDGE_PYTHON = os.environ.get("EDGE_PYTHON") or sys.executable
 def _main(*args: str) -> tuple[int, str, str]:
     """``python -m model_build ARGS`` run in this process through the entry point's ``main`` (an uncaught exception
     fails the test as a traceback would): its status, stdout and stderr. Interpreter starts and imports cost about
-    10 s a command; tests/test_build.py's end-to-end fixture runs the real entry point. USE_TF stays at transformers'
-    default for this process's one import of it, as ``package`` needs TensorFlow there."""
+    10 s a command; tests/test_build.py's end-to-end train, package and report run the real entry point. USE_TF
+    stays at transformers' default for this process's one import of it, as ``package`` needs TensorFlow there."""
     from model_build.cli import main
 
     out, err = io.StringIO(), io.StringIO()
