@@ -65,7 +65,7 @@ default-bundle: $(DEV_VENV)/.installed
 # TweetEval sentiment as an auxiliary task on three seeds, focal loss, a lower learning rate over 3 epochs, the
 # sentiment task at weight 1 or with label smoothing, RepLab's Spanish tweets in training beside the English, and
 # half the training tweets paired with their entity's full name (two seeds), or a quarter of them.
-# About 17 minutes each on 2 cores (20 to 28 with the sentiment task, the pretraining about 20); rerun to resume.
+# About 17 minutes each on 2 cores (28 to 41 with the sentiment task, the pretraining about 20); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
 DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best
