@@ -66,7 +66,8 @@ def cmd_train(args) -> int:
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         class_weighting=ClassWeighting(args.class_weighting), related_weight=args.related_weight,
         patience=args.patience, seed=args.seed, device=args.device, threads=args.threads, distillation=distillation,
-        average_last=args.average_last, label_smoothing=args.label_smoothing, focal_gamma=args.focal_gamma,
+        checkpoint_every=args.checkpoint_every, average_last=args.average_last, label_smoothing=args.label_smoothing,
+        focal_gamma=args.focal_gamma,
         sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
                                                     {"weight": args.sentiment_weight})) if args.sentiment else None,
     )
@@ -216,8 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-weight", type=float, help="share of each loss taken by the soft targets (default 0.5)")
     p.add_argument("--temperature", type=float, help="softening of the teachers' polarity (default 2)")
     p.add_argument("--average-last", type=int, metavar="N",
-                   help="keep the last N Trainer checkpoints (one every 300 steps and at each epoch's end) and also "
-                        "write OUT/averaged: their mean weights, validated")
+                   help="keep the last N Trainer checkpoints (one every --checkpoint-every steps and at each epoch's "
+                        "end) and also write OUT/averaged: their mean weights, validated")
+    p.add_argument("--checkpoint-every", type=int, default=300, metavar="STEPS",
+                   help="a Trainer checkpoint every STEPS steps, where a cut-off run resumes (default 300)")
     p.add_argument("--patience", type=int, default=2, help="epochs without a better validation macro-F1")
     p.add_argument("--holdout", choices=[h.value for h in Holdout], default=Holdout.TIME.value,
                    help="validate on each entity's latest tweets (time) or on fixed unseen entities (entities)")

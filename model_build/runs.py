@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +19,37 @@ def as_json(config) -> dict:
 def run_settings(config) -> dict:
     """What makes a run the same run: its config less where it writes and what it runs on."""
     return {k: v for k, v in as_json(config).items() if k not in ("out_dir", "threads", "device")}
+
+
+def epoch_order_callback():
+    """A Trainer callback with which a run cut off inside an epoch resumes with that epoch's batch order, as if never
+    cut off: the Trainer draws length-grouped batches from PyTorch's global generator when an epoch starts, and on
+    resuming draws them before it restores the checkpoint's generator, so the generator's state at the epoch's start
+    travels in the checkpoints and comes back first."""
+    import base64
+
+    import torch
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
+
+    class EpochOrder(TrainerCallback, ExportableState):
+        def __init__(self, epoch: int | None = None, generator: str | None = None):
+            self.epoch, self.generator = epoch, generator
+            self.restored = generator is not None  # built by the Trainer from a checkpoint's state
+
+        def state(self) -> dict:
+            return {"args": {"epoch": self.epoch, "generator": self.generator}, "attributes": {}}
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            epoch = math.floor((state.epoch or 0) + 1e-6)
+            if self.restored and epoch == self.epoch:  # resumed inside the epoch recorded last
+                torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(self.generator)), dtype=torch.uint8))
+            else:
+                self.epoch = epoch
+                self.generator = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
+            self.restored = False
+
+    return EpochOrder()
 
 
 def last_checkpoint(trainer_dir: Path) -> str | None:

@@ -20,7 +20,7 @@ from .errors import BuildError
 from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
 from .pretrain import check_base_unseen
-from .runs import as_json, claim_run, finish_run, last_checkpoint, run_settings
+from .runs import as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings
 
 if TYPE_CHECKING:
     import torch
@@ -72,6 +72,8 @@ class TrainConfig:
     sentiment: SentimentTask | None = None  # an auxiliary task on its own head
 
     def __post_init__(self) -> None:
+        if self.checkpoint_every < 1:
+            raise BuildError(f"a checkpoint every {self.checkpoint_every} steps: give at least 1")
         if self.average_last is not None and self.average_last < 2:
             raise BuildError(f"averaging needs at least 2 checkpoints, got {self.average_last}")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
@@ -452,7 +454,8 @@ class _Run:
         return _trainer_class()(
             model=self.model, args=args, train_dataset=self.train_rows, eval_dataset=self.val_enc,  # read by validate
             data_collator=_collate(self.encoder),
-            callbacks=[_best_epoch_callback(self)()], polarity_weights=class_weights(polarity, config.class_weighting),
+            callbacks=[_best_epoch_callback(self)(), epoch_order_callback()],
+            polarity_weights=class_weights(polarity, config.class_weighting),
             related_weight=config.related_weight, validate=self.validate, distillation=config.distillation,
             label_smoothing=config.label_smoothing or 0.0, focal_gamma=config.focal_gamma or 0.0,
             sentiment_weight=config.sentiment.weight if config.sentiment else 0.0)

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,48 @@ def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
     assert after == before and json.loads(run_file.read_text())["finished"]
     assert "training finished earlier" in cli(*args)
     assert "started with other settings (learning_rate)" in refused(*args[:-1], "5e-4")
+
+
+def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_path, monkeypatch):
+    """A run stopped right after a checkpoint inside its second epoch (as by Ctrl-C or a reboot) and rerun ends with
+    the same weights, bit for bit, as the same run never stopped; so does one stopped inside its first epoch."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers.trainer_callback import CallbackHandler
+
+    tmp, _, _ = built
+
+    def run(out: Path) -> str:
+        return cli("train", "--data", str(FIXTURES / "tweets.csv"), "--base", str(tmp / "base"), "--out", str(out),
+                   "--epochs", "2", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3",
+                   "--batch-size", "4", "--checkpoint-every", "3", "--threads", "1")
+
+    def final_weights(out: Path) -> dict:
+        (last,) = (out / "trainer").glob("checkpoint-*")  # the run keeps its last checkpoint only: its final one
+        return load_file(str(last / "model.safetensors"))
+
+    run(tmp_path / "whole")  # 33 training tweets in batches of 4: 9 steps an epoch
+    whole = final_weights(tmp_path / "whole")
+
+    class Stopped(Exception):
+        pass
+
+    saved = CallbackHandler.on_save
+    for step in (12, 6):
+        def stop_after(handler, args, state, control, at=step):
+            control = saved(handler, args, state, control)
+            if state.global_step == at:
+                raise Stopped
+            return control
+
+        out = tmp_path / f"stopped-{step}"
+        with monkeypatch.context() as patch:
+            patch.setattr(CallbackHandler, "on_save", stop_after)
+            with pytest.raises(Stopped):
+                run(out)
+        assert f"resuming from checkpoint-{step}" in run(out)
+        resumed = final_weights(out)
+        assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole), step
 
 
 def test_every_variant_is_a_valid_bundle(built):
