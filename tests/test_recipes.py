@@ -152,6 +152,7 @@ def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path)
 @pytest.mark.parametrize("extra, message", [
     (["--distill-weight", "0.5"], "give --teacher"),
     (["--average-last", "1"], "at least 2 checkpoints"),
+    (["--checkpoint-every", "0"], "give at least 1"),
     (["--label-smoothing", "1"], "label smoothing must be in [0, 1)"),
     (["--focal-gamma", "0"], "gamma must be positive"),
     (["--sentiment-weight", "1"], "give --sentiment"),
