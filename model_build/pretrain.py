@@ -16,7 +16,7 @@ from .checkpoint import DataSpec
 from .data import Example, example_key
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
-from .runs import as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings
+from .runs import as_json, claim_run, finish_run, last_checkpoint, run_settings
 
 SUMMARY_FILE = "pretrain_summary.json"  # in OUT/model beside the encoder
 TEXT_FILE_GLOB = "*_text.txt"  # a folder given to --texts: these files under it, one tweet per line (TweetEval)
@@ -197,10 +197,8 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         max_grad_norm=1.0, lr_scheduler_type="linear", group_by_length=True, seed=config.seed,
         data_seed=config.seed, save_strategy="steps", save_steps=config.checkpoint_every, save_total_limit=1,
         logging_steps=50, report_to=[], remove_unused_columns=False, dataloader_num_workers=0,
-        dataloader_pin_memory=False, use_cpu=config.device == "cpu", disable_tqdm=False,
-        restore_callback_states_from_checkpoint=True)
-    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate,
-                              callbacks=[epoch_order_callback()])
+        dataloader_pin_memory=False, use_cpu=config.device == "cpu", disable_tqdm=False)
+    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate)
     started = time.time()
     trainer.train(resume_from_checkpoint=last_checkpoint(out / "trainer"))
     after = _held_out_score(model, held_batches)
