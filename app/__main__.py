@@ -12,7 +12,7 @@ from pathlib import Path
 from .bundle import Bundle
 from .classifier import Classifier
 from .config import Config, ServerConfig
-from .errors import AppError
+from .errors import AppError, os_error_line
 from .offline import classify_file
 
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except OSError as exc:
-        print(f"error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
     return 2
 
 

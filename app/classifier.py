@@ -50,7 +50,10 @@ class Classifier:
         self.bundle = bundle
         self.bucket = max(1, bucket)
         self.max_batch = max(1, max_batch)
-        self.encoder = TweetEncoder(bundle.vocab_path, bundle.text_settings, bundle.pair_input)
+        try:
+            self.encoder = TweetEncoder(bundle.vocab_path, bundle.text_settings, bundle.pair_input)
+        except ValueError as exc:
+            raise BundleError(f"bundle {bundle.path}: {exc}") from None
         self.runtime = load_runtime()
         self._lock = threading.Lock()
         try:

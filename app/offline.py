@@ -21,6 +21,8 @@ class InputError(AppError):
 
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+# A record's errors, in the words bulk/ and model_build/ use too.
+EMPTY_TEXT, NOT_JSON = "empty or missing text", "line is not a JSON object"
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
@@ -40,12 +42,26 @@ def read_records(path: Path) -> Iterator[dict]:
     with path.open(encoding="utf-8", errors="replace", newline="") as fh:
         if path.suffix.lower() in JSONL_SUFFIXES:
             for record in iter_jsonl(fh):
-                yield record if record is not None else {"_error": "line is not a JSON object"}
+                yield record if record is not None else {"_error": NOT_JSON}
         else:
             reader = csv.DictReader(fh)
-            if not reader.fieldnames or "text" not in reader.fieldnames:
-                raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found {reader.fieldnames}")
-            yield from reader
+            try:
+                if not reader.fieldnames or "text" not in reader.fieldnames:
+                    raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
+                                     f"{reader.fieldnames}")
+                yield from reader
+            except csv.Error as exc:  # a field over the csv module's size limit (an unclosed quote), a NUL byte
+                raise InputError(f"{path}: line {reader.reader.line_num}: {exc}") from None  # DictReader's counts whole rows
+
+
+def record_error(record: dict) -> str | None:
+    """Why a record cannot be classified, or None."""
+    text, entity = record.get("text"), record.get("entity")
+    if not (isinstance(text, str) and text.strip()):
+        return EMPTY_TEXT
+    if entity is not None and not isinstance(entity, str):
+        return "entity is not a string"
+    return None
 
 
 # What a result line says: an input field of one of these names is written as input_<name> (as bulk/ does).
@@ -61,7 +77,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: 
     def flush() -> None:
         if not pending:
             return
-        predictions = classifier.classify([r["text"] for _, r in pending], [r.get("entity") or None for _, r in pending])
+        predictions = classifier.classify([r["text"] for _, r in pending], [r.get("entity") for _, r in pending])
         for (line, record), p in zip(pending, predictions):
             fields = {f"input_{k}" if k in OUTPUT_FIELDS else k: v for k, v in record.items() if k != "text"}
             out.write(json.dumps({"line": line, **fields, **p.to_dict()}, ensure_ascii=False) + "\n")
@@ -70,8 +86,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: 
 
     records = read_records(source)
     for line, record in enumerate(tqdm(records, unit="tweet", disable=not progress, file=sys.stderr), 1):
-        text = record.get("text")
-        error = record.get("_error") or (None if isinstance(text, str) and text.strip() else "empty or missing text")
+        error = record.get("_error") or record_error(record)
         if error:
             flush()
             out.write(json.dumps({"line": line, "error": error}) + "\n")

@@ -6,6 +6,8 @@ import importlib
 from dataclasses import dataclass
 from importlib import metadata
 
+from .errors import AppError
+
 # Preference order: LiteRT runs dynamic-length models several times faster and reads newer op versions.
 _CANDIDATES = (
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
@@ -21,7 +23,7 @@ class Runtime:
 
 
 def load_runtime() -> Runtime:
-    """Import the first available runtime, in preference order."""
+    """Import the first available runtime, in preference order; an AppError when none is installed."""
     errors = []
     for dist, module in _CANDIDATES:
         try:
@@ -30,4 +32,4 @@ def load_runtime() -> Runtime:
             errors.append(f"{dist}: {exc}")
             continue
         return Runtime(dist, metadata.version(dist), interpreter)
-    raise RuntimeError("no TFLite runtime installed (" + "; ".join(errors) + ")")
+    raise AppError("no TFLite runtime installed (" + "; ".join(errors) + ")")

@@ -20,6 +20,7 @@ _MENTION = re.compile(r"(?<![\w@])@\w{1,30}")
 _SPACE = re.compile(r"\s+")
 # Zero-width, bidi and other format characters, surrogates, private use, unassigned.
 _DROPPED_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn"})
+MIN_LENGTH, MAX_LENGTH = 8, 512  # tokens a model input may have: BERT-family position embeddings stop at 512
 
 
 class InputFormat(str, Enum):
@@ -51,10 +52,11 @@ class TextSettings:
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown preprocessing settings: {sorted(unknown)}")
-        settings = cls(**data)
-        if not 8 <= settings.max_length <= 512:
-            raise ValueError(f"max_length {settings.max_length} outside 8..512")
-        return settings
+        return cls(**data)
+
+    def __post_init__(self) -> None:
+        if not MIN_LENGTH <= self.max_length <= MAX_LENGTH:
+            raise ValueError(f"max_length {self.max_length} outside {MIN_LENGTH}..{MAX_LENGTH}")
 
 
 def _clean_char(ch: str) -> str:

@@ -45,11 +45,12 @@ def stand_in_checkpoint(base: str | Path, like: Bundle, data: DataSpec, out: Pat
 
 def random_mobilebert_checkpoint(like: Bundle, data: DataSpec, out: Path) -> Checkpoint:
     """Full-size MobileBERT (google/mobilebert-uncased's architecture) with random weights, as a stand-in."""
-    from model_build.random_init import save_random_model
+    from model_build.base import Architecture
+    from model_build.random_init import Size, save_random_model
 
     encoder = out.with_name(out.name + "-encoder")
     if not (encoder / "config.json").is_file():
-        save_random_model("mobilebert", "full", like.vocab_path, encoder)
+        save_random_model(Architecture.MOBILEBERT, Size.FULL, like.vocab_path, encoder)
     return stand_in_checkpoint(encoder, like, data, out)
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import app
-from app.bundle import Bundle, BundleError
+from app.bundle import Bundle
 from app.classifier import Classifier
 from app.config import Config, ConfigError
+from app.errors import AppError
 
 from . import worker
 from .formats import CORRUPT, Format
@@ -53,7 +54,7 @@ def verify(path: Path) -> Bundle:
     try:
         bundle = Bundle.load(path)
         Classifier(bundle, threads=1)
-    except (BundleError, RuntimeError) as exc:
+    except AppError as exc:  # a bad bundle, or no TFLite runtime
         raise BulkError(str(exc)) from None
     return bundle
 

@@ -10,14 +10,13 @@ import pyarrow as pa
 
 from app.bundle import Bundle
 from app.classifier import Classifier
+from app.offline import EMPTY_TEXT, NOT_JSON
 
 from .formats import CORRUPT
 
 TEXT, ENTITY = "text", "entity"
 LABEL, SCORES, RELATED, ERROR = "label", "scores", "related", "error"
 PREDICTED = (LABEL, SCORES, RELATED, ERROR)
-NO_TEXT = "empty or missing text"
-NOT_JSON = "line is not a JSON object"
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def annotate(task: Task, model: Classifier, batch: pa.RecordBatch) -> pa.RecordB
     texts, entities = _column(batch, TEXT), _column(batch, ENTITY)
     corrupt = batch.schema.get_field_index(CORRUPT)  # the raw line, maybe not even UTF-8: only its presence is read
     unreadable = batch.column(corrupt).is_valid().to_pylist() if corrupt >= 0 else [False] * batch.num_rows
-    errors = [NOT_JSON if bad else None if isinstance(text, str) and text.strip() else NO_TEXT
+    errors = [NOT_JSON if bad else None if isinstance(text, str) and text.strip() else EMPTY_TEXT
               for text, bad in zip(texts, unreadable)]
     rows = [i for i, error in enumerate(errors) if error is None]
     predictions = model.classify([texts[i] for i in rows], [entities[i] or None for i in rows]) if rows else []

@@ -4,17 +4,19 @@ It parses and dispatches; the work is in the modules it names."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from app.errors import AppError
+from app.errors import AppError, os_error_line
 from app.text import InputFormat
 
+from .base import Architecture
 from .checkpoint import Checkpoint, DataSpec
 from .errors import BuildError
+from .random_init import Size
+from .settings import ClassWeighting, Device
 from .splits import Holdout, SplitSpec
 
 DEFAULT_BASE = "google/mobilebert-uncased"
@@ -37,7 +39,7 @@ def _language(args) -> str | None:
 
 def cmd_train(args) -> int:
     from .distill import Distillation
-    from .train import ClassWeighting, SentimentTask, TrainConfig, train
+    from .train import SentimentTask, TrainConfig, train
 
     init = Checkpoint.load(args.init) if args.init else None
     if init is not None and (args.base or args.max_length):
@@ -65,7 +67,7 @@ def cmd_train(args) -> int:
         input_format=input_format, max_length=args.max_length, init=str(init.path) if init is not None else None,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         class_weighting=ClassWeighting(args.class_weighting), related_weight=args.related_weight,
-        patience=args.patience, seed=args.seed, device=args.device, threads=args.threads, distillation=distillation,
+        patience=args.patience, seed=args.seed, device=Device(args.device), threads=args.threads, distillation=distillation,
         checkpoint_every=args.checkpoint_every, average_last=args.average_last, label_smoothing=args.label_smoothing,
         focal_gamma=args.focal_gamma,
         sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
@@ -88,7 +90,7 @@ def cmd_pretrain(args) -> int:
     config = PretrainConfig(
         base=args.base or DEFAULT_BASE, out_dir=Path(args.out), max_steps=args.max_steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, mask_fraction=args.mask_fraction, max_length=args.max_length,
-        held_out=args.held_out, seed=args.seed, device=args.device, threads=args.threads)
+        held_out=args.held_out, seed=args.seed, device=Device(args.device), threads=args.threads)
     texts, sources = pretraining_texts(data, args.texts)
     print(f"pretrain: {len(texts)} texts ({sources})")
     model, trained = pretrain(config, texts, sources, args.command_line)
@@ -114,28 +116,19 @@ def cmd_package(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_bundle, format_metrics
+    from app.bundle import Bundle
+
+    from .evaluate import evaluate_bundle, format_metrics, holdout_examples, named_in_full
     from .fsutil import write_json
 
     if args.holdout:
         if args.split or args.language:
             raise BuildError("--holdout scores the bundle's own validation split: --split and --language do not apply")
-        try:
-            spec = DataSpec.from_dict(json.loads((Path(args.bundle) / "manifest.json").read_text())["training"]["data"])
-        except (ValueError, KeyError, TypeError):
-            raise BuildError(f"bundle {args.bundle}: its manifest records no training split to hold out") from None
-        _, examples = spec.splits(args.data)
-        if not examples:
-            raise BuildError(f"bundle {args.bundle} was trained on every tweet: it has no validation split of its own "
-                             "(its manifest's metrics name the run its figures came from)")
+        examples = holdout_examples(Bundle.load(args.bundle), args.data)
     else:
         examples, _ = DataSpec(str(args.data), _split(args), _language(args), unrelated=True).load()
     if args.full_names:
-        named = sum(e.entity_name is not None for e in examples)
-        if not named:
-            raise BuildError(f"{args.data}: no entity full names to pair the tweets with (RepLab's entity file has them)")
-        examples = [e.named_in_full() for e in examples]
-        print(f"evaluate: {named} of {len(examples)} tweets paired with their entity's full name")
+        examples = named_in_full(examples, args.data)
     metrics = evaluate_bundle(args.bundle, examples, args.threads)
     print(format_metrics(metrics))
     if args.json:
@@ -168,7 +161,7 @@ def cmd_curve(args) -> int:
 def cmd_init_random(args) -> int:
     from .random_init import save_random_model
 
-    out = save_random_model(args.arch, args.size, Path(args.vocab), Path(args.out), args.seed)
+    out = save_random_model(Architecture(args.arch), Size(args.size), Path(args.vocab), Path(args.out), args.seed)
     print(f"init-random: wrote a random-weight {args.size} {args.arch} classifier to {out}")
     return 0
 
@@ -199,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=5e-5)
-    p.add_argument("--class-weighting", choices=("none", "sqrt", "balanced"), default="sqrt")
+    p.add_argument("--class-weighting", choices=[w.value for w in ClassWeighting], default=ClassWeighting.SQRT.value)
     p.add_argument("--polarity-only", action="store_true",
                    help="train on tweets with a polarity label only (no unrelated tweets, no relatedness head)")
     p.add_argument("--label-smoothing", type=float, metavar="EPS",
@@ -230,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "not applied to tweets without timestamps)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--limit", type=int, help="use only the first N examples (smoke tests)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", choices=[d.value for d in Device], default=Device.AUTO.value,
+                   help="auto: a GPU when PyTorch sees one; cuda: refuse to start without one")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads")
     p.add_argument("--out", required=True,
                    help="run directory (resumes from its newest checkpoint in OUT/trainer if the settings match)")
@@ -254,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held-out", type=int, default=1000,
                    help="texts kept out of training, whose masked-token loss is measured before and after")
     p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", choices=[d.value for d in Device], default=Device.AUTO.value,
+                   help="auto: a GPU when PyTorch sees one; cuda: refuse to start without one")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads")
     p.add_argument("--out", required=True, help="run directory (resumes from OUT/trainer if the settings match)")
     p.set_defaults(func=cmd_pretrain)
@@ -311,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_curve)
 
     p = sub.add_parser("init-random", help="save a randomly initialised encoder in Hugging Face layout")
-    p.add_argument("--arch", choices=("bert", "mobilebert"), default="mobilebert")
-    p.add_argument("--size", choices=("tiny", "full"), default="full")
+    p.add_argument("--arch", choices=[a.value for a in Architecture], default=Architecture.MOBILEBERT.value)
+    p.add_argument("--size", choices=[s.value for s in Size], default=Size.FULL.value)
     p.add_argument("--vocab", required=True, help="a WordPiece vocab.txt (e.g. an uncased BERT vocabulary)")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
@@ -333,5 +328,5 @@ def main(argv: list[str] | None = None) -> int:
     except (BuildError, AppError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except OSError as exc:
-        print(f"error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
     return 2

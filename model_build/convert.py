@@ -5,15 +5,27 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from app.classifier import INPUT_NAMES
+
 from .checkpoint import Checkpoint
 
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-VARIANTS = ("float32", "float16", "dynamic-int8", "full-int8")
+
+class Variant(str, Enum):
+    """A bundle's quantisation: none, float16 weights, int8 weights (dynamic range), or int8 throughout."""
+
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"
+    DYNAMIC_INT8 = "dynamic-int8"
+    FULL_INT8 = "full-int8"
+
+
+VARIANTS = tuple(v.value for v in Variant)
 
 
 def _quiet_tensorflow():
@@ -57,26 +69,20 @@ def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
     return out_dir
 
 
-def convert_variant(saved_model: Path, variant: str,
-                    representative: Callable[[], Iterable[dict]] | None = None) -> tuple[bytes, dict]:
-    """One TFLite FlatBuffer and a note of how it was made."""
+def convert_variant(saved_model: Path, variant: Variant,
+                    representative: Callable[[], Iterable[dict]]) -> tuple[bytes, dict]:
+    """One TFLite FlatBuffer and a note of how it was made (``representative``: full-int8's calibration inputs)."""
     tf = _quiet_tensorflow()
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
-    note: dict = {"variant": variant, "converter": f"tensorflow {tf.__version__}"}
-    if variant == "float16":
+    note: dict = {"variant": variant.value, "converter": f"tensorflow {tf.__version__}"}
+    if variant is not Variant.FLOAT32:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant is Variant.FLOAT16:
         converter.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic-int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "full-int8":
-        if representative is None:
-            raise ValueError("full-int8 needs a representative dataset")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant is Variant.FULL_INT8:
         converter.representative_dataset = lambda: ([x[n] for n in INPUT_NAMES] for x in representative())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         note["ops"] = "TFLITE_BUILTINS_INT8"
-    elif variant != "float32":
-        raise ValueError(f"variant must be one of {VARIANTS}")
     started = time.time()
     flatbuffer = converter.convert()
     note["seconds"] = round(time.time() - started, 1)
@@ -92,7 +98,7 @@ def convert(checkpoint: Checkpoint, variants: Sequence[str],
         print(f"convert: SavedModel exported in {time.time() - started:.0f} s")
         results = {}
         for variant in variants:
-            results[variant] = convert_variant(saved, variant, representative)
+            results[variant] = convert_variant(saved, Variant(variant), representative)
             print(f"convert: {variant}: {len(results[variant][0]):,} bytes in {results[variant][1]['seconds']} s")
         return results
 

@@ -12,6 +12,7 @@ from typing import Sequence
 from .checkpoint import Checkpoint
 from .data import Example
 from .errors import BuildError
+from .figures import pyplot, save_png
 from .fsutil import write_json, write_text
 from .splits import Holdout
 from .train import TrainConfig, encode_examples, predict, train, validation_metrics
@@ -111,11 +112,7 @@ def _line(m: dict) -> str:
 
 def write_curve(result: dict, out: Path) -> str:
     """curve.json, curve.md and curve.png in ``out``; returns the Markdown."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     out = Path(out)
     write_json(out / "curve.json", result)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -133,10 +130,7 @@ def write_curve(result: dict, out: Path) -> str:
     fig.suptitle(f"{len(result['entities'])} entities never seen in training, scored on their "
                  f"{result['test_tweets']} later tweets")
     fig.tight_layout()
-    tmp = out / ".curve.png.tmp"
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    tmp.replace(out / "curve.png")
+    save_png(fig, out / "curve.png", dpi=110)
     lines = ["| own tweets per entity | weight | polarity accuracy | macro-F1 | negative F1 | relatedness accuracy | "
              "unrelated F1 |", "|---|---|---|---|---|---|---|"]
     for p in result["points"]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from app.offline import JSONL_SUFFIXES, iter_jsonl
+from app.offline import EMPTY_TEXT, JSONL_SUFFIXES, NOT_JSON, iter_jsonl
 
 from .errors import BuildError
 
@@ -52,11 +52,6 @@ def example_key(e: Example) -> tuple:
 def with_polarity(examples: Sequence[Example]) -> list[Example]:
     """The examples that carry a polarity label."""
     return [e for e in examples if e.label is not None]
-
-
-def with_relatedness(examples: Sequence[Example]) -> list[Example]:
-    """The examples that carry a relatedness label."""
-    return [e for e in examples if e.related is not None]
 
 
 def parse_related(value: object) -> bool | None:
@@ -121,14 +116,24 @@ def _read_text(path: Path, report: LoadReport) -> str:
     return text.removeprefix("\ufeff")
 
 
+def _checked(reader, path: Path) -> Iterator:
+    """A csv reader's rows; a DataError naming the line where the csv module gives up (a field over its size
+    limit, as an unclosed quote makes, or a NUL byte)."""
+    try:
+        yield from reader
+    except csv.Error as exc:  # a DictReader counts only the lines of whole rows: its reader's count names this one
+        raise DataError(f"{path}: line {getattr(reader, 'reader', reader).line_num}: {exc}") from None
+
+
 def _rows(path: Path, columns: Sequence[str], report: LoadReport) -> Iterator[dict[str, str]]:
     """Rows of a RepLab tab-separated, double-quoted file, checked against its expected columns."""
     reader = csv.reader(io.StringIO(_read_text(path, report), newline=""), delimiter="\t")
-    header = next(reader, None)
+    rows = _checked(reader, path)
+    header = next(rows, None)
     if header is None or any(c not in header for c in columns):
         raise DataError(f"{path}: expected columns {list(columns)}, found {header}")
     index = [header.index(c) for c in columns]
-    for row in reader:
+    for row in rows:
         if len(row) != len(header):
             report.dropped["malformed row"] += 1
             continue
@@ -191,7 +196,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         elif language and info[key]["language"].upper() != language.upper():
             why = f"language not {language.upper()}"
         elif not texts.get(key, "").strip():
-            why = "empty or missing text"
+            why = EMPTY_TEXT
         if why:
             report.dropped[why] += 1
             continue
@@ -220,14 +225,14 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
         records = []
         for record in iter_jsonl(content.splitlines()):
             if record is None:
-                report.dropped["line is not a JSON object"] += 1
+                report.dropped[NOT_JSON] += 1
             else:
                 records.append(record)
     else:
         reader = csv.DictReader(io.StringIO(content, newline=""))
+        records = list(_checked(reader, path))
         if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
             raise DataError(f"{path}: expected columns text,label[,entity][,related], found {reader.fieldnames}")
-        records = list(reader)
     examples = []
     for record in records:
         text, raw_label, entity = record.get("text"), record.get("label"), record.get("entity")
@@ -238,7 +243,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
             report.dropped[f"unknown related value {record.get('related')!r}"] += 1
             continue
         if not isinstance(text, str) or not text.strip():
-            report.dropped["empty or missing text"] += 1
+            report.dropped[EMPTY_TEXT] += 1
         elif label is not None and label not in LABELS:
             report.dropped[f"unknown label {raw_label!r}"] += 1
         elif label is None and not (unrelated and related is not None):

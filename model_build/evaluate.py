@@ -11,9 +11,32 @@ import numpy as np
 from app.bundle import Bundle
 from app.classifier import Classifier
 
+from .checkpoint import DataSpec
 from .data import LABELS, Example
 from .errors import BuildError
 from .metrics import classification_metrics, relatedness_metrics
+
+
+def holdout_examples(bundle: Bundle, data: str) -> list[Example]:
+    """The validation tweets of the run a bundle was packaged from, split again from ``data`` as its manifest says."""
+    try:
+        spec = DataSpec.from_dict(bundle.manifest()["training"]["data"])
+    except (ValueError, KeyError, TypeError):
+        raise BuildError(f"bundle {bundle.path}: its manifest records no training split to hold out") from None
+    _, examples = spec.splits(data)
+    if not examples:
+        raise BuildError(f"bundle {bundle.path} was trained on every tweet: it has no validation split of its own "
+                         "(its manifest's metrics name the run its figures came from)")
+    return examples
+
+
+def named_in_full(examples: Sequence[Example], data: str) -> list[Example]:
+    """The examples paired with their entity's full name instead of its query (RepLab's entity_name)."""
+    named = sum(e.entity_name is not None for e in examples)
+    if not named:
+        raise BuildError(f"{data}: no entity full names to pair the tweets with (RepLab's entity file has them)")
+    print(f"evaluate: {named} of {len(examples)} tweets paired with their entity's full name")
+    return [e.named_in_full() for e in examples]
 
 
 def latency_summary(seconds: Sequence[float]) -> dict:

@@ -19,7 +19,12 @@ from .train import encode_examples
 
 MODEL_FILE = "model.tflite"
 VOCAB_FILE = "vocab.txt"
-_VERSION = re.compile(r"\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?")
+_VERSION = re.compile(r"\d+\.\d+\.\d+")  # as the manifest's schema has it
+
+
+def check_version(version: str) -> None:
+    if not _VERSION.fullmatch(version):
+        raise BuildError(f"version {version!r}: give MAJOR.MINOR.PATCH, three numbers (as 1.2.0)")
 
 
 def write_bundle(
@@ -35,8 +40,7 @@ def write_bundle(
 ) -> Bundle:
     """Write a bundle of a checkpoint's converted model atomically; it replaces ``out_dir`` only once the edge
     loader has run it (and ``evaluate`` has measured it, its metrics going into the manifest)."""
-    if not _VERSION.fullmatch(version):
-        raise BuildError(f"version {version!r} is not semantic (MAJOR.MINOR.PATCH)")
+    check_version(version)
     with atomic_dir(out_dir) as tmp:
         (tmp / MODEL_FILE).write_bytes(flatbuffer)
         (tmp / VOCAB_FILE).write_bytes(checkpoint.vocab_path.read_bytes())
@@ -80,6 +84,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     from .convert import VARIANTS, convert, representative_inputs
     from .evaluate import evaluate_bundle
 
+    check_version(version)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
         raise BuildError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
@@ -132,7 +137,8 @@ def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], ou
         for bundle in package_checkpoint(holdout_run, variants, Path(tmp) / "bundle", name="holdout-run",
                                          version="0.0.0", command=command, threads=threads, data_source=data_source):
             validation = bundle.manifest()["metrics"]["validation"]
-            del validation["bundle"]  # a temporary directory
+            for key in ("bundle", "name", "version"):  # a temporary directory and its stand-in bundle's identity
+                del validation[key]
             validation["model"] = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
                                    f"{bundle.quantization}; this bundle saw these tweets")
             if "relatedness" in validation:

@@ -10,17 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from app.text import InputFormat
+from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat
 
+from .base import Architecture, base_model_type, resolve_base
 from .checkpoint import DataSpec
 from .data import Example, example_key
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
 from .runs import as_json, claim_run, finish_run, last_checkpoint, run_settings
+from .settings import Device
 
 SUMMARY_FILE = "pretrain_summary.json"  # in OUT/model beside the encoder
 TEXT_FILE_GLOB = "*_text.txt"  # a folder given to --texts: these files under it, one tweet per line (TweetEval)
-ARCHITECTURES = ("bert", "mobilebert")  # whose masked-LM head is ``cls``
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,14 @@ class PretrainConfig:
     held_out: int = 1000  # texts kept out of training to measure masked-token loss before and after
     seed: int = 13
     checkpoint_every: int = 200
-    device: str = "auto"
+    device: Device = Device.AUTO
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.batch_size < 1 or not 0 < self.mask_fraction < 1 or self.max_length < 8 \
-                or self.held_out < 1:
+        if self.max_steps < 1 or self.batch_size < 1 or not 0 < self.mask_fraction < 1 \
+                or not MIN_LENGTH <= self.max_length <= MAX_LENGTH or self.held_out < 1:
             raise BuildError("pretraining needs at least 1 step, a batch of at least 1, a mask fraction in (0, 1), "
-                             "a length of at least 8 tokens and at least 1 held-out text")
+                             f"a length of {MIN_LENGTH} to {MAX_LENGTH} tokens and at least 1 held-out text")
 
     def to_dict(self) -> dict:
         return as_json(self)
@@ -91,10 +92,14 @@ def check_base_unseen(base: str, val_set: Sequence[Example]) -> None:
     summary = Path(base) / SUMMARY_FILE
     if not val_set or not summary.is_file():
         return
-    spec = json.loads(summary.read_text())["texts"]["replab"]
-    if spec is None:
+    try:
+        spec = json.loads(summary.read_text())["texts"]["replab"]
+        pretrained_on = DataSpec.from_dict(spec) if spec is not None else None
+    except (ValueError, KeyError, TypeError):
+        raise BuildError(f"{summary}: not a pretraining summary this build wrote") from None
+    if pretrained_on is None:
         return
-    seen = {example_key(e) for e in replab_examples(DataSpec.from_dict(spec))}
+    seen = {example_key(e) for e in replab_examples(pretrained_on)}
     leaked = sum(example_key(e) in seen for e in val_set)
     if leaked:
         raise BuildError(f"base {base} was pretrained on {leaked} of the validation tweets: pretrain it with this "
@@ -133,14 +138,10 @@ def _held_out_score(model, batches) -> dict:
 
 
 def _base_architecture(base: str) -> None:
-    from transformers import AutoConfig
-
-    try:
-        model_type = AutoConfig.from_pretrained(base).model_type
-    except (OSError, ValueError) as exc:
-        raise BuildError(f"{base}: not a readable base model ({type(exc).__name__})") from None
-    if model_type not in ARCHITECTURES:
-        raise BuildError(f"{base}: pretraining takes {' or '.join(ARCHITECTURES)} encoders, not {model_type}")
+    model_type = base_model_type(base)
+    if model_type not in {a.value for a in Architecture}:
+        names = " or ".join(a.value for a in Architecture)
+        raise BuildError(f"{base}: pretraining takes {names} encoders, not {model_type}")
 
 
 def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, command: str) -> tuple[Path, bool]:
@@ -158,11 +159,12 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         TrainingArguments,
     )
 
-    from .train import resolve_base, text_encoder
+    from .train import text_encoder
 
     out = Path(config.out_dir)
     if len(texts) <= config.held_out:
         raise BuildError(f"{len(texts)} texts: more than the {config.held_out} held out are needed")
+    config.device.check()
     _base_architecture(config.base)
     settings = {**run_settings(config), "texts": sources}
     if claim_run(out, settings):
@@ -197,7 +199,7 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         max_grad_norm=1.0, lr_scheduler_type="linear", group_by_length=True, seed=config.seed,
         data_seed=config.seed, save_strategy="steps", save_steps=config.checkpoint_every, save_total_limit=1,
         logging_steps=50, report_to=[], remove_unused_columns=False, dataloader_num_workers=0,
-        dataloader_pin_memory=False, use_cpu=config.device == "cpu", disable_tqdm=False)
+        dataloader_pin_memory=False, use_cpu=config.device is Device.CPU, disable_tqdm=False)
     trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate)
     started = time.time()
     trainer.train(resume_from_checkpoint=last_checkpoint(out / "trainer"))

@@ -3,26 +3,33 @@ as pretrained ones: MobileBERT where its weights cannot be downloaded, tiny mode
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
+from .base import Architecture
 from .data import LABELS
-
-ARCHITECTURES = ("bert", "mobilebert")
-SIZES = ("tiny", "full")
+from .fsutil import atomic_dir
 
 
-def _config(arch: str, size: str, vocab_size: int):
+class Size(str, Enum):
+    """The published architecture's size, or a tiny one for tests."""
+
+    TINY = "tiny"
+    FULL = "full"
+
+
+def _config(arch: Architecture, size: Size, vocab_size: int):
     from transformers import BertConfig, MobileBertConfig
 
-    if arch == "mobilebert" and size == "full":
+    if arch is Architecture.MOBILEBERT and size is Size.FULL:
         return MobileBertConfig(vocab_size=vocab_size)  # google/mobilebert-uncased's architecture
-    if arch == "mobilebert":
+    if arch is Architecture.MOBILEBERT:
         return MobileBertConfig(
             vocab_size=vocab_size, hidden_size=64, embedding_size=32, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=64, intra_bottleneck_size=32, true_hidden_size=32, num_feedforward_networks=2,
             max_position_embeddings=128,
         )
-    if size == "full":
+    if size is Size.FULL:
         return BertConfig(vocab_size=vocab_size)
     return BertConfig(
         vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -30,13 +37,12 @@ def _config(arch: str, size: str, vocab_size: int):
     )
 
 
-def save_random_model(arch: str, size: str, vocab_file: Path, out_dir: Path, seed: int = 0) -> Path:
-    """Write a random-weight sequence classifier, its config and tokenizer files into ``out_dir``."""
+def save_random_model(arch: Architecture, size: Size, vocab_file: Path, out_dir: Path, seed: int = 0) -> Path:
+    """Write a random-weight sequence classifier, its config and tokenizer files into ``out_dir`` (whole or not at
+    all)."""
     import torch
     from transformers import AutoModelForSequenceClassification, BertTokenizerFast
 
-    if arch not in ARCHITECTURES or size not in SIZES:
-        raise ValueError(f"architecture must be one of {ARCHITECTURES} and size one of {SIZES}")
     tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
     config = _config(arch, size, tokenizer.vocab_size)
     config.num_labels = len(LABELS)
@@ -44,7 +50,7 @@ def save_random_model(arch: str, size: str, vocab_file: Path, out_dir: Path, see
     config.label2id = {name: i for i, name in enumerate(LABELS)}
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)
-    out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
+    with atomic_dir(Path(out_dir)) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return Path(out_dir)

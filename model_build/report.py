@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from app.bundle import Bundle
 
 from .checkpoint import Checkpoint
 from .errors import BuildError
+from .figures import pyplot, save_png
 
 BERT_LARGE_BYTES = 1_340_000_000  # the reference study's BERT-large model size, 1.34 GB
 
@@ -54,11 +56,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def plot_confusion(metrics: dict, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     matrix = metrics["confusion"]
     ax.imshow(matrix, cmap="Blues")
@@ -73,16 +71,11 @@ def plot_confusion(metrics: dict, title: str, path: Path) -> None:
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > peak / 2 else "black")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def plot_tradeoffs(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     variants = [r for r in rows if "variant" in r]
     baseline = rows[0]["accuracy"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -97,8 +90,7 @@ def plot_tradeoffs(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("validation accuracy")
         ax.legend(loc="center right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen: str = "dynamic-int8",
@@ -131,7 +123,7 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
     for path in sorted(p for p in Path(bundles_dir).iterdir() if (p / "manifest.json").is_file()):
         metrics = evaluate_bundle(path, val_set, threads)
         bundles[metrics["quantization"]] = metrics
-        unseen = json.loads((path / "manifest.json").read_text()).get("metrics", {}).get("unseen_entities", unseen)
+        unseen = Bundle.load(path).manifest().get("metrics", {}).get("unseen_entities", unseen)
         print(f"report: {path.name}\n" + format_metrics(metrics))
     if not bundles:
         raise BuildError(f"{bundles_dir}: no bundle (a directory with a manifest.json) found")

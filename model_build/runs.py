@@ -83,12 +83,16 @@ def claim_run(out: Path, settings: dict) -> bool:
     these settings already finished there (early stopping included), so that a rerun resumes nothing."""
     path = out / RUN_FILE
     if path.is_file():
-        started = json.loads(path.read_text())
-        differ = _differing(settings, started["settings"])
+        try:
+            started = json.loads(path.read_text())
+            recorded, finished = dict(started["settings"]), bool(started["finished"])
+        except (ValueError, KeyError, TypeError):
+            raise BuildError(f"{path}: not a run record this build wrote: give a new --out") from None
+        differ = _differing(settings, recorded)
         if differ:
             raise BuildError(f"run directory {out} was started with other settings ({', '.join(differ)}): "
                              "rerun it as it was to resume, or give a new --out")
-        return bool(started["finished"])
+        return finished
     write_json(path, {"settings": settings, "finished": False})
     return False
 

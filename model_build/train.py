@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from app.text import InputFormat, TextSettings, TweetEncoder
+from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings, TweetEncoder
 
+from .base import base_model_type, resolve_base
 from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint
 from .data import LABELS, Example, load_sentiment, with_polarity
 from .distill import TARGETS_FILE, Distillation, check_unseen, teacher_targets
@@ -21,6 +21,7 @@ from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
 from .pretrain import check_base_unseen
 from .runs import as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings
+from .settings import ClassWeighting, Device
 
 if TYPE_CHECKING:
     import torch
@@ -36,14 +37,6 @@ class SentimentTask:
     def __post_init__(self) -> None:
         if not self.weight > 0:
             raise BuildError(f"the sentiment task's weight must be positive, got {self.weight}")
-
-
-class ClassWeighting(str, Enum):
-    """Polarity loss weights from the training label counts."""
-
-    NONE = "none"
-    SQRT = "sqrt"  # 1 / sqrt(count)
-    BALANCED = "balanced"  # 1 / count
 
 
 @dataclass(frozen=True)
@@ -62,7 +55,7 @@ class TrainConfig:
     patience: int = 2
     seed: int = 13
     checkpoint_every: int = 300
-    device: str = "auto"
+    device: Device = Device.AUTO
     threads: int | None = None
     init: str | None = None  # a fine-tuned checkpoint to start from (its weights, vocabulary and text settings)
     distillation: Distillation | None = None
@@ -72,6 +65,11 @@ class TrainConfig:
     sentiment: SentimentTask | None = None  # an auxiliary task on its own head
 
     def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise BuildError(f"training needs at least 1 epoch, a batch of at least 1 and a patience of at least 1 "
+                             f"epoch, got {self.epochs}, {self.batch_size} and {self.patience}")
+        if self.max_length is not None and not MIN_LENGTH <= self.max_length <= MAX_LENGTH:
+            raise BuildError(f"--max-length {self.max_length}: give {MIN_LENGTH} to {MAX_LENGTH} tokens")
         if self.checkpoint_every < 1:
             raise BuildError(f"a checkpoint every {self.checkpoint_every} steps: give at least 1")
         if self.average_last is not None and self.average_last < 2:
@@ -88,16 +86,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return as_json(self)
-
-
-def resolve_base(base: str, work_dir: Path) -> tuple[Path, bool]:
-    """Vocabulary file and lower-casing of a base model given by hub name or local path."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    (vocab_file,) = tokenizer.save_vocabulary(str(work_dir))
-    return Path(vocab_file), bool(getattr(tokenizer, "do_lower_case", True))
 
 
 def length_stats(lengths: Sequence[int]) -> dict:
@@ -449,7 +437,7 @@ class _Run:
             save_total_limit=config.average_last or 1,
             restore_callback_states_from_checkpoint=True, logging_steps=50, report_to=[], remove_unused_columns=False,
             dataloader_num_workers=0, dataloader_pin_memory=False,
-            use_cpu=config.device == "cpu", disable_tqdm=False)
+            use_cpu=config.device is Device.CPU, disable_tqdm=False)
         polarity = [y for y in self.y_polarity if y >= 0]
         return _trainer_class()(
             model=self.model, args=args, train_dataset=self.train_rows, eval_dataset=self.val_enc,  # read by validate
@@ -466,6 +454,9 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     """Fine-tune, keeping the best epoch by validation macro-F1 (the last one without validation) in ``best/``;
     resumes from the newest Trainer checkpoint in ``out/trainer`` when the settings are the same."""
     sentiment = load_sentiment(config.sentiment.folder) if config.sentiment else []  # read before the run is claimed
+    config.device.check()
+    if config.init is None:
+        base_model_type(config.base)  # readable, or one line before the run is claimed
     check_base_unseen(config.base, val_set)
     settings = run_settings(config)
     settings["data"] = data.to_dict()

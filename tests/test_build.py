@@ -79,6 +79,8 @@ def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
     assert after == before and json.loads(run_file.read_text())["finished"]
     assert "training finished earlier" in cli(*args)
     assert "started with other settings (learning_rate)" in refused(*args[:-1], "5e-4")
+    run_file.write_text("{")
+    assert "run.json: not a run record this build wrote" in refused(*args)
 
 
 def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_path, monkeypatch):
@@ -199,13 +201,14 @@ def _agreement(checkpoint, bundles_dir) -> dict:
 
 def test_mobilebert_converts_in_all_four_variants(tmp_path):
     """A small random MobileBERT (NoNorm, bottlenecks), saved in HF layout and packaged through the same path."""
+    from model_build.base import Architecture
     from model_build.checkpoint import DataSpec, save_checkpoint
     from model_build.data import LABELS
     from model_build.model import ReputationModel
-    from model_build.random_init import save_random_model
+    from model_build.random_init import Size, save_random_model
     from model_build.splits import SplitSpec
 
-    base = save_random_model("mobilebert", "tiny", FIXTURES / "vocab.txt", tmp_path / "mobilebert")
+    base = save_random_model(Architecture.MOBILEBERT, Size.TINY, FIXTURES / "vocab.txt", tmp_path / "mobilebert")
     data = DataSpec(str(FIXTURES / "tweets.csv"), language=None, unrelated=True,
                     holdout=SplitSpec(val_fraction=0.25, gap_fraction=0))
     checkpoint = tmp_path / "checkpoint"
@@ -300,6 +303,8 @@ def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, 
     assert metrics["framework_validation"] == own["framework_validation"]
     assert metrics["relatedness"]["model"] == metrics["validation"]["model"]
     assert str(tmp / "run" / "best") in metrics["validation"]["model"] and not list(tmp_path.glob(".holdout-run-*"))
+    assert not {"bundle", "name", "version"} & set(metrics["validation"])  # the stand-in bundle's, not this one's
+    assert "give MAJOR.MINOR.PATCH" in refused(*package[:-1], "1.2.0-rc1")  # before minutes of conversion
     assert "this one has a validation split" in refused("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"),
                                                         "--holdout-run", str(tmp / "run" / "best"), "--out",
                                                         str(tmp_path / "refused"))

@@ -100,3 +100,23 @@ def test_outputs_not_matching_the_model_are_refused(tiny_bundle_copy, outputs, r
     path.write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=reason):
         Classifier(Bundle.load(tiny_bundle_copy))
+
+
+def test_a_vocabulary_without_the_special_tokens_is_refused_by_verify(tiny_bundle_copy):
+    """`python -m app verify` on a bundle whose (checksummed) vocabulary lacks [CLS]: one line, exit 2."""
+    import hashlib
+    import subprocess
+
+    from tests.conftest import EDGE_PYTHON, ROOT
+
+    vocab = tiny_bundle_copy / "vocab.txt"
+    vocab.write_text("".join(t + "\n" for t in vocab.read_text().splitlines() if t != "[CLS]"))
+    path = tiny_bundle_copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"]["vocab.txt"] = {"sha256": hashlib.sha256(vocab.read_bytes()).hexdigest(),
+                                      "bytes": vocab.stat().st_size}
+    path.write_text(json.dumps(manifest))
+    result = subprocess.run([EDGE_PYTHON, "-m", "app", "verify", str(tiny_bundle_copy)], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f"error: bundle {tiny_bundle_copy}: vocabulary {vocab} lacks special tokens ['[CLS]']"], result.stderr

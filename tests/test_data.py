@@ -93,6 +93,19 @@ def test_missing_directory_and_wrong_columns(tmp_path):
         load(tmp_path / "absent.csv")
 
 
+def test_an_unclosed_quote_names_its_line(tmp_path):
+    """An unclosed quote makes the csv module read on to a field over its size limit: one line naming where."""
+    write_replab(tmp_path)
+    texts = tmp_path / "training" / "texts" / "E2.tsv"
+    texts.write_text(texts.read_text() + '"2"\t"b"\t"E2"\t"an unclosed quote' + "x" * 200_000 + "\n")
+    with pytest.raises(DataError, match=r"E2.tsv: line 3: field larger than field limit"):
+        load_replab(tmp_path)
+    table = tmp_path / "t.csv"
+    table.write_text('text,label\nfine,positive\n"an unclosed quote' + "x" * 200_000 + ",neutral\n")
+    with pytest.raises(DataError, match=r"t.csv: line 3: field larger than field limit"):
+        load_table(table)
+
+
 def test_csv_and_jsonl(tmp_path):
     csv_file = tmp_path / "t.csv"
     csv_file.write_text('text,label,entity\n"Great, really",Positive,Acme\nmeh,neutral,\n,negative,Acme\nbad,angry,Acme\n')

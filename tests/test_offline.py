@@ -51,6 +51,20 @@ def test_unreadable_inputs_give_a_clear_error(tmp_path):
     assert result.returncode == 2 and "needs a header row with a 'text' column" in result.stderr
     result = run(str(tmp_path / "absent.csv"))
     assert result.returncode == 2 and "absent.csv: No such file or directory" in result.stderr
+    (tmp_path / "unclosed.csv").write_text('text\nfine\n"an unclosed quote' + "x" * 200_000 + "\n")
+    result = run(str(tmp_path / "unclosed.csv"), "--out", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 2 and "unclosed.csv: line 3: field larger than field limit" in result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.glob("*out.jsonl*"))
+
+
+def test_an_entity_that_is_not_a_string_is_that_lines_error(tmp_path):
+    src = tmp_path / "day.jsonl"
+    src.write_text("".join(json.dumps({"text": "bad service", "entity": e}) + "\n" for e in (5, ["Acme"], "Acme", None)))
+    result = run(str(src), "--no-progress", bundle=TINY_RELATED_BUNDLE)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert lines[:2] == [{"line": 1, "error": "entity is not a string"}, {"line": 2, "error": "entity is not a string"}]
+    assert [("label" in x) for x in lines[2:]] == [True, True]
 
 
 def test_offline_mode_reads_no_server_settings(tmp_path):

@@ -161,6 +161,14 @@ def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path)
     (["--sentiment", str(FIXTURES), "--teacher", "INIT"], "do not go together"),
     (["--also-language", "en"], "another language to validate on"),
     (["--full-names", "2"], "full name must be in"),
+    (["--epochs", "0"], "at least 1 epoch"),
+    (["--batch-size", "0"], "a batch of at least 1"),
+    (["--patience", "0"], "a patience of at least 1"),
+    (["--max-length", "600"], "give 8 to 512 tokens"),
+    (["--max-length", "0"], "give 8 to 512 tokens"),
+    (["--base", "/nonexistent/base"], "/nonexistent/base: not a readable base model"),
+    pytest.param(["--device", "cuda"], "PyTorch sees no CUDA GPU",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here: cuda is not refused")),
 ])
 def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, extra, message):
     tmp, common = teachers

@@ -63,7 +63,8 @@ def test_build_and_edge_sides_give_identical_ids(replab_sample):
     from app.bundle import Bundle
     from app.classifier import Classifier
     from app.text import InputFormat
-    from model_build.train import encode_examples, resolve_base, text_encoder
+    from model_build.base import resolve_base
+    from model_build.train import encode_examples, text_encoder
     from tests.conftest import DEFAULT_BUNDLE
 
     bundle = Bundle.load(DEFAULT_BUNDLE)

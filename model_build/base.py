@@ -1,0 +1,43 @@
+"""The base encoder a run starts from, by hub name or local path: its architecture and its vocabulary."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from .errors import BuildError
+
+
+class Architecture(str, Enum):
+    """The BERT-family encoders built here at random and pretrained further (their masked-LM head is ``cls``)."""
+
+    BERT = "bert"
+    MOBILEBERT = "mobilebert"
+
+
+def _unreadable(base: str, exc: Exception) -> BuildError:
+    return BuildError(f"{base}: not a readable base model ({type(exc).__name__}: a local folder in Hugging Face "
+                      "layout, or a hub name already downloaded or reachable)")
+
+
+def base_model_type(base: str) -> str:
+    """The model type of the base's configuration (``bert``, ``mobilebert``, ...)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(base).model_type
+    except (OSError, ValueError) as exc:
+        raise _unreadable(base, exc) from None
+
+
+def resolve_base(base: str, work_dir: Path) -> tuple[Path, bool]:
+    """The base's vocabulary file, saved into ``work_dir``, and whether its tokenizer lower-cases."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+    except (OSError, ValueError) as exc:
+        raise _unreadable(base, exc) from None
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (vocab_file,) = tokenizer.save_vocabulary(str(work_dir))
+    return Path(vocab_file), bool(getattr(tokenizer, "do_lower_case", True))
