@@ -50,8 +50,9 @@ def read_records(path: Path) -> Iterator[dict]:
                     raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
                                      f"{reader.fieldnames}")
                 yield from reader
-            except csv.Error as exc:  # a field over the csv module's size limit (an unclosed quote), a NUL byte
-                raise InputError(f"{path}: line {reader.reader.line_num}: {exc}") from None  # DictReader's counts whole rows
+            except csv.Error as exc:  # a field over the csv module's size limit: an unclosed quote ran on
+                line = reader.reader.line_num  # of the file, header included (DictReader's counts whole rows only)
+                raise InputError(f"{path}: {exc} by file line {line} (an unclosed quote on it or before it?)") from None
 
 
 def record_error(record: dict) -> str | None:

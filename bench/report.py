@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from model_build.figures import pyplot, save_png
+
 STUDY_TWEETS_PER_S = 1.0  # the reference study: at least one tweet per second on its edge boards
 # goals that are ceilings
 AT_MOST = frozenset({"rss_mb_one_worker", "related_head_latency_ratio", "vs_earlier_bundle_latency_ratio"})
@@ -106,11 +108,7 @@ def markdown(results: dict, goals: dict) -> str:
 
 def plots(results: dict, out_prefix: Path) -> list[Path]:
     """PNG plots of the study table, the load curves and the soak memory; the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     written = []
     if "study" in results:
         fig, ax = plt.subplots(figsize=(8, 4))
@@ -141,11 +139,6 @@ def plots(results: dict, out_prefix: Path) -> list[Path]:
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path, dpi=110)
     return path

@@ -37,6 +37,8 @@ class CurveSpec:
             raise BuildError(f"sizes must be between 0 and {self.pool} tweets per entity, got {list(self.sizes)}")
         if not self.weights or min(self.weights) <= 0:
             raise BuildError(f"weights must be positive, got {list(self.weights)}")
+        if self.epochs < 1:
+            raise BuildError(f"adapting takes at least 1 epoch, got {self.epochs}")
 
 
 def split_entities(examples: Sequence[Example], pool: int) -> tuple[dict[str, list[Example]], list[Example], list[str]]:

@@ -117,12 +117,13 @@ def _read_text(path: Path, report: LoadReport) -> str:
 
 
 def _checked(reader, path: Path) -> Iterator:
-    """A csv reader's rows; a DataError naming the line where the csv module gives up (a field over its size
-    limit, as an unclosed quote makes, or a NUL byte)."""
+    """A csv reader's rows; a DataError saying by which line the csv module gave up (a field over its size limit,
+    most often one that an unclosed quote on that line or before it ran on)."""
     try:
         yield from reader
-    except csv.Error as exc:  # a DictReader counts only the lines of whole rows: its reader's count names this one
-        raise DataError(f"{path}: line {getattr(reader, 'reader', reader).line_num}: {exc}") from None
+    except csv.Error as exc:  # a DictReader counts only the lines of whole rows: its reader counts this one too
+        line = getattr(reader, "reader", reader).line_num
+        raise DataError(f"{path}: {exc} by line {line} (an unclosed quote on it or before it?)") from None
 
 
 def _rows(path: Path, columns: Sequence[str], report: LoadReport) -> Iterator[dict[str, str]]:

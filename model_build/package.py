@@ -19,7 +19,7 @@ from .train import encode_examples
 
 MODEL_FILE = "model.tflite"
 VOCAB_FILE = "vocab.txt"
-_VERSION = re.compile(r"\d+\.\d+\.\d+")  # as the manifest's schema has it
+_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")  # as the manifest's schema has it (ASCII digits)
 
 
 def check_version(version: str) -> None:

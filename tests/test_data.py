@@ -98,11 +98,11 @@ def test_an_unclosed_quote_names_its_line(tmp_path):
     write_replab(tmp_path)
     texts = tmp_path / "training" / "texts" / "E2.tsv"
     texts.write_text(texts.read_text() + '"2"\t"b"\t"E2"\t"an unclosed quote' + "x" * 200_000 + "\n")
-    with pytest.raises(DataError, match=r"E2.tsv: line 3: field larger than field limit"):
+    with pytest.raises(DataError, match=r"E2.tsv: field larger than field limit \(131072\) by line 3 "):
         load_replab(tmp_path)
     table = tmp_path / "t.csv"
     table.write_text('text,label\nfine,positive\n"an unclosed quote' + "x" * 200_000 + ",neutral\n")
-    with pytest.raises(DataError, match=r"t.csv: line 3: field larger than field limit"):
+    with pytest.raises(DataError, match=r"t.csv: field larger than field limit \(131072\) by line 3 "):
         load_table(table)
 
 

@@ -53,7 +53,7 @@ def test_unreadable_inputs_give_a_clear_error(tmp_path):
     assert result.returncode == 2 and "absent.csv: No such file or directory" in result.stderr
     (tmp_path / "unclosed.csv").write_text('text\nfine\n"an unclosed quote' + "x" * 200_000 + "\n")
     result = run(str(tmp_path / "unclosed.csv"), "--out", str(tmp_path / "out.jsonl"))
-    assert result.returncode == 2 and "unclosed.csv: line 3: field larger than field limit" in result.stderr
+    assert result.returncode == 2 and "unclosed.csv: field larger than field limit (131072) by file line 3" in result.stderr
     assert "Traceback" not in result.stderr and not list(tmp_path.glob("*out.jsonl*"))
 
 
@@ -110,3 +110,24 @@ def test_input_fields_named_like_an_output_are_kept_renamed(tmp_path):
     (line,) = [json.loads(x) for x in result.stdout.splitlines()]
     assert line["input_label"] == "gold-neutral" and line["input_related"] == "yes"
     assert line["label"] in ("positive", "neutral", "negative")
+
+
+def test_no_tflite_runtime_is_one_line(monkeypatch, capsys):
+    """Where neither LiteRT nor tflite-runtime is installed, `python -m app verify` says so in one line."""
+    from app import runtime
+    from app.__main__ import main
+
+    monkeypatch.setattr(runtime, "_CANDIDATES", (("no-such-runtime", "no_such_runtime.interpreter"),))
+    assert main(["verify", str(TINY_BUNDLE)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: no TFLite runtime installed (no-such-runtime: No module named 'no_such_runtime')"]
+
+
+def test_an_os_error_is_one_line():
+    """A system error names its file and reason; one raised with a message only (as transformers raises) gives
+    the message's first line, not 'None'."""
+    from app.errors import os_error_line
+
+    assert os_error_line(FileNotFoundError(2, "No such file or directory", "x.csv")) == "x.csv: No such file or directory"
+    assert os_error_line(OSError("typo is not a local folder\nand not a model on the hub")) == "typo is not a local folder"
+    assert os_error_line(OSError()) == "OSError"

@@ -9,6 +9,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from model_build.checkpoint import DataSpec
@@ -86,6 +87,10 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
     (["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--base", "/nonexistent/base"],
      "not a readable base model"),
     (["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--base", "OTHER"], "not distilbert"),
+    (["--texts", str(FIXTURES / "tweets.csv"), "--max-length", "600"], "a length of 8 to 512 tokens"),
+    pytest.param(["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--device", "cuda"],
+                 "PyTorch sees no CUDA GPU",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here: cuda is not refused")),
 ])
 def test_pretraining_refuses_in_one_line(tree, tmp_path, extra, message):
     (tmp_path / "other").mkdir()
