@@ -61,7 +61,7 @@ default-bundle: $(DEV_VENV)/.installed
 	    --out docs/report --threads 1
 # The time-gap runs of the README's recipe table: on 2026-12-02, 1.1.0's recipe on three seeds (13 and 14 also
 # averaging their last 4 checkpoints), a student distilled from their ensemble, loss variants, two more different
-# teachers and a student of all five, domain-adaptive pretraining on RepLab + TweetEval texts; on 2026-12-03,
+# teachers and a student of all five (and one at distillation weight 0.8, on 2026-12-04), domain-adaptive pretraining on RepLab + TweetEval texts; on 2026-12-03,
 # TweetEval sentiment as an auxiliary task on three seeds, focal loss, a lower learning rate over 3 epochs, the
 # sentiment task at weight 1 or with label smoothing, RepLab's Spanish tweets in training beside the English, and
 # half the training tweets paired with their entity's full name (two seeds), or a quarter of them (two seeds,
