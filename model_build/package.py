@@ -107,7 +107,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
                                       "model": f"the float model trained without these entities ({_run_line(unseen)})"}
 
     def evaluate(tmp: Path) -> dict:
-        found = evaluate_bundle(tmp, val_set, threads) if val_set else stand_in.get(variant, {})
+        found = _recorded(evaluate_bundle(tmp, val_set, threads)) if val_set else stand_in.get(variant, {})
         return {"validation": found, **({"relatedness": found["relatedness"]} if "relatedness" in found else {})}
 
     bundles = []
@@ -137,14 +137,18 @@ def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], ou
         for bundle in package_checkpoint(holdout_run, variants, Path(tmp) / "bundle", name="holdout-run",
                                          version="0.0.0", command=command, threads=threads, data_source=data_source):
             validation = bundle.manifest()["metrics"]["validation"]
-            for key in ("bundle", "name", "version"):  # a temporary directory and its stand-in bundle's identity
-                del validation[key]
             validation["model"] = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
                                    f"{bundle.quantization}; this bundle saw these tweets")
             if "relatedness" in validation:
                 validation["relatedness"]["model"] = validation["model"]
             figures[bundle.quantization] = validation
     return figures
+
+
+def _recorded(figures: dict) -> dict:
+    """A bundle's evaluation as its manifest keeps it: without the directory it was evaluated in (a temporary one)
+    and the name and version the manifest states already."""
+    return {key: value for key, value in figures.items() if key not in ("bundle", "name", "version")}
 
 
 def _run_line(checkpoint: Checkpoint) -> str:

@@ -134,6 +134,7 @@ def test_every_variant_is_a_valid_bundle(built):
         assert manifest["quantization"] == variant and manifest["version"] == "1.2.3"
         assert manifest["runtimes"] and manifest["command"].startswith("python -m model_build package")
         assert manifest["metrics"]["validation"]["n"] == manifest["training"]["validation_examples"]
+        assert not {"bundle", "name", "version"} & set(manifest["metrics"]["validation"])  # no temporary directory
         assert manifest["outputs"] == ["polarity", "related"] and bundle.has_related
         assert manifest["metrics"]["relatedness"]["labels"] == ["unrelated", "related"]
         assert set(manifest["training"]["train_label_counts"]) == {"positive", "neutral", "negative"}
