@@ -1,0 +1,45 @@
+"""Atomic writes of the build side: a directory is replaced whole or not at all, and nothing is left beside it."""
+
+from pathlib import Path
+
+import pytest
+
+from model_build.fsutil import atomic_dir, exchange
+
+
+def _tree(path: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in path.iterdir()}
+
+
+def test_exchange_swaps_two_directories_in_one_step(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "old").write_text("1")
+    (b / "new").write_text("2")
+    assert exchange(a, b)  # Linux: renameat2(RENAME_EXCHANGE) on the file system the tests write to
+    assert _tree(a) == {"new": "2"} and _tree(b) == {"old": "1"}
+    with pytest.raises(FileNotFoundError):
+        exchange(a, tmp_path / "missing")
+
+
+def test_atomic_dir_replaces_a_directory_whole_and_leaves_nothing_beside_it(tmp_path):
+    target = tmp_path / "bundle"
+    with atomic_dir(target) as tmp:
+        (tmp / "model").write_text("first")
+    with atomic_dir(target) as tmp:
+        assert _tree(target) == {"model": "first"}  # the old one stays readable while the new one is written
+        (tmp / "model").write_text("second")
+        (tmp / "vocab").write_text("v")
+    assert _tree(target) == {"model": "second", "vocab": "v"}
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_atomic_dir_keeps_the_old_directory_when_the_block_fails(tmp_path):
+    target = tmp_path / "bundle"
+    with atomic_dir(target) as tmp:
+        (tmp / "model").write_text("first")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "model").write_text("half")
+        raise RuntimeError("conversion failed")
+    assert _tree(target) == {"model": "first"}
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
