@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,6 +40,7 @@ class DataSpec:
     sample: int | None = None  # a seeded random N of ``source``'s examples (replayed beside ``extra``)
     also_language: str | None = None  # RepLab tweets of this language train too; validation stays in ``language``
     full_names: float = 0.0  # a seeded share of the training tweets named by the entity's full name, not its query
+    recency: float | None = None  # the weight of each entity's oldest training tweet against its newest (None: alike)
 
     def __post_init__(self) -> None:
         if self.also_language is not None:
@@ -53,19 +55,21 @@ class DataSpec:
         if not 0 <= self.full_names <= 1:
             raise BuildError(f"the share of training tweets named by the entity's full name must be in [0, 1], "
                              f"got {self.full_names}")
+        if self.recency is not None and not 0 < self.recency <= 1:
+            raise BuildError(f"the weight of each entity's oldest training tweet must be in (0, 1], got {self.recency}")
 
     def to_dict(self) -> dict:
         return {"source": self.source, "split": self.split, "language": self.language, "limit": self.limit,
                 "unrelated": self.unrelated, **self.holdout.to_dict(), "extra": list(self.extra),
                 "extra_weight": self.extra_weight, "sample": self.sample, "also_language": self.also_language,
-                "full_names": self.full_names}
+                "full_names": self.full_names, "recency": self.recency}
 
     @classmethod
     def from_dict(cls, data: dict) -> DataSpec:
         return cls(str(data["source"]), data.get("split", "training"), data.get("language"), data.get("limit"),
                    bool(data.get("unrelated", False)), SplitSpec.from_dict(data), tuple(data.get("extra", ())),
                    float(data.get("extra_weight", 1.0)), data.get("sample"), data.get("also_language"),
-                   float(data.get("full_names", 0.0)))
+                   float(data.get("full_names", 0.0)), data.get("recency"))
 
     def load(self, source: str | Path | None = None) -> tuple[list[Example], LoadReport]:
         """The examples (from ``source`` when the data moved; the first ``limit``, then a seeded random ``sample``
@@ -92,11 +96,28 @@ class DataSpec:
 
     def partition(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
         """(training, validation) of loaded examples, a seeded ``full_names`` share of the training tweets named by
-        their entity's full name (validation keeps the query)."""
+        their entity's full name (validation keeps the query), weighted by ``recency``."""
         train, val = self._holdout(examples)
         if self.full_names:
             train = [e.named_in_full() if self._gets_full_name(e) else e for e in train]
+        if self.recency is not None:
+            train = self._by_recency(train)
         return train, val
+
+    def _by_recency(self, train: list[Example]) -> list[Example]:
+        """Each entity's training tweets with a time weighted by their order in time, linearly from ``recency`` (the
+        oldest) to 1 (the newest): the tweets to be labelled come later than all of them."""
+        timed: dict[str, list[int]] = defaultdict(list)
+        for i, e in enumerate(train):
+            if e.timestamp is not None and e.entity_id is not None:
+                timed[e.entity_id].append(i)
+        weighted = list(train)
+        for indices in timed.values():
+            indices.sort(key=lambda i: (train[i].timestamp, train[i].tweet_id or ""))
+            for rank, i in enumerate(indices):
+                newness = rank / (len(indices) - 1) if len(indices) > 1 else 1.0
+                weighted[i] = replace(train[i], weight=train[i].weight * (self.recency + (1 - self.recency) * newness))
+        return weighted
 
     def _gets_full_name(self, e: Example) -> bool:
         return random.Random(f"{self.holdout.seed}:{example_key(e)}").random() < self.full_names

@@ -53,7 +53,8 @@ def cmd_train(args) -> int:
         if args.teacher else None
     holdout = SplitSpec(Holdout(args.holdout), args.val_fraction, args.gap_fraction, args.seed)
     data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout,
-                    tuple(args.extra), args.extra_weight, args.sample, args.also_language, args.full_names)
+                    tuple(args.extra), args.extra_weight, args.sample, args.also_language, args.full_names,
+                    args.recency)
     examples, report = data.load()
     for line in report.lines():
         print(f"data: {line}")
@@ -181,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-names", type=float, default=0.0, metavar="SHARE",
                    help="a seeded SHARE of the training tweets paired with their entity's full name (RepLab's "
                         "entity_name: Bayerische Motoren Werke AG) instead of its query (BMW); validation keeps the query")
+    p.add_argument("--recency", type=float, metavar="WEIGHT",
+                   help="weight each entity's training tweets by their order in time, linearly from WEIGHT (its "
+                        "oldest) to 1 (its newest): the tweets to label come later (default: all alike)")
     p.add_argument("--sample", type=int, metavar="N",
                    help="train on a seeded random N of --data's examples (a replay of them beside --extra)")
     p.add_argument("--base", help=f"hub name or local path of a BERT-family encoder (default: {DEFAULT_BASE})")

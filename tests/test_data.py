@@ -200,6 +200,23 @@ def test_a_share_of_the_training_tweets_is_named_by_the_entitys_full_name(tmp_pa
         DataSpec(str(tmp_path), full_names=1.5)
 
 
+def test_recency_weights_each_entitys_training_tweets_by_their_order_in_time(tmp_path):
+    from model_build.checkpoint import DataSpec
+
+    write_replab(tmp_path)  # E1 by time: 2 (10), 4 (20), 1 (30), 7 (40); E2: 1 (5)
+    gap = SplitSpec(val_fraction=0.25, gap_fraction=0)
+    plain, spec = DataSpec(str(tmp_path), unrelated=True, holdout=gap), DataSpec(
+        str(tmp_path), unrelated=True, holdout=gap, recency=0.25)
+    (train, val), (weighted, weighted_val) = plain.splits(), spec.splits()
+    assert weighted_val == val and [e.tweet_id for e in weighted] == [e.tweet_id for e in train]
+    weights = {(e.entity_id, e.tweet_id): e.weight for e in weighted}
+    assert weights == {("E1", "2"): 0.25, ("E1", "4"): 0.625, ("E1", "1"): 1.0, ("E2", "1"): 1.0}
+    assert all(e.weight == 1.0 for e in train) and DataSpec.from_dict(spec.to_dict()) == spec
+    assert DataSpec.from_dict({k: v for k, v in plain.to_dict().items() if k != "recency"}) == plain  # older runs
+    with pytest.raises(BuildError, match=r"oldest training tweet must be in \(0, 1\]"):
+        DataSpec(str(tmp_path), recency=0)
+
+
 def test_unseen_entities_are_held_out_whole():
     from model_build.data import Example
 
