@@ -71,7 +71,20 @@ default-bundle: $(DEV_VENV)/.installed
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
 DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best
-recipes: $(DEV_VENV)/.installed
+# TweetEval's sentiment tweets beside its emotion tweets read as sentiment (anger and sadness negative, joy and
+# optimism positive), one TweetEval-layout folder for --sentiment; tweet texts, under build/, never committed
+EMOTION_SENTIMENT = build/tweeteval-sentiment-emotion
+$(EMOTION_SENTIMENT)/mapping.txt:
+	rm -rf $(EMOTION_SENTIMENT).tmp && mkdir -p $(EMOTION_SENTIMENT).tmp
+	cp $(TWEETEVAL)/sentiment/*_text.txt $(TWEETEVAL)/sentiment/*_labels.txt $(EMOTION_SENTIMENT).tmp/
+	for split in train val test; do \
+	    cp $(TWEETEVAL)/emotion/$${split}_text.txt $(EMOTION_SENTIMENT).tmp/emotion_$${split}_text.txt && \
+	    awk '{ print ($$1 == 1 || $$1 == 2) ? 2 : 0 }' $(TWEETEVAL)/emotion/$${split}_labels.txt \
+	        > $(EMOTION_SENTIMENT).tmp/emotion_$${split}_labels.txt || exit 1; done
+	cp $(TWEETEVAL)/sentiment/mapping.txt $(EMOTION_SENTIMENT).tmp/
+	rm -rf $(EMOTION_SENTIMENT) && mv $(EMOTION_SENTIMENT).tmp $(EMOTION_SENTIMENT)
+
+recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	$(BUILD) train $(TIMEGAP) --seed 13 --average-last 4 --out runs/mt-time2-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 --average-last 4 --out runs/mt-time2-s14
 	$(BUILD) train $(TIMEGAP) --seed 15 --out runs/mt-time2-s15
@@ -99,6 +112,7 @@ recipes: $(DEV_VENV)/.installed
 	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --full-names 0.25 --out runs/mt-time2-sentiment-fn25-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --full-names 0.25 --out runs/mt-time2-sentiment-fn25-s14
 	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --recency 0.25 --out runs/mt-time2-sentiment-rec25-s13
+	$(BUILD) train $(TIMEGAP) --seed 13 --sentiment $(EMOTION_SENTIMENT) --out runs/mt-time2-sentiment-emotion-s13
 # and the runs without the 12 unseen entities of the README's naming table (1.2.0's seed 13 is in default-bundle;
 # seed 14 of both on 2026-12-05)
 	$(BUILD) train $(RECIPE) $(SENTIMENT) --full-names 0.5 --holdout entities --out runs/mt-entities-sentiment-fn-s13
