@@ -67,7 +67,8 @@ default-bundle: $(DEV_VENV)/.installed
 # half the training tweets paired with their entity's full name (two seeds), or a quarter of them (two seeds,
 # the second on 2026-12-04); on 2026-12-04 too, the lower learning rate over 3 epochs on the sentiment recipe;
 # on 2026-12-05, the latest training tweets weighted more (--recency).
-# About 17 minutes each on 2 cores (28 to 41 with the sentiment task, the pretraining about 20); rerun to resume.
+# About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
+# shared; the pretraining about 20); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
 DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best

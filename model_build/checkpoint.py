@@ -40,7 +40,7 @@ class DataSpec:
     sample: int | None = None  # a seeded random N of ``source``'s examples (replayed beside ``extra``)
     also_language: str | None = None  # RepLab tweets of this language train too; validation stays in ``language``
     full_names: float = 0.0  # a seeded share of the training tweets named by the entity's full name, not its query
-    recency: float | None = None  # the weight of each entity's oldest training tweet against its newest (None: alike)
+    recency: float | None = None  # each entity's oldest training tweet's weight against its newest's (None: alike)
 
     def __post_init__(self) -> None:
         if self.also_language is not None:
@@ -56,7 +56,7 @@ class DataSpec:
             raise BuildError(f"the share of training tweets named by the entity's full name must be in [0, 1], "
                              f"got {self.full_names}")
         if self.recency is not None and not 0 < self.recency <= 1:
-            raise BuildError(f"the weight of each entity's oldest training tweet must be in (0, 1], got {self.recency}")
+            raise BuildError(f"each entity's oldest training tweet's weight must be in (0, 1], got {self.recency}")
 
     def to_dict(self) -> dict:
         return {"source": self.source, "split": self.split, "language": self.language, "limit": self.limit,
@@ -106,17 +106,22 @@ class DataSpec:
 
     def _by_recency(self, train: list[Example]) -> list[Example]:
         """Each entity's training tweets with a time weighted by their order in time, linearly from ``recency`` (the
-        oldest) to 1 (the newest): the tweets to be labelled come later than all of them."""
+        oldest) to 1 (the newest), then scaled to average 1 (a lone tweet: 1), so that tweets without a time (an
+        ``extra`` file's) keep their share: the tweets to be labelled come later than all of them."""
         timed: dict[str, list[int]] = defaultdict(list)
         for i, e in enumerate(train):
             if e.timestamp is not None and e.entity_id is not None:
                 timed[e.entity_id].append(i)
-        weighted = list(train)
+        if not timed:
+            raise BuildError("--recency weights each entity's tweets by their time: none of the training tweets has "
+                             "one (RepLab's do)")
+        weighted, mean = list(train), (1 + self.recency) / 2
         for indices in timed.values():
             indices.sort(key=lambda i: (train[i].timestamp, train[i].tweet_id or ""))
             for rank, i in enumerate(indices):
-                newness = rank / (len(indices) - 1) if len(indices) > 1 else 1.0
-                weighted[i] = replace(train[i], weight=train[i].weight * (self.recency + (1 - self.recency) * newness))
+                newness = rank / (len(indices) - 1) if len(indices) > 1 else 0.5
+                ramp = self.recency + (1 - self.recency) * newness
+                weighted[i] = replace(train[i], weight=train[i].weight * ramp / mean)
         return weighted
 
     def _gets_full_name(self, e: Example) -> bool:

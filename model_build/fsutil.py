@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,15 +43,15 @@ def write_json(path: Path, data: Any) -> None:
 
 def exchange(a: Path, b: Path) -> bool:
     """Swap two existing paths in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``), so that neither name is
-    ever missing; False where the C library or the file system has no such call."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    ever missing; False where the system, a sandbox or the file system does not allow it."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if sys.platform == "linux" else None
     if renameat2 is None:
         return False
     at_fdcwd, rename_exchange = -100, 2  # <fcntl.h>, <linux/fs.h>
     if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
         return True
     code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):  # EPERM: a seccomp filter's refusal
         return False
     raise OSError(code, os.strerror(code), str(a), None, str(b))
 
@@ -65,15 +66,17 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp.chmod(0o755)
     try:
         yield tmp
+        if target.is_dir() and not target.is_symlink() and exchange(tmp, target):
+            shutil.rmtree(tmp, ignore_errors=True)  # now the old contents
+            return
+        old = target.parent / f".{target.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists() or target.is_symlink():
+            os.replace(target, old)
+        os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if target.exists() and exchange(tmp, target):
-        shutil.rmtree(tmp, ignore_errors=True)  # now the old contents
-        return
-    old = target.parent / f".{target.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
+    if old.is_symlink():
+        old.unlink()
     shutil.rmtree(old, ignore_errors=True)

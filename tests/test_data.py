@@ -7,6 +7,7 @@ import pytest
 from model_build.data import DataError, load, load_replab, load_table, parse_related
 from model_build.errors import BuildError
 from model_build.splits import UNSEEN_ENTITIES, Holdout, SplitSpec, split_by_time
+from tests.conftest import FIXTURES
 
 ENTITIES = ('"entity_id"\t"query"\t"entity_name"\t"category"\n"E1"\t"""Bank of America"""\t"BoA"\t"banking"\n'
             '"E2"\t"BMW"\t"BMW AG"\t"automotive"\n')
@@ -210,11 +211,13 @@ def test_recency_weights_each_entitys_training_tweets_by_their_order_in_time(tmp
     (train, val), (weighted, weighted_val) = plain.splits(), spec.splits()
     assert weighted_val == val and [e.tweet_id for e in weighted] == [e.tweet_id for e in train]
     weights = {(e.entity_id, e.tweet_id): e.weight for e in weighted}
-    assert weights == {("E1", "2"): 0.25, ("E1", "4"): 0.625, ("E1", "1"): 1.0, ("E2", "1"): 1.0}
+    assert weights == pytest.approx({("E1", "2"): 0.4, ("E1", "4"): 1.0, ("E1", "1"): 1.6, ("E2", "1"): 1.0})
     assert all(e.weight == 1.0 for e in train) and DataSpec.from_dict(spec.to_dict()) == spec
     assert DataSpec.from_dict({k: v for k, v in plain.to_dict().items() if k != "recency"}) == plain  # older runs
-    with pytest.raises(BuildError, match=r"oldest training tweet must be in \(0, 1\]"):
+    with pytest.raises(BuildError, match=r"oldest training tweet's weight must be in \(0, 1\]"):
         DataSpec(str(tmp_path), recency=0)
+    with pytest.raises(BuildError, match="none of the training tweets has one"):  # a CSV has no times
+        DataSpec(str(FIXTURES / "tweets.csv"), recency=0.5).splits()
 
 
 def test_unseen_entities_are_held_out_whole():

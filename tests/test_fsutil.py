@@ -4,7 +4,18 @@ from pathlib import Path
 
 import pytest
 
+from model_build import fsutil
 from model_build.fsutil import atomic_dir, exchange
+
+# where the system cannot swap two directories (not Linux, a seccomp sandbox, some file systems): two renames
+SWAPS = [pytest.param(True, id="swap"), pytest.param(False, id="two-renames")]
+
+
+@pytest.fixture(params=SWAPS)
+def swap(request, monkeypatch):
+    if not request.param:
+        monkeypatch.setattr(fsutil, "exchange", lambda a, b: False)
+    return request.param
 
 
 def _tree(path: Path) -> dict[str, str]:
@@ -22,7 +33,7 @@ def test_exchange_swaps_two_directories_in_one_step(tmp_path):
         exchange(a, tmp_path / "missing")
 
 
-def test_atomic_dir_replaces_a_directory_whole_and_leaves_nothing_beside_it(tmp_path):
+def test_atomic_dir_replaces_a_directory_whole_and_leaves_nothing_beside_it(tmp_path, swap):
     target = tmp_path / "bundle"
     with atomic_dir(target) as tmp:
         (tmp / "model").write_text("first")
@@ -34,7 +45,7 @@ def test_atomic_dir_replaces_a_directory_whole_and_leaves_nothing_beside_it(tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
-def test_atomic_dir_keeps_the_old_directory_when_the_block_fails(tmp_path):
+def test_atomic_dir_keeps_the_old_directory_when_the_block_fails(tmp_path, swap):
     target = tmp_path / "bundle"
     with atomic_dir(target) as tmp:
         (tmp / "model").write_text("first")
@@ -43,3 +54,14 @@ def test_atomic_dir_keeps_the_old_directory_when_the_block_fails(tmp_path):
         raise RuntimeError("conversion failed")
     assert _tree(target) == {"model": "first"}
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_atomic_dir_replaces_a_symlink_with_a_directory_and_leaves_its_target_alone(tmp_path, swap):
+    real = tmp_path / "1.2.0"
+    with atomic_dir(real) as tmp:
+        (tmp / "model").write_text("kept")
+    (tmp_path / "default").symlink_to(real)
+    with atomic_dir(tmp_path / "default") as tmp:
+        (tmp / "model").write_text("new")
+    assert not (tmp_path / "default").is_symlink() and _tree(tmp_path / "default") == {"model": "new"}
+    assert _tree(real) == {"model": "kept"} and sorted(p.name for p in tmp_path.iterdir()) == ["1.2.0", "default"]

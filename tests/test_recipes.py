@@ -161,7 +161,7 @@ def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path)
     (["--sentiment", str(FIXTURES), "--teacher", "INIT"], "do not go together"),
     (["--also-language", "en"], "another language to validate on"),
     (["--full-names", "2"], "full name must be in"),
-    (["--recency", "1.5"], "oldest training tweet must be in (0, 1]"),
+    (["--recency", "1.5"], "oldest training tweet's weight must be in (0, 1]"),
     (["--epochs", "0"], "at least 1 epoch"),
     (["--batch-size", "0"], "a batch of at least 1"),
     (["--patience", "0"], "a patience of at least 1"),
