@@ -56,7 +56,8 @@ def test_atomic_dir_keeps_the_old_directory_when_the_block_fails(tmp_path, swap)
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
-def test_atomic_dir_replaces_a_symlink_with_a_directory_and_leaves_its_target_alone(tmp_path, swap):
+def test_atomic_dir_replaces_a_symlink_with_a_directory_and_leaves_its_target_alone(tmp_path):
+    # a link is never swapped (that would move the link, not the directory): always the two renames
     real = tmp_path / "1.2.0"
     with atomic_dir(real) as tmp:
         (tmp / "model").write_text("kept")
