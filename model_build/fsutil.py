@@ -71,9 +71,15 @@ def atomic_dir(target: Path) -> Iterator[Path]:
             return
         old = target.parent / f".{target.name}.old"
         shutil.rmtree(old, ignore_errors=True)
-        if target.exists() or target.is_symlink():
+        aside = target.exists() or target.is_symlink()
+        if aside:
             os.replace(target, old)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if aside:
+                os.replace(old, target)  # the old one back under its name
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

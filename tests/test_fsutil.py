@@ -56,6 +56,25 @@ def test_atomic_dir_keeps_the_old_directory_when_the_block_fails(tmp_path, swap)
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
+def test_atomic_dir_puts_the_old_directory_back_when_the_second_rename_fails(tmp_path, monkeypatch):
+    target = tmp_path / "bundle"
+    with atomic_dir(target) as tmp:
+        (tmp / "model").write_text("first")
+    monkeypatch.setattr(fsutil, "exchange", lambda a, b: False)
+    real_replace = fsutil.os.replace
+
+    def replace(src, dst):  # the rename of the new directory into place fails (a full disk, a read-only remount)
+        if Path(src).name.startswith(".bundle.tmp-"):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", replace)
+    with pytest.raises(OSError, match="No space"), atomic_dir(target) as tmp:
+        (tmp / "model").write_text("second")
+    assert _tree(target) == {"model": "first"}
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
 def test_atomic_dir_replaces_a_symlink_with_a_directory_and_leaves_its_target_alone(tmp_path):
     # a link is never swapped (that would move the link, not the directory): always the two renames
     real = tmp_path / "1.2.0"
