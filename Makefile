@@ -66,9 +66,10 @@ default-bundle: $(DEV_VENV)/.installed
 # sentiment task at weight 1 or with label smoothing, RepLab's Spanish tweets in training beside the English, and
 # half the training tweets paired with their entity's full name (two seeds), or a quarter of them (two seeds,
 # the second on 2026-12-04); on 2026-12-04 too, the lower learning rate over 3 epochs on the sentiment recipe;
-# on 2026-12-05, the latest training tweets weighted more (--recency).
+# on 2026-12-05, the latest training tweets weighted more (--recency), and domain-adaptive pretraining with its new
+# masked-LM head trained alone first (--head-warmup), for 1,200 steps and for one pass over the texts (2,920 steps).
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
-# shared; the pretraining about 20); rerun to resume.
+# shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
 DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best
@@ -98,6 +99,12 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	$(BUILD) train $(TIMEGAP) --seed 13 $(DIVERSE) --distill-weight 0.8 --out runs/kd5w08-time2-s13
 	$(BUILD) pretrain --base $(BASE) --data $(DATA) --texts $(TWEETEVAL) --max-steps 1000 --threads 2 --out runs/dapt-time2
 	$(BUILD) train $(subst $(BASE),runs/dapt-time2/model,$(TIMEGAP)) --seed 13 --out runs/dapt-mt-time2-s13
+	$(BUILD) pretrain --base $(BASE) --data $(DATA) --texts $(TWEETEVAL) --max-steps 1200 --head-warmup 200 --threads 2 \
+	    --out runs/dapt-hw200-time2
+	$(BUILD) train $(subst $(BASE),runs/dapt-hw200-time2/model,$(TIMEGAP)) --seed 13 --out runs/dapt-hw200-mt-time2-s13
+	$(BUILD) pretrain --base $(BASE) --data $(DATA) --texts $(TWEETEVAL) --max-steps 2920 --head-warmup 200 --threads 2 \
+	    --out runs/dapt-e1-time2
+	$(BUILD) train $(subst $(BASE),runs/dapt-e1-time2/model,$(TIMEGAP)) --seed 13 --out runs/dapt-e1-mt-time2-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --out runs/mt-time2-sentiment-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --out runs/mt-time2-sentiment-s14
 	$(BUILD) train $(TIMEGAP) --seed 15 $(SENTIMENT) --out runs/mt-time2-sentiment-s15

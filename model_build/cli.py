@@ -89,9 +89,9 @@ def cmd_pretrain(args) -> int:
                     holdout=SplitSpec(Holdout.TIME, args.val_fraction, args.gap_fraction, args.seed)) \
         if args.data else None
     config = PretrainConfig(
-        base=args.base or DEFAULT_BASE, out_dir=Path(args.out), max_steps=args.max_steps, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, mask_fraction=args.mask_fraction, max_length=args.max_length,
-        held_out=args.held_out, seed=args.seed, device=Device(args.device), threads=args.threads)
+        base=args.base or DEFAULT_BASE, out_dir=Path(args.out), max_steps=args.max_steps, head_warmup=args.head_warmup,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, mask_fraction=args.mask_fraction,
+        max_length=args.max_length, held_out=args.held_out, seed=args.seed, device=Device(args.device), threads=args.threads)
     texts, sources = pretraining_texts(data, args.texts)
     print(f"pretrain: {len(texts)} texts ({sources})")
     model, trained = pretrain(config, texts, sources, args.command_line)
@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texts", action="append", default=[], metavar="PATH",
                    help="a file of tweets, one per line, or a folder of *_text.txt files (TweetEval); repeatable")
     p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--head-warmup", type=int, metavar="STEPS",
+                   help="the first STEPS of --max-steps train the masked-LM head alone, the encoder frozen")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--max-length", type=int, default=64, help="tokens per tweet")

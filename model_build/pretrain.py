@@ -29,6 +29,7 @@ class PretrainConfig:
     base: str
     out_dir: Path
     max_steps: int = 1000
+    head_warmup: int | None = None  # of max_steps, the first ones train the masked-LM head alone, the encoder frozen
     batch_size: int = 64
     learning_rate: float = 1e-4
     warmup_fraction: float = 0.06
@@ -43,9 +44,11 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.batch_size < 1 or not 0 < self.mask_fraction < 1 \
-                or not MIN_LENGTH <= self.max_length <= MAX_LENGTH or self.held_out < 1:
-            raise BuildError("pretraining needs at least 1 step, a batch of at least 1, a mask fraction in (0, 1), "
-                             f"a length of {MIN_LENGTH} to {MAX_LENGTH} tokens and at least 1 held-out text")
+                or not MIN_LENGTH <= self.max_length <= MAX_LENGTH or self.held_out < 1 \
+                or not 0 <= (self.head_warmup or 0) < self.max_steps:
+            raise BuildError("pretraining needs at least 1 step, fewer head warm-up steps than steps, a batch of at "
+                             f"least 1, a mask fraction in (0, 1), a length of {MIN_LENGTH} to {MAX_LENGTH} tokens "
+                             "and at least 1 held-out text")
 
     def to_dict(self) -> dict:
         return as_json(self)
@@ -137,6 +140,19 @@ def _held_out_score(model, batches) -> dict:
     return {"masked_loss": round(total / count, 4), "masked_accuracy": round(correct / count, 4), "tokens": int(count)}
 
 
+def _head_warmup(encoder, steps: int):
+    """A Trainer callback that freezes ``encoder`` for the first ``steps`` steps (decided at every step, so a
+    resumed run freezes exactly as an uncut one): a new masked-LM head learns from the base's representations
+    before its first, random gradients reach them. The decoder shares the encoder's word embeddings: frozen too."""
+    from transformers import TrainerCallback
+
+    class HeadWarmup(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            encoder.requires_grad_(state.global_step >= steps)
+
+    return HeadWarmup()
+
+
 def _base_architecture(base: str) -> None:
     model_type = base_model_type(base)
     if model_type not in {a.value for a in Architecture}:
@@ -200,7 +216,8 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         data_seed=config.seed, save_strategy="steps", save_steps=config.checkpoint_every, save_total_limit=1,
         logging_steps=50, report_to=[], remove_unused_columns=False, dataloader_num_workers=0,
         dataloader_pin_memory=False, use_cpu=config.device is Device.CPU, disable_tqdm=False)
-    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate)
+    warmup = [_head_warmup(getattr(model, model.base_model_prefix), config.head_warmup)] if config.head_warmup else []
+    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate, callbacks=warmup)
     started = time.time()
     trainer.train(resume_from_checkpoint=last_checkpoint(out / "trainer"))
     after = _held_out_score(model, held_batches)

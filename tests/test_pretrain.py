@@ -13,7 +13,7 @@ import torch
 from safetensors.numpy import load_file
 
 from model_build.checkpoint import DataSpec
-from model_build.pretrain import SUMMARY_FILE, file_texts, replab_examples
+from model_build.pretrain import SUMMARY_FILE, _head_warmup, file_texts, replab_examples
 from model_build.splits import Holdout, SplitSpec
 from tests.conftest import FIXTURES, cli, refused
 from tests.test_curve import SEEN, _q, write_replab
@@ -80,6 +80,28 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
     assert "started with other settings (max_steps)" in refused(*args[:-2], "--max-steps", "41", *args[-2:])
 
 
+def test_head_warmup_updates_the_new_head_alone_then_the_encoder_too(tree):
+    from transformers import AutoModelForMaskedLM, TrainerState
+
+    torch.manual_seed(0)
+    model = AutoModelForMaskedLM.from_pretrained(tree / "base")
+    warmup, state = _head_warmup(model.bert, 1), TrainerState()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)  # as Trainer's: every parameter
+    ids = torch.randint(5, model.config.vocab_size, (4, 12))
+    encoder, head = "bert.encoder.layer.0.attention.self.query.weight", "cls.predictions.transform.dense.weight"
+    weights = [{k: v.clone() for k, v in model.state_dict().items()}]
+    for step in range(2):
+        state.global_step = step
+        warmup.on_step_begin(None, state, None)
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+    moved = [{k for k in after if not torch.equal(before[k], after[k])} for before, after in zip(weights, weights[1:])]
+    assert head in moved[0] and not any(k.startswith("bert.") for k in moved[0])  # the tied decoder is frozen too
+    assert {head, encoder, "bert.embeddings.word_embeddings.weight"} <= moved[1]
+
+
 @pytest.mark.parametrize("extra, message", [
     ([], "give tweet texts"),
     (["--texts", "/nonexistent/tweets.txt"], "no text file"),
@@ -88,6 +110,7 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
      "not a readable base model"),
     (["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--base", "OTHER"], "not distilbert"),
     (["--texts", str(FIXTURES / "tweets.csv"), "--max-length", "600"], "a length of 8 to 512 tokens"),
+    (["--texts", str(FIXTURES / "tweets.csv"), "--max-steps", "10", "--head-warmup", "10"], "fewer head warm-up steps"),
     pytest.param(["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--device", "cuda"],
                  "PyTorch sees no CUDA GPU",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here: cuda is not refused")),
