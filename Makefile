@@ -67,7 +67,7 @@ default-bundle: $(DEV_VENV)/.installed
 # half the training tweets paired with their entity's full name (two seeds), or a quarter of them (two seeds,
 # the second on 2026-12-04); on 2026-12-04 too, the lower learning rate over 3 epochs on the sentiment recipe;
 # on 2026-12-05, the latest training tweets weighted more (--recency), and domain-adaptive pretraining with its new
-# masked-LM head trained alone first (--head-warmup), for 1,200 steps and for one pass over the texts (2,920 steps).
+# masked-LM head trained alone first (--head-warmup), for 1,200 steps and for nearly one pass over the texts (2,920).
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
 # shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))

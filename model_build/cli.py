@@ -246,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a file of tweets, one per line, or a folder of *_text.txt files (TweetEval); repeatable")
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--head-warmup", type=int, metavar="STEPS",
-                   help="the first STEPS of --max-steps train the masked-LM head alone, the encoder frozen")
+                   help="the first STEPS of --max-steps train the masked-LM head alone (its transform and output "
+                        "bias), the encoder and the word embeddings the head's output shares frozen")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--max-length", type=int, default=64, help="tokens per tweet")

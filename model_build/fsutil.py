@@ -56,12 +56,24 @@ def exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
+def _put_back(old: Path, target: Path) -> None:
+    try:
+        os.replace(old, target)
+    except OSError as exc:
+        raise OSError(f"{target} could not be put back: its last version is {old}, which the next write restores") \
+            from exc
+
+
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the block succeeds: in one step where the system
-    can swap two directories, else by two renames with the old one kept aside between them."""
+    can swap two directories, else by two renames with the old one kept aside between them (and put back if the
+    second fails; where even that fails, the next call puts it back first)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.parent / f".{target.name}.old"
+    if old.is_dir() and not (target.exists() or target.is_symlink()):
+        os.replace(old, target)  # the last version, left aside by a replacement that could not put it back
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     tmp.chmod(0o755)
     try:
@@ -69,16 +81,16 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         if target.is_dir() and not target.is_symlink() and exchange(tmp, target):
             shutil.rmtree(tmp, ignore_errors=True)  # now the old contents
             return
-        old = target.parent / f".{target.name}.old"
         shutil.rmtree(old, ignore_errors=True)
-        aside = target.exists() or target.is_symlink()
-        if aside:
-            os.replace(target, old)
+        aside = False
         try:
+            if target.exists() or target.is_symlink():
+                os.replace(target, old)
+                aside = True
             os.replace(tmp, target)
         except BaseException:
             if aside:
-                os.replace(old, target)  # the old one back under its name
+                _put_back(old, target)
             raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

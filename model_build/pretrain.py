@@ -29,7 +29,7 @@ class PretrainConfig:
     base: str
     out_dir: Path
     max_steps: int = 1000
-    head_warmup: int | None = None  # of max_steps, the first ones train the masked-LM head alone, the encoder frozen
+    head_warmup: int | None = None  # the first steps of max_steps: the masked-LM head alone, the encoder frozen
     batch_size: int = 64
     learning_rate: float = 1e-4
     warmup_fraction: float = 0.06
@@ -45,9 +45,9 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.batch_size < 1 or not 0 < self.mask_fraction < 1 \
                 or not MIN_LENGTH <= self.max_length <= MAX_LENGTH or self.held_out < 1 \
-                or not 0 <= (self.head_warmup or 0) < self.max_steps:
-            raise BuildError("pretraining needs at least 1 step, fewer head warm-up steps than steps, a batch of at "
-                             f"least 1, a mask fraction in (0, 1), a length of {MIN_LENGTH} to {MAX_LENGTH} tokens "
+                or not (self.head_warmup is None or 0 < self.head_warmup < self.max_steps):
+            raise BuildError("pretraining needs at least 1 step, a head warm-up of at least 1 step and fewer than the steps, "
+                             f"a batch of at least 1, a mask fraction in (0, 1), a length of {MIN_LENGTH} to {MAX_LENGTH} tokens "
                              "and at least 1 held-out text")
 
     def to_dict(self) -> dict:
@@ -143,7 +143,9 @@ def _held_out_score(model, batches) -> dict:
 def _head_warmup(encoder, steps: int):
     """A Trainer callback that freezes ``encoder`` for the first ``steps`` steps (decided at every step, so a
     resumed run freezes exactly as an uncut one): a new masked-LM head learns from the base's representations
-    before its first, random gradients reach them. The decoder shares the encoder's word embeddings: frozen too."""
+    before its first, random gradients reach them. The decoder shares the encoder's word embeddings: frozen too, so
+    only the head's transform and output bias learn. The learning rate's warm-up (a share of all steps) falls in
+    these steps when they are more."""
     from transformers import TrainerCallback
 
     class HeadWarmup(TrainerCallback):
@@ -216,8 +218,9 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         data_seed=config.seed, save_strategy="steps", save_steps=config.checkpoint_every, save_total_limit=1,
         logging_steps=50, report_to=[], remove_unused_columns=False, dataloader_num_workers=0,
         dataloader_pin_memory=False, use_cpu=config.device is Device.CPU, disable_tqdm=False)
-    warmup = [_head_warmup(getattr(model, model.base_model_prefix), config.head_warmup)] if config.head_warmup else []
-    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate, callbacks=warmup)
+    head_first = [_head_warmup(getattr(model, model.base_model_prefix), config.head_warmup)] if config.head_warmup else []
+    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate,
+                              callbacks=head_first)
     started = time.time()
     trainer.train(resume_from_checkpoint=last_checkpoint(out / "trainer"))
     after = _held_out_score(model, held_batches)

@@ -75,6 +75,29 @@ def test_atomic_dir_puts_the_old_directory_back_when_the_second_rename_fails(tmp
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
+def test_atomic_dir_keeps_the_last_version_aside_when_it_cannot_be_put_back_and_restores_it_next_time(
+        tmp_path, monkeypatch):
+    target = tmp_path / "bundle"
+    with atomic_dir(target) as tmp:
+        (tmp / "model").write_text("first")
+    monkeypatch.setattr(fsutil, "exchange", lambda a, b: False)
+    real_replace = fsutil.os.replace
+
+    def replace(src, dst):  # neither the new directory nor the old one can be renamed to the target
+        if Path(dst) == target:
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", replace)
+    with pytest.raises(OSError, match="its last version is .*\\.bundle\\.old"), atomic_dir(target) as tmp:
+        (tmp / "model").write_text("second")
+    assert not target.exists() and _tree(tmp_path / ".bundle.old") == {"model": "first"}
+    monkeypatch.setattr(fsutil.os, "replace", real_replace)
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:  # the next write puts it back before anything else
+        raise RuntimeError("conversion failed")
+    assert _tree(target) == {"model": "first"} and [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
 def test_atomic_dir_replaces_a_symlink_with_a_directory_and_leaves_its_target_alone(tmp_path):
     # a link is never swapped (that would move the link, not the directory): always the two renames
     real = tmp_path / "1.2.0"
