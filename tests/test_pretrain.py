@@ -13,7 +13,7 @@ import torch
 from safetensors.numpy import load_file
 
 from model_build.checkpoint import DataSpec
-from model_build.pretrain import SUMMARY_FILE, _head_warmup, file_texts, replab_examples
+from model_build.pretrain import SUMMARY_FILE, PretrainConfig, _head_warmup, file_texts, pretrain, replab_examples
 from model_build.splits import Holdout, SplitSpec
 from tests.conftest import FIXTURES, cli, refused
 from tests.test_curve import SEEN, _q, write_replab
@@ -100,6 +100,39 @@ def test_head_warmup_updates_the_new_head_alone_then_the_encoder_too(tree):
     moved = [{k for k in after if not torch.equal(before[k], after[k])} for before, after in zip(weights, weights[1:])]
     assert head in moved[0] and not any(k.startswith("bert.") for k in moved[0])  # the tied decoder is frozen too
     assert {head, encoder, "bert.embeddings.word_embeddings.weight"} <= moved[1]
+
+
+def test_a_pretraining_with_head_warmup_leaves_the_encoder_as_it_was_until_the_warmup_ends(tree, tmp_path, monkeypatch):
+    """Through the real Trainer, stopped right after its checkpoint at the end of the 3 head-only steps (as by Ctrl-C):
+    that checkpoint holds the base's encoder; resumed, the run trains the encoder in its last step."""
+    from transformers.trainer_callback import CallbackHandler
+
+    config = PretrainConfig(str(tree / "base"), tmp_path / "p", max_steps=4, head_warmup=3, batch_size=4,
+                            learning_rate=3e-3, held_out=4, checkpoint_every=3)
+    texts, sources = file_texts(tree / "more") * 20, {"replab": None, "files": {}}
+
+    class Stopped(Exception):
+        pass
+
+    saved = CallbackHandler.on_save
+
+    def stop_after(handler, args, state, control):
+        control = saved(handler, args, state, control)
+        if state.global_step == 3:
+            raise Stopped
+        return control
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CallbackHandler, "on_save", stop_after)
+        with pytest.raises(Stopped):
+            pretrain(config, texts, sources, "test")
+    base = load_file(str(tree / "base" / "model.safetensors"))
+    warm = load_file(str(tmp_path / "p" / "trainer" / "checkpoint-3" / "model.safetensors"))
+    pretrain(config, texts, sources, "test")  # resumed
+    done = load_file(str(tmp_path / "p" / "model" / "model.safetensors"))
+    for key in ("encoder.layer.0.attention.self.query.weight", "embeddings.word_embeddings.weight"):
+        assert np.array_equal(warm[f"bert.{key}"], base[f"bert.{key}"])
+        assert not np.allclose(done[key], base[f"bert.{key}"])
 
 
 @pytest.mark.parametrize("extra, message", [
