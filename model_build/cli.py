@@ -16,7 +16,7 @@ from .base import Architecture
 from .checkpoint import Checkpoint, DataSpec
 from .errors import BuildError
 from .random_init import Size
-from .settings import ClassWeighting, Device
+from .settings import ClassWeighting, Device, Pooling
 from .splits import Holdout, SplitSpec
 
 DEFAULT_BASE = "google/mobilebert-uncased"
@@ -70,7 +70,7 @@ def cmd_train(args) -> int:
         class_weighting=ClassWeighting(args.class_weighting), related_weight=args.related_weight,
         patience=args.patience, seed=args.seed, device=Device(args.device), threads=args.threads, distillation=distillation,
         checkpoint_every=args.checkpoint_every, average_last=args.average_last, label_smoothing=args.label_smoothing,
-        focal_gamma=args.focal_gamma,
+        focal_gamma=args.focal_gamma, pooling=Pooling(args.pooling) if args.pooling else None,
         sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
                                                     {"weight": args.sentiment_weight})) if args.sentiment else None,
     )
@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="spread EPS of each gold polarity label over all labels (Szegedy et al. 2016)")
     p.add_argument("--focal-gamma", type=float, metavar="GAMMA",
                    help="scale each tweet's polarity loss by (1 - p_gold) ** GAMMA: the focal loss (Lin et al. 2017)")
+    p.add_argument("--pooling", choices=[v.value for v in Pooling],
+                   help="what the heads read: cls, the [CLS] token through BERT's pooler (default), or mean, the mean "
+                        "of the tokens' last hidden states (the pooling sentence-embedding bases were trained with)")
     p.add_argument("--sentiment", metavar="DIR",
                    help="TweetEval's sentiment folder: its tweets train a sentiment head beside polarity, an auxiliary "
                         "task (the head is not served)")

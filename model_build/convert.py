@@ -14,6 +14,7 @@ import numpy as np
 from app.classifier import INPUT_NAMES
 
 from .checkpoint import Checkpoint
+from .settings import Pooling
 
 
 class Variant(str, Enum):
@@ -40,7 +41,7 @@ def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
     """Load a checkpoint's PyTorch weights into the TF class and save a dynamic-shape SavedModel.
 
     Outputs: ``logits`` ``[batch, labels]`` and, with a relatedness head, ``related`` ``[batch, 1]``, the
-    probability that the tweet is about the entity, from the same pooled encoder output.
+    probability that the tweet is about the entity, from the same pooled encoder output (pooled as in training).
     """
     tf = _quiet_tensorflow()
     from safetensors.numpy import load_file
@@ -55,8 +56,12 @@ def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
     @tf.function(input_signature=spec)
     def serve(input_ids, attention_mask, token_type_ids):
         encoder = getattr(model, model.base_model_prefix)
-        pooled = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                         training=False).pooler_output
+        out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False)
+        if Pooling.of(model.config) is Pooling.MEAN:
+            mask = tf.expand_dims(tf.cast(attention_mask, out.last_hidden_state.dtype), -1)  # no new-axis slice: TFLite lacks it
+            pooled = tf.reduce_sum(out.last_hidden_state * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+        else:
+            pooled = out.pooler_output
         outputs = {"logits": model.classifier(pooled)}
         if head is not None:
             outputs["related"] = tf.sigmoid(tf.matmul(pooled, head["weight"], transpose_b=True) + head["bias"])

@@ -1,5 +1,6 @@
 """The PyTorch model: a BERT-family sequence classifier for polarity, with an optional relatedness head (served)
-and an optional sentiment head (an auxiliary task's, training only), all reading one pooled output."""
+and an optional sentiment head (an auxiliary task's, training only), all reading one pooled output ([CLS] through
+the pooler, or the tokens' mean: :class:`Pooling`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from .settings import CONFIG_KEY, Pooling
 
 RELATED_HEAD_FILE = "related_head.safetensors"
 SENTIMENT_HEAD_FILE = "sentiment_head.safetensors"  # an auxiliary task's head: trained, never converted or served
@@ -31,13 +34,15 @@ class ReputationModel(torch.nn.Module):
         return self.classifier.config
 
     @classmethod
-    def from_base(cls, base: str, labels: Sequence[str], related: bool, sentiment: bool = False) -> ReputationModel:
+    def from_base(cls, base: str, labels: Sequence[str], related: bool, sentiment: bool = False,
+                  pooling: Pooling = Pooling.CLS) -> ReputationModel:
         """A new model on a pretrained encoder (hub name or path), heads initialised by transformers' rules."""
         from transformers import AutoModelForSequenceClassification
 
         classifier = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)})
+        setattr(classifier.config, CONFIG_KEY, pooling.value)  # saved in config.json with the weights
         model = cls(classifier, related, sentiment)
         for _, head in model._heads():
             if head is not None:
@@ -69,7 +74,12 @@ class ReputationModel(torch.nn.Module):
     def outputs(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, ...]:
         """Polarity, relatedness and sentiment logits (None for a head the model lacks), one encoder pass."""
         encoder = getattr(self.classifier, self.classifier.base_model_prefix)
-        pooled = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).pooler_output
+        out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        if Pooling.of(self.config) is Pooling.MEAN:
+            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+            pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
+        else:
+            pooled = out.pooler_output
         pooled = self.classifier.dropout(pooled)
         return (self.classifier.classifier(pooled),
                 *(head(pooled) if head is not None else None for _, head in self._heads()))

@@ -15,6 +15,23 @@ class ClassWeighting(str, Enum):
     BALANCED = "balanced"  # 1 / count
 
 
+CONFIG_KEY = "reputation_pooling"  # where a fine-tuned model's config.json records its Pooling
+
+
+class Pooling(str, Enum):
+    """What the heads read from the encoder: the [CLS] token through BERT's pooler (its tanh layer), or the mean of
+    every attended token's last hidden state, the pooling sentence-embedding bases such as all-MiniLM-L6-v2 were
+    trained with. Absent from a config (models fine-tuned before the choice existed): cls."""
+
+    CLS = "cls"
+    MEAN = "mean"
+
+    @classmethod
+    def of(cls, config) -> "Pooling":
+        """The pooling a transformers config records (PyTorch and TensorFlow read the same config.json)."""
+        return cls(getattr(config, CONFIG_KEY, cls.CLS.value))
+
+
 class Device(str, Enum):
     """Where a run trains: a GPU when PyTorch sees one (auto), the CPU, or a CUDA GPU that must be there."""
 

@@ -21,7 +21,7 @@ from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
 from .pretrain import check_base_unseen
 from .runs import as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings
-from .settings import ClassWeighting, Device
+from .settings import ClassWeighting, Device, Pooling
 
 if TYPE_CHECKING:
     import torch
@@ -63,6 +63,7 @@ class TrainConfig:
     label_smoothing: float | None = None  # of the polarity cross-entropy with the gold labels
     focal_gamma: float | None = None  # focal loss (Lin et al. 2017): gold cross-entropy x (1 - p_gold) ** gamma
     sentiment: SentimentTask | None = None  # an auxiliary task on its own head
+    pooling: Pooling | None = None  # what the heads read (None: [CLS] through the pooler, as before the choice)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -80,6 +81,8 @@ class TrainConfig:
             raise BuildError(f"the focal loss's gamma must be positive, got {self.focal_gamma}")
         if self.sentiment is not None and self.init is not None:
             raise BuildError("the sentiment task's head is new: start from --base, not --init")
+        if self.pooling is not None and self.init is not None:
+            raise BuildError("--init keeps its checkpoint's pooling: --pooling goes with --base")
         if self.sentiment is not None and self.distillation is not None:
             raise BuildError("the teachers' targets are RepLab polarity: the sentiment task's tweets take none, so "
                              "--sentiment and --teacher do not go together")
@@ -365,7 +368,8 @@ class _Run:
                                     [e.weight for e in train_set], y_sentiment, soft, soft_related)
         torch.manual_seed(config.seed)
         if init is None:
-            self.model = ReputationModel.from_base(config.base, LABELS, self.related, bool(config.sentiment))
+            self.model = ReputationModel.from_base(config.base, LABELS, self.related, bool(config.sentiment),
+                                                   config.pooling or Pooling.CLS)
         else:
             if init.labels != LABELS:
                 raise BuildError(f"checkpoint {init.path} has labels {list(init.labels)}, not {list(LABELS)}")

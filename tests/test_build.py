@@ -200,26 +200,30 @@ def _agreement(checkpoint, bundles_dir) -> dict:
     return report
 
 
-def test_mobilebert_converts_in_all_four_variants(tmp_path):
-    """A small random MobileBERT (NoNorm, bottlenecks), saved in HF layout and packaged through the same path."""
+@pytest.mark.parametrize("arch, pooling", [("mobilebert", "cls"), ("bert", "mean")])
+def test_random_bases_convert_in_all_four_variants(tmp_path, arch, pooling):
+    """A small random MobileBERT (NoNorm, bottlenecks) read through [CLS], and a BERT read through the tokens' mean,
+    saved in HF layout and packaged through the same path: every variant follows the PyTorch model."""
     from model_build.base import Architecture
-    from model_build.checkpoint import DataSpec, save_checkpoint
+    from model_build.checkpoint import Checkpoint, DataSpec, save_checkpoint
     from model_build.data import LABELS
     from model_build.model import ReputationModel
     from model_build.random_init import Size, save_random_model
+    from model_build.settings import Pooling
     from model_build.splits import SplitSpec
 
-    base = save_random_model(Architecture.MOBILEBERT, Size.TINY, FIXTURES / "vocab.txt", tmp_path / "mobilebert")
+    base = save_random_model(Architecture(arch), Size.TINY, FIXTURES / "vocab.txt", tmp_path / arch)
     data = DataSpec(str(FIXTURES / "tweets.csv"), language=None, unrelated=True,
                     holdout=SplitSpec(val_fraction=0.25, gap_fraction=0))
     checkpoint = tmp_path / "checkpoint"
-    save_checkpoint(checkpoint, ReputationModel.from_base(str(base), LABELS, related=True), FIXTURES / "vocab.txt",
-                    TextSettings(max_length=64), {"config": {"input_format": "entity+text", "base": str(base)},
-                                                  "data": data.to_dict()})
+    save_checkpoint(checkpoint, ReputationModel.from_base(str(base), LABELS, related=True, pooling=Pooling(pooling)),
+                    FIXTURES / "vocab.txt", TextSettings(max_length=64),
+                    {"config": {"input_format": "entity+text", "base": str(base)}, "data": data.to_dict()})
+    assert Pooling.of(Checkpoint.load(checkpoint).model().config) is Pooling(pooling)  # read back from config.json
     cli("package", "--checkpoint", str(checkpoint), "--variants", ",".join(VARIANTS),
-        "--out", str(tmp_path / "bundles"), "--name", "mobilebert-random", "--calibration", "20")
+        "--out", str(tmp_path / "bundles"), "--name", f"{arch}-random", "--calibration", "20")
     report = _agreement(checkpoint, tmp_path / "bundles")
-    print("MobileBERT agreement with PyTorch:", json.dumps(report, indent=1))
+    print(f"{arch} ({pooling} pooling) agreement with PyTorch:", json.dumps(report, indent=1))
     for variant, tolerance in TOLERANCE.items():
         assert report[variant]["relative_max_error"] <= tolerance, report
         assert report[variant]["argmax_agreement"] == 1.0, report

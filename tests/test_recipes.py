@@ -159,6 +159,7 @@ def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path)
     (["--sentiment", "/nonexistent"], "no mapping.txt"),
     (["--sentiment", str(FIXTURES), "--init", "INIT"], "not --init"),
     (["--sentiment", str(FIXTURES), "--teacher", "INIT"], "do not go together"),
+    (["--pooling", "mean", "--init", "INIT"], "--pooling goes with --base"),
     (["--also-language", "en"], "another language to validate on"),
     (["--full-names", "2"], "full name must be in"),
     (["--recency", "1.5"], "oldest training tweet's weight must be in (0, 1]"),
