@@ -124,12 +124,15 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	$(BUILD) train $(TIMEGAP) --seed 13 --sentiment $(EMOTION_SENTIMENT) --out runs/mt-time2-sentiment-emotion-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --pooling mean --out runs/mt-time2-sentiment-mean-s13
 # and the runs without the 12 unseen entities of the README's naming table (1.2.0's seed 13 is in default-bundle;
-# seed 14 of both on 2026-12-05)
+# seed 14 of both on 2026-12-05) and of its pooling paragraph (--pooling mean, seeds 13 and 14, 2026-12-05)
 	$(BUILD) train $(RECIPE) $(SENTIMENT) --full-names 0.5 --holdout entities --out runs/mt-entities-sentiment-fn-s13
 	$(BUILD) train $(RECIPE) $(SENTIMENT) --full-names 0.25 --holdout entities --out runs/mt-entities-sentiment-fn25-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --holdout entities --out runs/mt-entities-sentiment-s14
 	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --full-names 0.25 --holdout entities \
 	    --out runs/mt-entities-sentiment-fn25-s14
+	$(BUILD) train $(RECIPE) $(SENTIMENT) --pooling mean --holdout entities --out runs/mt-entities-sentiment-mean-s13
+	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --pooling mean --holdout entities \
+	    --out runs/mt-entities-sentiment-mean-s14
 
 NOTES = MiniLM-L6 on (entity, tweet) pairs, polarity and relatedness heads, TweetEval sentiment as an auxiliary \
 task (its head not served), 2 epochs on the whole English RepLab 2013 training split; validation figures from \

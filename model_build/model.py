@@ -9,7 +9,7 @@ from typing import Sequence
 
 import torch
 
-from .settings import CONFIG_KEY, Pooling
+from .settings import POOLING_CONFIG_KEY, Pooling
 
 RELATED_HEAD_FILE = "related_head.safetensors"
 SENTIMENT_HEAD_FILE = "sentiment_head.safetensors"  # an auxiliary task's head: trained, never converted or served
@@ -42,7 +42,7 @@ class ReputationModel(torch.nn.Module):
         classifier = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)})
-        setattr(classifier.config, CONFIG_KEY, pooling.value)  # saved in config.json with the weights
+        setattr(classifier.config, POOLING_CONFIG_KEY, pooling.value)  # saved in config.json with the weights
         model = cls(classifier, related, sentiment)
         for _, head in model._heads():
             if head is not None:

@@ -15,7 +15,7 @@ class ClassWeighting(str, Enum):
     BALANCED = "balanced"  # 1 / count
 
 
-CONFIG_KEY = "reputation_pooling"  # where a fine-tuned model's config.json records its Pooling
+POOLING_CONFIG_KEY = "reputation_pooling"  # where a fine-tuned model's config.json records its Pooling
 
 
 class Pooling(str, Enum):
@@ -27,9 +27,14 @@ class Pooling(str, Enum):
     MEAN = "mean"
 
     @classmethod
-    def of(cls, config) -> "Pooling":
+    def of(cls, config) -> Pooling:
         """The pooling a transformers config records (PyTorch and TensorFlow read the same config.json)."""
-        return cls(getattr(config, CONFIG_KEY, cls.CLS.value))
+        value = getattr(config, POOLING_CONFIG_KEY, cls.CLS.value)
+        try:
+            return cls(value)
+        except ValueError:
+            raise BuildError(f"config.json: {POOLING_CONFIG_KEY} {value!r} is not one of "
+                             f"{', '.join(p.value for p in cls)}") from None
 
 
 class Device(str, Enum):

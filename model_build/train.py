@@ -63,7 +63,7 @@ class TrainConfig:
     label_smoothing: float | None = None  # of the polarity cross-entropy with the gold labels
     focal_gamma: float | None = None  # focal loss (Lin et al. 2017): gold cross-entropy x (1 - p_gold) ** gamma
     sentiment: SentimentTask | None = None  # an auxiliary task on its own head
-    pooling: Pooling | None = None  # what the heads read (None: [CLS] through the pooler, as before the choice)
+    pooling: Pooling | None = None  # what the heads read from --base (None: cls; --init keeps its checkpoint's)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -487,6 +487,7 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         "train_related_counts": {"related": sum(r == 1 for r in run.y_related),
                                  "unrelated": sum(r == 0 for r in run.y_related)},
         "related_head": run.related,
+        "pooling": Pooling.of(run.model.config).value,  # what the model reads, --init's too
         "token_lengths": run.length_stats,
         "max_length": run.max_length,
     })

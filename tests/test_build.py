@@ -177,9 +177,9 @@ def test_evaluate_and_report_commands(built):
         assert (tmp / "report" / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def _agreement(checkpoint, bundles_dir) -> dict:
-    """PyTorch outputs against each variant's, on the fixture tweets at their own lengths: polarity logits, and
-    relatedness probabilities where the checkpoint has that head."""
+def _agreement(checkpoint, bundles_dir, bucket: int = 1) -> dict:
+    """PyTorch outputs against each variant's, on the fixture tweets at their own lengths (``bucket`` 1) or padded
+    to a multiple of ``bucket``: polarity logits, and relatedness probabilities where the checkpoint has that head."""
     from model_build.checkpoint import Checkpoint
     from model_build.train import predict
 
@@ -189,7 +189,7 @@ def _agreement(checkpoint, bundles_dir) -> dict:
     reference, related = predict(checkpoint.model(), encoder, encodings)
     report = {}
     for variant in VARIANTS:
-        outputs = Classifier(Bundle.load(bundles_dir / variant), threads=1, bucket=1).logits(encodings)
+        outputs = Classifier(Bundle.load(bundles_dir / variant), threads=1, bucket=bucket).logits(encodings)
         logits = outputs[:, :3]
         report[variant] = {
             "relative_max_error": float(np.abs(logits - reference).max() / np.abs(reference).max()),
@@ -203,7 +203,8 @@ def _agreement(checkpoint, bundles_dir) -> dict:
 @pytest.mark.parametrize("arch, pooling", [("mobilebert", "cls"), ("bert", "mean")])
 def test_random_bases_convert_in_all_four_variants(tmp_path, arch, pooling):
     """A small random MobileBERT (NoNorm, bottlenecks) read through [CLS], and a BERT read through the tokens' mean,
-    saved in HF layout and packaged through the same path: every variant follows the PyTorch model."""
+    saved in HF layout and packaged through the same path: every variant follows the PyTorch model, tweets run at
+    their own lengths and padded as served (the mean must leave the padding out)."""
     from model_build.base import Architecture
     from model_build.checkpoint import Checkpoint, DataSpec, save_checkpoint
     from model_build.data import LABELS
@@ -212,23 +213,25 @@ def test_random_bases_convert_in_all_four_variants(tmp_path, arch, pooling):
     from model_build.settings import Pooling
     from model_build.splits import SplitSpec
 
-    base = save_random_model(Architecture(arch), Size.TINY, FIXTURES / "vocab.txt", tmp_path / arch)
+    arch, pooling = Architecture(arch), Pooling(pooling)
+    base = save_random_model(arch, Size.TINY, FIXTURES / "vocab.txt", tmp_path / arch.value)
     data = DataSpec(str(FIXTURES / "tweets.csv"), language=None, unrelated=True,
                     holdout=SplitSpec(val_fraction=0.25, gap_fraction=0))
     checkpoint = tmp_path / "checkpoint"
-    save_checkpoint(checkpoint, ReputationModel.from_base(str(base), LABELS, related=True, pooling=Pooling(pooling)),
+    save_checkpoint(checkpoint, ReputationModel.from_base(str(base), LABELS, related=True, pooling=pooling),
                     FIXTURES / "vocab.txt", TextSettings(max_length=64),
                     {"config": {"input_format": "entity+text", "base": str(base)}, "data": data.to_dict()})
-    assert Pooling.of(Checkpoint.load(checkpoint).model().config) is Pooling(pooling)  # read back from config.json
+    assert Pooling.of(Checkpoint.load(checkpoint).model().config) is pooling  # read back from config.json
     cli("package", "--checkpoint", str(checkpoint), "--variants", ",".join(VARIANTS),
-        "--out", str(tmp_path / "bundles"), "--name", f"{arch}-random", "--calibration", "20")
-    report = _agreement(checkpoint, tmp_path / "bundles")
-    print(f"{arch} ({pooling} pooling) agreement with PyTorch:", json.dumps(report, indent=1))
-    for variant, tolerance in TOLERANCE.items():
-        assert report[variant]["relative_max_error"] <= tolerance, report
-        assert report[variant]["argmax_agreement"] == 1.0, report
-        assert report[variant]["related_max_error"] <= tolerance, report
-    assert np.isfinite(report["full-int8"]["relative_max_error"])
+        "--out", str(tmp_path / "bundles"), "--name", f"{arch.value}-random", "--calibration", "20")
+    for bucket in (1, 16):
+        report = _agreement(checkpoint, tmp_path / "bundles", bucket)
+        print(f"{arch.value} ({pooling.value} pooling, bucket {bucket}) agreement with PyTorch:", json.dumps(report))
+        for variant, tolerance in TOLERANCE.items():
+            assert report[variant]["relative_max_error"] <= tolerance, report
+            assert report[variant]["argmax_agreement"] == 1.0, report
+            assert report[variant]["related_max_error"] <= tolerance, report
+        assert np.isfinite(report["full-int8"]["relative_max_error"])
 
 
 @pytest.mark.parametrize("args, message", [

@@ -91,15 +91,40 @@ def test_teacher_probabilities_are_averaged_after_softening():
 
 @pytest.fixture(scope="module")
 def teachers(tmp_path_factory):
-    """Two tiny teachers (seeds 1 and 2) on the time-gap split."""
+    """Two tiny teachers on the time-gap split: seed 1 reading [CLS] (the default), seed 2 the tokens' mean."""
     tmp = tmp_path_factory.mktemp("distill")
     write_replab(tmp / "replab")
     cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
     common = ["train", "--data", str(tmp / "replab"), "--base", str(tmp / "base"), "--epochs", "1",
               "--learning-rate", "1e-3", "--batch-size", "8"]
-    for seed in (1, 2):
-        cli(*common, "--seed", str(seed), "--out", str(tmp / f"t{seed}"))
+    for seed, pooling in ((1, []), (2, ["--pooling", "mean"])):
+        cli(*common, "--seed", str(seed), *pooling, "--out", str(tmp / f"t{seed}"))
     return tmp, common
+
+
+def test_the_pooling_chosen_is_the_checkpoints(teachers, tmp_path):
+    from model_build.checkpoint import Checkpoint
+    from model_build.settings import Pooling
+
+    tmp, common = teachers
+    for run, pooling in (("t1", Pooling.CLS), ("t2", Pooling.MEAN)):
+        best = Checkpoint.load(tmp / run / "best")
+        assert Pooling.of(best.model().config) is pooling and best.summary["pooling"] == pooling.value
+    # --init keeps its checkpoint's pooling, and the summary says which
+    cli("train", "--data", str(tmp / "replab"), "--init", str(tmp / "t2" / "best"), "--epochs", "1",
+        "--learning-rate", "1e-3", "--batch-size", "8", "--out", str(tmp_path / "from-t2"))
+    assert Checkpoint.load(tmp_path / "from-t2" / "best").summary["pooling"] == "mean"
+
+
+def test_a_config_without_pooling_reads_cls_and_an_unknown_one_is_refused():
+    from transformers import BertConfig
+
+    from model_build.errors import BuildError
+    from model_build.settings import Pooling
+
+    assert Pooling.of(BertConfig()) is Pooling.CLS  # models fine-tuned before the choice existed
+    with pytest.raises(BuildError, match="reputation_pooling 'max' is not one of cls, mean"):
+        Pooling.of(BertConfig(reputation_pooling="max"))
 
 
 def test_a_student_learns_from_the_teachers_and_records_their_ensemble(teachers):
