@@ -68,7 +68,8 @@ default-bundle: $(DEV_VENV)/.installed
 # the second on 2026-12-04); on 2026-12-04 too, the lower learning rate over 3 epochs on the sentiment recipe;
 # on 2026-12-05, the latest training tweets weighted more (--recency), and domain-adaptive pretraining with its new
 # masked-LM head trained alone first (--head-warmup), for 1,200 steps and for nearly one pass over the texts (2,920),
-# and the heads reading the tokens' mean instead of [CLS] (--pooling mean).
+# and the heads reading the tokens' mean instead of [CLS] (--pooling mean), and fine-tuning from heads fitted
+# first as logistic regressions on the base's frozen features (--probe-first: LP-FT; and with --probe-c 0.01).
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
 # shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
@@ -123,8 +124,11 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --recency 0.25 --out runs/mt-time2-sentiment-rec25-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 --sentiment $(EMOTION_SENTIMENT) --out runs/mt-time2-sentiment-emotion-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --pooling mean --out runs/mt-time2-sentiment-mean-s13
+	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --probe-first --out runs/mt-time2-sentiment-lpft-s13
+	$(BUILD) train $(TIMEGAP) --seed 13 $(SENTIMENT) --probe-first --probe-c 0.01 --out runs/mt-time2-sentiment-lpft-c001-s13
 # and the runs without the 12 unseen entities of the README's naming table (1.2.0's seed 13 is in default-bundle;
-# seed 14 of both on 2026-12-05) and of its pooling paragraph (--pooling mean, seeds 13 and 14, 2026-12-05)
+# seed 14 of both on 2026-12-05) and of its pooling and linear-probe paragraphs (--pooling mean, seeds 13 and 14,
+# and --probe-first, seeds 13 and 14, 2026-12-05)
 	$(BUILD) train $(RECIPE) $(SENTIMENT) --full-names 0.5 --holdout entities --out runs/mt-entities-sentiment-fn-s13
 	$(BUILD) train $(RECIPE) $(SENTIMENT) --full-names 0.25 --holdout entities --out runs/mt-entities-sentiment-fn25-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --holdout entities --out runs/mt-entities-sentiment-s14
@@ -133,6 +137,9 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	$(BUILD) train $(RECIPE) $(SENTIMENT) --pooling mean --holdout entities --out runs/mt-entities-sentiment-mean-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --pooling mean --holdout entities \
 	    --out runs/mt-entities-sentiment-mean-s14
+	$(BUILD) train $(RECIPE) $(SENTIMENT) --probe-first --holdout entities --out runs/mt-entities-sentiment-lpft-s13
+	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --probe-first --holdout entities \
+	    --out runs/mt-entities-sentiment-lpft-s14
 
 NOTES = MiniLM-L6 on (entity, tweet) pairs, polarity and relatedness heads, TweetEval sentiment as an auxiliary \
 task (its head not served), 2 epochs on the whole English RepLab 2013 training split; validation figures from \

@@ -39,6 +39,7 @@ def _language(args) -> str | None:
 
 def cmd_train(args) -> int:
     from .distill import Distillation
+    from .probe import LinearProbe
     from .train import SentimentTask, TrainConfig, train
 
     init = Checkpoint.load(args.init) if args.init else None
@@ -46,6 +47,8 @@ def cmd_train(args) -> int:
         raise BuildError("--init starts from that checkpoint's encoder and length: --base and --max-length do not apply")
     if args.sentiment_weight is not None and not args.sentiment:
         raise BuildError("--sentiment-weight applies to the sentiment task: give --sentiment")
+    if args.probe_c is not None and not args.probe_first:
+        raise BuildError("--probe-c applies to the linear probe: give --probe-first")
     if not args.teacher and (args.distill_weight is not None or args.temperature is not None):
         raise BuildError("--distill-weight and --temperature apply to distillation: give --teacher checkpoints")
     given = {"weight": args.distill_weight, "temperature": args.temperature}
@@ -71,6 +74,7 @@ def cmd_train(args) -> int:
         patience=args.patience, seed=args.seed, device=Device(args.device), threads=args.threads, distillation=distillation,
         checkpoint_every=args.checkpoint_every, average_last=args.average_last, label_smoothing=args.label_smoothing,
         focal_gamma=args.focal_gamma, pooling=Pooling(args.pooling) if args.pooling else None,
+        probe=LinearProbe(**({} if args.probe_c is None else {"c": args.probe_c})) if args.probe_first else None,
         sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
                                                     {"weight": args.sentiment_weight})) if args.sentiment else None,
     )
@@ -206,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=[v.value for v in Pooling],
                    help="what the heads read: cls, the [CLS] token through BERT's pooler (default), or mean, the mean "
                         "of the tokens' last hidden states (the pooling sentence-embedding bases were trained with)")
+    p.add_argument("--probe-first", action="store_true",
+                   help="fit the heads first as logistic regressions on the base's frozen features, then fine-tune "
+                        "everything from there (LP-FT, Kumar et al. 2022)")
+    p.add_argument("--probe-c", type=float, metavar="C",
+                   help="the probe's inverse L2 strength, scikit-learn's C on its summed loss (default 1)")
     p.add_argument("--sentiment", metavar="DIR",
                    help="TweetEval's sentiment folder: its tweets train a sentiment head beside polarity, an auxiliary "
                         "task (the head is not served)")

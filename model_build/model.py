@@ -26,7 +26,7 @@ class ReputationModel(torch.nn.Module):
         self.related_head = torch.nn.Linear(hidden, 1) if related else None
         self.sentiment_head = torch.nn.Linear(hidden, classifier.config.num_labels) if sentiment else None
 
-    def _heads(self):
+    def _head_files(self):
         return ((RELATED_HEAD_FILE, self.related_head), (SENTIMENT_HEAD_FILE, self.sentiment_head))
 
     @property
@@ -44,7 +44,7 @@ class ReputationModel(torch.nn.Module):
             label2id={name: i for i, name in enumerate(labels)})
         setattr(classifier.config, POOLING_CONFIG_KEY, pooling.value)  # saved in config.json with the weights
         model = cls(classifier, related, sentiment)
-        for _, head in model._heads():
+        for _, head in model._head_files():
             if head is not None:
                 classifier._init_weights(head)
         return model
@@ -58,7 +58,7 @@ class ReputationModel(torch.nn.Module):
         path = Path(path)
         model = cls(AutoModelForSequenceClassification.from_pretrained(str(path)), (path / RELATED_HEAD_FILE).is_file(),
                     (path / SENTIMENT_HEAD_FILE).is_file())
-        for name, head in model._heads():
+        for name, head in model._head_files():
             if head is not None:
                 head.load_state_dict(load_file(str(path / name)))
         return model
@@ -67,22 +67,27 @@ class ReputationModel(torch.nn.Module):
         from safetensors.torch import save_file
 
         self.classifier.save_pretrained(str(path))
-        for name, head in self._heads():
+        for name, head in self._head_files():
             if head is not None:
                 save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(Path(path) / name))
 
-    def outputs(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, ...]:
-        """Polarity, relatedness and sentiment logits (None for a head the model lacks), one encoder pass."""
+    def pooled(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        """What every head reads, ``[batch, hidden]``, before dropout."""
         encoder = getattr(self.classifier, self.classifier.base_model_prefix)
         out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         if Pooling.of(self.config) is Pooling.MEAN:
             mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-            pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
-        else:
-            pooled = out.pooler_output
-        pooled = self.classifier.dropout(pooled)
-        return (self.classifier.classifier(pooled),
-                *(head(pooled) if head is not None else None for _, head in self._heads()))
+            return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return out.pooler_output
+
+    def heads(self) -> tuple[torch.nn.Linear, torch.nn.Linear | None, torch.nn.Linear | None]:
+        """The polarity, relatedness and sentiment heads (None for one the model lacks)."""
+        return self.classifier.classifier, self.related_head, self.sentiment_head
+
+    def outputs(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, ...]:
+        """Polarity, relatedness and sentiment logits (None for a head the model lacks), one encoder pass."""
+        pooled = self.classifier.dropout(self.pooled(input_ids, attention_mask, token_type_ids))
+        return tuple(head(pooled) if head is not None else None for head in self.heads())
 
     def forward(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Polarity and relatedness logits: what is served."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .errors import BuildError
 from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
 from .pretrain import check_base_unseen
+from .probe import PROBE_FILE, LinearProbe, fit_heads
 from .runs import as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings
 from .settings import ClassWeighting, Device, Pooling
 
@@ -64,6 +66,7 @@ class TrainConfig:
     focal_gamma: float | None = None  # focal loss (Lin et al. 2017): gold cross-entropy x (1 - p_gold) ** gamma
     sentiment: SentimentTask | None = None  # an auxiliary task on its own head
     pooling: Pooling | None = None  # what the heads read from --base (None: cls; --init keeps its checkpoint's)
+    probe: LinearProbe | None = None  # the heads fitted on the base's frozen features before fine-tuning (LP-FT)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -83,6 +86,8 @@ class TrainConfig:
             raise BuildError("the sentiment task's head is new: start from --base, not --init")
         if self.pooling is not None and self.init is not None:
             raise BuildError("--init keeps its checkpoint's pooling: --pooling goes with --base")
+        if self.probe is not None and self.init is not None:
+            raise BuildError("--probe-first fits new heads on a base's features: start from --base, not --init")
         if self.sentiment is not None and self.distillation is not None:
             raise BuildError("the teachers' targets are RepLab polarity: the sentiment task's tweets take none, so "
                              "--sentiment and --teacher do not go together")
@@ -130,23 +135,41 @@ def _tensors(encoder: TweetEncoder, encodings, rows: Sequence[int], device):
     return {k: torch.from_numpy(v.astype(np.int64)).to(device) for k, v in arrays.items()}
 
 
+def _batches(model, encoder: TweetEncoder, encodings, batch_size: int):
+    """The encoded tweets' row numbers and input tensors, a batch of similar lengths at a time (the model in eval
+    mode: no dropout)."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield rows, _tensors(encoder, encodings, rows, device)
+
+
 def predict(model, encoder: TweetEncoder, encodings, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray | None]:
     """Polarity logits and relatedness probabilities (None without that head) for encoded tweets, in order."""
     import torch
 
-    device = next(model.parameters()).device
-    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
     logits = np.zeros((len(encodings), model.config.num_labels), dtype=np.float32)
     related = np.zeros(len(encodings), dtype=np.float32) if model.related_head is not None else None
-    model.eval()
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            polarity, relatedness = model(**_tensors(encoder, encodings, rows, device))
+        for rows, inputs in _batches(model, encoder, encodings, batch_size):
+            polarity, relatedness = model(**inputs)
             logits[rows] = polarity.float().cpu().numpy()
             if related is not None:
                 related[rows] = torch.sigmoid(relatedness.float()).squeeze(-1).cpu().numpy()
     return logits, related
+
+
+def pooled_features(model, encoder: TweetEncoder, encodings, batch_size: int = 128) -> np.ndarray:
+    """What the heads read for each encoded tweet, in order: ``[tweets, hidden]`` float32."""
+    import torch
+
+    features = np.zeros((len(encodings), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for rows, inputs in _batches(model, encoder, encodings, batch_size):
+            features[rows] = model.pooled(**inputs).float().cpu().numpy()
+    return features
 
 
 def validation_metrics(examples: Sequence[Example], logits: np.ndarray, related: np.ndarray | None) -> dict:
@@ -376,9 +399,21 @@ class _Run:
             self.model = init.model().train()
             self.model.sentiment_head = None  # an auxiliary task's head has nothing to learn here
             self.related = init.related  # its relatedness head is kept (and trained where relatedness is known)
+        self.polarity_weights = class_weights([y for y in self.y_polarity if y >= 0], config.class_weighting)
         self.last_metrics: dict | None = None
         self.last_logits: np.ndarray | None = None
         self.history: list[dict] = []
+
+    def probe(self, probe: LinearProbe) -> dict:
+        """LP-FT's first step: every head fitted on the model's pooled features of the training tweets, its encoder
+        untouched; the probe's accuracy on them by head, and its validation figures."""
+        started = time.time()
+        rows = self.train_rows.rows
+        features = pooled_features(self.model, self.encoder, [r["encoding"] for r in rows])
+        fitted = fit_heads(self.model, features, rows, self.polarity_weights, probe)
+        validation = self.validate(self.model)
+        print(f"linear probe: training accuracy {fitted}, validation {validation}")
+        return {"training_accuracy": fitted, "validation": validation, "seconds": round(time.time() - started, 1)}
 
     def teach(self, distillation: Distillation, train_set: Sequence[Example], val_set: Sequence[Example]):
         """The teachers' soft targets on the training tweets; their ensemble's validation metrics in the summary."""
@@ -442,12 +477,11 @@ class _Run:
             restore_callback_states_from_checkpoint=True, logging_steps=50, report_to=[], remove_unused_columns=False,
             dataloader_num_workers=0, dataloader_pin_memory=False,
             use_cpu=config.device is Device.CPU, disable_tqdm=False)
-        polarity = [y for y in self.y_polarity if y >= 0]
         return _trainer_class()(
             model=self.model, args=args, train_dataset=self.train_rows, eval_dataset=self.val_enc,  # read by validate
             data_collator=_collate(self.encoder),
             callbacks=[_best_epoch_callback(self)(), epoch_order_callback()],
-            polarity_weights=class_weights(polarity, config.class_weighting),
+            polarity_weights=self.polarity_weights,
             related_weight=config.related_weight, validate=self.validate, distillation=config.distillation,
             label_smoothing=config.label_smoothing or 0.0, focal_gamma=config.focal_gamma or 0.0,
             sentiment_weight=config.sentiment.weight if config.sentiment else 0.0)
@@ -491,10 +525,16 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         "token_lengths": run.length_stats,
         "max_length": run.max_length,
     })
-    trainer = run.trainer()
+    trainer = run.trainer()  # the model on the device it trains on, the probe's too
     summary["device"] = str(trainer.args.device)
+    resume = last_checkpoint(run.out / "trainer")
+    if config.probe is not None:  # fitted again whenever the run starts over; a resumed one reads its figures
+        probe_file = run.out / PROBE_FILE
+        if resume is None or not probe_file.is_file():
+            write_json(probe_file, run.probe(config.probe))
+        summary["probe"] = json.loads(probe_file.read_text())
     started = time.time()
-    trainer.train(resume_from_checkpoint=last_checkpoint(run.out / "trainer"))
+    trainer.train(resume_from_checkpoint=resume)
     summary["seconds"] = round(time.time() - started, 1)
     if config.average_last:
         steps = sorted((run.out / "trainer").glob("checkpoint-*"), key=lambda c: int(c.name.rsplit("-", 1)[1]))

@@ -1,8 +1,9 @@
 """Training recipes beyond plain fine-tuning, on tiny random BERTs and a tiny RepLab-layout tree: distillation
 (``train --teacher``: the loss against soft targets, the teachers' predictions and their ensemble's validation
 figures, the refusal of a teacher that saw the validation tweets, resuming), checkpoint averaging
-(``train --average-last``), the sentiment task (``train --sentiment``: its head trained, never served) and another
-language's tweets in training only (``train --also-language``)."""
+(``train --average-last``), the linear probe before fine-tuning (``train --probe-first``), the sentiment task
+(``train --sentiment``: its head trained, never served) and another language's tweets in training only
+(``train --also-language``)."""
 
 from __future__ import annotations
 
@@ -127,6 +128,92 @@ def test_a_config_without_pooling_reads_cls_and_an_unknown_one_is_refused():
         Pooling.of(BertConfig(reputation_pooling="max"))
 
 
+def test_the_probe_sets_each_head_to_its_logistic_regression_on_the_rows_with_its_label(teachers):
+    from model_build.errors import BuildError
+    from model_build.model import ReputationModel
+    from model_build.probe import LinearProbe, fit_heads
+
+    tmp, _ = teachers
+    model = ReputationModel.from_base(str(tmp / "base"), LABELS, related=True, sentiment=True)
+    rng = np.random.default_rng(0)
+    n, hidden = 300, model.config.hidden_size
+    features = rng.normal(size=(n, hidden)).astype(np.float32)
+    polarity = np.where(np.arange(n) % 4 == 3, -100, features[:, :3].argmax(1))  # a quarter without polarity
+    related = np.where(np.arange(n) % 5 == 0, np.nan, (features[:, 3] > 0).astype(float))
+    sentiment = np.where(polarity < 0, (features[:, 4:7]).argmax(1), -100)  # sentiment only where polarity is not
+    weight = rng.uniform(0.2, 2.0, size=n)
+    rows = [{"labels": int(y), "related": float(r), "sentiment": int(z), "weight": float(w)}
+            for y, r, z, w in zip(polarity, related, sentiment, weight)]
+    class_weight = np.array([0.5, 1.0, 1.5])
+    fitted = fit_heads(model, features, rows, class_weight, LinearProbe())
+    x = torch.from_numpy(features)
+    with torch.no_grad():
+        logits = [head(x).numpy() for head in model.heads()]
+    for name, scores, labels in (("polarity", logits[0].argmax(1), polarity),
+                                 ("related", (logits[1][:, 0] > 0).astype(int), related),
+                                 ("sentiment", logits[2].argmax(1), sentiment)):
+        known = ~np.isnan(labels.astype(float)) & (labels >= 0)
+        accuracy = float((scores[known] == labels[known]).mean())
+        assert fitted[name] == pytest.approx(accuracy, abs=1e-4) and accuracy > 0.9, name  # the heads are the fits
+    # weighted as the loss weights them: class weight x row weight
+    from sklearn.linear_model import LogisticRegression
+
+    known = polarity >= 0
+    direct = LogisticRegression(max_iter=2000).fit(features[known], polarity[known],
+                                                   sample_weight=class_weight[polarity[known]] * weight[known])
+    assert np.allclose(model.heads()[0].weight.detach().numpy(), direct.coef_, atol=1e-4)
+    rows = [{**r, "labels": r["labels"] % 2 if r["labels"] >= 0 else -100} for r in rows]  # no third label
+    with pytest.raises(BuildError, match="polarity head's training tweets lack one of its 3 labels"):
+        fit_heads(model, features, rows, np.ones(3), LinearProbe())
+
+
+def test_fine_tuning_starts_from_the_probed_heads_and_records_the_probe(teachers, tmp_path):
+    """``train --probe-first`` at a learning rate of 0: what fine-tuning ends with is what the probe fitted."""
+    from safetensors.numpy import load_file
+
+    tmp, common = teachers
+    args = [*common, "--seed", "1", "--probe-first", "--learning-rate", "0", "--out", str(tmp_path / "lp")]
+    assert "linear probe: training accuracy" in cli(*args)
+    best = Checkpoint.load(tmp_path / "lp" / "best")
+    probe = best.summary["probe"]
+    assert probe == json.loads((tmp_path / "lp" / "probe.json").read_text())
+    assert set(probe["training_accuracy"]) == {"polarity", "related"} and best.summary["config"]["probe"] == {"c": 1.0}
+    measured = best.summary["validation"]
+    assert probe["validation"] == {"accuracy": measured["accuracy"], "macro_f1": measured["macro_f1"],
+                                   "related_accuracy": measured["relatedness"]["accuracy"]}
+    cli(*[a for a in args if a != "--probe-first"][:-1], str(tmp_path / "plain"))  # the same run, heads as drawn
+    plain = load_file(str(tmp_path / "plain" / "best" / "model.safetensors"))["classifier.weight"]
+    assert not np.allclose(load_file(str(best.path / "model.safetensors"))["classifier.weight"], plain)
+
+
+def test_a_probed_run_cut_off_resumes_without_fitting_again_and_one_started_over_fits_again(teachers, tmp_path,
+                                                                                              monkeypatch):
+    from transformers.trainer_callback import CallbackHandler
+
+    tmp, common = teachers
+    args = [*common, "--seed", "1", "--probe-first", "--checkpoint-every", "2", "--out", str(tmp_path / "lp")]
+
+    class Stopped(Exception):
+        pass
+
+    saved = CallbackHandler.on_save
+
+    def stop_after(handler, args, state, control):
+        saved(handler, args, state, control)
+        raise Stopped
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CallbackHandler, "on_save", stop_after)
+        with pytest.raises(Stopped):
+            cli(*args)
+    first = json.loads((tmp_path / "lp" / "probe.json").read_text())
+    out = cli(*args)
+    assert "resuming from checkpoint-2" in out and "linear probe" not in out
+    assert Checkpoint.load(tmp_path / "lp" / "best").summary["probe"] == first
+    shutil.rmtree(tmp_path / "lp")
+    assert "linear probe: training accuracy" in cli(*args)  # a run that starts over fits again
+
+
 def test_a_student_learns_from_the_teachers_and_records_their_ensemble(teachers):
     tmp, common = teachers
     args = [*common, "--seed", "3", "--teacher", str(tmp / "t1" / "best"), "--teacher", str(tmp / "t2" / "best"),
@@ -185,6 +272,9 @@ def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path)
     (["--sentiment", str(FIXTURES), "--init", "INIT"], "not --init"),
     (["--sentiment", str(FIXTURES), "--teacher", "INIT"], "do not go together"),
     (["--pooling", "mean", "--init", "INIT"], "--pooling goes with --base"),
+    (["--probe-first", "--init", "INIT"], "start from --base, not --init"),
+    (["--probe-c", "0.1"], "give --probe-first"),
+    (["--probe-first", "--probe-c", "0"], "inverse regularisation strength must be positive"),
     (["--also-language", "en"], "another language to validate on"),
     (["--full-names", "2"], "full name must be in"),
     (["--recency", "1.5"], "oldest training tweet's weight must be in (0, 1]"),
