@@ -71,7 +71,7 @@ default-bundle: $(DEV_VENV)/.installed
 # and the heads reading the tokens' mean instead of [CLS] (--pooling mean), and fine-tuning from heads fitted
 # first as logistic regressions on the base's frozen features (--probe-first: LP-FT; and with --probe-c 0.01).
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
-# shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps); rerun to resume.
+# shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
 DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best
