@@ -94,15 +94,16 @@ class DataSpec:
             raise BuildError(f"{source or self.source}: no usable examples")
         return examples, report
 
-    def partition(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
-        """(training, validation) of loaded examples, a seeded ``full_names`` share of the training tweets named by
-        their entity's full name (validation keeps the query), weighted by ``recency``."""
-        train, val = self._holdout(examples)
+    def partition(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example], list[Example]]:
+        """(training, gap, validation) of loaded examples (the gap's tweets, between the other two in time, in
+        neither), a seeded ``full_names`` share of the training tweets named by their entity's full name (the
+        others keep the query), weighted by ``recency``."""
+        train, gap, val = self._holdout(examples)
         if self.full_names:
             train = [e.named_in_full() if self._gets_full_name(e) else e for e in train]
         if self.recency is not None:
             train = self._by_recency(train)
-        return train, val
+        return train, gap, val
 
     def _by_recency(self, train: list[Example]) -> list[Example]:
         """Each entity's training tweets with a time weighted by their order in time, linearly from ``recency`` (the
@@ -127,26 +128,28 @@ class DataSpec:
     def _gets_full_name(self, e: Example) -> bool:
         return random.Random(f"{self.holdout.seed}:{example_key(e)}").random() < self.full_names
 
-    def _holdout(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
-        """Tweets of ``also_language`` only train: with a time holdout those no later than their entity's latest
-        training tweet (or all when nothing is held out), with an entity holdout those of the entities kept."""
+    def _holdout(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example], list[Example]]:
+        """(training, gap, validation). Tweets of ``also_language`` only train: with a time holdout those no later
+        than their entity's latest training tweet (or all when nothing is held out), with an entity holdout those of
+        the entities kept."""
         if self.also_language is None:
-            return self.holdout.apply(examples)
-        train, val = self.holdout.apply([e for e in examples if e.language != self.also_language])
+            return self.holdout.parts(examples)
+        train, gap, val = self.holdout.parts([e for e in examples if e.language != self.also_language])
         more = [e for e in examples if e.language == self.also_language]
         if self.holdout.holdout is Holdout.ENTITIES:
             more = self.holdout.apply(more)[0]
-        elif val:
+        elif val or gap:
             latest: dict[str | None, int] = {}
             for e in train:
                 if e.timestamp is not None:
                     latest[e.entity_id] = max(latest.get(e.entity_id, e.timestamp), e.timestamp)
             more = [e for e in more if e.timestamp is not None and e.timestamp <= latest.get(e.entity_id, -1)]
-        return train + more, val
+        return train + more, gap, val
 
     def splits(self, source: str | Path | None = None) -> tuple[list[Example], list[Example]]:
         """(training, validation) exactly as the model saw them."""
-        return self.partition(self.load(source)[0])
+        train, _, val = self.partition(self.load(source)[0])
+        return train, val
 
     def with_holdout(self, holdout: SplitSpec) -> DataSpec:
         return replace(self, holdout=holdout)

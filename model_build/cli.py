@@ -61,9 +61,9 @@ def cmd_train(args) -> int:
     examples, report = data.load()
     for line in report.lines():
         print(f"data: {line}")
-    train_set, val_set = data.partition(examples)
-    print(f"split: {len(train_set)} training, {len(val_set)} validation ({holdout.holdout.value} holdout, "
-          f"validation {holdout.val_fraction:.0%}, gap {holdout.gap_fraction:.0%})")
+    train_set, gap_set, val_set = data.partition(examples)
+    print(f"split: {len(train_set)} training, {len(gap_set)} in the gap, {len(val_set)} validation "
+          f"({holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {holdout.gap_fraction:.0%})")
     input_format = InputFormat(args.input_format) if args.input_format else \
         init.input_format if init is not None else InputFormat.PAIR
     config = TrainConfig(
@@ -78,7 +78,7 @@ def cmd_train(args) -> int:
         sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
                                                     {"weight": args.sentiment_weight})) if args.sentiment else None,
     )
-    checkpoint = train(config, data, train_set, val_set, args.command_line, report.to_dict())
+    checkpoint = train(config, data, train_set, val_set, args.command_line, report.to_dict(), gap_set)
     summary = checkpoint.summary
     v = summary.get("validation")
     scores = f": accuracy {v['accuracy']:.4f} macro-F1 {v['macro_f1']:.4f}" if v else " (no validation split)"

@@ -52,15 +52,15 @@ class TeacherTargets:
         return TeacherTargets(self.logits[:, rows], self.related[rows])
 
 
-def check_unseen(teacher: Checkpoint, val_set: Sequence[Example]) -> None:
-    """Refuse a teacher that was trained on any of the validation tweets (its targets would leak them)."""
-    if not val_set:
+def check_unseen(teacher: Checkpoint, held_out: Sequence[Example]) -> None:
+    """Refuse a teacher that was trained on any of the held-out tweets (its targets would leak them)."""
+    if not held_out:
         return
     seen = {example_key(e) for e in teacher.data.splits()[0]}
-    leaked = sum(example_key(e) in seen for e in val_set)
+    leaked = sum(example_key(e) in seen for e in held_out)
     if leaked:
-        raise BuildError(f"teacher {teacher.path} was trained on {leaked} of the validation tweets: "
-                         "train it on this run's split (or one that leaves them out)")
+        raise BuildError(f"teacher {teacher.path} was trained on {leaked} of the held-out tweets (validation and "
+                         "gap): train it on this run's split (or one that leaves them out)")
 
 
 def teacher_targets(distillation: Distillation, examples: Sequence[Example], cache: Path | None = None) -> TeacherTargets:

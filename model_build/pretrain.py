@@ -90,10 +90,10 @@ def pretraining_texts(data: DataSpec | None, paths: Sequence[str]) -> tuple[list
     return texts, sources
 
 
-def check_base_unseen(base: str, val_set: Sequence[Example]) -> None:
-    """Refuse a base pretrained here on any of the validation tweets (its figures would flatter it)."""
+def check_base_unseen(base: str, held_out: Sequence[Example]) -> None:
+    """Refuse a base pretrained here on any of the held-out tweets (its figures would flatter it)."""
     summary = Path(base) / SUMMARY_FILE
-    if not val_set or not summary.is_file():
+    if not held_out or not summary.is_file():
         return
     try:
         spec = json.loads(summary.read_text())["texts"]["replab"]
@@ -103,10 +103,10 @@ def check_base_unseen(base: str, val_set: Sequence[Example]) -> None:
     if pretrained_on is None:
         return
     seen = {example_key(e) for e in replab_examples(pretrained_on)}
-    leaked = sum(example_key(e) in seen for e in val_set)
+    leaked = sum(example_key(e) in seen for e in held_out)
     if leaked:
-        raise BuildError(f"base {base} was pretrained on {leaked} of the validation tweets: pretrain it with this "
-                         "run's split (--val-fraction, --gap-fraction) or validate on another")
+        raise BuildError(f"base {base} was pretrained on {leaked} of the held-out tweets (validation and gap): "
+                         "pretrain it with this run's split (--val-fraction, --gap-fraction) or validate on another")
 
 
 def _mlm_loss(model, batch):

@@ -54,24 +54,31 @@ class SplitSpec:
 
     def apply(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
         """(training, validation); the gap's tweets are in neither."""
+        train, _, val = self.parts(examples)
+        return train, val
+
+    def parts(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example], list[Example]]:
+        """(training, gap, validation): the gap's tweets come between the other two in time (none with unseen
+        entities held out)."""
         if self.holdout is Holdout.ENTITIES:
             held = set(UNSEEN_ENTITIES)
-            return [e for e in examples if e.entity_id not in held], [e for e in examples if e.entity_id in held]
+            return [e for e in examples if e.entity_id not in held], [], [e for e in examples if e.entity_id in held]
         return split_by_time(examples, self.val_fraction, self.seed, self.gap_fraction)
 
 
 def split_by_time(examples: Sequence[Example], val_fraction: float, seed: int,
-                  gap_fraction: float = 0.0) -> tuple[list[Example], list[Example]]:
-    """Hold out the latest ``val_fraction`` of each entity's tweets and drop the ``gap_fraction`` before them.
+                  gap_fraction: float = 0.0) -> tuple[list[Example], list[Example], list[Example]]:
+    """(training, gap, validation): the latest ``val_fraction`` of each entity's tweets held out, the
+    ``gap_fraction`` before them set apart.
 
     Where some tweet of an entity has no time, that entity's tweets are shuffled with ``seed`` instead, and none
-    are dropped (a gap in time means nothing there).
+    are set apart (a gap in time means nothing there).
     """
     groups: dict[str | None, list[Example]] = defaultdict(list)
     for ex in examples:
         groups[ex.entity_id or ex.entity].append(ex)
     rng = random.Random(seed)
-    train, val = [], []
+    train, gap, val = [], [], []
     for key in sorted(groups, key=str):
         group = groups[key]
         timed = all(ex.timestamp is not None for ex in group)
@@ -81,7 +88,8 @@ def split_by_time(examples: Sequence[Example], val_fraction: float, seed: int,
             group = list(group)
             rng.shuffle(group)
         held = round(len(group) * val_fraction)
-        gap = round(len(group) * gap_fraction) if timed else 0  # a gap in time only where there is a time
-        train += group[: len(group) - held - gap]
+        gapped = round(len(group) * gap_fraction) if timed else 0  # a gap in time only where there is a time
+        train += group[: len(group) - held - gapped]
+        gap += group[len(group) - held - gapped: len(group) - held]
         val += group[len(group) - held:]
-    return train, val
+    return train, gap, val

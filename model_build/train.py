@@ -182,6 +182,23 @@ def validation_metrics(examples: Sequence[Example], logits: np.ndarray, related:
     return metrics
 
 
+def score_gap(best: Path, gap: Sequence[Example]) -> Checkpoint:
+    """A run's best checkpoint, scored once on its time gap's tweets (``gap`` in its summary): later than its
+    training tweets, earlier than its validation tweets, never trained on and never used for a choice, a second
+    check of the validation figures that every choice followed."""
+    checkpoint = Checkpoint.load(best)
+    if "gap" in checkpoint.summary or not with_polarity(gap):
+        return checkpoint
+    encoder = checkpoint.encoder()
+    logits, related = predict(checkpoint.model(), encoder, encode_examples(encoder, gap))
+    metrics = validation_metrics(gap, logits, related)
+    write_json(best / SUMMARY_FILE, {**checkpoint.summary, "gap": metrics})
+    print(f"gap tweets ({metrics['n']} with polarity, never trained on): accuracy {metrics['accuracy']:.4f} "
+          f"macro-F1 {metrics['macro_f1']:.4f}" + (
+              f", relatedness {metrics['relatedness']['accuracy']:.4f}" if "relatedness" in metrics else ""))
+    return Checkpoint.load(best)
+
+
 class _Examples:
     """Training rows for the Trainer: token ids, the polarity label (-100 without one), relatedness (NaN unknown),
     the example's loss weight, the sentiment label (-100 without one) and, when distilling, the teachers' soft
@@ -417,8 +434,6 @@ class _Run:
 
     def teach(self, distillation: Distillation, train_set: Sequence[Example], val_set: Sequence[Example]):
         """The teachers' soft targets on the training tweets; their ensemble's validation metrics in the summary."""
-        for path in distillation.teachers:
-            check_unseen(Checkpoint.load(path), val_set)
         targets = teacher_targets(distillation, [*train_set, *val_set], self.out / TARGETS_FILE)
         n = len(train_set)
         if with_polarity(val_set):
@@ -488,21 +503,25 @@ class _Run:
 
 
 def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val_set: Sequence[Example],
-          command: str, load_report: dict | None = None) -> Checkpoint:
-    """Fine-tune, keeping the best epoch by validation macro-F1 (the last one without validation) in ``best/``;
-    resumes from the newest Trainer checkpoint in ``out/trainer`` when the settings are the same."""
+          command: str, load_report: dict | None = None, gap_set: Sequence[Example] = ()) -> Checkpoint:
+    """Fine-tune, keeping the best epoch by validation macro-F1 (the last one without validation) in ``best/``,
+    then score it on the gap's tweets (:func:`score_gap`); resumes from the newest Trainer checkpoint in
+    ``out/trainer`` when the settings are the same. No teacher or pretrained base may have seen a held-out tweet."""
     sentiment = load_sentiment(config.sentiment.folder) if config.sentiment else []  # read before the run is claimed
     config.device.check()
     if config.init is None:
         base_model_type(config.base)  # readable, or one line before the run is claimed
-    check_base_unseen(config.base, val_set)
+    held_out = [*val_set, *gap_set]
+    check_base_unseen(config.base, held_out)
     settings = run_settings(config)
     settings["data"] = data.to_dict()
     if claim_run(Path(config.out_dir), settings):
         best = Checkpoint.load(Path(config.out_dir) / "best")
         print(f"training finished earlier in {config.out_dir} (best epoch {best.summary.get('best_epoch')}): "
               "nothing to resume")
-        return best
+        return score_gap(best.path, gap_set)  # a run finished before its gap was scored
+    for teacher in config.distillation.teachers if config.distillation else ():
+        check_unseen(Checkpoint.load(teacher), held_out)
     summary = {
         "config": config.to_dict(),
         "data": data.to_dict(),
@@ -543,4 +562,4 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     write_json(best / SUMMARY_FILE, {**Checkpoint.load(best).summary, "history": run.history,
                                      "seconds": summary["seconds"]})
     finish_run(run.out, settings)
-    return Checkpoint.load(best)
+    return score_gap(best, gap_set)  # after the run is marked finished: one cut off scores on the next call

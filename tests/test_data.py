@@ -141,17 +141,23 @@ def test_csv_related_column(tmp_path):
 def test_time_split_holds_out_the_latest_per_entity(tmp_path):
     write_replab(tmp_path)
     examples, _ = load_replab(tmp_path)
-    train, val = split_by_time(examples, 0.34, seed=1)
-    assert [e.tweet_id for e in val] == ["1"]  # the latest E1 tweet (timestamp 30)
-    assert split_by_time(examples, 0.34, seed=1) == (train, val)
+    train, gap, val = split_by_time(examples, 0.34, seed=1)
+    assert [e.tweet_id for e in val] == ["1"] and gap == []  # the latest E1 tweet (timestamp 30)
+    assert split_by_time(examples, 0.34, seed=1) == (train, gap, val)
 
 
 def test_time_gap_leaves_tweets_out_between_training_and_validation(tmp_path):
+    from model_build.checkpoint import DataSpec
+
     write_replab(tmp_path)
     examples, _ = load_replab(tmp_path, unrelated=True)  # E1 by time: 2 (10), 4 (20), 1 (30), 7 (40)
     train, val = SplitSpec(val_fraction=0.25, gap_fraction=0.25).apply(examples)
     assert [e.tweet_id for e in val] == ["7"] and [(e.entity_id, e.tweet_id) for e in train] == [
         ("E1", "2"), ("E1", "4"), ("E2", "1")]  # tweet 1 is the gap; E2's one tweet rounds into training
+    spec = DataSpec(str(tmp_path), unrelated=True, holdout=SplitSpec(val_fraction=0.25, gap_fraction=0.25))
+    loaded = spec.load()[0]
+    _, gap, _ = spec.partition(loaded)
+    assert [(e.entity_id, e.tweet_id) for e in gap] == [("E1", "1")] and spec.splits() == (train, val)
 
 
 @pytest.mark.parametrize("es_time, es_trains", [(15, True), (1000, False)])
@@ -168,6 +174,13 @@ def test_another_language_only_trains_and_never_after_the_entitys_training_tweet
     assert val == val_en and [e.tweet_id for e in val] == ["7"]  # validation stays English, the same tweets
     assert [e.tweet_id for e in train if e.language == "ES"] == (["3"] if es_trains else [])  # E1 trained up to 20
     assert train[: len(train_en)] == train_en
+    gaps = [spec.partition(spec.load()[0])[1] for spec in (both, english)]
+    assert [e.tweet_id for e in gaps[0]] == [e.tweet_id for e in gaps[1]] == ["1"]  # English, as validation
+    no_val = DataSpec(str(tmp_path), unrelated=True, holdout=SplitSpec(val_fraction=0, gap_fraction=0.25),
+                      also_language="ES")
+    train, gap, _ = no_val.partition(no_val.load()[0])  # a gap and nothing after it: still the latest
+    assert [e.tweet_id for e in gap] == ["7"] and [e.tweet_id for e in train if e.language == "ES"] == (
+        ["3"] if es_trains else [])
     everything = DataSpec(str(tmp_path), unrelated=True, holdout=SplitSpec(val_fraction=0), also_language="ES")
     assert [e.tweet_id for e in everything.splits()[0] if e.language == "ES"] == ["3"]
     assert DataSpec.from_dict(both.to_dict()) == both
@@ -227,6 +240,7 @@ def test_unseen_entities_are_held_out_whole():
     examples = [Example("t", "positive", entity_id=e) for e in (UNSEEN_ENTITIES[0], seen, UNSEEN_ENTITIES[-1])]
     train, val = SplitSpec(Holdout.ENTITIES).apply(examples)
     assert [e.entity_id for e in train] == [seen] and len(val) == 2 and len(UNSEEN_ENTITIES) == 12
+    assert SplitSpec(Holdout.ENTITIES).parts(examples) == (train, [], val)  # no gap
     assert UNSEEN_ENTITIES[0].endswith("D01E001") and UNSEEN_ENTITIES[-1].endswith("D04E169")
     assert SplitSpec.from_dict(SplitSpec(Holdout.ENTITIES, 0.2, 0.1, 7).to_dict()) == SplitSpec(Holdout.ENTITIES, 0.2, 0.1, 7)
     with pytest.raises(BuildError, match="leave tweets to train on"):

@@ -76,6 +76,8 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
     # the entities holdout validates on tweets this base was pretrained on
     assert "was pretrained on" in refused(*train, "--holdout", "entities", "--out", str(tree / "leak"))
     assert not (tree / "leak").exists()
+    # and so is a wider gap, validation untouched: the gap's tweets are held out too
+    assert "of the held-out tweets" in refused(*train, "--gap-fraction", "0.3", "--out", str(tree / "leak"))
     assert "nothing to resume" in cli(*args)
     assert "started with other settings (max_steps)" in refused(*args[:-2], "--max-steps", "41", *args[-2:])
 

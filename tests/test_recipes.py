@@ -1,6 +1,6 @@
 """Training recipes beyond plain fine-tuning, on tiny random BERTs and a tiny RepLab-layout tree: distillation
 (``train --teacher``: the loss against soft targets, the teachers' predictions and their ensemble's validation
-figures, the refusal of a teacher that saw the validation tweets, resuming), checkpoint averaging
+figures, the refusal of a teacher that saw held-out tweets, resuming), checkpoint averaging
 (``train --average-last``), the linear probe before fine-tuning (``train --probe-first``), the sentiment task
 (``train --sentiment``: its head trained, never served) and another language's tweets in training only
 (``train --also-language``)."""
@@ -101,6 +101,36 @@ def teachers(tmp_path_factory):
     for seed, pooling in ((1, []), (2, ["--pooling", "mean"])):
         cli(*common, "--seed", str(seed), *pooling, "--out", str(tmp / f"t{seed}"))
     return tmp, common
+
+
+def test_a_run_is_scored_once_on_its_time_gap_and_a_finished_one_without_it_gets_it(teachers, tmp_path):
+    """The gap's tweets come between training and validation in each entity's time order; the summary's ``gap``
+    figures are the checkpoint's own predictions on them."""
+    from model_build.checkpoint import SUMMARY_FILE
+    from model_build.data import example_key
+    from model_build.train import encode_examples, validation_metrics
+
+    tmp, common = teachers
+    best = Checkpoint.load(tmp / "t1" / "best")
+    train, gap, val = best.data.partition(best.data.load()[0])
+    assert gap and {example_key(e) for e in gap}.isdisjoint({example_key(e) for e in train + val})
+    for entity in {e.entity_id for e in gap}:
+        times = [[e.timestamp for e in part if e.entity_id == entity] for part in (train, gap, val)]
+        assert max(times[0]) < min(times[1]) and max(times[1]) < min(times[2])
+    encoder = best.encoder()
+    logits, related = predict(best.model(), encoder, encode_examples(encoder, gap))
+    assert best.summary["gap"] == json.loads(json.dumps(validation_metrics(gap, logits, related)))
+    assert best.summary["gap"]["n"] == sum(e.label is not None for e in gap)
+    run = tmp_path / "t1"
+    shutil.copytree(tmp / "t1", run)
+    summary = json.loads((run / "best" / SUMMARY_FILE).read_text())
+    del summary["gap"]  # as a run finished before the gap was scored
+    (run / "best" / SUMMARY_FILE).write_text(json.dumps(summary))
+    assert "gap tweets (" in cli(*common, "--seed", "1", "--out", str(run))
+    assert Checkpoint.load(run / "best").summary["gap"] == best.summary["gap"]
+    assert "gap tweets (" not in cli(*common, "--seed", "1", "--out", str(run))  # once
+    cli(*common, "--holdout", "entities", "--out", str(tmp_path / "entities"))  # no gap with unseen entities held out
+    assert "gap" not in Checkpoint.load(tmp_path / "entities" / "best").summary
 
 
 def test_the_pooling_chosen_is_the_checkpoints(teachers, tmp_path):
@@ -250,12 +280,15 @@ def test_a_student_learns_from_the_teachers_and_records_their_ensemble(teachers)
     assert "distillation.temperature" in refused(*args[:-2], "--temperature", "1", "--out", str(tmp / "student"))
 
 
-def test_a_teacher_that_saw_the_validation_tweets_is_refused(teachers, tmp_path):
+def test_a_teacher_that_saw_held_out_tweets_is_refused(teachers, tmp_path):
     tmp, common = teachers
     teacher = str(tmp / "t1" / "best")  # trained on each entity's earliest 70%: half of it is validation here
     line = refused(*common, "--teacher", teacher, "--val-fraction", "0.5", "--gap-fraction", "0", "--out",
                    str(tmp_path / "s"))
-    assert "was trained on" in line and "of the validation tweets" in line
+    assert "was trained on" in line and "of the held-out tweets" in line
+    # nor one trained on the gap's tweets, validation untouched: the gap's figures claim tweets never trained on
+    assert "of the held-out tweets" in refused(*common, "--teacher", teacher, "--gap-fraction", "0.3", "--out",
+                                               str(tmp_path / "s2"))
     # without a validation split (a refit on everything) the same teacher is fine
     cli(*common, "--teacher", teacher, "--val-fraction", "0", "--gap-fraction", "0", "--out", str(tmp_path / "refit"))
     assert (tmp_path / "refit" / "best" / "model.safetensors").is_file()
