@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.bundle import Bundle
+from app.bundle import MANIFEST, Bundle
 from model_build.checkpoint import Checkpoint
 from model_build.errors import BuildError
-from model_build.fsutil import write_json, write_text
+from model_build.fsutil import finished_dirs, write_json, write_text
 
 from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, data_spec, split_tweets, trained_on_everything
 from .load import load_points, soak
@@ -96,7 +96,7 @@ def run_plan(plan: Plan, args) -> dict:
     if plan.study:
         from .study import study_table, write_tweets
 
-        variants = sorted(p for p in VARIANTS_DIR.iterdir() if (p / "manifest.json").exists()) if VARIANTS_DIR.is_dir() else []
+        variants = finished_dirs(VARIANTS_DIR, MANIFEST) if VARIANTS_DIR.is_dir() else []
         bundles = {f"MiniLM-L6 fine-tuned/{p.name}": p for p in variants} or {"MiniLM-L6 fine-tuned/dynamic-int8": args.bundle}
         bundles |= {f"MobileBERT random/{v}": p for v, p in study_stand_ins(like, spec, train).items()}
         tweets_file = write_tweets(validation[: plan.study_tweets], ROOT / "build" / "bench" / "tweets.jsonl")

@@ -115,8 +115,11 @@ def cmd_package(args) -> int:
         threads=args.threads, data_source=args.data, unseen=unseen, holdout_run=holdout_run)
     for bundle in bundles:
         print(f"package: wrote {bundle.path} ({bundle.quantization})")
-        validation = bundle.manifest()["metrics"]["validation"]
-        print(format_metrics(validation) if validation else "package: no validation split (trained on everything)")
+        metrics = bundle.manifest()["metrics"]
+        print(format_metrics(metrics["validation"]) if metrics["validation"]
+              else "package: no validation split (trained on everything)")
+        if "gap" in metrics:
+            print("the time gap's tweets: " + format_metrics(metrics["gap"]))
     return 0
 
 
@@ -273,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory (resumes from OUT/trainer if the settings match)")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("package", help="convert a checkpoint to TFLite and write bundles, evaluated on validation")
+    p = sub.add_parser("package", help="convert a checkpoint to TFLite and write bundles, evaluated on validation and "
+                                       "the time gap")
     p.add_argument("--checkpoint", required=True, help="a 'train' run's best/ directory")
     p.add_argument("--data", help="where the checkpoint's training data is now (default: where it was)")
     p.add_argument("--variants", default="dynamic-int8", help="comma-separated: float32,float16,dynamic-int8,full-int8")

@@ -64,6 +64,12 @@ def _put_back(old: Path, target: Path) -> None:
             from exc
 
 
+def finished_dirs(parent: Path, holding: str) -> list[Path]:
+    """The sub-directories of ``parent`` that hold a file ``holding``, sorted; the hidden ones (:func:`atomic_dir`'s
+    temporaries and old versions, which a killed write leaves behind) are not among them."""
+    return sorted(p for p in Path(parent).iterdir() if not p.name.startswith(".") and (p / holding).is_file())
+
+
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the block succeeds: in one step where the system

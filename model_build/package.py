@@ -12,6 +12,7 @@ from app.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from app.classifier import Classifier
 
 from .checkpoint import Checkpoint
+from .data import with_polarity
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
 from .splits import UNSEEN_ENTITIES, Holdout
@@ -90,7 +91,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         raise BuildError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     if unseen is not None and unseen.data.holdout.holdout is not Holdout.ENTITIES:
         raise BuildError(f"checkpoint {unseen.path} was not trained with --holdout entities")
-    train_set, val_set = checkpoint.data.splits(data_source)
+    train_set, gap_set, val_set = checkpoint.data.partition(checkpoint.data.load(data_source)[0])
     stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, val_set)
     encoder = checkpoint.encoder()
     calibration_inputs = representative_inputs(encode_examples(encoder, train_set), encoder, calibration)
@@ -99,7 +100,9 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     training = {k: summary.get(k) for k in ("config", "data", "load", "train_examples", "validation_examples",
                                             "train_label_counts", "train_related_counts", "token_lengths",
                                             "history", "best_epoch", "command", "seconds")}
-    metrics = {"framework_validation": (holdout_run or checkpoint).validation_metrics()}
+    measured = holdout_run or checkpoint
+    metrics = {"framework_validation": measured.validation_metrics(),
+               **({"framework_gap": measured.summary["gap"]} if "gap" in measured.summary else {})}
     if unseen is not None:
         held = {e.entity_id: e.entity for e in unseen.data.splits(data_source)[1]}
         metrics["unseen_entities"] = {**unseen.validation_metrics(),
@@ -107,8 +110,12 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
                                       "model": f"the float model trained without these entities ({_run_line(unseen)})"}
 
     def evaluate(tmp: Path) -> dict:
-        found = _recorded(evaluate_bundle(tmp, val_set, threads)) if val_set else stand_in.get(variant, {})
-        return {"validation": found, **({"relatedness": found["relatedness"]} if "relatedness" in found else {})}
+        if not val_set:
+            return stand_in.get(variant, {"validation": {}})
+        found = {"validation": _recorded(evaluate_bundle(tmp, val_set, threads))}
+        if with_polarity(gap_set):
+            found["gap"] = _recorded(evaluate_bundle(tmp, gap_set, threads))
+        return _with_relatedness(found)
 
     bundles = []
     for variant, (flatbuffer, note) in converted.items():
@@ -136,13 +143,23 @@ def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], ou
     with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".holdout-run-") as tmp:
         for bundle in package_checkpoint(holdout_run, variants, Path(tmp) / "bundle", name="holdout-run",
                                          version="0.0.0", command=command, threads=threads, data_source=data_source):
-            validation = bundle.manifest()["metrics"]["validation"]
-            validation["model"] = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
-                                   f"{bundle.quantization}; this bundle saw these tweets")
-            if "relatedness" in validation:
-                validation["relatedness"]["model"] = validation["model"]
-            figures[bundle.quantization] = validation
+            metrics = bundle.manifest()["metrics"]
+            model = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
+                     f"{bundle.quantization}; this bundle saw these tweets")
+            found = {}
+            for part in ("validation", "gap"):
+                if part in metrics:
+                    found[part] = {**metrics[part], "model": model}
+                    if "relatedness" in found[part]:
+                        found[part]["relatedness"] = {**found[part]["relatedness"], "model": model}
+            figures[bundle.quantization] = _with_relatedness(found)
     return figures
+
+
+def _with_relatedness(found: dict) -> dict:
+    """A bundle's measured figures, with validation's relatedness also at the top (where the manifest has it)."""
+    relatedness = found["validation"].get("relatedness")
+    return {**found, **({"relatedness": relatedness} if relatedness else {})}
 
 
 def _recorded(figures: dict) -> dict:

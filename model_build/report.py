@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.bundle import Bundle
+from app.bundle import MANIFEST, Bundle
 
 from .checkpoint import Checkpoint
 from .errors import BuildError
@@ -96,15 +96,16 @@ def plot_tradeoffs(rows: list[dict], path: Path) -> None:
 def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen: str = "dynamic-int8",
                  threads: int | None = None, data_source: str | None = None) -> str:
     """Compare the TF-IDF baseline, the checkpoint's float model and every bundle in ``bundles_dir`` on the
-    checkpoint's validation split; write report.md, report.json and plots to ``out``; return the table."""
+    checkpoint's validation split (and on its time gap's tweets, where it has them); write report.md, report.json
+    and plots to ``out``; return the table."""
     from .baseline import tfidf_baseline
     from .data import with_polarity
     from .evaluate import evaluate_bundle, format_metrics
-    from .fsutil import write_json, write_text
+    from .fsutil import finished_dirs, write_json, write_text
     from .train import encode_examples, predict, validation_metrics
 
     out.mkdir(parents=True, exist_ok=True)
-    train_set, val_set = checkpoint.data.splits(data_source)
+    train_set, gap_set, val_set = checkpoint.data.partition(checkpoint.data.load(data_source)[0])
     if not with_polarity(val_set):
         raise BuildError(f"checkpoint {checkpoint.path} has no validation split to report on (trained on everything)")
     baseline = tfidf_baseline(with_polarity(train_set), with_polarity(val_set))
@@ -119,11 +120,14 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
     framework["model_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
     print("report: PyTorch float32\n" + format_metrics(framework))
 
-    bundles, unseen = {}, {}
-    for path in sorted(p for p in Path(bundles_dir).iterdir() if (p / "manifest.json").is_file()):
+    bundles, unseen, gap = {}, {}, {}
+    for path in finished_dirs(bundles_dir, MANIFEST):
         metrics = evaluate_bundle(path, val_set, threads)
         bundles[metrics["quantization"]] = metrics
-        unseen = Bundle.load(path).manifest().get("metrics", {}).get("unseen_entities", unseen)
+        recorded = Bundle.load(path).manifest().get("metrics", {})
+        unseen = recorded.get("unseen_entities", unseen)
+        if "gap" in recorded:
+            gap[f"TFLite {metrics['quantization']}"] = recorded["gap"]
         print(f"report: {path.name}\n" + format_metrics(metrics))
     if not bundles:
         raise BuildError(f"{bundles_dir}: no bundle (a directory with a manifest.json) found")
@@ -138,6 +142,14 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
                     if "relatedness" in m]
     if related_rows:
         sections.append(_figures_table("Relatedness (RELATED / UNRELATED) on the same split", related_rows))
+    if "gap" in checkpoint.summary and with_polarity(gap_set):
+        gap = {"TF-IDF + logistic regression": tfidf_baseline(with_polarity(train_set), with_polarity(gap_set)),
+               "PyTorch float32": checkpoint.summary["gap"], **gap}
+        sections.append(_figures_table("The time gap's tweets (between training and validation in each entity's time "
+                                       "order: never trained on, no choice made on them; the bundles' figures as "
+                                       "packaged)", list(gap.items())))
+    else:
+        gap = {}
     if unseen:
         title = f"Unseen entities ({', '.join(unseen['entities'])}), {unseen['model']}"
         sections.append(_figures_table(f"{title}: polarity", [("float32", unseen)]))
@@ -148,13 +160,13 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
                     f"![confusion matrix of {chosen}](confusion.png)\n\n![accuracy against size and latency](tradeoffs.png)\n")
     write_text(out / "report.md", "\n".join(sections))
     write_json(out / "report.json", {"rows": rows, "baseline": baseline, "framework": framework, "bundles": bundles,
-                                     "unseen_entities": unseen})
+                                     "unseen_entities": unseen, "gap": gap})
     return table
 
 
 def _figures_table(title: str, rows: list[tuple[str, dict]]) -> str:
     """A markdown table of n, accuracy, macro-F1 and per-class F1 for several sets of metrics."""
-    classes = list(rows[0][1]["per_class"])
+    classes = rows[0][1].get("labels") or list(rows[0][1]["per_class"])  # per_class may have come back key-sorted
     lines = [f"## {title}\n", "| model | n | accuracy | macro-F1 | " + " | ".join(f"F1 {c}" for c in classes) + " |",
              "|---|---|---|---|" + "---|" * len(classes)]
     for name, m in rows:

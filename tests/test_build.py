@@ -316,3 +316,50 @@ def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, 
     assert "this one has a validation split" in refused("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"),
                                                         "--holdout-run", str(tmp / "run" / "best"), "--out",
                                                         str(tmp_path / "refused"))
+
+
+def test_a_bundle_of_a_time_gap_run_is_measured_on_its_gap_tweets_too(tmp_path):
+    """A bundle packaged from a run with a time gap carries its quantised model's figures on the gap's tweets (the
+    edge runtime's own predictions) beside the float model's; one trained on everything gets both from its
+    --holdout-run, marked as that run's."""
+    from model_build.checkpoint import Checkpoint
+    from model_build.evaluate import evaluate_bundle
+    from tests.test_curve import write_replab
+
+    data = str(tmp_path / "replab")
+    write_replab(tmp_path / "replab")
+    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out",
+        str(tmp_path / "base"))
+    common = ["train", "--data", data, "--base", str(tmp_path / "base"), "--epochs", "1", "--learning-rate", "1e-3",
+              "--batch-size", "8"]
+    cli(*common, "--out", str(tmp_path / "run"))  # the default split: a validation 15% and a gap 15% before it
+    bundle = tmp_path / "bundles" / "dynamic-int8"
+    out = cli("package", "--data", data, "--checkpoint", str(tmp_path / "run" / "best"), "--out", str(bundle),
+              "--version", "1.0.0")
+    run = Checkpoint.load(tmp_path / "run" / "best")
+    _, gap, val = run.data.partition(run.data.load()[0])
+    metrics = Bundle.load(bundle).manifest()["metrics"]
+    measured = evaluate_bundle(bundle, gap)
+    for key in ("n", "accuracy", "macro_f1", "per_class", "confusion", "relatedness"):
+        assert metrics["gap"][key] == json.loads(json.dumps(measured[key])), key
+    assert metrics["gap"]["n"] == sum(e.label is not None for e in gap)
+    assert metrics["framework_gap"] == run.summary["gap"] and "the time gap's tweets: n=" in out
+    assert metrics["gap"]["confusion"] != metrics["validation"]["confusion"]  # two slices, each scored
+    killed = tmp_path / "bundles" / ".dynamic-int8.tmp-killed"  # what a package run killed mid-write leaves
+    killed.mkdir()
+    (killed / "manifest.json").write_text('{"half": ')
+    cli("report", "--data", data, "--checkpoint", str(tmp_path / "run" / "best"), "--bundles",
+        str(tmp_path / "bundles"), "--out", str(tmp_path / "report"))
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["gap"]["TFLite dynamic-int8"] == metrics["gap"] and report["gap"]["TF-IDF + logistic regression"]["n"] \
+        == metrics["gap"]["n"] and report["gap"]["PyTorch float32"] == run.summary["gap"]
+    assert "## The time gap's tweets" in (tmp_path / "report" / "report.md").read_text()
+
+    cli(*common, "--val-fraction", "0", "--gap-fraction", "0", "--out", str(tmp_path / "all"))
+    cli("package", "--data", data, "--checkpoint", str(tmp_path / "all" / "best"), "--holdout-run",
+        str(tmp_path / "run" / "best"), "--out", str(tmp_path / "refit"), "--version", "1.1.0")
+    refit = Bundle.load(tmp_path / "refit").manifest()["metrics"]
+    for key in ("n", "accuracy", "macro_f1", "per_class", "confusion"):
+        assert refit["gap"][key] == metrics["gap"][key], key
+    assert str(tmp_path / "run" / "best") in refit["gap"]["model"] == refit["gap"]["relatedness"]["model"]
+    assert refit["framework_gap"] == metrics["framework_gap"] and refit["relatedness"] == refit["validation"]["relatedness"]
