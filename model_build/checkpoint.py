@@ -146,9 +146,13 @@ class DataSpec:
             more = [e for e in more if e.timestamp is not None and e.timestamp <= latest.get(e.entity_id, -1)]
         return train + more, gap, val
 
+    def parts(self, source: str | Path | None = None) -> tuple[list[Example], list[Example], list[Example]]:
+        """(training, gap, validation) exactly as the model saw them."""
+        return self.partition(self.load(source)[0])
+
     def splits(self, source: str | Path | None = None) -> tuple[list[Example], list[Example]]:
         """(training, validation) exactly as the model saw them."""
-        train, _, val = self.partition(self.load(source)[0])
+        train, _, val = self.parts(source)
         return train, val
 
     def with_holdout(self, holdout: SplitSpec) -> DataSpec:

@@ -116,10 +116,12 @@ def cmd_package(args) -> int:
     for bundle in bundles:
         print(f"package: wrote {bundle.path} ({bundle.quantization})")
         metrics = bundle.manifest()["metrics"]
-        print(format_metrics(metrics["validation"]) if metrics["validation"]
-              else "package: no validation split (trained on everything)")
+        if metrics["validation"]:
+            print(format_metrics(metrics["validation"]))
         if "gap" in metrics:
             print("the time gap's tweets: " + format_metrics(metrics["gap"]))
+        if not (metrics["validation"] or "gap" in metrics):
+            print("package: no held-out tweets (trained on everything)")
     return 0
 
 

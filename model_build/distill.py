@@ -52,15 +52,17 @@ class TeacherTargets:
         return TeacherTargets(self.logits[:, rows], self.related[rows])
 
 
-def check_unseen(teacher: Checkpoint, held_out: Sequence[Example]) -> None:
-    """Refuse a teacher that was trained on any of the held-out tweets (its targets would leak them)."""
+def check_unseen(checkpoint: Checkpoint, held_out: Sequence[Example], role: str = "teacher") -> None:
+    """Refuse a teacher or ``--init`` checkpoint that was trained on any of the held-out tweets (its targets or its
+    weights would leak them into the figures)."""
     if not held_out:
         return
-    seen = {example_key(e) for e in teacher.data.splits()[0]}
+    seen = {example_key(e) for e in checkpoint.data.splits()[0]}
     leaked = sum(example_key(e) in seen for e in held_out)
     if leaked:
-        raise BuildError(f"teacher {teacher.path} was trained on {leaked} of the held-out tweets (validation and "
-                         "gap): train it on this run's split (or one that leaves them out)")
+        raise BuildError(f"{role} {checkpoint.path} was trained on {leaked} of the held-out tweets (validation and "
+                         "gap): use one trained on this run's split (or one that leaves them out), or hold out none "
+                         "(--val-fraction 0 --gap-fraction 0)")
 
 
 def teacher_targets(distillation: Distillation, examples: Sequence[Example], cache: Path | None = None) -> TeacherTargets:

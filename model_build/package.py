@@ -80,8 +80,9 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
                        data_source: str | None = None, unseen: Checkpoint | None = None,
                        holdout_run: Checkpoint | None = None) -> list[Bundle]:
     """Convert a checkpoint to each variant and write one bundle per variant, measured on the checkpoint's own
-    validation split; ``unseen``, the same recipe trained without the unseen entities, adds their figures, and
-    ``holdout_run``, the same recipe trained with a time holdout, measures a checkpoint trained on everything."""
+    validation split and time gap; ``unseen``, the same recipe trained without the unseen entities, adds their
+    figures, and ``holdout_run``, the same recipe trained with a time holdout, measures a checkpoint trained on
+    everything."""
     from .convert import VARIANTS, convert, representative_inputs
     from .evaluate import evaluate_bundle
 
@@ -91,8 +92,9 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         raise BuildError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     if unseen is not None and unseen.data.holdout.holdout is not Holdout.ENTITIES:
         raise BuildError(f"checkpoint {unseen.path} was not trained with --holdout entities")
-    train_set, gap_set, val_set = checkpoint.data.partition(checkpoint.data.load(data_source)[0])
-    stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, val_set)
+    train_set, gap_set, val_set = checkpoint.data.parts(data_source)
+    held_out = bool(with_polarity(val_set) or with_polarity(gap_set))
+    stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, held_out)
     encoder = checkpoint.encoder()
     calibration_inputs = representative_inputs(encode_examples(encoder, train_set), encoder, calibration)
     converted = convert(checkpoint, variants, calibration_inputs)
@@ -103,6 +105,9 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     measured = holdout_run or checkpoint
     metrics = {"framework_validation": measured.validation_metrics(),
                **({"framework_gap": measured.summary["gap"]} if "gap" in measured.summary else {})}
+    if holdout_run is not None:  # another model's figures: say whose
+        for key in [k for k in ("framework_validation", "framework_gap") if metrics.get(k)]:
+            metrics[key] = {**metrics[key], "model": f"the float model {_run_line(holdout_run)}"}
     if unseen is not None:
         held = {e.entity_id: e.entity for e in unseen.data.splits(data_source)[1]}
         metrics["unseen_entities"] = {**unseen.validation_metrics(),
@@ -110,11 +115,12 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
                                       "model": f"the float model trained without these entities ({_run_line(unseen)})"}
 
     def evaluate(tmp: Path) -> dict:
-        if not val_set:
+        if not held_out:
             return stand_in.get(variant, {"validation": {}})
-        found = {"validation": _recorded(evaluate_bundle(tmp, val_set, threads))}
-        if with_polarity(gap_set):
-            found["gap"] = _recorded(evaluate_bundle(tmp, gap_set, threads))
+        found = {"validation": {}}
+        for part, tweets in (("validation", val_set), ("gap", gap_set)):
+            if with_polarity(tweets):
+                found[part] = _recorded(evaluate_bundle(tmp, tweets, threads))
         return _with_relatedness(found)
 
     bundles = []
@@ -130,13 +136,14 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
 
 
 def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], out: Path, command: str,
-                     threads: int | None, data_source: str | None, val_set: Sequence) -> dict[str, dict]:
-    """Validation figures per variant of the same recipe trained with a time holdout, converted and scored the same
-    way, for a checkpoint trained on everything (none of its own tweets are unseen)."""
+                     threads: int | None, data_source: str | None, held_out: bool) -> dict[str, dict]:
+    """Validation and gap figures per variant of the same recipe trained with a time holdout, converted and scored
+    the same way, for a checkpoint trained on everything (none of its own tweets are unseen)."""
     if holdout_run is None:
         return {}
-    if val_set:
-        raise BuildError("--holdout-run measures a checkpoint trained on everything: this one has a validation split")
+    if held_out:
+        raise BuildError("--holdout-run measures a checkpoint trained on everything: this one has held-out tweets "
+                         "(a validation split or a time gap)")
     if holdout_run.data.holdout.holdout is not Holdout.TIME or not holdout_run.validation_metrics():
         raise BuildError(f"checkpoint {holdout_run.path} was not trained with a time holdout and validated")
     figures = {}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 from app.bundle import MANIFEST, Bundle
 
 from .checkpoint import Checkpoint
+from .data import Example
 from .errors import BuildError
 from .figures import pyplot, save_png
 
@@ -93,44 +96,61 @@ def plot_tradeoffs(rows: list[dict], path: Path) -> None:
     save_png(fig, path, dpi=120)
 
 
+@dataclass(frozen=True)
+class _Comparison:
+    """The TF-IDF baseline (fitted on ``train_set``), a float model and bundles, to be scored on held-out tweets."""
+
+    train_set: Sequence[Example]
+    model: Any
+    encoder: Any
+    bundles: Sequence[Path]
+    threads: int | None
+
+    def on(self, tweets: Sequence[Example], name: str) -> tuple[dict, dict, dict[str, dict]]:
+        """(baseline, float model, each bundle by its quantisation) on ``tweets``, each printed."""
+        from .baseline import tfidf_baseline
+        from .data import with_polarity
+        from .evaluate import evaluate_bundle, format_metrics
+        from .train import encode_examples, predict, validation_metrics
+
+        baseline = tfidf_baseline(with_polarity(self.train_set), with_polarity(tweets))
+        print(f"report, {name}: TF-IDF + logistic regression\n" + format_metrics(baseline))
+        framework = validation_metrics(tweets, *predict(self.model, self.encoder, encode_examples(self.encoder, tweets)))
+        print(f"report, {name}: PyTorch float32\n" + format_metrics(framework))
+        bundles = {}
+        for path in self.bundles:
+            metrics = evaluate_bundle(path, tweets, self.threads)
+            bundles[metrics["quantization"]] = metrics
+            print(f"report, {name}: {path.name}\n" + format_metrics(metrics))
+        return baseline, framework, bundles
+
+
 def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen: str = "dynamic-int8",
                  threads: int | None = None, data_source: str | None = None) -> str:
     """Compare the TF-IDF baseline, the checkpoint's float model and every bundle in ``bundles_dir`` on the
     checkpoint's validation split (and on its time gap's tweets, where it has them); write report.md, report.json
     and plots to ``out``; return the table."""
-    from .baseline import tfidf_baseline
     from .data import with_polarity
-    from .evaluate import evaluate_bundle, format_metrics
     from .fsutil import finished_dirs, write_json, write_text
-    from .train import encode_examples, predict, validation_metrics
 
     out.mkdir(parents=True, exist_ok=True)
-    train_set, gap_set, val_set = checkpoint.data.partition(checkpoint.data.load(data_source)[0])
+    train_set, gap_set, val_set = checkpoint.data.parts(data_source)
     if not with_polarity(val_set):
         raise BuildError(f"checkpoint {checkpoint.path} has no validation split to report on (trained on everything)")
-    baseline = tfidf_baseline(with_polarity(train_set), with_polarity(val_set))
-    print("report: TF-IDF + logistic regression\n" + format_metrics(baseline))
+    paths = finished_dirs(bundles_dir, MANIFEST)
+    if not paths:
+        raise BuildError(f"{bundles_dir}: no bundle (a directory with a manifest.json) found")
     model = checkpoint.model()
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    encoder = checkpoint.encoder()
-    framework = validation_metrics(val_set, *predict(model, encoder, encode_examples(encoder, val_set)))
+    compare = _Comparison(train_set, model, checkpoint.encoder(), paths, threads)
+    baseline, framework, bundles = compare.on(val_set, "validation")
     framework["model_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
-    print("report: PyTorch float32\n" + format_metrics(framework))
-
-    bundles, unseen, gap = {}, {}, {}
-    for path in finished_dirs(bundles_dir, MANIFEST):
-        metrics = evaluate_bundle(path, val_set, threads)
-        bundles[metrics["quantization"]] = metrics
-        recorded = Bundle.load(path).manifest().get("metrics", {})
-        unseen = recorded.get("unseen_entities", unseen)
-        if "gap" in recorded:
-            gap[f"TFLite {metrics['quantization']}"] = recorded["gap"]
-        print(f"report: {path.name}\n" + format_metrics(metrics))
-    if not bundles:
-        raise BuildError(f"{bundles_dir}: no bundle (a directory with a manifest.json) found")
+    unseen = {}
+    for path in paths:
+        unseen = Bundle.load(path).manifest().get("metrics", {}).get("unseen_entities", unseen)
     rows = comparison_rows(framework, bundles, baseline)
     chosen = chosen if chosen in bundles else next(iter(bundles))
     plot_confusion(bundles[chosen], f"{chosen}, validation", out / "confusion.png")
@@ -142,14 +162,13 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
                     if "relatedness" in m]
     if related_rows:
         sections.append(_figures_table("Relatedness (RELATED / UNRELATED) on the same split", related_rows))
-    if "gap" in checkpoint.summary and with_polarity(gap_set):
-        gap = {"TF-IDF + logistic regression": tfidf_baseline(with_polarity(train_set), with_polarity(gap_set)),
-               "PyTorch float32": checkpoint.summary["gap"], **gap}
+    gap = {}
+    if with_polarity(gap_set):
+        gap_baseline, gap_framework, gap_bundles = compare.on(gap_set, "the time gap's tweets")
+        gap = {"TF-IDF + logistic regression": gap_baseline, "PyTorch float32": gap_framework,
+               **{f"TFLite {variant}": m for variant, m in gap_bundles.items()}}
         sections.append(_figures_table("The time gap's tweets (between training and validation in each entity's time "
-                                       "order: never trained on, no choice made on them; the bundles' figures as "
-                                       "packaged)", list(gap.items())))
-    else:
-        gap = {}
+                                       "order: never trained on, no choice made on them)", list(gap.items())))
     if unseen:
         title = f"Unseen entities ({', '.join(unseen['entities'])}), {unseen['model']}"
         sections.append(_figures_table(f"{title}: polarity", [("float32", unseen)]))

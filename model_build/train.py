@@ -506,13 +506,18 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
           command: str, load_report: dict | None = None, gap_set: Sequence[Example] = ()) -> Checkpoint:
     """Fine-tune, keeping the best epoch by validation macro-F1 (the last one without validation) in ``best/``,
     then score it on the gap's tweets (:func:`score_gap`); resumes from the newest Trainer checkpoint in
-    ``out/trainer`` when the settings are the same. No teacher or pretrained base may have seen a held-out tweet."""
+    ``out/trainer`` when the settings are the same. No teacher, pretrained base or ``init`` checkpoint may have seen a
+    held-out tweet: each is checked before the run is claimed, so that a refused line leaves ``out`` free."""
     sentiment = load_sentiment(config.sentiment.folder) if config.sentiment else []  # read before the run is claimed
     config.device.check()
     if config.init is None:
         base_model_type(config.base)  # readable, or one line before the run is claimed
     held_out = [*val_set, *gap_set]
     check_base_unseen(config.base, held_out)
+    for teacher in config.distillation.teachers if config.distillation else ():
+        check_unseen(Checkpoint.load(teacher), held_out)
+    if config.init is not None:
+        check_unseen(Checkpoint.load(config.init), held_out, "--init checkpoint")
     settings = run_settings(config)
     settings["data"] = data.to_dict()
     if claim_run(Path(config.out_dir), settings):
@@ -520,8 +525,6 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         print(f"training finished earlier in {config.out_dir} (best epoch {best.summary.get('best_epoch')}): "
               "nothing to resume")
         return score_gap(best.path, gap_set)  # a run finished before its gap was scored
-    for teacher in config.distillation.teachers if config.distillation else ():
-        check_unseen(Checkpoint.load(teacher), held_out)
     summary = {
         "config": config.to_dict(),
         "data": data.to_dict(),

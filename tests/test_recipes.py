@@ -280,8 +280,9 @@ def test_a_student_learns_from_the_teachers_and_records_their_ensemble(teachers)
     assert "distillation.temperature" in refused(*args[:-2], "--temperature", "1", "--out", str(tmp / "student"))
 
 
-def test_a_teacher_that_saw_held_out_tweets_is_refused(teachers, tmp_path):
+def test_a_teacher_or_init_checkpoint_that_saw_held_out_tweets_is_refused(teachers, tmp_path):
     tmp, common = teachers
+    without_base = common[:3] + common[5:]
     teacher = str(tmp / "t1" / "best")  # trained on each entity's earliest 70%: half of it is validation here
     line = refused(*common, "--teacher", teacher, "--val-fraction", "0.5", "--gap-fraction", "0", "--out",
                    str(tmp_path / "s"))
@@ -292,6 +293,13 @@ def test_a_teacher_that_saw_held_out_tweets_is_refused(teachers, tmp_path):
     # without a validation split (a refit on everything) the same teacher is fine
     cli(*common, "--teacher", teacher, "--val-fraction", "0", "--gap-fraction", "0", "--out", str(tmp_path / "refit"))
     assert (tmp_path / "refit" / "best" / "model.safetensors").is_file()
+    # nor a checkpoint to start from: its weights carry those tweets into the figures
+    line = refused(*without_base, "--init", teacher, "--val-fraction", "0.5", "--gap-fraction", "0", "--out",
+                   str(tmp_path / "i"))
+    assert line.startswith("error: --init checkpoint") and "of the held-out tweets" in line
+    assert not (tmp_path / "i").exists() and not (tmp_path / "s").exists()  # refused before the run was claimed
+    cli(*without_base, "--init", teacher, "--val-fraction", "0", "--gap-fraction", "0", "--out", str(tmp_path / "init"))
+    assert (tmp_path / "init" / "best" / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("extra, message", [
