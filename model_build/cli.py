@@ -131,10 +131,11 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_bundle, format_metrics, holdout_examples, named_in_full
     from .fsutil import write_json
 
-    if args.holdout:
+    if args.holdout or args.gap:
         if args.split or args.language:
-            raise BuildError("--holdout scores the bundle's own validation split: --split and --language do not apply")
-        examples = holdout_examples(Bundle.load(args.bundle), args.data)
+            raise BuildError("--holdout and --gap score the bundle's own held-out tweets: --split and --language do "
+                             "not apply")
+        examples = holdout_examples(Bundle.load(args.bundle), args.data, gap=args.gap)
     else:
         examples, _ = DataSpec(str(args.data), _split(args), _language(args), unrelated=True).load()
     if args.full_names:
@@ -297,7 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a bundle on labelled tweets with the edge runtime")
     _data_args(p)
     p.add_argument("--bundle", required=True)
-    p.add_argument("--holdout", action="store_true", help="use the bundle's own validation split of --data")
+    held = p.add_mutually_exclusive_group()
+    held.add_argument("--holdout", action="store_true", help="use the bundle's own validation split of --data")
+    held.add_argument("--gap", action="store_true",
+                      help="use the bundle's own time gap of --data (the tweets between its training and validation)")
     p.add_argument("--full-names", action="store_true",
                    help="pair each RepLab tweet with its entity's full name (Bayerische Motoren Werke AG) instead of "
                         "its query (BMW): how much the way a brand is named moves the labels")

@@ -17,16 +17,20 @@ from .errors import BuildError
 from .metrics import classification_metrics, relatedness_metrics
 
 
-def holdout_examples(bundle: Bundle, data: str) -> list[Example]:
-    """The validation tweets of the run a bundle was packaged from, split again from ``data`` as its manifest says."""
+def holdout_examples(bundle: Bundle, data: str, gap: bool = False) -> list[Example]:
+    """The validation tweets (or, with ``gap``, the time gap's) of the run a bundle was packaged from, split again
+    from ``data`` as its manifest says."""
     try:
         spec = DataSpec.from_dict(bundle.manifest()["training"]["data"])
     except (ValueError, KeyError, TypeError):
         raise BuildError(f"bundle {bundle.path}: its manifest records no training split to hold out") from None
-    _, examples = spec.splits(data)
+    _, gap_set, val_set = spec.parts(data)
+    examples = gap_set if gap else val_set
     if not examples:
-        raise BuildError(f"bundle {bundle.path} was trained on every tweet: it has no validation split of its own "
-                         "(its manifest's metrics name the run its figures came from)")
+        part = "time gap of its own (so with an entity holdout, --gap-fraction 0 or tweets without a time)" if gap \
+            else "validation split of its own"
+        raise BuildError(f"bundle {bundle.path}: no {part}; one trained on every tweet has none, and its manifest's "
+                         "metrics name the run its figures came from")
     return examples
 
 

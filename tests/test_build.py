@@ -346,6 +346,11 @@ def test_a_bundle_of_a_time_gap_run_is_measured_on_its_gap_tweets_too(tmp_path):
     assert metrics["framework_gap"] == run.summary["gap"] and "the time gap's tweets: n=" in out
     assert metrics["gap"]["confusion"] != metrics["validation"]["confusion"]  # two slices, each scored
     assert metrics["relatedness"] == metrics["validation"]["relatedness"] != metrics["gap"]["relatedness"]
+    cli("evaluate", "--gap", "--data", data, "--bundle", str(bundle), "--json", str(tmp_path / "gap.json"))
+    again = json.loads((tmp_path / "gap.json").read_text())
+    for key in ("n", "accuracy", "macro_f1", "per_class", "confusion", "relatedness"):
+        assert again[key] == metrics["gap"][key], key
+    assert "not apply" in refused("evaluate", "--gap", "--split", "test", "--data", data, "--bundle", str(bundle))
     killed = tmp_path / "bundles" / ".dynamic-int8.tmp-killed"  # what a package run killed mid-write leaves
     killed.mkdir()
     (killed / "manifest.json").write_text('{"half": ')
@@ -362,6 +367,7 @@ def test_a_bundle_of_a_time_gap_run_is_measured_on_its_gap_tweets_too(tmp_path):
     cli("package", "--data", data, "--checkpoint", str(tmp_path / "all" / "best"), "--holdout-run",
         str(tmp_path / "run" / "best"), "--out", str(tmp_path / "refit"), "--version", "1.1.0")
     refit = Bundle.load(tmp_path / "refit").manifest()["metrics"]
+    assert "no time gap of its own" in refused("evaluate", "--gap", "--data", data, "--bundle", str(tmp_path / "refit"))
     for key in ("n", "accuracy", "macro_f1", "per_class", "confusion"):
         assert refit["gap"][key] == metrics["gap"][key], key
     assert str(tmp_path / "run" / "best") in refit["gap"]["model"] == refit["gap"]["relatedness"]["model"]
