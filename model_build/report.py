@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from app.bundle import MANIFEST, Bundle
 
 from .checkpoint import Checkpoint
-from .data import Example
+from .data import Example, with_polarity
 from .errors import BuildError
 from .figures import pyplot, save_png
 
@@ -109,7 +109,6 @@ class _Comparison:
     def on(self, tweets: Sequence[Example], name: str) -> tuple[dict, dict, dict[str, dict]]:
         """(baseline, float model, each bundle by its quantisation) on ``tweets``, each printed."""
         from .baseline import tfidf_baseline
-        from .data import with_polarity
         from .evaluate import evaluate_bundle, format_metrics
         from .train import encode_examples, predict, validation_metrics
 
@@ -130,7 +129,6 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
     """Compare the TF-IDF baseline, the checkpoint's float model and every bundle in ``bundles_dir`` on the
     checkpoint's validation split (and on its time gap's tweets, where it has them); write report.md, report.json
     and plots to ``out``; return the table."""
-    from .data import with_polarity
     from .fsutil import finished_dirs, write_json, write_text
 
     out.mkdir(parents=True, exist_ok=True)
