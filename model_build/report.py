@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from app.bundle import MANIFEST, Bundle
+from app.text import TweetEncoder
 
 from .checkpoint import Checkpoint
 from .data import Example, with_polarity
@@ -101,8 +102,8 @@ class _Comparison:
     """The TF-IDF baseline (fitted on ``train_set``), a float model and bundles, to be scored on held-out tweets."""
 
     train_set: Sequence[Example]
-    model: Any
-    encoder: Any
+    model: Any  # the PyTorch model (torch is imported only where it runs)
+    encoder: TweetEncoder
     bundles: Sequence[Path]
     threads: int | None
 
