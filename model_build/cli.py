@@ -214,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--focal-gamma", type=float, metavar="GAMMA",
                    help="scale each tweet's polarity loss by (1 - p_gold) ** GAMMA: the focal loss (Lin et al. 2017)")
     p.add_argument("--pooling", choices=[v.value for v in Pooling],
-                   help="what the heads read: cls, the [CLS] token through BERT's pooler (default), or mean, the mean "
-                        "of the tokens' last hidden states (the pooling sentence-embedding bases were trained with)")
+                   help="what the heads read: cls, the [CLS] token through BERT's pooler (default); mean, the mean "
+                        "of the tokens' last hidden states (the pooling sentence-embedding bases were trained with); "
+                        "or mean-cls, the mean for polarity (and sentiment) and [CLS] for relatedness")
     p.add_argument("--probe-first", action="store_true",
                    help="fit the heads first as logistic regressions on the base's frozen features, then fine-tune "
                         "everything from there (LP-FT, Kumar et al. 2022)")

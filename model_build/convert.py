@@ -41,7 +41,7 @@ def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
     """Load a checkpoint's PyTorch weights into the TF class and save a dynamic-shape SavedModel.
 
     Outputs: ``logits`` ``[batch, labels]`` and, with a relatedness head, ``related`` ``[batch, 1]``, the
-    probability that the tweet is about the entity, from the same pooled encoder output (pooled as in training).
+    probability that the tweet is about the entity, from the same encoder pass (each head pooled as in training).
     """
     tf = _quiet_tensorflow()
     from safetensors.numpy import load_file
@@ -57,14 +57,14 @@ def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
     def serve(input_ids, attention_mask, token_type_ids):
         encoder = getattr(model, model.base_model_prefix)
         out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False)
-        if Pooling.of(model.config) is Pooling.MEAN:
+        pooling, pooled = Pooling.of(model.config), {False: out.pooler_output}  # by whether it is the tokens' mean
+        if pooling.labels_read_mean:
             mask = tf.expand_dims(tf.cast(attention_mask, out.last_hidden_state.dtype), -1)  # no new-axis slice: TFLite lacks it
-            pooled = tf.reduce_sum(out.last_hidden_state * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
-        else:
-            pooled = out.pooler_output
-        outputs = {"logits": model.classifier(pooled)}
+            pooled[True] = tf.reduce_sum(out.last_hidden_state * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+        outputs = {"logits": model.classifier(pooled[pooling.labels_read_mean])}
         if head is not None:
-            outputs["related"] = tf.sigmoid(tf.matmul(pooled, head["weight"], transpose_b=True) + head["bias"])
+            read = pooled[pooling.related_reads_mean]
+            outputs["related"] = tf.sigmoid(tf.matmul(read, head["weight"], transpose_b=True) + head["bias"])
         return outputs
 
     module = tf.Module()

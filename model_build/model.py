@@ -1,6 +1,6 @@
 """The PyTorch model: a BERT-family sequence classifier for polarity, with an optional relatedness head (served)
-and an optional sentiment head (an auxiliary task's, training only), all reading one pooled output ([CLS] through
-the pooler, or the tokens' mean: :class:`Pooling`)."""
+and an optional sentiment head (an auxiliary task's, training only), reading one encoder pass pooled as :class:`Pooling`
+says ([CLS] through the pooler, the tokens' mean, or the mean for the label heads and [CLS] for relatedness)."""
 
 from __future__ import annotations
 
@@ -71,14 +71,16 @@ class ReputationModel(torch.nn.Module):
             if head is not None:
                 save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(Path(path) / name))
 
-    def pooled(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
-        """What every head reads, ``[batch, hidden]``, before dropout."""
+    def pooled(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the label heads (polarity, sentiment) and the relatedness head read, each ``[batch, hidden]``,
+        before dropout: one tensor twice where they read the same."""
         encoder = getattr(self.classifier, self.classifier.base_model_prefix)
         out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        if Pooling.of(self.config) is Pooling.MEAN:
+        pooling, pooled = Pooling.of(self.config), {False: out.pooler_output}  # by whether it is the tokens' mean
+        if pooling.labels_read_mean:
             mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-            return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return out.pooler_output
+            pooled[True] = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return pooled[pooling.labels_read_mean], pooled[pooling.related_reads_mean]
 
     def heads(self) -> tuple[torch.nn.Linear, torch.nn.Linear | None, torch.nn.Linear | None]:
         """The polarity, relatedness and sentiment heads (None for one the model lacks)."""
@@ -86,8 +88,12 @@ class ReputationModel(torch.nn.Module):
 
     def outputs(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, ...]:
         """Polarity, relatedness and sentiment logits (None for a head the model lacks), one encoder pass."""
-        pooled = self.classifier.dropout(self.pooled(input_ids, attention_mask, token_type_ids))
-        return tuple(head(pooled) if head is not None else None for head in self.heads())
+        labels, related = self.pooled(input_ids, attention_mask, token_type_ids)
+        dropped = self.classifier.dropout(labels)  # once where both read the same, as before mean-cls existed
+        dropped_related = dropped if related is labels else self.classifier.dropout(related)
+        polarity_head, related_head, sentiment_head = self.heads()
+        return (polarity_head(dropped), None if related_head is None else related_head(dropped_related),
+                None if sentiment_head is None else sentiment_head(dropped))
 
     def forward(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Polarity and relatedness logits: what is served."""

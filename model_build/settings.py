@@ -19,12 +19,24 @@ POOLING_CONFIG_KEY = "reputation_pooling"  # where a fine-tuned model's config.j
 
 
 class Pooling(str, Enum):
-    """What the heads read from the encoder: the [CLS] token through BERT's pooler (its tanh layer), or the mean of
-    every attended token's last hidden state, the pooling sentence-embedding bases such as all-MiniLM-L6-v2 were
-    trained with. Absent from a config (models fine-tuned before the choice existed): cls."""
+    """What the heads read from the encoder: the [CLS] token through BERT's pooler (its tanh layer), the mean of
+    every attended token's last hidden state (the pooling sentence-embedding bases such as all-MiniLM-L6-v2 were
+    trained with), or the mean for the label heads (polarity, sentiment) and [CLS] for the relatedness head
+    (mean-cls). Absent from a config (models fine-tuned before the choice existed): cls."""
 
     CLS = "cls"
     MEAN = "mean"
+    MEAN_CLS = "mean-cls"
+
+    @property
+    def labels_read_mean(self) -> bool:
+        """Whether the polarity and sentiment heads read the tokens' mean (else [CLS])."""
+        return self is not Pooling.CLS
+
+    @property
+    def related_reads_mean(self) -> bool:
+        """Whether the relatedness head reads the tokens' mean (else [CLS])."""
+        return self is Pooling.MEAN
 
     @classmethod
     def of(cls, config) -> Pooling:

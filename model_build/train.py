@@ -161,15 +161,18 @@ def predict(model, encoder: TweetEncoder, encodings, batch_size: int = 128) -> t
     return logits, related
 
 
-def pooled_features(model, encoder: TweetEncoder, encodings, batch_size: int = 128) -> np.ndarray:
-    """What the heads read for each encoded tweet, in order: ``[tweets, hidden]`` float32."""
+def pooled_features(model, encoder: TweetEncoder, encodings, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """What the label heads and the relatedness head read for each encoded tweet, in order: ``[tweets, hidden]``
+    float32 each, one array twice where they read the same."""
     import torch
 
-    features = np.zeros((len(encodings), model.config.hidden_size), dtype=np.float32)
+    labels = np.zeros((len(encodings), model.config.hidden_size), dtype=np.float32)
+    related = np.zeros_like(labels) if Pooling.of(model.config) is Pooling.MEAN_CLS else labels
     with torch.inference_mode():
         for rows, inputs in _batches(model, encoder, encodings, batch_size):
-            features[rows] = model.pooled(**inputs).float().cpu().numpy()
-    return features
+            for features, pooled in zip((labels, related), model.pooled(**inputs)):
+                features[rows] = pooled.float().cpu().numpy()  # the same rows twice where they read the same
+    return labels, related
 
 
 def validation_metrics(examples: Sequence[Example], logits: np.ndarray, related: np.ndarray | None) -> dict:

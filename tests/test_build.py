@@ -200,11 +200,12 @@ def _agreement(checkpoint, bundles_dir, bucket: int = 1) -> dict:
     return report
 
 
-@pytest.mark.parametrize("arch, pooling", [("mobilebert", "cls"), ("bert", "mean")])
+@pytest.mark.parametrize("arch, pooling", [("mobilebert", "cls"), ("bert", "mean"), ("bert", "mean-cls")])
 def test_random_bases_convert_in_all_four_variants(tmp_path, arch, pooling):
-    """A small random MobileBERT (NoNorm, bottlenecks) read through [CLS], and a BERT read through the tokens' mean,
-    saved in HF layout and packaged through the same path: every variant follows the PyTorch model, tweets run at
-    their own lengths and padded as served (the mean must leave the padding out)."""
+    """A small random MobileBERT (NoNorm, bottlenecks) read through [CLS], a BERT read through the tokens' mean and
+    one whose relatedness head reads [CLS] beside the mean (mean-cls), saved in HF layout and packaged through the
+    same path: every variant follows the PyTorch model, tweets run at their own lengths and padded as served (the
+    mean must leave the padding out)."""
     from model_build.base import Architecture
     from model_build.checkpoint import Checkpoint, DataSpec, save_checkpoint
     from model_build.data import LABELS

@@ -19,7 +19,7 @@ from app.classifier import Classifier
 from model_build.checkpoint import Checkpoint
 from model_build.data import LABELS
 from model_build.distill import TARGETS_FILE, Distillation, TeacherTargets
-from model_build.train import Targets, predict, reputation_loss
+from model_build.train import Targets, encode_examples, predict, reputation_loss
 from tests.conftest import FIXTURES, cli, refused
 from tests.test_curve import write_replab
 
@@ -108,7 +108,7 @@ def test_a_run_is_scored_once_on_its_time_gap_and_a_finished_one_without_it_gets
     figures are the checkpoint's own predictions on them."""
     from model_build.checkpoint import SUMMARY_FILE
     from model_build.data import example_key
-    from model_build.train import encode_examples, validation_metrics
+    from model_build.train import validation_metrics
 
     tmp, common = teachers
     best = Checkpoint.load(tmp / "t1" / "best")
@@ -147,6 +147,34 @@ def test_the_pooling_chosen_is_the_checkpoints(teachers, tmp_path):
     assert Checkpoint.load(tmp_path / "from-t2" / "best").summary["pooling"] == "mean"
 
 
+@pytest.mark.parametrize("pooling, labels_read, related_reads", [
+    ("cls", "cls", "cls"), ("mean", "mean", "mean"), ("mean-cls", "mean", "cls")])
+def test_each_head_reads_what_its_pooling_says(teachers, pooling, labels_read, related_reads):
+    """Polarity and sentiment read the tokens' mean (padding left out) or [CLS] through the pooler, relatedness
+    likewise; where both read the same, one tensor (one dropout draw, as before mean-cls existed)."""
+    from model_build.model import ReputationModel
+    from model_build.settings import Pooling
+
+    tmp, _ = teachers
+    model = ReputationModel.from_base(str(tmp / "base"), LABELS, related=True, sentiment=True,
+                                      pooling=Pooling(pooling)).eval()
+    ids = torch.randint(5, model.config.vocab_size, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = mask[2, 6:] = 0
+    inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    with torch.no_grad():
+        out = model.classifier.bert(**inputs)
+        m = mask.unsqueeze(-1).float()
+        read = {"cls": out.pooler_output, "mean": (out.last_hidden_state * m).sum(1) / m.sum(1)}
+        labels, related = model.pooled(**inputs)
+        polarity_logits, related_logits, sentiment_logits = model.outputs(**inputs)
+        polarity_head, related_head, sentiment_head = model.heads()
+        assert torch.allclose(polarity_logits, polarity_head(read[labels_read]), atol=1e-5)
+        assert torch.allclose(sentiment_logits, sentiment_head(read[labels_read]), atol=1e-5)
+        assert torch.allclose(related_logits, related_head(read[related_reads]), atol=1e-5)
+    assert (related is labels) == (labels_read == related_reads)
+
+
 def test_a_config_without_pooling_reads_cls_and_an_unknown_one_is_refused():
     from transformers import BertConfig
 
@@ -154,7 +182,7 @@ def test_a_config_without_pooling_reads_cls_and_an_unknown_one_is_refused():
     from model_build.settings import Pooling
 
     assert Pooling.of(BertConfig()) is Pooling.CLS  # models fine-tuned before the choice existed
-    with pytest.raises(BuildError, match="reputation_pooling 'max' is not one of cls, mean"):
+    with pytest.raises(BuildError, match="reputation_pooling 'max' is not one of cls, mean, mean-cls"):
         Pooling.of(BertConfig(reputation_pooling="max"))
 
 
@@ -167,18 +195,18 @@ def test_the_probe_sets_each_head_to_its_logistic_regression_on_the_rows_with_it
     model = ReputationModel.from_base(str(tmp / "base"), LABELS, related=True, sentiment=True)
     rng = np.random.default_rng(0)
     n, hidden = 300, model.config.hidden_size
-    features = rng.normal(size=(n, hidden)).astype(np.float32)
+    features, read_by_related = rng.normal(size=(2, n, hidden)).astype(np.float32)  # each head fitted on its own
     polarity = np.where(np.arange(n) % 4 == 3, -100, features[:, :3].argmax(1))  # a quarter without polarity
-    related = np.where(np.arange(n) % 5 == 0, np.nan, (features[:, 3] > 0).astype(float))
+    related = np.where(np.arange(n) % 5 == 0, np.nan, (read_by_related[:, 3] > 0).astype(float))
     sentiment = np.where(polarity < 0, (features[:, 4:7]).argmax(1), -100)  # sentiment only where polarity is not
     weight = rng.uniform(0.2, 2.0, size=n)
     rows = [{"labels": int(y), "related": float(r), "sentiment": int(z), "weight": float(w)}
             for y, r, z, w in zip(polarity, related, sentiment, weight)]
     class_weight = np.array([0.5, 1.0, 1.5])
-    fitted = fit_heads(model, features, rows, class_weight, LinearProbe())
-    x = torch.from_numpy(features)
+    fitted = fit_heads(model, (features, read_by_related), rows, class_weight, LinearProbe())
     with torch.no_grad():
-        logits = [head(x).numpy() for head in model.heads()]
+        logits = [head(torch.from_numpy(x)).numpy()
+                  for head, x in zip(model.heads(), (features, read_by_related, features))]
     for name, scores, labels in (("polarity", logits[0].argmax(1), polarity),
                                  ("related", (logits[1][:, 0] > 0).astype(int), related),
                                  ("sentiment", logits[2].argmax(1), sentiment)):
@@ -194,15 +222,18 @@ def test_the_probe_sets_each_head_to_its_logistic_regression_on_the_rows_with_it
     assert np.allclose(model.heads()[0].weight.detach().numpy(), direct.coef_, atol=1e-4)
     rows = [{**r, "labels": r["labels"] % 2 if r["labels"] >= 0 else -100} for r in rows]  # no third label
     with pytest.raises(BuildError, match="polarity head's training tweets lack one of its 3 labels"):
-        fit_heads(model, features, rows, np.ones(3), LinearProbe())
+        fit_heads(model, (features, features), rows, np.ones(3), LinearProbe())
 
 
-def test_fine_tuning_starts_from_the_probed_heads_and_records_the_probe(teachers, tmp_path):
-    """``train --probe-first`` at a learning rate of 0: what fine-tuning ends with is what the probe fitted."""
+@pytest.mark.parametrize("pooling", ["cls", "mean-cls"])
+def test_fine_tuning_starts_from_the_probed_heads_and_records_the_probe(teachers, tmp_path, pooling):
+    """``train --probe-first`` at a learning rate of 0: what fine-tuning ends with is what the probe fitted, each
+    head on what it reads (mean-cls: the relatedness head on [CLS], the polarity head on the tokens' mean)."""
     from safetensors.numpy import load_file
 
     tmp, common = teachers
-    args = [*common, "--seed", "1", "--probe-first", "--learning-rate", "0", "--out", str(tmp_path / "lp")]
+    args = [*common, "--seed", "1", "--pooling", pooling, "--probe-first", "--learning-rate", "0",
+            "--out", str(tmp_path / "lp")]
     assert "linear probe: training accuracy" in cli(*args)
     best = Checkpoint.load(tmp_path / "lp" / "best")
     probe = best.summary["probe"]
@@ -211,6 +242,15 @@ def test_fine_tuning_starts_from_the_probed_heads_and_records_the_probe(teachers
     measured = best.summary["validation"]
     assert probe["validation"] == {"accuracy": measured["accuracy"], "macro_f1": measured["macro_f1"],
                                    "related_accuracy": measured["relatedness"]["accuracy"]}
+    train = best.data.partition(best.data.load()[0])[0]  # the probe's training accuracy is the served model's
+    encoder = best.encoder()
+    logits, related = predict(best.model(), encoder, encode_examples(encoder, train))
+    known = [i for i, e in enumerate(train) if e.related is not None]
+    assert probe["training_accuracy"]["related"] == round(
+        float(np.mean([(related[i] > 0.5) == train[i].related for i in known])), 4)
+    labelled = [i for i, e in enumerate(train) if e.label is not None]
+    assert probe["training_accuracy"]["polarity"] == round(
+        float(np.mean([LABELS[logits[i].argmax()] == train[i].label for i in labelled])), 4)
     cli(*[a for a in args if a != "--probe-first"][:-1], str(tmp_path / "plain"))  # the same run, heads as drawn
     plain = load_file(str(tmp_path / "plain" / "best" / "model.safetensors"))["classifier.weight"]
     assert not np.allclose(load_file(str(best.path / "model.safetensors"))["classifier.weight"], plain)
