@@ -57,13 +57,13 @@ def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
     def serve(input_ids, attention_mask, token_type_ids):
         encoder = getattr(model, model.base_model_prefix)
         out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, training=False)
-        pooling, pooled = Pooling.of(model.config), {False: out.pooler_output}  # by whether it is the tokens' mean
+        pooling, labels = Pooling.of(model.config), out.pooler_output
         if pooling.labels_read_mean:
             mask = tf.expand_dims(tf.cast(attention_mask, out.last_hidden_state.dtype), -1)  # no new-axis slice: TFLite lacks it
-            pooled[True] = tf.reduce_sum(out.last_hidden_state * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
-        outputs = {"logits": model.classifier(pooled[pooling.labels_read_mean])}
+            labels = tf.reduce_sum(out.last_hidden_state * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+        outputs = {"logits": model.classifier(labels)}
         if head is not None:
-            read = pooled[pooling.related_reads_mean]
+            read = labels if pooling.heads_read_alike else out.pooler_output
             outputs["related"] = tf.sigmoid(tf.matmul(read, head["weight"], transpose_b=True) + head["bias"])
         return outputs
 

@@ -76,11 +76,12 @@ class ReputationModel(torch.nn.Module):
         before dropout: one tensor twice where they read the same."""
         encoder = getattr(self.classifier, self.classifier.base_model_prefix)
         out = encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        pooling, pooled = Pooling.of(self.config), {False: out.pooler_output}  # by whether it is the tokens' mean
-        if pooling.labels_read_mean:
-            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-            pooled[True] = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return pooled[pooling.labels_read_mean], pooled[pooling.related_reads_mean]
+        pooling, cls = Pooling.of(self.config), out.pooler_output
+        if not pooling.labels_read_mean:
+            return cls, cls
+        mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        mean = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return mean, mean if pooling.related_reads_mean else cls
 
     def heads(self) -> tuple[torch.nn.Linear, torch.nn.Linear | None, torch.nn.Linear | None]:
         """The polarity, relatedness and sentiment heads (None for one the model lacks)."""

@@ -38,6 +38,11 @@ class Pooling(str, Enum):
         """Whether the relatedness head reads the tokens' mean (else [CLS])."""
         return self is Pooling.MEAN
 
+    @property
+    def heads_read_alike(self) -> bool:
+        """Whether every head reads the same pooled output."""
+        return self.labels_read_mean == self.related_reads_mean
+
     @classmethod
     def of(cls, config) -> Pooling:
         """The pooling a transformers config records (PyTorch and TensorFlow read the same config.json)."""

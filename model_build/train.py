@@ -167,11 +167,13 @@ def pooled_features(model, encoder: TweetEncoder, encodings, batch_size: int = 1
     import torch
 
     labels = np.zeros((len(encodings), model.config.hidden_size), dtype=np.float32)
-    related = np.zeros_like(labels) if Pooling.of(model.config) is Pooling.MEAN_CLS else labels
+    related = labels if Pooling.of(model.config).heads_read_alike else np.zeros_like(labels)
     with torch.inference_mode():
         for rows, inputs in _batches(model, encoder, encodings, batch_size):
-            for features, pooled in zip((labels, related), model.pooled(**inputs)):
-                features[rows] = pooled.float().cpu().numpy()  # the same rows twice where they read the same
+            read_by_labels, read_by_related = model.pooled(**inputs)
+            labels[rows] = read_by_labels.float().cpu().numpy()
+            if related is not labels:
+                related[rows] = read_by_related.float().cpu().numpy()
     return labels, related
 
 

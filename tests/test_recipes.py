@@ -172,7 +172,16 @@ def test_each_head_reads_what_its_pooling_says(teachers, pooling, labels_read, r
         assert torch.allclose(polarity_logits, polarity_head(read[labels_read]), atol=1e-5)
         assert torch.allclose(sentiment_logits, sentiment_head(read[labels_read]), atol=1e-5)
         assert torch.allclose(related_logits, related_head(read[related_reads]), atol=1e-5)
-    assert (related is labels) == (labels_read == related_reads)
+        assert (related is labels) == (labels_read == related_reads)
+        model.train()  # in training, one dropout draw where both read the same (cls and mean train as before)
+        torch.manual_seed(7)
+        trained = model.outputs(**inputs)
+        torch.manual_seed(7)
+        labels, related = model.pooled(**inputs)
+        dropped = model.classifier.dropout(labels)
+        dropped_related = dropped if labels_read == related_reads else model.classifier.dropout(related)
+        assert torch.equal(trained[0], polarity_head(dropped)) and torch.equal(trained[2], sentiment_head(dropped))
+        assert torch.equal(trained[1], related_head(dropped_related))
 
 
 def test_a_config_without_pooling_reads_cls_and_an_unknown_one_is_refused():
