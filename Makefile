@@ -71,9 +71,9 @@ default-bundle: $(DEV_VENV)/.installed
 # and the heads reading the tokens' mean instead of [CLS] (--pooling mean), and fine-tuning from heads fitted
 # first as logistic regressions on the base's frozen features (--probe-first: LP-FT; and with --probe-c 0.01; seeds
 # 14 and 15 of --probe-first after its seed 13 led on the gap's tweets; --probe-first, --pooling mean, the emotion
-# tweets and label smoothing together, three seeds, and without the 12 unseen entities; the same without --pooling mean, and
-# with --pooling mean-cls: the mean for polarity, [CLS] for relatedness). Each run's line also scores it on the gap's
-# tweets when it ends, or, for a run that finished before that, when rerun.
+# tweets and label smoothing together, three seeds, and without the 12 unseen entities, seeds 13 and 14; the same
+# without --pooling mean, and with --pooling mean-cls: the mean for polarity, [CLS] for relatedness). Each run's line
+# also scores it on the gap's tweets when it ends, or, for a run that finished before that, when rerun.
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
 # shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
@@ -136,6 +136,8 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	    --probe-first --label-smoothing 0.1 --out runs/mt-time2-stack-s$$seed || exit 1; done
 	$(BUILD) train $(RECIPE) --sentiment $(EMOTION_SENTIMENT) --pooling mean --probe-first --label-smoothing 0.1 \
 	    --holdout entities --out runs/mt-entities-stack-s13
+	$(BUILD) train $(TIMEGAP) --seed 14 --sentiment $(EMOTION_SENTIMENT) --pooling mean --probe-first --label-smoothing 0.1 \
+	    --holdout entities --out runs/mt-entities-stack-s14
 	$(BUILD) train $(TIMEGAP) --seed 13 --sentiment $(EMOTION_SENTIMENT) --probe-first --label-smoothing 0.1 \
 	    --out runs/mt-time2-stack-nomean-s13
 	$(BUILD) train $(RECIPE) --sentiment $(EMOTION_SENTIMENT) --probe-first --label-smoothing 0.1 \
