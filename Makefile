@@ -5,7 +5,7 @@
 # make arm64-check: the edge side installed and served on 64-bit Arm under QEMU (deploy/arm64-check.sh, root)
 # make systemd-check: the unit started by a booted systemd 252 in systemd-nspawn, checked (deploy/systemd-check.sh, root)
 # make image-check: Dockerfile.arm64 built for linux/arm64 with podman and run (deploy/image-check.sh, root)
-# make default-bundle: bundles/default (1.2.0) rebuilt from ../shared: three trainings (about 80 minutes on 2 cores),
+# make default-bundle: bundles/default (1.3.0) rebuilt from ../shared: three trainings (about 90 minutes on 2 cores),
 #   package, report (runs/, build/; rerun to resume). DATA, BASE and TWEETEVAL point elsewhere.
 # make recipes: the time-gap runs behind the README's table of recipes (seeds, averaging, distillation, losses)
 # make bulk IN=... OUT=... ARGS="...": classify an archive on Apache Spark (bulk/; .venv-bulk and Java 17 when missing)
@@ -44,20 +44,35 @@ TWEETEVAL ?= ../shared/data/tweeteval
 RECIPE = --data $(DATA) --base $(BASE) --input-format entity+text --epochs 2 --seed 13 --threads 2
 SENTIMENT = --sentiment $(TWEETEVAL)/sentiment
 BUILD = $(DEV_VENV)/bin/python -m model_build
-# 1.2.0's recipe (1.1.0's with TweetEval sentiment as an auxiliary task) three times: on everything (the bundle),
-# before a time gap (its validation figures), and without the 12 unseen entities (their figures).
-default-bundle: $(DEV_VENV)/.installed
-	$(BUILD) train $(RECIPE) $(SENTIMENT) --val-fraction 0 --gap-fraction 0 --out runs/mt-all-sentiment-s13
-	$(BUILD) train $(RECIPE) $(SENTIMENT) --out runs/mt-time2-sentiment-s13
-	$(BUILD) train $(RECIPE) $(SENTIMENT) --holdout entities --out runs/mt-entities-sentiment-s13
-	$(BUILD) package --data $(DATA) --checkpoint runs/mt-all-sentiment-s13/best \
-	    --holdout-run runs/mt-time2-sentiment-s13/best --unseen-entities runs/mt-entities-sentiment-s13/best \
-	    --variants dynamic-int8 --out bundles/default --name replab-polarity-minilm --version 1.2.0 --threads 1 \
+# TweetEval's sentiment tweets beside its emotion tweets read as sentiment (anger and sadness negative, joy and
+# optimism positive), one TweetEval-layout folder for --sentiment; tweet texts, under build/, never committed
+EMOTION_SENTIMENT = build/tweeteval-sentiment-emotion
+$(EMOTION_SENTIMENT)/mapping.txt:
+	rm -rf $(EMOTION_SENTIMENT).tmp && mkdir -p $(EMOTION_SENTIMENT).tmp
+	cp $(TWEETEVAL)/sentiment/*_text.txt $(TWEETEVAL)/sentiment/*_labels.txt $(EMOTION_SENTIMENT).tmp/
+	for split in train val test; do \
+	    cp $(TWEETEVAL)/emotion/$${split}_text.txt $(EMOTION_SENTIMENT).tmp/emotion_$${split}_text.txt && \
+	    awk '{ print ($$1 == 1 || $$1 == 2) ? 2 : 0 }' $(TWEETEVAL)/emotion/$${split}_labels.txt \
+	        > $(EMOTION_SENTIMENT).tmp/emotion_$${split}_labels.txt || exit 1; done
+	cp $(TWEETEVAL)/sentiment/mapping.txt $(EMOTION_SENTIMENT).tmp/
+	rm -rf $(EMOTION_SENTIMENT) && mv $(EMOTION_SENTIMENT).tmp $(EMOTION_SENTIMENT)
+# 1.3.0's recipe (1.2.0's with the heads fitted first as logistic regressions, reading the tokens' mean, TweetEval's
+# emotion tweets beside its sentiment ones, polarity label smoothing 0.1) three times: on everything (the bundle),
+# before a time gap (its validation figures), and without the 12 unseen entities (their figures and the relatedness
+# threshold; seed 14, whose best epoch is its last, as the bundle's run ends).
+STACK = --sentiment $(EMOTION_SENTIMENT) --pooling mean --probe-first --label-smoothing 0.1
+default-bundle: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
+	$(BUILD) train $(RECIPE) $(STACK) --val-fraction 0 --gap-fraction 0 --out runs/mt-all-stack-s13
+	$(BUILD) train $(RECIPE) $(STACK) --out runs/mt-time2-stack-s13
+	$(BUILD) train $(TIMEGAP) --seed 14 $(STACK) --holdout entities --out runs/mt-entities-stack-s14
+	$(BUILD) package --data $(DATA) --checkpoint runs/mt-all-stack-s13/best \
+	    --holdout-run runs/mt-time2-stack-s13/best --unseen-entities runs/mt-entities-stack-s14/best \
+	    --variants dynamic-int8 --out bundles/default --name replab-polarity-minilm --version 1.3.0 --threads 1 \
 	    --notes "$(NOTES)"
-	$(BUILD) package --data $(DATA) --checkpoint runs/mt-time2-sentiment-s13/best \
-	    --unseen-entities runs/mt-entities-sentiment-s13/best --variants float32,float16,dynamic-int8,full-int8 \
-	    --out build/bundles --name replab-polarity-minilm --version 1.2.0 --threads 1
-	$(BUILD) report --data $(DATA) --checkpoint runs/mt-time2-sentiment-s13/best --bundles build/bundles \
+	$(BUILD) package --data $(DATA) --checkpoint runs/mt-time2-stack-s13/best \
+	    --unseen-entities runs/mt-entities-stack-s14/best --variants float32,float16,dynamic-int8,full-int8 \
+	    --out build/bundles --name replab-polarity-minilm --version 1.3.0 --threads 1
+	$(BUILD) report --data $(DATA) --checkpoint runs/mt-time2-stack-s13/best --bundles build/bundles \
 	    --out docs/report --threads 1
 # The time-gap runs of the README's recipe table: on 2026-12-02, 1.1.0's recipe on three seeds (13 and 14 also
 # averaging their last 4 checkpoints), a student distilled from their ensemble, loss variants, two more different
@@ -79,19 +94,6 @@ default-bundle: $(DEV_VENV)/.installed
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
 DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best
-# TweetEval's sentiment tweets beside its emotion tweets read as sentiment (anger and sadness negative, joy and
-# optimism positive), one TweetEval-layout folder for --sentiment; tweet texts, under build/, never committed
-EMOTION_SENTIMENT = build/tweeteval-sentiment-emotion
-$(EMOTION_SENTIMENT)/mapping.txt:
-	rm -rf $(EMOTION_SENTIMENT).tmp && mkdir -p $(EMOTION_SENTIMENT).tmp
-	cp $(TWEETEVAL)/sentiment/*_text.txt $(TWEETEVAL)/sentiment/*_labels.txt $(EMOTION_SENTIMENT).tmp/
-	for split in train val test; do \
-	    cp $(TWEETEVAL)/emotion/$${split}_text.txt $(EMOTION_SENTIMENT).tmp/emotion_$${split}_text.txt && \
-	    awk '{ print ($$1 == 1 || $$1 == 2) ? 2 : 0 }' $(TWEETEVAL)/emotion/$${split}_labels.txt \
-	        > $(EMOTION_SENTIMENT).tmp/emotion_$${split}_labels.txt || exit 1; done
-	cp $(TWEETEVAL)/sentiment/mapping.txt $(EMOTION_SENTIMENT).tmp/
-	rm -rf $(EMOTION_SENTIMENT) && mv $(EMOTION_SENTIMENT).tmp $(EMOTION_SENTIMENT)
-
 recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	$(BUILD) train $(TIMEGAP) --seed 13 --average-last 4 --out runs/mt-time2-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 --average-last 4 --out runs/mt-time2-s14
@@ -146,9 +148,10 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	    --probe-first --label-smoothing 0.1 --out runs/mt-time2-stack-mcls-s$$seed || exit 1; done
 	$(BUILD) train $(RECIPE) --sentiment $(EMOTION_SENTIMENT) --pooling mean-cls --probe-first --label-smoothing 0.1 \
 	    --holdout entities --out runs/mt-entities-stack-mcls-s13
-# and the runs without the 12 unseen entities of the README's naming table (1.2.0's seed 13 is in default-bundle;
-# seed 14 of both on 2026-12-05) and of its pooling and linear-probe paragraphs (--pooling mean, seeds 13 and 14,
-# and --probe-first, seeds 13 and 14, 2026-12-05)
+# and the runs without the 12 unseen entities of the README's naming table (1.2.0's recipe, seed 13 as 1.2.0's
+# default-bundle trained it; seed 14 of both on 2026-12-05) and of its pooling and linear-probe paragraphs
+# (--pooling mean, seeds 13 and 14, and --probe-first, seeds 13 and 14, 2026-12-05)
+	$(BUILD) train $(RECIPE) $(SENTIMENT) --holdout entities --out runs/mt-entities-sentiment-s13
 	$(BUILD) train $(RECIPE) $(SENTIMENT) --full-names 0.5 --holdout entities --out runs/mt-entities-sentiment-fn-s13
 	$(BUILD) train $(RECIPE) $(SENTIMENT) --full-names 0.25 --holdout entities --out runs/mt-entities-sentiment-fn25-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --holdout entities --out runs/mt-entities-sentiment-s14
@@ -161,9 +164,10 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	$(BUILD) train $(TIMEGAP) --seed 14 $(SENTIMENT) --probe-first --holdout entities \
 	    --out runs/mt-entities-sentiment-lpft-s14
 
-NOTES = MiniLM-L6 on (entity, tweet) pairs, polarity and relatedness heads, TweetEval sentiment as an auxiliary \
-task (its head not served), 2 epochs on the whole English RepLab 2013 training split; validation figures from \
-the same recipe trained before a time gap
+NOTES = MiniLM-L6 on (entity, tweet) pairs, polarity and relatedness heads reading the tokens' mean, fitted first as \
+logistic regressions, TweetEval sentiment and emotion tweets as an auxiliary task (its head not served), polarity \
+label smoothing 0.1, 2 epochs on the whole English RepLab 2013 training split; validation figures from the same recipe \
+trained before a time gap; relatedness threshold from 12 entities the same recipe was not trained on
 
 $(DEV_VENV)/.bench-installed: $(DEV_VENV)/.installed requirements-bench.txt
 	$(DEV_VENV)/bin/pip install -q -r requirements-bench.txt

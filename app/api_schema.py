@@ -37,10 +37,11 @@ class ApiSchema:
         schemas["Batch"]["properties"]["tweets"]["maxItems"] = max_tweets
         for name in ("Result", "SingleResult"):
             schemas[name]["properties"]["label"]["enum"] = list(labels)
-            if related:
-                schemas[name]["required"].append("related")
-            else:
-                del schemas[name]["properties"]["related"]
+            for field in ("related", "about"):
+                if related:
+                    schemas[name]["required"].append(field)
+                else:
+                    del schemas[name]["properties"][field]
         schemas["Scores"]["required"] = list(labels)
         schemas["Feedback"]["properties"]["label"]["enum"] = list(labels)
         root = {"components": copy.deepcopy(document["components"])}

@@ -15,6 +15,7 @@ from .errors import AppError
 from .text import TextSettings
 
 SCHEMA_VERSION = 1
+DEFAULT_RELATED_THRESHOLD = 0.5  # a manifest's related_threshold where it states none
 MANIFEST = "manifest.json"
 # The manifest's structure and allowed values (schema_version 1); checks across fields are in _validate.
 MANIFEST_SCHEMA = Draft202012Validator(json.loads(Path(__file__).with_name("manifest.schema.json").read_text()))
@@ -49,6 +50,7 @@ class Bundle:
     runtimes: tuple[tuple[str, str], ...]
     manifest_json: str
     has_related: bool = False
+    related_threshold: float = DEFAULT_RELATED_THRESHOLD  # a tweet is about the entity from this probability up
 
     def manifest(self) -> dict[str, Any]:
         """A fresh copy of the whole manifest."""
@@ -61,6 +63,8 @@ class Bundle:
                 "created", "metrics", "runtimes", "training", "notes")
         out = {k: manifest[k] for k in keys if k in manifest}
         out["max_length"] = self.text_settings.max_length
+        if self.has_related:
+            out["related_threshold"] = self.related_threshold
         out["model_bytes"] = self.model_bytes
         return out
 
@@ -96,6 +100,7 @@ class Bundle:
             runtimes=tuple(sorted((str(k), str(v)) for k, v in manifest["runtimes"].items())),
             manifest_json=json.dumps(manifest, sort_keys=True),
             has_related="related" in manifest.get("outputs", ()),
+            related_threshold=float(manifest.get("related_threshold", DEFAULT_RELATED_THRESHOLD)),
         )
 
 
@@ -112,6 +117,8 @@ def _validate(manifest: Any) -> tuple[tuple[str, ...], TextSettings]:
     labels = tuple(x.lower() for x in manifest["labels"])
     if len(set(labels)) != len(labels):
         raise BundleError(f"manifest 'labels' {manifest['labels']} differ only in case")
+    if "related_threshold" in manifest and "related" not in manifest.get("outputs", ()):
+        raise BundleError("manifest 'related_threshold' is set, but 'outputs' has no 'related'")
     for key in ("model_file", "vocab_file"):
         if manifest[key] not in manifest["files"]:
             raise BundleError(f"manifest '{key}' {manifest[key]!r} has no checksum in 'files'")

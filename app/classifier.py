@@ -17,19 +17,21 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 @dataclass(frozen=True)
 class Prediction:
-    """A tweet's polarity label and scores, and the probability that it is about the entity where the bundle
-    has a relatedness head (None otherwise)."""
+    """A tweet's polarity label and scores, and where the bundle has a relatedness head (None otherwise) the
+    probability that it is about the entity and the verdict at the bundle's threshold."""
 
     label: str
     scores: dict[str, float]
     tokens: int
     related: float | None = None
+    about: bool | None = None
 
     def to_dict(self) -> dict:
-        """The result as the API and the offline mode write it (no ``related`` key without that head)."""
+        """The result as the API and the offline mode write it (no ``related`` or ``about`` without that head)."""
         out = {"label": self.label, "scores": self.scores}
         if self.related is not None:
             out["related"] = self.related
+            out["about"] = self.about
         return out
 
 
@@ -136,6 +138,14 @@ class Classifier:
         related = outputs[:, len(labels)] if self.bundle.has_related else [None] * len(encodings)
         return [
             Prediction(labels[int(p.argmax())], {name: round(float(x), 6) for name, x in zip(labels, p)}, len(enc.ids),
-                       None if r is None else round(float(r), 6))
+                       *self._relatedness(r))
             for p, r, enc in zip(probabilities, related, encodings)
         ]
+
+    def _relatedness(self, probability) -> tuple[float | None, bool | None]:
+        """The relatedness probability as results give it (6 decimals) and the verdict on that very number at the
+        bundle's threshold, so that the two never disagree; None twice without that head."""
+        if probability is None:
+            return None, None
+        related = round(float(probability), 6)
+        return related, related >= self.bundle.related_threshold

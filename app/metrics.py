@@ -21,17 +21,17 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class Relatedness(str, Enum):
-    """The predictions counter's ``related`` label: the relatedness head's verdict at 0.5, or none."""
+    """The predictions counter's ``related`` label: the relatedness verdict at the bundle's threshold, or none."""
 
     RELATED = "related"
     UNRELATED = "unrelated"
     UNKNOWN = "unknown"  # the bundle has no relatedness head
 
     @classmethod
-    def of(cls, probability: float | None) -> Relatedness:
-        if probability is None:
+    def of(cls, about: bool | None) -> Relatedness:
+        if about is None:
             return cls.UNKNOWN
-        return cls.RELATED if probability >= 0.5 else cls.UNRELATED
+        return cls.RELATED if about else cls.UNRELATED
 
 
 def _resident_bytes() -> int:

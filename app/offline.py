@@ -66,12 +66,12 @@ def record_error(record: dict) -> str | None:
 
 
 # What a result line says: an input field of one of these names is written as input_<name> (as bulk/ does).
-OUTPUT_FIELDS = ("line", "label", "scores", "related", "error")
+OUTPUT_FIELDS = ("line", "label", "scores", "related", "about", "error")
 
 
 def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: bool = True) -> dict:
     """Write one JSON line per input record, in order: its fields except the text (one named like an output as
-    ``input_<name>``), plus label, scores and related."""
+    ``input_<name>``), plus label, scores, related and about."""
     counts = {"classified": 0, "errors": 0}
     pending: list[tuple[int, dict]] = []
 

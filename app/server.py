@@ -144,7 +144,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         metrics.batch.observe(len(predictions))
         for p in predictions:
             metrics.tokens.observe(p.tokens)
-            metrics.predictions.labels(p.label, Relatedness.of(p.related).value).inc()
+            metrics.predictions.labels(p.label, Relatedness.of(p.about).value).inc()
         metrics.recent.add(tweets=Counter(p.label for p in predictions), requests=1)
         metrics.observe_memory(max_age=1.0)
         results = [p.to_dict() for p in predictions]

@@ -20,7 +20,7 @@ from model_build.checkpoint import Checkpoint
 from model_build.errors import BuildError
 from model_build.fsutil import finished_dirs, write_json, write_text
 
-from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, data_spec, split_tweets, trained_on_everything
+from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, bundle_checkpoint, data_spec, split_tweets, trained_on_everything
 from .load import load_points, soak
 from .machine import machine_info
 from .measure import dynamic_vs_fixed, latency_ratio, peers, request_bodies, service_vs_raw
@@ -29,7 +29,6 @@ from .stand_ins import speed_stand_in, study_stand_ins
 
 GOALS = {"service_vs_raw": 0.85, "dynamic_vs_fixed128": 2, "vs_pytorch_fp32": 3, "vs_onnxruntime_int8": 1,
          "rss_mb_one_worker": 150, "related_head_latency_ratio": 1.10, "vs_earlier_bundle_latency_ratio": 1.3}
-DEFAULT_CHECKPOINT = ROOT / "runs" / "mt-all-sentiment-s13" / "best"  # make default-bundle
 VARIANTS_DIR = ROOT / "build" / "bundles"
 
 
@@ -80,7 +79,8 @@ def run_plan(plan: Plan, args) -> dict:
     like, spec = Bundle.load(args.bundle), data_spec(args.bundle)
     stand_in = speed_stand_in(like, spec, train)
     done("stand-in models (built once, then cached in build/bench)")
-    results["peers"] = peers(like, stand_in, fine_tuned_checkpoint(args.checkpoint), validation[: plan.peer_tweets],
+    fine_tuned = fine_tuned_checkpoint(args.checkpoint or bundle_checkpoint(args.bundle))
+    results["peers"] = peers(like, stand_in, fine_tuned, validation[: plan.peer_tweets],
                              plan.peer_chunk, threads) | {"quality_tweets_seen": trained_on_everything(args.bundle)}
     done("peers")
     plain, related = (speed_stand_in(like, spec, train, related=r)[1] for r in (False, True))
@@ -148,9 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("plan", choices=[*PLANS, "reliability", "bulk"])
     p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                   help="the fine-tuned checkpoint the bundle was converted from: the peers' accuracy is compared "
-                        "when it is there (their speed is measured on stand-in weights either way)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="the fine-tuned checkpoint the bundle was converted from (default: its manifest's training "
+                        "run, OUT_DIR/best): the peers' accuracy is compared when it is there (their speed is "
+                        "measured on stand-in weights either way)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RepLab 2013 root")
     p.add_argument("--against", type=Path, help="an earlier bundle: this one's latency over its, side by side")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads for points 1-3")

@@ -23,6 +23,13 @@ def data_spec(bundle: Path = DEFAULT_BUNDLE) -> DataSpec:
     return spec
 
 
+def bundle_checkpoint(bundle: Path = DEFAULT_BUNDLE) -> Path:
+    """Where the checkpoint ``bundle`` was converted from is when built here: its training run's ``best/`` (the
+    manifest's ``out_dir``, relative to the project)."""
+    out_dir = json.loads((Path(bundle) / "manifest.json").read_text())["training"]["config"]["out_dir"]
+    return ROOT / out_dir / "best"
+
+
 def trained_on_everything(bundle: Path = DEFAULT_BUNDLE) -> bool:
     """True when ``bundle`` saw the benchmark's "validation" tweets in training (fine for speed; its accuracy
     there compares runtimes, not models)."""

@@ -24,7 +24,7 @@ from app.errors import AppError
 
 from . import worker
 from .formats import CORRUPT, Format
-from .worker import ENTITY, ERROR, PREDICTED, RELATED, SCORES, TEXT, Task
+from .worker import ABOUT, ENTITY, ERROR, PREDICTED, RELATED, SCORES, TEXT, Task
 
 _PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
 PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
@@ -147,14 +147,14 @@ def prepare(frame, partitions: int | None, parallelism: int):
 
 
 def output_schema(schema, task: Task):
-    """The input's kept fields, then label, scores (a struct of one double per label), related, error."""
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+    """The input's kept fields, then label, scores (a struct of one double per label), related, about, error."""
+    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
 
     fields = [f for f in schema.fields if f.name not in task.dropped]
     fields += [StructField(worker.LABEL, StringType()),
                StructField(SCORES, StructType([StructField(name, DoubleType()) for name in task.labels]))]
     if task.has_related:
-        fields.append(StructField(RELATED, DoubleType()))
+        fields += [StructField(RELATED, DoubleType()), StructField(ABOUT, BooleanType())]
     return StructType(fields + [StructField(ERROR, StringType())])
 
 

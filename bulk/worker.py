@@ -15,8 +15,8 @@ from app.offline import EMPTY_TEXT, NOT_JSON
 from .formats import CORRUPT
 
 TEXT, ENTITY = "text", "entity"
-LABEL, SCORES, RELATED, ERROR = "label", "scores", "related", "error"
-PREDICTED = (LABEL, SCORES, RELATED, ERROR)
+LABEL, SCORES, RELATED, ABOUT, ERROR = "label", "scores", "related", "about", "error"
+PREDICTED = (LABEL, SCORES, RELATED, ABOUT, ERROR)
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def _column(batch: pa.RecordBatch, name: str) -> list:
 
 
 def annotate(task: Task, model: Classifier, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch's kept columns, then label, scores (a struct by label), related (where the bundle has that head)
-    and error: None for a classified row, else why it was not classified."""
+    """The batch's kept columns, then label, scores (a struct by label), related and about (where the bundle has
+    that head) and error: None for a classified row, else why it was not classified."""
     texts, entities = _column(batch, TEXT), _column(batch, ENTITY)
     corrupt = batch.schema.get_field_index(CORRUPT)  # the raw line, maybe not even UTF-8: only its presence is read
     unreadable = batch.column(corrupt).is_valid().to_pylist() if corrupt >= 0 else [False] * batch.num_rows
@@ -71,9 +71,9 @@ def annotate(task: Task, model: Classifier, batch: pa.RecordBatch) -> pa.RecordB
     rows = [i for i, error in enumerate(errors) if error is None]
     predictions = model.classify([texts[i] for i in rows], [entities[i] or None for i in rows]) if rows else []
     n = batch.num_rows
-    labels, scores, related = [None] * n, {name: [None] * n for name in task.labels}, [None] * n
+    labels, scores, related, about = [None] * n, {name: [None] * n for name in task.labels}, [None] * n, [None] * n
     for i, p in zip(rows, predictions):
-        labels[i], related[i] = p.label, p.related
+        labels[i], related[i], about[i] = p.label, p.related, p.about
         for name in task.labels:
             scores[name][i] = p.scores[name]
     string = batch.schema.field(TEXT).type  # Spark's string type for this session (plain or large)
@@ -86,8 +86,8 @@ def annotate(task: Task, model: Classifier, batch: pa.RecordBatch) -> pa.RecordB
                                    names=list(task.labels), mask=failed),
     ]
     if task.has_related:
-        names.append(RELATED)
-        arrays.append(pa.array(related, pa.float64()))
+        names += [RELATED, ABOUT]
+        arrays += [pa.array(related, pa.float64()), pa.array(about, pa.bool_())]
     names.append(ERROR)
     arrays.append(pa.array(errors, string))
     return pa.RecordBatch.from_arrays(arrays, names=names)

@@ -112,9 +112,11 @@ def cmd_package(args) -> int:
     bundles = package_checkpoint(
         Checkpoint.load(args.checkpoint), [v.strip() for v in args.variants.split(",") if v.strip()], Path(args.out),
         name=args.name, version=args.version, command=args.command_line, notes=args.notes, calibration=args.calibration,
-        threads=args.threads, data_source=args.data, unseen=unseen, holdout_run=holdout_run)
+        threads=args.threads, data_source=args.data, unseen=unseen, holdout_run=holdout_run,
+        related_threshold=args.related_threshold)
     for bundle in bundles:
-        print(f"package: wrote {bundle.path} ({bundle.quantization})")
+        print(f"package: wrote {bundle.path} ({bundle.quantization})" + (
+            f", about the entity from a relatedness of {bundle.related_threshold}" if bundle.has_related else ""))
         metrics = bundle.manifest()["metrics"]
         if metrics["validation"]:
             print(format_metrics(metrics["validation"]))
@@ -289,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="replab-polarity")
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--notes", help="why this variant, or anything a user of the bundle should know")
-    p.add_argument("--unseen-entities", help="the same recipe's checkpoint trained with --holdout entities")
+    p.add_argument("--unseen-entities", help="the same recipe's checkpoint trained with --holdout entities: their "
+                                             "figures, and the relatedness threshold of highest macro-F1 there")
+    p.add_argument("--related-threshold", type=float, help="the relatedness probability from which a tweet is about "
+                                                           "the entity (default: chosen on --unseen-entities, else 0.5)")
     p.add_argument("--holdout-run", help="for a checkpoint trained on everything: the same recipe's checkpoint "
                                          "trained with the time holdout, whose bundle's validation figures it gets")
     p.add_argument("--calibration", type=int, default=100, help="tweets for full-int8 calibration")

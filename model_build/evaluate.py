@@ -14,7 +14,7 @@ from app.classifier import Classifier
 from .checkpoint import DataSpec
 from .data import LABELS, Example
 from .errors import BuildError
-from .metrics import classification_metrics, relatedness_metrics
+from .metrics import RELATEDNESS_LABELS, classification_metrics
 
 
 def holdout_examples(bundle: Bundle, data: str, gap: bool = False) -> list[Example]:
@@ -52,7 +52,7 @@ def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int 
     """Classify each tweet on its own (as the service does for one request) and score the labels.
 
     Polarity is scored on the tweets with a polarity label; relatedness (bundles with that head) on every
-    tweet with a relatedness label, under ``relatedness``.
+    tweet with a relatedness label at the bundle's threshold, under ``relatedness``.
     """
     if not any(e.label is not None for e in examples):
         raise BuildError("no tweets with a polarity label to score")
@@ -74,7 +74,9 @@ def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int 
                                       [labels.index(p.label) for _, p in polar], labels)
     known = [(e, p) for e, p in zip(examples, predictions) if e.related is not None]
     if bundle.has_related and known:
-        metrics["relatedness"] = relatedness_metrics([e.related for e, _ in known], [p.related for _, p in known])
+        metrics["relatedness"] = {**classification_metrics([int(e.related) for e, _ in known],
+                                                            [int(p.about) for _, p in known], RELATEDNESS_LABELS),
+                                  "threshold": bundle.related_threshold}
     metrics.update(
         bundle=str(path),
         name=bundle.name,
@@ -105,5 +107,6 @@ def format_metrics(m: dict) -> str:
     lines.append("confusion (rows true, columns predicted: " + ", ".join(m["labels"]) + ")")
     lines += ["  " + " ".join(f"{v:6d}" for v in row) for row in m["confusion"]]
     if "relatedness" in m:
-        lines += ["relatedness: " + format_metrics(m["relatedness"]).replace("\n", "\n  ")]
+        at = f" at {m['relatedness']['threshold']}" if "threshold" in m["relatedness"] else ""
+        lines += [f"relatedness{at}: " + format_metrics(m["relatedness"]).replace("\n", "\n  ")]
     return "\n".join(lines)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from app.bundle import DEFAULT_RELATED_THRESHOLD
+
 RELATEDNESS_LABELS = ("unrelated", "related")
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # the relatedness thresholds tried: 0.05 to 0.95
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
@@ -27,7 +31,17 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
     }
 
 
-def relatedness_metrics(related: Sequence[bool], probability: Sequence[float], threshold: float = 0.5) -> dict:
+def relatedness_metrics(related: Sequence[bool], probability: Sequence[float],
+                        threshold: float = DEFAULT_RELATED_THRESHOLD) -> dict:
     """Metrics of relatedness probabilities against RELATED / UNRELATED gold (classes unrelated, related)."""
     return classification_metrics([int(r) for r in related], [int(p >= threshold) for p in probability],
                                   RELATEDNESS_LABELS)
+
+
+def best_threshold(related: Sequence[bool], probability: Sequence[float]) -> float:
+    """The relatedness threshold of THRESHOLDS with the highest macro-F1 of unrelated and related (the lowest of
+    equals)."""
+    gold = [int(r) for r in related]
+    scores = [f1_score(gold, (np.asarray(probability) >= t).astype(int), labels=[0, 1], average="macro",
+                       zero_division=0) for t in THRESHOLDS]
+    return THRESHOLDS[int(np.argmax(scores))]

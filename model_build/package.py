@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -12,11 +13,12 @@ from app.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from app.classifier import Classifier
 
 from .checkpoint import Checkpoint
-from .data import with_polarity
+from .data import Example, with_polarity
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
+from .metrics import best_threshold, relatedness_metrics
 from .splits import UNSEEN_ENTITIES, Holdout
-from .train import encode_examples
+from .train import encode_examples, predict
 
 MODEL_FILE = "model.tflite"
 VOCAB_FILE = "vocab.txt"
@@ -78,10 +80,11 @@ def write_bundle(
 def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Path, *, name: str, version: str,
                        command: str, notes: str | None = None, calibration: int = 100, threads: int | None = None,
                        data_source: str | None = None, unseen: Checkpoint | None = None,
-                       holdout_run: Checkpoint | None = None) -> list[Bundle]:
+                       holdout_run: Checkpoint | None = None, related_threshold: float | None = None) -> list[Bundle]:
     """Convert a checkpoint to each variant and write one bundle per variant, measured on the checkpoint's own
     validation split and time gap; ``unseen``, the same recipe trained without the unseen entities, adds their
-    figures, and ``holdout_run``, the same recipe trained with a time holdout, measures a checkpoint trained on
+    figures and chooses the relatedness threshold there (unless ``related_threshold`` is given; 0.5 without
+    either), and ``holdout_run``, the same recipe trained with a time holdout, measures a checkpoint trained on
     everything."""
     from .convert import VARIANTS, convert, representative_inputs
     from .evaluate import evaluate_bundle
@@ -92,9 +95,21 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         raise BuildError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     if unseen is not None and unseen.data.holdout.holdout is not Holdout.ENTITIES:
         raise BuildError(f"checkpoint {unseen.path} was not trained with --holdout entities")
+    if related_threshold is not None and not 0 < related_threshold < 1:
+        raise BuildError(f"related threshold {related_threshold}: give a probability strictly between 0 and 1")
+    for other in (c for c in (unseen, holdout_run) if c is not None and c.related != checkpoint.related):
+        raise BuildError(f"checkpoint {other.path} {'has' if other.related else 'lacks'} the relatedness head that "
+                         f"{checkpoint.path} {'has' if checkpoint.related else 'lacks'}: not the same recipe")
+    if related_threshold is not None and not checkpoint.related:
+        raise BuildError(f"related threshold: checkpoint {checkpoint.path} has no relatedness head")
     train_set, gap_set, val_set = checkpoint.data.parts(data_source)
     held_out = bool(with_polarity(val_set) or with_polarity(gap_set))
-    stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, held_out)
+    _check_holdout_run(holdout_run, held_out)
+    unseen_tweets = unseen.data.splits(data_source)[1] if unseen is not None else []
+    unseen_related = _unseen_relatedness(unseen, unseen_tweets, related_threshold) if checkpoint.related else None
+    if unseen_related is not None:
+        related_threshold = unseen_related["threshold"]
+    stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, related_threshold)
     encoder = checkpoint.encoder()
     calibration_inputs = representative_inputs(encode_examples(encoder, train_set), encoder, calibration)
     converted = convert(checkpoint, variants, calibration_inputs)
@@ -109,10 +124,11 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         for key in [k for k in ("framework_validation", "framework_gap") if metrics.get(k)]:
             metrics[key] = {**metrics[key], "model": f"the float model {_run_line(holdout_run)}"}
     if unseen is not None:
-        held = {e.entity_id: e.entity for e in unseen.data.splits(data_source)[1]}
+        held = {e.entity_id: e.entity for e in unseen_tweets}
         metrics["unseen_entities"] = {**unseen.validation_metrics(),
                                       "entities": [held[i] for i in UNSEEN_ENTITIES if i in held],  # their names
-                                      "model": f"the float model trained without these entities ({_run_line(unseen)})"}
+                                      "model": f"the float model trained without these entities ({_run_line(unseen)})",
+                                      **({"relatedness_at_threshold": unseen_related} if unseen_related else {})}
 
     def evaluate(tmp: Path) -> dict:
         if not held_out:
@@ -129,27 +145,62 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         bundles.append(write_bundle(
             target, flatbuffer=flatbuffer, checkpoint=checkpoint, quantization=variant, name=name, version=version,
             extra={"conversion": note, "training": training, "command": command, "metrics": dict(metrics),
+                   **({"related_threshold": related_threshold} if related_threshold is not None else {}),
                    **({"notes": notes} if notes else {})},
             evaluate=evaluate,
         ))
     return bundles
 
 
-def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], out: Path, command: str,
-                     threads: int | None, data_source: str | None, held_out: bool) -> dict[str, dict]:
-    """Validation and gap figures per variant of the same recipe trained with a time holdout, converted and scored
-    the same way, for a checkpoint trained on everything (none of its own tweets are unseen)."""
+class ThresholdSource(str, Enum):
+    """Where a bundle's relatedness threshold came from, as its manifest's unseen-entity figures say."""
+
+    GIVEN = "given"
+    CHOSEN = "the highest macro-F1 on these tweets"
+
+
+def _unseen_relatedness(unseen: Checkpoint | None, tweets: Sequence[Example], threshold: float | None) -> dict | None:
+    """The float model trained without the unseen entities, scored on their tweets' relatedness at ``threshold``
+    or, where none is given, at the one of highest macro-F1 there (``threshold`` and ``chosen`` in the figures);
+    None without that model or without relatedness labels there to score."""
+    tweets = [e for e in tweets if e.related is not None]
+    if unseen is None or not tweets:
+        return None
+    gold = [e.related for e in tweets]
+    if threshold is None and len(set(gold)) < 2:
+        raise BuildError(f"checkpoint {unseen.path}: its unseen entities' tweets are all "
+                         f"{'related' if gold[0] else 'unrelated'}; no threshold can be chosen on them "
+                         f"(give --related-threshold)")
+    encoder = unseen.encoder()
+    _, probability = predict(unseen.model(), encoder, encode_examples(encoder, tweets))
+    source = ThresholdSource.GIVEN if threshold is not None else ThresholdSource.CHOSEN
+    threshold = best_threshold(gold, probability) if threshold is None else threshold
+    return {**relatedness_metrics(gold, probability, threshold), "threshold": threshold, "chosen": source.value}
+
+
+def _check_holdout_run(holdout_run: Checkpoint | None, held_out: bool) -> None:
+    """Refuse a --holdout-run that cannot stand in for this checkpoint's figures, before anything is computed."""
     if holdout_run is None:
-        return {}
+        return
     if held_out:
         raise BuildError("--holdout-run measures a checkpoint trained on everything: this one has held-out tweets "
                          "(a validation split or a time gap)")
     if holdout_run.data.holdout.holdout is not Holdout.TIME or not holdout_run.validation_metrics():
         raise BuildError(f"checkpoint {holdout_run.path} was not trained with a time holdout and validated")
+
+
+def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], out: Path, command: str,
+                     threads: int | None, data_source: str | None, related_threshold: float | None) -> dict[str, dict]:
+    """Validation and gap figures per variant of the same recipe trained with a time holdout, converted and scored
+    the same way (relatedness at ``related_threshold``), for a checkpoint trained on everything (none of its own
+    tweets are unseen)."""
+    if holdout_run is None:
+        return {}
     figures = {}
     with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".holdout-run-") as tmp:
         for bundle in package_checkpoint(holdout_run, variants, Path(tmp) / "bundle", name="holdout-run",
-                                         version="0.0.0", command=command, threads=threads, data_source=data_source):
+                                         version="0.0.0", command=command, threads=threads, data_source=data_source,
+                                         related_threshold=related_threshold):
             metrics = bundle.manifest()["metrics"]
             model = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
                      f"{bundle.quantization}; this bundle saw these tweets")

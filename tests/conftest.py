@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import sys
@@ -62,6 +63,24 @@ def tiny_bundle_copy(tmp_path: Path) -> Path:
     target = tmp_path / "bundle"
     shutil.copytree(TINY_BUNDLE, target)
     return target
+
+
+def with_related_threshold(bundle: Path, target: Path, threshold: float) -> Path:
+    """A copy of ``bundle`` at ``target`` whose manifest sets ``related_threshold`` (no checksum covers the manifest)."""
+    shutil.copytree(bundle, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["related_threshold"] = threshold
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+def splitting_threshold(probabilities) -> float:
+    """A threshold between the middle two distinct ``probabilities`` (rounded to 6 decimals, as results are), half a
+    unit of the 6th decimal off each, so that some fall on each side of it whether rounded or not."""
+    values = sorted(set(probabilities))
+    assert len(values) > 1, "the probabilities do not differ"
+    middle = len(values) // 2
+    return round((values[middle - 1] + values[middle]) / 2, 7)
 
 
 def real_bundles() -> list[Path]:

@@ -7,7 +7,7 @@ import pytest
 from app.config import Config
 from app.server import create_app
 from bench.server import metric_value
-from tests.conftest import TINY_BUNDLE, TINY_RELATED_BUNDLE
+from tests.conftest import TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_related_threshold
 
 TOKEN = "test-token-0123456789abcdef"
 
@@ -143,8 +143,31 @@ def test_related_in_results_and_counted_where_the_bundle_has_that_head(client):
     assert related + unrelated - metric_value(before, "reputation_predictions_total") == 3
     assert related_client.get("/v1/model").get_json()["outputs"] == ["polarity", "related"]
     plain = post(client, tweets[0]).get_json()
-    assert "related" not in plain
+    assert not {"related", "about"} & set(plain)
     assert 'related="unknown"' in client.get("/metrics").get_data(as_text=True)
+
+
+def test_about_follows_the_bundles_threshold_in_results_metrics_model_and_document(tmp_path):
+    """A bundle's related_threshold decides `about` in every result and the predictions counter's related label;
+    /v1/model states it and the OpenAPI document requires `about` beside `related`."""
+    tweets = [{"text": text, "entity": "Acme"} for text in
+              ("Acme recalls phones", "acme of perfection", "Acme shares up 5%", "lunch at acme cafe", "I love Acme")]
+    plain = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1)).test_client()
+    related = [r["related"] for r in post(plain, {"tweets": tweets}).get_json()["results"]]
+    threshold = splitting_threshold(related)
+    client = create_app(Config(bundle=with_related_threshold(TINY_RELATED_BUNDLE, tmp_path / "bundle", threshold),
+                                threads=1)).test_client()
+    results = post(client, {"tweets": tweets}).get_json()["results"]
+    assert [r["related"] for r in results] == related
+    assert [r["about"] for r in results] == [p >= threshold for p in related] and {r["about"] for r in results} == {
+        True, False}
+    assert post(client, tweets[0]).get_json()["about"] is results[0]["about"]
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric_value(text, "reputation_predictions_total", related="related") == sum(p >= threshold for p in related) + \
+        results[0]["about"]
+    assert client.get("/v1/model").get_json()["related_threshold"] == threshold
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    assert all("about" in schemas[name]["required"] for name in ("Result", "SingleResult"))
 
 
 def test_auth_required_except_health(auth_client):
@@ -187,7 +210,7 @@ def test_openapi_states_this_service_limits_and_labels(client):
     assert schemas["Batch"]["properties"]["tweets"]["maxItems"] == 4
     assert {f["maxLength"] for f in schemas["Tweet"]["properties"].values()} == {200}
     assert schemas["Result"]["properties"]["label"]["enum"] == ["positive", "neutral", "negative"]
-    assert "related" not in schemas["Result"]["properties"]
+    assert not {"related", "about"} & set(schemas["Result"]["properties"])
     related = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1, max_tweets=7)).test_client()
     schemas = related.get("/openapi.json").get_json()["components"]["schemas"]
     assert schemas["Batch"]["properties"]["tweets"]["maxItems"] == 7

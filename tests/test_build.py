@@ -313,6 +313,10 @@ def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, 
     assert metrics["relatedness"]["model"] == metrics["validation"]["model"]
     assert str(tmp / "run" / "best") in metrics["validation"]["model"] and not list(tmp_path.glob(".holdout-run-*"))
     assert not {"bundle", "name", "version"} & set(metrics["validation"])  # the stand-in bundle's, not this one's
+    assert metrics["relatedness"]["threshold"] == 0.5  # none given, none chosen
+    cli(*package[:-4], "--related-threshold", "0.3", "--out", str(tmp_path / "at-0.3"))
+    manifest = Bundle.load(tmp_path / "at-0.3").manifest()
+    assert manifest["related_threshold"] == manifest["metrics"]["relatedness"]["threshold"] == 0.3  # the run's too
     assert "give MAJOR.MINOR.PATCH" in refused(*package[:-1], "1.2.0-rc1")  # before minutes of conversion
     assert "this one has held-out tweets" in refused("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"),
                                                      "--holdout-run", str(tmp / "run" / "best"), "--out",

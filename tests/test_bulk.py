@@ -73,7 +73,8 @@ def test_same_labels_and_scores_as_the_offline_command(replab_sample, tmp_path):
     n = len(replab_sample)
     assert f"classified {n} tweets, 4 errors (empty or missing text: 2; line is not a JSON object: 2)" in result.stderr
     table = pq.read_table(out)
-    assert table.schema.names == ["entity", "id", "label", "scores", "related", "error"]  # no text
+    assert table.schema.names == ["entity", "id", "label", "scores", "related", "about", "error"]  # no text
+    assert table.schema.field("about").type == pa.bool_()
     assert table.schema.field("scores").type == pa.struct([(name, pa.float64()) for name in
                                                             ("positive", "neutral", "negative")])
     rows = table.to_pylist()
@@ -81,8 +82,8 @@ def test_same_labels_and_scores_as_the_offline_command(replab_sample, tmp_path):
     classified = {r["id"]: r for r in rows if r["error"] is None}
     assert len(classified) == n and set(classified) == {f"t{i}" for i in range(n)}
     for key, row in classified.items():
-        assert (row["label"], row["scores"], row["related"]) == \
-            (expected[key]["label"], expected[key]["scores"], expected[key]["related"]), key
+        assert [row[k] for k in ("label", "scores", "related", "about")] == \
+            [expected[key][k] for k in ("label", "scores", "related", "about")], key
     assert sorted((r["id"] or "", r["error"]) for r in rows if r["error"]) == [
         ("", "line is not a JSON object"), ("", "line is not a JSON object"), ("blank", "empty or missing text"),
         ("no-text", "empty or missing text")]
@@ -107,13 +108,14 @@ def test_bundle_reached_only_through_spark_files(spark, tmp_path):
     with (FIXTURES / "tweets.csv").open(newline="", encoding="utf-8") as fh:
         source = list(csv.DictReader(fh))
     # The fixture's own label and related columns are kept, renamed.
-    assert set(rows[0]) == {"text", "input_label", "entity", "input_related", "label", "scores", "related", "error"}
+    assert set(rows[0]) == {"text", "input_label", "entity", "input_related", "label", "scores", "related", "about",
+                            "error"}
     assert sorted(r["text"] or "" for r in rows) == sorted(r["text"] for r in source)
     reference = Classifier(Bundle.load(TINY_RELATED_BUNDLE), threads=1)
     for row in rows:
         if row["error"] is None:
             (p,) = reference.classify([row["text"]], [row["entity"] or None])
-            assert (row["label"], row["scores"], row["related"]) == (p.label, p.scores, p.related)
+            assert (row["label"], row["scores"], row["related"], row["about"]) == (p.label, p.scores, p.related, p.about)
     assert sum(r["error"] is None for r in rows) == sum(bool(r["text"].strip()) for r in source)
 
 

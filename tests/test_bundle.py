@@ -60,6 +60,9 @@ def test_missing_file_and_missing_manifest(tiny_bundle_copy):
     (lambda m: m["preprocessing"].update(max_length=4), "max_length"),
     (lambda m: m["files"]["model.tflite"].update(sha256="0" * 64), "sha256"),
     (lambda m: m["files"].update({"../etc/passwd": {"sha256": "0" * 64, "bytes": 1}}), "must not contain a path"),
+    (lambda m: m.update(related_threshold=1), "manifest 'related_threshold': 1 is greater than or equal to"),
+    (lambda m: m.update(related_threshold="high"), "manifest 'related_threshold': 'high' is not of type 'number'"),
+    (lambda m: m.update(related_threshold=0.7), "'related_threshold' is set, but 'outputs' has no 'related'"),
 ])
 def test_manifest_mismatch_is_refused(tiny_bundle_copy, change, fragment):
     path = tiny_bundle_copy / "manifest.json"

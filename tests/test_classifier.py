@@ -5,7 +5,7 @@ import pytest
 
 from app.bundle import Bundle
 from app.classifier import Classifier
-from tests.conftest import real_bundles
+from tests.conftest import TINY_RELATED_BUNDLE, real_bundles, splitting_threshold, with_related_threshold
 
 TWEETS = [
     ("Acme recalls 300000 phones over overheating batteries", "Acme"),
@@ -49,10 +49,27 @@ def test_related_only_where_the_bundle_has_that_head(classifier):
     predictions = classifier.classify([t for t, _ in TWEETS], [e for _, e in TWEETS])
     if classifier.bundle.has_related:
         assert all(0 <= p.related <= 1 for p in predictions)
-        assert all("related" in p.to_dict() for p in predictions)
+        assert all(p.to_dict()["related"] == p.related for p in predictions)
+        assert all(p.to_dict()["about"] is (p.related >= classifier.bundle.related_threshold) for p in predictions)
         assert len({p.related for p in predictions}) > 1  # it reads the tweet
     else:
-        assert all(p.related is None and "related" not in p.to_dict() for p in predictions)
+        assert all(p.related is None and p.about is None for p in predictions)
+        assert all(not {"related", "about"} & set(p.to_dict()) for p in predictions)
+
+
+def test_about_is_the_verdict_at_the_bundles_related_threshold(tmp_path):
+    """A manifest's related_threshold moves the verdict, not the probability; without one it is 0.5."""
+    texts, entities = map(list, zip(*TWEETS))
+    plain = Classifier(Bundle.load(TINY_RELATED_BUNDLE), threads=1).classify(texts, entities)
+    assert Bundle.load(TINY_RELATED_BUNDLE).related_threshold == 0.5
+    assert [p.about for p in plain] == [p.related >= 0.5 for p in plain]
+    threshold = splitting_threshold(p.related for p in plain)
+    bundle = Bundle.load(with_related_threshold(TINY_RELATED_BUNDLE, tmp_path / "bundle", threshold))
+    assert bundle.related_threshold == threshold and bundle.summary()["related_threshold"] == threshold
+    moved = Classifier(bundle, threads=1).classify(texts, entities)
+    assert [p.related for p in moved] == [p.related for p in plain]
+    assert [p.about for p in moved] == [p.related >= threshold for p in plain]
+    assert {p.about for p in moved} == {True, False}
 
 
 def test_scores_are_probabilities(classifier):

@@ -141,3 +141,52 @@ def test_unseen_entity_figures_go_into_the_manifest_and_the_report(unseen_run):
         "--out", str(tmp / "report-variants"))
     report = (tmp / "report-variants" / "report.md").read_text()
     assert "Unseen entities (Acme)" in report and f"| {unseen['accuracy']:.4f}" in report
+    threshold = Bundle.load(tmp / "bundles" / "dynamic-int8").related_threshold
+    assert f"| float32 at {threshold} (the bundles': the highest macro-F1 on these tweets) |" in report
+    assert f"| dynamic-int8 at {threshold} |" in report
+
+
+def test_the_relatedness_threshold_is_chosen_on_the_unseen_entities_or_given(unseen_run, tmp_path):
+    """package --unseen-entities sets the bundle's related_threshold to the lowest of those of highest relatedness
+    macro-F1 on those entities' tweets (the float model trained without them) and records the figures there at it;
+    --related-threshold sets it instead, and one outside (0, 1) is refused. The bundle's own relatedness figures are
+    its verdicts at its threshold."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from app.bundle import Bundle
+    from app.classifier import Classifier
+    from model_build.checkpoint import Checkpoint
+    from model_build.metrics import THRESHOLDS
+    from model_build.train import encode_examples, predict
+    from tests.conftest import splitting_threshold
+
+    run = unseen_run / "run" / "best"
+    package = ["package", "--checkpoint", str(run), "--unseen-entities", str(run), "--calibration", "10"]
+    cli(*package, "--out", str(tmp_path / "chosen"))
+    checkpoint = Checkpoint.load(run)
+    tweets = [e for e in checkpoint.data.splits()[1] if e.related is not None]
+    encoder = checkpoint.encoder()
+    _, probability = predict(checkpoint.model(), encoder, encode_examples(encoder, tweets))
+    gold = [int(e.related) for e in tweets]
+    f1 = {t: f1_score(gold, (probability >= t).astype(int), average="macro") for t in THRESHOLDS}
+    bundle = Bundle.load(tmp_path / "chosen")
+    manifest = bundle.manifest()
+    threshold = manifest["related_threshold"]
+    assert bundle.related_threshold == threshold == min(t for t in THRESHOLDS if f1[t] == max(f1.values()))
+    chosen = manifest["metrics"]["unseen_entities"]["relatedness_at_threshold"]
+    assert (chosen["threshold"], chosen["macro_f1"], chosen["n"]) == (threshold, round(f1[threshold], 4), len(tweets))
+    assert chosen["chosen"] == "the highest macro-F1 on these tweets"
+    assert manifest["metrics"]["validation"]["relatedness"]["threshold"] == threshold
+
+    served = Classifier(bundle, threads=1).classify([e.text for e in tweets], [e.entity for e in tweets])
+    given = splitting_threshold(p.related for p in served)
+    cli(*package, "--related-threshold", str(given), "--out", str(tmp_path / "given"))
+    manifest = Bundle.load(tmp_path / "given").manifest()
+    stated = manifest["metrics"]["unseen_entities"]["relatedness_at_threshold"]
+    assert manifest["related_threshold"] == stated["threshold"] == given and stated["chosen"] == "given"
+    figures = manifest["metrics"]["validation"]["relatedness"]
+    about = [sum(p.related < given for p in served), sum(p.related >= given for p in served)]
+    assert figures["threshold"] == given and np.sum(figures["confusion"], axis=0).tolist() == about
+    assert about != [sum(p.related < 0.5 for p in served), sum(p.related >= 0.5 for p in served)]
+    assert "between 0 and 1" in refused(*package, "--related-threshold", "1", "--out", str(tmp_path / "refused"))

@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE
+from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_related_threshold
 
 
 def run(*args, bundle=TINY_BUNDLE):
@@ -33,16 +33,22 @@ def test_jsonl_to_stdout(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     assert [("label" in x, x["line"]) for x in lines] == [(True, 1), (False, 2), (True, 3)]
-    assert not any("related" in x for x in lines)
+    assert not any({"related", "about"} & set(x) for x in lines)
 
 
-def test_related_written_where_the_bundle_has_that_head(tmp_path):
+def test_related_and_about_written_where_the_bundle_has_that_head(tmp_path):
+    """`about` is the verdict at the bundle's related_threshold (here one between the tweets' probabilities)."""
+    texts = ["acme of perfection", "Acme recalls phones", "lunch at acme cafe", "I love Acme"]
     src = tmp_path / "day.jsonl"
-    src.write_text(json.dumps({"text": "acme of perfection", "entity": "Acme"}) + "\n", encoding="utf-8")
-    result = run(str(src), "--no-progress", bundle=TINY_RELATED_BUNDLE)
+    src.write_text("".join(json.dumps({"text": t, "entity": "Acme"}) + "\n" for t in texts), encoding="utf-8")
+    plain = run(str(src), "--no-progress", bundle=TINY_RELATED_BUNDLE).stdout
+    related = [json.loads(x)["related"] for x in plain.splitlines()]
+    threshold = splitting_threshold(related)
+    result = run(str(src), "--no-progress", bundle=with_related_threshold(TINY_RELATED_BUNDLE, tmp_path / "b", threshold))
     assert result.returncode == 0, result.stderr
-    (line,) = [json.loads(x) for x in result.stdout.splitlines()]
-    assert 0 <= line["related"] <= 1 and line["label"] in line["scores"]
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [x["related"] for x in lines] == related and all(x["label"] in x["scores"] for x in lines)
+    assert [x["about"] for x in lines] == [p >= threshold for p in related] and {x["about"] for x in lines} == {True, False}
 
 
 def test_unreadable_inputs_give_a_clear_error(tmp_path):

@@ -100,7 +100,7 @@ function showResults(texts, entity, results) {
       el("p", { class: "verdict" }, el("span", { class: `label ${r.label}` }, r.label)));
     if (typeof r.related === "number") {
       const about = entity ? `about ${entity}` : "about the entity";
-      item.querySelector(".verdict").append(` ${r.related >= 0.5 ? "" : "not "}${about} (related ${percent(r.related)})`);
+      item.querySelector(".verdict").append(` ${r.about ? "" : "not "}${about} (related ${percent(r.related)})`);
     }
     for (const [label, score] of Object.entries(r.scores)) item.append(scoreBar(label, score));
     list.append(item);
@@ -179,7 +179,8 @@ async function loadModel() {
     ["Version", model.version],
     ["Base model", (model.base_model || "").split("/").pop()],
     ["Input", model.input_format === "entity+text" ? "entity and tweet" : "tweet only"],
-    ["Labels", model.labels.join(", ") + ((model.outputs || []).includes("related") ? "; related to the entity" : "")],
+    ["Labels", model.labels.join(", ") + ((model.outputs || []).includes("related")
+      ? `; about the entity from related ${percent(model.related_threshold)}` : "")],
     ["Quantisation", model.quantization],
     ["Model size", megabytes(model.model_bytes)],
     ["Max length", `${model.max_length} tokens`],
