@@ -160,7 +160,8 @@ def test_evaluate_and_report_commands(built):
     data = str(FIXTURES / "tweets.csv")
     out = cli("evaluate", "--bundle", str(tmp / "bundles" / "dynamic-int8"), "--data", data, "--json", str(tmp / "eval.json"))
     metrics = json.loads((tmp / "eval.json").read_text())
-    assert metrics["relatedness"]["n"] == N_FIXTURES and "relatedness:" in out
+    assert metrics["relatedness"]["n"] == N_FIXTURES and metrics["relatedness"]["threshold"] == 0.5
+    assert "relatedness at 0.5:" in out  # the bundle's threshold: none stated, so 0.5
     assert metrics["n"] == N_POLARITY and 0 <= metrics["accuracy"] <= 1 and metrics["model_bytes"] > 0
     assert set(metrics["per_class"]) == {"positive", "neutral", "negative"} and len(metrics["confusion"]) == 3
     assert metrics["latency"]["median_ms"] > 0 and "macro-F1" in out
