@@ -97,7 +97,8 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         raise BuildError(f"checkpoint {unseen.path} was not trained with --holdout entities")
     if related_threshold is not None and not 0 < related_threshold < 1:
         raise BuildError(f"related threshold {related_threshold}: give a probability strictly between 0 and 1")
-    for other in (c for c in (unseen, holdout_run) if c is not None and c.related != checkpoint.related):
+    other = next((c for c in (unseen, holdout_run) if c is not None and c.related != checkpoint.related), None)
+    if other is not None:
         raise BuildError(f"checkpoint {other.path} {'has' if other.related else 'lacks'} the relatedness head that "
                          f"{checkpoint.path} {'has' if checkpoint.related else 'lacks'}: not the same recipe")
     if related_threshold is not None and not checkpoint.related:

@@ -190,3 +190,12 @@ def test_the_relatedness_threshold_is_chosen_on_the_unseen_entities_or_given(uns
     assert figures["threshold"] == given and np.sum(figures["confusion"], axis=0).tolist() == about
     assert about != [sum(p.related < 0.5 for p in served), sum(p.related >= 0.5 for p in served)]
     assert "between 0 and 1" in refused(*package, "--related-threshold", "1", "--out", str(tmp_path / "refused"))
+    # A run of the recipe without the relatedness head cannot stand in for one with it, nor take a threshold.
+    cli("train", "--data", str(unseen_run / "replab"), "--base", str(unseen_run / "base"), "--input-format",
+        "entity+text", "--holdout", "entities", "--epochs", "1", "--related-weight", "0", "--out",
+        str(tmp_path / "polarity"))
+    polarity = str(tmp_path / "polarity" / "best")
+    assert "lacks the relatedness head that" in refused("package", "--checkpoint", str(run), "--unseen-entities",
+                                                        polarity, "--out", str(tmp_path / "refused"))
+    assert "has no relatedness head" in refused("package", "--checkpoint", polarity, "--related-threshold", "0.5",
+                                                "--out", str(tmp_path / "refused"))
