@@ -70,7 +70,7 @@ default-bundle: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	    --variants dynamic-int8 --out bundles/default --name replab-polarity-minilm --version 1.3.0 --threads 1 \
 	    --notes "$(NOTES)"
 	$(BUILD) package --data $(DATA) --checkpoint runs/mt-time2-stack-s13/best \
-	    --unseen-entities runs/mt-entities-stack-s14/best --variants float32,float16,dynamic-int8,full-int8 \
+	    --unseen-entities runs/mt-entities-stack-s14/best --variants float32,float16,dynamic-int8 \
 	    --out build/bundles --name replab-polarity-minilm --version 1.3.0 --threads 1
 	$(BUILD) report --data $(DATA) --checkpoint runs/mt-time2-stack-s13/best --bundles build/bundles \
 	    --out docs/report --threads 1
