@@ -87,7 +87,8 @@ default-bundle: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 # first as logistic regressions on the base's frozen features (--probe-first: LP-FT; and with --probe-c 0.01; seeds
 # 14 and 15 of --probe-first after its seed 13 led on the gap's tweets; --probe-first, --pooling mean, the emotion
 # tweets and label smoothing together, three seeds, and without the 12 unseen entities, seeds 13 and 14; the same
-# without --pooling mean, and with --pooling mean-cls: the mean for polarity, [CLS] for relatedness). Each run's line
+# without --pooling mean, and with --pooling mean-cls: the mean for polarity, [CLS] for relatedness; and with
+# layer-wise learning-rate decay, --layer-decay 0.8; and soups of the four's seeds). Each run's line
 # also scores it on the gap's tweets when it ends, or, for a run that finished before that, when rerun.
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
 # shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe); rerun to resume.
@@ -148,6 +149,11 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	    --probe-first --label-smoothing 0.1 --out runs/mt-time2-stack-mcls-s$$seed || exit 1; done
 	$(BUILD) train $(RECIPE) --sentiment $(EMOTION_SENTIMENT) --pooling mean-cls --probe-first --label-smoothing 0.1 \
 	    --holdout entities --out runs/mt-entities-stack-mcls-s13
+	$(BUILD) train $(TIMEGAP) --seed 13 $(STACK) --layer-decay 0.8 --out runs/mt-time2-stack-lld08-s13
+	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
+	    --out runs/soup-time2-stack-s13-14
+	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
+	    --checkpoint runs/mt-time2-stack-s15/best --out runs/soup-time2-stack-s13-15
 # and the runs without the 12 unseen entities of the README's naming table (1.2.0's recipe, seed 13 as 1.2.0's
 # default-bundle trained it; seed 14 of both on 2026-12-05) and of its pooling and linear-probe paragraphs
 # (--pooling mean, seeds 13 and 14, and --probe-first, seeds 13 and 14, 2026-12-05)

@@ -1,4 +1,5 @@
-"""Command line of the build side: train, pretrain, package (convert and quantise), evaluate, report, curve, init-random.
+"""Command line of the build side: train, pretrain, soup, package (convert and quantise), evaluate, report, curve,
+init-random.
 It parses and dispatches; the work is in the modules it names."""
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def cmd_train(args) -> int:
         class_weighting=ClassWeighting(args.class_weighting), related_weight=args.related_weight,
         patience=args.patience, seed=args.seed, device=Device(args.device), threads=args.threads, distillation=distillation,
         checkpoint_every=args.checkpoint_every, average_last=args.average_last, label_smoothing=args.label_smoothing,
-        focal_gamma=args.focal_gamma, pooling=Pooling(args.pooling) if args.pooling else None,
+        focal_gamma=args.focal_gamma, layer_decay=args.layer_decay, pooling=Pooling(args.pooling) if args.pooling else None,
         probe=LinearProbe(**({} if args.probe_c is None else {"c": args.probe_c})) if args.probe_first else None,
         sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
                                                     {"weight": args.sentiment_weight})) if args.sentiment else None,
@@ -171,6 +172,13 @@ def cmd_curve(args) -> int:
     return 0
 
 
+def cmd_soup(args) -> int:
+    from .soup import make_soup
+
+    make_soup(args.checkpoint, Path(args.out), args.command_line)
+    return 0
+
+
 def cmd_init_random(args) -> int:
     from .random_init import save_random_model
 
@@ -215,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="spread EPS of each gold polarity label over all labels (Szegedy et al. 2016)")
     p.add_argument("--focal-gamma", type=float, metavar="GAMMA",
                    help="scale each tweet's polarity loss by (1 - p_gold) ** GAMMA: the focal loss (Lin et al. 2017)")
+    p.add_argument("--layer-decay", type=float, metavar="F",
+                   help="layer-wise learning-rate decay: each encoder layer learns at F times the rate of the one "
+                        "above, the embeddings below the lowest too, the heads at --learning-rate (ELECTRA-style; "
+                        "default: one rate)")
     p.add_argument("--pooling", choices=[v.value for v in Pooling],
                    help="what the heads read: cls, the [CLS] token through BERT's pooler (default); mean, the mean "
                         "of the tokens' last hidden states (the pooling sentence-embedding bases were trained with); "
@@ -339,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", required=True, help="folder for the runs and the added tweets' files (tweet texts)")
     p.add_argument("--out", required=True, help="folder for curve.json, curve.md and curve.png")
     p.set_defaults(func=cmd_curve)
+
+    p = sub.add_parser("soup", help="average the weights of runs of one recipe (seeds) into one model; OUT/best")
+    p.add_argument("--checkpoint", action="append", required=True,
+                   help="a 'train' run's best/; give it once per run, at least twice")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_soup)
 
     p = sub.add_parser("init-random", help="save a randomly initialised encoder in Hugging Face layout")
     p.add_argument("--arch", choices=[a.value for a in Architecture], default=Architecture.MOBILEBERT.value)

@@ -4,6 +4,7 @@ says ([CLS] through the pooler, the tokens' mean, or the mean for the label head
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -13,6 +14,7 @@ from .settings import POOLING_CONFIG_KEY, Pooling
 
 RELATED_HEAD_FILE = "related_head.safetensors"
 SENTIMENT_HEAD_FILE = "sentiment_head.safetensors"  # an auxiliary task's head: trained, never converted or served
+_ENCODER_LAYER = re.compile(r"\.layer\.(\d+)\.")  # BERT's and MobileBERT's encoder.layer.N.
 
 
 class ReputationModel(torch.nn.Module):
@@ -82,6 +84,18 @@ class ReputationModel(torch.nn.Module):
         mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
         mean = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1)
         return mean, mean if pooling.related_reads_mean else cls
+
+    def layer_rates(self, decay: float) -> dict[str, float]:
+        """Each parameter's learning-rate factor under layer-wise decay (ELECTRA-style, Clark et al. 2020): 1 for the
+        heads and the pooler, ``decay ** k`` for the k-th encoder layer from the top, ``decay ** (layers + 1)`` for
+        the embeddings, so that fine-tuning moves the base's lower layers less."""
+        layers = self.config.num_hidden_layers
+        rates = {}
+        for name, _ in self.named_parameters():
+            layer = _ENCODER_LAYER.search(name)
+            depth = int(layer.group(1)) + 1 if layer else 0 if ".embeddings." in name else layers + 1
+            rates[name] = decay ** (layers + 1 - depth)
+        return rates
 
     def heads(self) -> tuple[torch.nn.Linear, torch.nn.Linear | None, torch.nn.Linear | None]:
         """The polarity, relatedness and sentiment heads (None for one the model lacks)."""

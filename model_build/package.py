@@ -117,7 +117,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     summary = checkpoint.summary
     training = {k: summary.get(k) for k in ("config", "data", "load", "train_examples", "validation_examples",
                                             "train_label_counts", "train_related_counts", "token_lengths",
-                                            "history", "best_epoch", "command", "seconds")}
+                                            "history", "best_epoch", "command", "seconds", "soup")}
     measured = holdout_run or checkpoint
     metrics = {"framework_validation": measured.validation_metrics(),
                **({"framework_gap": measured.summary["gap"]} if "gap" in measured.summary else {})}
@@ -232,7 +232,10 @@ def _run_line(checkpoint: Checkpoint) -> str:
     summary = checkpoint.summary
     config = summary.get("config", {})
     distilled, sentiment = config.get("distillation"), config.get("sentiment")
-    return (f"{checkpoint.path}: best epoch {summary.get('best_epoch')} of {config.get('epochs')}, learning rate "
+    soup = summary.get("soup")
+    trained = (f"a soup of {len(soup)} runs of {config.get('epochs')} epochs" if soup else
+               f"best epoch {summary.get('best_epoch')} of {config.get('epochs')}")
+    return (f"{checkpoint.path}: {trained}, learning rate "
             f"{config.get('learning_rate')}, relatedness weight {config.get('related_weight', 1.0)}, "
             f"seed {config.get('seed')}"
             + (f", distilled from {len(distilled['teachers'])} teachers (weight {distilled['weight']}, temperature "

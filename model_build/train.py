@@ -67,6 +67,7 @@ class TrainConfig:
     sentiment: SentimentTask | None = None  # an auxiliary task on its own head
     pooling: Pooling | None = None  # what the heads read from --base (None: cls; --init keeps its checkpoint's)
     probe: LinearProbe | None = None  # the heads fitted on the base's frozen features before fine-tuning (LP-FT)
+    layer_decay: float | None = None  # each layer's learning rate this times the one above's (ReputationModel.layer_rates)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -80,6 +81,8 @@ class TrainConfig:
             raise BuildError(f"averaging needs at least 2 checkpoints, got {self.average_last}")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise BuildError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise BuildError(f"the layer-wise learning-rate decay must be in (0, 1], got {self.layer_decay}")
         if self.focal_gamma is not None and not self.focal_gamma > 0:
             raise BuildError(f"the focal loss's gamma must be positive, got {self.focal_gamma}")
         if self.sentiment is not None and self.init is not None:
@@ -175,6 +178,11 @@ def pooled_features(model, encoder: TweetEncoder, encodings, batch_size: int = 1
             if related is not labels:
                 related[rows] = read_by_related.float().cpu().numpy()
     return labels, related
+
+
+def mean_weights(states: Sequence[dict]) -> dict:
+    """The element-wise mean of state dicts with the same keys (as float tensors)."""
+    return {k: sum(s[k].float() for s in states) / len(states) for k in states[0]}
 
 
 def validation_metrics(examples: Sequence[Example], logits: np.ndarray, related: np.ndarray | None) -> dict:
@@ -311,8 +319,9 @@ def _trainer_class():
 
         def __init__(self, *args, polarity_weights: np.ndarray, related_weight: float, validate,
                      distillation: Distillation | None, label_smoothing: float, focal_gamma: float,
-                     sentiment_weight: float, **kwargs):
+                     sentiment_weight: float, layer_decay: float | None, **kwargs):
             super().__init__(*args, **kwargs)
+            self.layer_decay = layer_decay
             self.class_weights = torch.tensor(polarity_weights, dtype=torch.float32, device=self.args.device)
             self.related_weight = related_weight
             self.validate = validate
@@ -320,6 +329,23 @@ def _trainer_class():
             self.label_smoothing = label_smoothing
             self.focal_gamma = focal_gamma
             self.sentiment_weight = sentiment_weight
+
+        def create_optimizer(self):
+            """Trainer's optimizer; under layer-wise decay, one parameter group per learning rate and weight decay."""
+            if self.layer_decay is None or self.optimizer is not None:
+                return super().create_optimizer()
+            decayed = set(self.get_decay_parameter_names(self.model))
+            groups: dict[tuple[float, bool], list] = {}
+            for name, rate in self.model.layer_rates(self.layer_decay).items():
+                parameter = self.model.get_parameter(name)
+                if parameter.requires_grad:
+                    groups.setdefault((rate, name in decayed), []).append(parameter)
+            optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+            self.optimizer = optimizer_cls(
+                [{"params": params, "lr": self.args.learning_rate * rate,
+                  "weight_decay": self.args.weight_decay if decays else 0.0}
+                 for (rate, decays), params in groups.items()], **kwargs)
+            return self.optimizer
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             y, r, w = inputs.pop("labels"), inputs.pop("related"), inputs.pop("weight")
@@ -473,7 +499,7 @@ class _Run:
         from safetensors.torch import load_file
 
         states = [load_file(str(c / "model.safetensors")) for c in checkpoints]
-        self.model.load_state_dict({k: sum(s[k].float() for s in states) / len(states) for k in states[0]})
+        self.model.load_state_dict(mean_weights(states))
         self.validate(self.model)
         summary = {**self.summary, "history": self.history,
                    "averaged": [int(c.name.rsplit("-", 1)[1]) for c in checkpoints], "validation": self.last_metrics}
@@ -504,7 +530,7 @@ class _Run:
             polarity_weights=self.polarity_weights,
             related_weight=config.related_weight, validate=self.validate, distillation=config.distillation,
             label_smoothing=config.label_smoothing or 0.0, focal_gamma=config.focal_gamma or 0.0,
-            sentiment_weight=config.sentiment.weight if config.sentiment else 0.0)
+            sentiment_weight=config.sentiment.weight if config.sentiment else 0.0, layer_decay=config.layer_decay)
 
 
 def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val_set: Sequence[Example],

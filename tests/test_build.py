@@ -264,6 +264,25 @@ def test_evaluate_says_when_there_is_nothing_to_score(tmp_path):
                                                         str(FIXTURES / "tiny-bundle"))
 
 
+def test_the_ambiguous_names_the_readme_scores_are_one_brand_tweet_and_one_other_sense_each(tmp_path):
+    """docs/ambiguous-names.csv, the README's command on it: every name once about the brand (with polarity) and
+    once in its other sense, all 40 scored for relatedness at the bundle's threshold, the line it prints ours."""
+    from model_build.data import load_table
+    from tests.conftest import DEFAULT_BUNDLE
+
+    examples, report = load_table(ROOT / "docs" / "ambiguous-names.csv", unrelated=True)
+    assert report.kept == len(examples) == 40 and not report.dropped
+    by_name = {name: sorted((e.related, e.label is not None) for e in examples if e.entity == name)
+               for name in {e.entity for e in examples}}
+    assert len(by_name) == 20 and set(map(tuple, by_name.values())) == {((False, False), (True, True))}
+    out = cli("evaluate", "--data", str(ROOT / "docs" / "ambiguous-names.csv"), "--bundle", str(DEFAULT_BUNDLE),
+              "--threads", "1", "--json", str(tmp_path / "ambiguous.json"))
+    threshold = Bundle.load(DEFAULT_BUNDLE).related_threshold
+    figures = json.loads((tmp_path / "ambiguous.json").read_text())
+    assert figures["relatedness"]["n"] == 40 and figures["relatedness"]["threshold"] == threshold
+    assert f"relatedness at {threshold}: n=40" in out
+
+
 def test_evaluate_pairs_replab_tweets_with_full_names_on_request(tmp_path):
     from tests.test_data import write_replab
 

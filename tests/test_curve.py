@@ -19,8 +19,9 @@ def _q(*cells) -> str:
     return "\t".join(f'"{c}"' for c in cells) + "\n"
 
 
-def write_replab(root):
-    """A RepLab 2013 training tree of the fixture tweets: one unseen entity and one seen, timestamps in order."""
+def write_replab(root, unseen_unrelated: bool = True):
+    """A RepLab 2013 training tree of the fixture tweets: one unseen entity and one seen, timestamps in order;
+    without ``unseen_unrelated``, the unseen entity's unrelated tweets are left out."""
     for sub in ("tweet_info", "texts", "goldstandard"):
         (root / "training" / sub).mkdir(parents=True)
     (root / "replab2013_entities.tsv").write_text(
@@ -33,6 +34,8 @@ def write_replab(root):
         texts = [_q("tweet_id", "author", "entity_id", "text")]
         for i in range(n):
             row = FIXTURE_ROWS[i % len(FIXTURE_ROWS)]
+            if entity == UNSEEN and not unseen_unrelated and row["related"] == "unrelated":
+                continue
             info.append(_q(i, "a", entity, "u", "EN", 1000 + i, "", "", "", -1))
             texts.append(_q(i, "a", entity, f"{row['text']} {i}".replace('"', "'")))
             filtering.append(_q(entity, i, "UNRELATED" if row["related"] == "unrelated" else "RELATED"))
@@ -199,3 +202,22 @@ def test_the_relatedness_threshold_is_chosen_on_the_unseen_entities_or_given(uns
                                                         polarity, "--out", str(tmp_path / "refused"))
     assert "has no relatedness head" in refused("package", "--checkpoint", polarity, "--related-threshold", "0.5",
                                                 "--out", str(tmp_path / "refused"))
+
+
+def test_unseen_tweets_all_related_take_a_given_threshold_only(unseen_run, tmp_path):
+    """No threshold can be chosen where the unseen entities' tweets are of one class: a one-line refusal, and
+    --related-threshold packages the same run."""
+    from app.bundle import Bundle
+
+    write_replab(tmp_path / "replab", unseen_unrelated=False)
+    cli("train", "--data", str(tmp_path / "replab"), "--base", str(unseen_run / "base"), "--input-format",
+        "entity+text", "--holdout", "entities", "--epochs", "1", "--learning-rate", "1e-3", "--out", str(tmp_path / "run"))
+    run = str(tmp_path / "run" / "best")
+    package = ["package", "--checkpoint", run, "--unseen-entities", run, "--calibration", "10"]
+    assert "unseen entities' tweets are all related; no threshold can be chosen on them (give --related-threshold)" \
+        in refused(*package, "--out", str(tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()
+    cli(*package, "--related-threshold", "0.6", "--out", str(tmp_path / "given"))
+    stated = Bundle.load(tmp_path / "given").manifest()["metrics"]["unseen_entities"]["relatedness_at_threshold"]
+    assert stated["threshold"] == 0.6 and stated["chosen"] == "given"
+    assert stated["per_class"]["related"]["support"] == stated["n"] > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,6 +266,121 @@ def test_fine_tuning_starts_from_the_probed_heads_and_records_the_probe(teachers
     assert not np.allclose(load_file(str(best.path / "model.safetensors"))["classifier.weight"], plain)
 
 
+@pytest.mark.parametrize("arch", ["bert", "mobilebert"])
+def test_layer_rates_fall_by_the_decay_from_the_heads_down_to_the_embeddings(tmp_path, arch):
+    from model_build.model import ReputationModel
+
+    cli("init-random", "--arch", arch, "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out",
+        str(tmp_path / "base"))
+    model = ReputationModel.from_base(str(tmp_path / "base"), LABELS, related=True, sentiment=True)
+    rates, layers = model.layer_rates(0.5), model.config.num_hidden_layers
+    assert rates.keys() == dict(model.named_parameters()).keys() and layers >= 2
+    for name, rate in rates.items():
+        if ".embeddings." in name:
+            assert rate == 0.5 ** (layers + 1), name
+        elif f".layer.{layers - 1}." in name:
+            assert rate == 0.5, name
+        elif ".layer.0." in name:
+            assert rate == 0.5 ** layers, name
+        elif name.startswith(("related_head.", "sentiment_head.", "classifier.classifier.")) or ".pooler." in name:
+            assert rate == 1, name
+    assert sorted(set(rates.values())) == [0.5 ** k for k in range(layers + 1, -1, -1)]
+
+
+def test_under_layer_decay_fine_tuning_moves_each_layer_less_than_the_one_above(teachers, tmp_path):
+    """``train --layer-decay 0.01`` against the same run with one learning rate: the heads move as much, each layer
+    below about a hundredth of the one above (Adam's steps scale with the rate, whatever the gradient)."""
+    from safetensors.numpy import load_file
+
+    from model_build.model import ReputationModel
+
+    tmp, common = teachers
+    base = {k: v.detach().numpy() for k, v in
+            ReputationModel.from_base(str(tmp / "base"), LABELS, related=True).classifier.state_dict().items()}
+
+    def moved(run: Path) -> list[float]:
+        """How far the run moved the embeddings and each encoder layer from where they started."""
+        weights = load_file(str(run / "best" / "model.safetensors"))
+        layers = sorted({int(k.split(".layer.")[1].split(".")[0]) for k in weights if ".layer." in k})
+        parts = [".embeddings.", *(f".layer.{i}." for i in layers)]
+        return [max(float(np.abs(weights[k] - base[k]).max()) for k in weights if part in k) for part in parts]
+
+    cli(*common, "--seed", "1", "--layer-decay", "0.01", "--out", str(tmp_path / "decayed"))
+    cli(*common, "--seed", "1", "--learning-rate", "0", "--out", str(tmp_path / "start"))  # the heads as drawn
+    decayed, plain = moved(tmp_path / "decayed"), moved(tmp / "t1")
+    assert all(m > 1e-4 for m in plain), plain
+    assert all(below < 0.05 * above for below, above in zip(decayed, decayed[1:])), decayed
+    assert decayed[-1] < 0.05 * plain[-1]  # the top layer at a hundredth of the rate
+    head = {run: load_file(str(run / "best" / "model.safetensors"))["classifier.weight"]
+            for run in (tmp_path / "decayed", tmp / "t1", tmp_path / "start")}
+    start = head.pop(tmp_path / "start")
+    assert np.abs(head[tmp_path / "decayed"] - start).max() > 0.5 * np.abs(head[tmp / "t1"] - start).max()
+
+
+def test_a_soup_is_the_mean_of_its_runs_weights_validated_and_packaged_as_one_model(teachers, tmp_path):
+    """``soup``: the element-wise mean of seeds' weights (heads too), its own validation and gap figures, a checkpoint
+    that packages like any other and says it is a soup; a soup of one run twice is that run."""
+    from safetensors.numpy import load_file
+
+    from model_build.train import validation_metrics
+
+    tmp, common = teachers
+    cli(*common, "--seed", "3", "--out", str(tmp_path / "t3"))
+    runs = [tmp / "t1" / "best", tmp_path / "t3" / "best"]
+    out = cli("soup", "--checkpoint", str(runs[0]), "--checkpoint", str(runs[1]), "--out", str(tmp_path / "soup"))
+    soup = Checkpoint.load(tmp_path / "soup" / "best")
+    assert "soup of 2: validation accuracy" in out and "gap tweets (" in out
+    for name in ("model.safetensors", "related_head.safetensors"):
+        first, second = (load_file(str(run / name)) for run in runs)
+        mean = load_file(str(soup.path / name))
+        assert mean.keys() == first.keys() and any(not np.allclose(first[k], second[k]) for k in first), name
+        for key, value in mean.items():
+            assert np.allclose(value, (first[key] + second[key]) / 2, atol=1e-6), key
+    assert [(i["checkpoint"], i["seed"]) for i in soup.summary["soup"]] == [(str(runs[0]), 1), (str(runs[1]), 3)]
+    assert soup.summary["config"]["seed"] == [1, 3] and "history" not in soup.summary
+    _, gap, val = soup.data.parts()
+    encoder = soup.encoder()
+    for part, key in ((val, "validation"), (gap, "gap")):
+        logits, related = predict(soup.model(), encoder, encode_examples(encoder, part))
+        assert soup.summary[key] == json.loads(json.dumps(validation_metrics(part, logits, related))), key
+    cli("package", "--checkpoint", str(soup.path), "--out", str(tmp_path / "bundle"), "--calibration", "10")
+    training = Bundle.load(tmp_path / "bundle").manifest()["training"]
+    assert training["config"]["out_dir"] == str(tmp_path / "soup") and training["soup"] == soup.summary["soup"]
+    made = (tmp_path / "soup" / "best" / "model.safetensors").stat().st_mtime_ns
+    again = cli("soup", "--checkpoint", str(runs[0]), "--checkpoint", str(runs[1]), "--out", str(tmp_path / "soup"))
+    assert "soup made earlier" in again and (tmp_path / "soup" / "best" / "model.safetensors").stat().st_mtime_ns == made
+    cli("soup", "--checkpoint", str(runs[0]), "--checkpoint", str(runs[0]), "--out", str(tmp_path / "same"))
+    same, alone = Checkpoint.load(tmp_path / "same" / "best").summary, Checkpoint.load(runs[0]).summary
+    assert (same["validation"], same["gap"]) == (alone["validation"], alone["gap"])
+
+
+def test_a_soup_of_runs_on_everything_has_no_figures_and_takes_their_place(teachers, tmp_path):
+    """Runs trained on every tweet (as a bundle's are) soup into a checkpoint without validation figures."""
+    tmp, common = teachers
+    for seed in ("1", "3"):
+        cli(*common, "--seed", seed, "--val-fraction", "0", "--gap-fraction", "0", "--out", str(tmp_path / seed))
+    cli("soup", "--checkpoint", str(tmp_path / "1" / "best"), "--checkpoint", str(tmp_path / "3" / "best"),
+        "--out", str(tmp_path / "soup"))
+    soup = Checkpoint.load(tmp_path / "soup" / "best")
+    assert "validation" not in soup.summary and "gap" not in soup.summary
+    assert [i["validation"] for i in soup.summary["soup"]] == [{"accuracy": None, "macro_f1": None}] * 2
+
+
+def test_a_soup_of_different_recipes_or_of_one_run_or_over_a_run_is_refused(teachers, tmp_path):
+    tmp, common = teachers
+    t1, t2 = str(tmp / "t1" / "best"), str(tmp / "t2" / "best")  # [CLS] and the tokens' mean
+    soup = ["soup", "--out", str(tmp_path / "s")]
+    assert "a soup averages at least 2 checkpoints, got 1" in refused(*soup, "--checkpoint", t1)
+    line = refused(*soup, "--checkpoint", t1, "--checkpoint", t2)
+    assert f"checkpoint {t2} differs from {t1} in its pooling, --pooling: a soup averages runs of one recipe" in line
+    cli(*common, "--seed", "3", "--label-smoothing", "0.1", "--out", str(tmp_path / "ls"))
+    assert "in its --label-smoothing: a soup" in refused(*soup, "--checkpoint", t1, "--checkpoint",
+                                                          str(tmp_path / "ls" / "best"))
+    assert not (tmp_path / "s").exists()
+    assert "exists and is not this soup: give a new --out (a soup never replaces a run)" in refused(
+        "soup", "--checkpoint", t1, "--checkpoint", t1, "--out", str(tmp / "t1"))
+
+
 def test_a_probed_run_cut_off_resumes_without_fitting_again_and_one_started_over_fits_again(teachers, tmp_path,
                                                                                               monkeypatch):
     from transformers.trainer_callback import CallbackHandler
@@ -357,6 +473,8 @@ def test_a_teacher_or_init_checkpoint_that_saw_held_out_tweets_is_refused(teache
     (["--checkpoint-every", "0"], "give at least 1"),
     (["--label-smoothing", "1"], "label smoothing must be in [0, 1)"),
     (["--focal-gamma", "0"], "gamma must be positive"),
+    (["--layer-decay", "0"], "decay must be in (0, 1]"),
+    (["--layer-decay", "1.5"], "decay must be in (0, 1]"),
     (["--sentiment-weight", "1"], "give --sentiment"),
     (["--sentiment", "/nonexistent"], "no mapping.txt"),
     (["--sentiment", str(FIXTURES), "--init", "INIT"], "not --init"),

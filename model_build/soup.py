@@ -1,0 +1,91 @@
+"""A model soup: the mean of the weights of several runs of one recipe on one split, started from the same base
+(Wortsman et al. 2022), one model of the served size; validated and scored on the gap as a run of its own."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Sequence
+
+from .checkpoint import Checkpoint, save_checkpoint
+from .data import Example, example_key, with_polarity
+from .errors import BuildError
+from .settings import Pooling
+from .train import encode_examples, mean_weights, predict, score_gap, validation_metrics
+
+# What may differ between a soup's runs: the seed, and where and on what each ran.
+_RUN_ONLY = ("seed", "out_dir", "threads", "device", "checkpoint_every")
+# What a soup's summary keeps of its first run's: how the runs were trained, on what; not what one run did alone.
+_KEPT = ("data", "load", "train_examples", "validation_examples", "sentiment_examples", "train_label_counts",
+         "train_related_counts", "related_head", "pooling", "token_lengths", "max_length")
+
+
+def _check_ingredients(checkpoints: Sequence[Checkpoint]) -> tuple[list[Example], list[Example]]:
+    """Runs of one recipe on one split (their seeds apart), or a one-line refusal naming what differs; the (gap,
+    validation) tweets they share."""
+    first = checkpoints[0]
+
+    def traits(c: Checkpoint) -> dict:
+        config = c.summary["config"]
+        return {"data": replace(c.data, holdout=replace(c.data.holdout, seed=0)),
+                "pooling": Pooling.of(SimpleNamespace(**json.loads((c.path / "config.json").read_text()))),
+                "text settings": c.text_settings, "labels": c.labels, "relatedness head": c.related,
+                "vocabulary": c.vocab_path.read_bytes(),
+                **{f"--{k.replace('_', '-')}": v for k, v in config.items() if k not in _RUN_ONLY}}
+
+    def split(parts) -> list[list[str]]:
+        return [sorted(example_key(e) for e in part) for part in parts]
+
+    expected, parts = traits(first), first.data.parts()
+    for other in checkpoints[1:]:
+        found = traits(other)
+        differs = [name for name in {**expected, **found} if found.get(name) != expected.get(name)]
+        if not differs and split(other.data.parts()) != split(parts):
+            differs = ["split"]
+        if differs:
+            raise BuildError(f"checkpoint {other.path} differs from {first.path} in its {', '.join(differs)}: a soup "
+                             "averages runs of one recipe on one split")
+    return parts[1], parts[2]
+
+
+def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoint:
+    """``out/best``: the mean weights of the checkpoints at ``paths``, with its validation figures, scored once on
+    the gap's tweets (:func:`score_gap`); its summary's ``soup`` lists the runs and their own figures. The same
+    soup made earlier is returned as it is."""
+    if len(paths) < 2:
+        raise BuildError(f"a soup averages at least 2 checkpoints, got {len(paths)}")
+    if (out / "best").exists():
+        earlier = Checkpoint.load(out / "best")
+        if [i["checkpoint"] for i in earlier.summary.get("soup", ())] != [str(p) for p in paths]:
+            raise BuildError(f"{out / 'best'} exists and is not this soup: give a new --out (a soup never replaces "
+                             "a run)")
+        print(f"soup made earlier in {out}: nothing to do")
+        return earlier
+    checkpoints = [Checkpoint.load(p) for p in paths]
+    gap, val = _check_ingredients(checkpoints)
+    models = [c.model() for c in checkpoints]
+    states = [m.state_dict() for m in models]
+    if any(s.keys() != states[0].keys() for s in states[1:]):
+        raise BuildError("the checkpoints' weights differ in their heads: a soup averages runs of one recipe")
+    model = models[0]
+    model.load_state_dict(mean_weights(states))
+    first = checkpoints[0]
+    ingredients = [{"checkpoint": str(c.path), "seed": c.summary["config"].get("seed"),
+                    "best_epoch": c.summary.get("best_epoch"),
+                    "validation": {k: (c.summary.get("validation") or {}).get(k) for k in ("accuracy", "macro_f1")}}
+                   for c in checkpoints]
+    config = {**first.summary["config"], "out_dir": str(out), "seed": [i["seed"] for i in ingredients]}
+    summary = {k: v for k, v in first.summary.items() if k in _KEPT}
+    summary |= {"config": config, "command": command, "soup": ingredients}
+    metrics = logits = None
+    if with_polarity(val):
+        encoder = first.encoder()
+        logits, related = predict(model, encoder, encode_examples(encoder, val))
+        metrics = validation_metrics(val, logits, related)
+        summary["validation"] = metrics
+        print(f"soup of {len(checkpoints)}: validation accuracy {metrics['accuracy']:.4f} "
+              f"macro-F1 {metrics['macro_f1']:.4f}")
+    saved = save_checkpoint(out / "best", model, first.vocab_path, first.text_settings, summary, metrics, logits)
+    return score_gap(saved.path, gap)
