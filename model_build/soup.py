@@ -58,7 +58,7 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
         raise BuildError(f"a soup averages at least 2 checkpoints, got {len(paths)}")
     if (out / "best").exists():
         earlier = Checkpoint.load(out / "best")
-        if [i["checkpoint"] for i in earlier.summary.get("soup", ())] != [str(p) for p in paths]:
+        if [i["checkpoint"] for i in earlier.summary.get("soup", ())] != [str(Path(p)) for p in paths]:
             raise BuildError(f"{out / 'best'} exists and is not this soup: give a new --out (a soup never replaces "
                              "a run)")
         print(f"soup made earlier in {out}: nothing to do")
