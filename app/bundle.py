@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -51,6 +53,12 @@ class Bundle:
     manifest_json: str
     has_related: bool = False
     related_threshold: float = DEFAULT_RELATED_THRESHOLD  # a tweet is about the entity from this probability up
+    label_offsets: tuple[float, ...] = ()  # one per label, added to its polarity logit; () adds nothing
+
+    def adjusted(self, logits: np.ndarray) -> np.ndarray:
+        """Polarity logits (one column per label, in ``labels`` order) with the manifest's label offsets added: what
+        the label and the scores are taken from."""
+        return logits + np.asarray(self.label_offsets, dtype=logits.dtype) if any(self.label_offsets) else logits
 
     def manifest(self) -> dict[str, Any]:
         """A fresh copy of the whole manifest."""
@@ -65,6 +73,8 @@ class Bundle:
         out["max_length"] = self.text_settings.max_length
         if self.has_related:
             out["related_threshold"] = self.related_threshold
+        if any(self.label_offsets):
+            out["label_offsets"] = {label: offset for label, offset in zip(self.labels, self.label_offsets) if offset}
         out["model_bytes"] = self.model_bytes
         return out
 
@@ -82,6 +92,7 @@ class Bundle:
             raise BundleError(f"bundle {root}: {MANIFEST} is not valid JSON ({exc})") from None
         try:
             labels, settings = _validate(manifest)
+            offsets = {k.lower(): v for k, v in manifest.get("label_offsets", {}).items()}
             _verify_files(root, manifest["files"])
         except BundleError as exc:
             raise BundleError(f"bundle {root}: {exc}") from None
@@ -101,6 +112,7 @@ class Bundle:
             manifest_json=json.dumps(manifest, sort_keys=True),
             has_related="related" in manifest.get("outputs", ()),
             related_threshold=float(manifest.get("related_threshold", DEFAULT_RELATED_THRESHOLD)),
+            label_offsets=tuple(float(offsets.get(label, 0.0)) for label in labels),
         )
 
 
@@ -119,6 +131,14 @@ def _validate(manifest: Any) -> tuple[tuple[str, ...], TextSettings]:
         raise BundleError(f"manifest 'labels' {manifest['labels']} differ only in case")
     if "related_threshold" in manifest and "related" not in manifest.get("outputs", ()):
         raise BundleError("manifest 'related_threshold' is set, but 'outputs' has no 'related'")
+    offsets = manifest.get("label_offsets", {})
+    if len({label.lower() for label in offsets}) != len(offsets):
+        raise BundleError(f"manifest 'label_offsets' {sorted(offsets)} names a label twice")
+    for label, offset in offsets.items():
+        if label.lower() not in labels:
+            raise BundleError(f"manifest 'label_offsets' names {label!r}, which is not one of 'labels' {list(labels)}")
+        if not math.isfinite(offset):
+            raise BundleError(f"manifest 'label_offsets.{label}' is {offset}, not a finite number")
     for key in ("model_file", "vocab_file"):
         if manifest[key] not in manifest["files"]:
             raise BundleError(f"manifest '{key}' {manifest[key]!r} has no checksum in 'files'")

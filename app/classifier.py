@@ -17,8 +17,9 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 @dataclass(frozen=True)
 class Prediction:
-    """A tweet's polarity label and scores, and where the bundle has a relatedness head (None otherwise) the
-    probability that it is about the entity and the verdict at the bundle's threshold."""
+    """A tweet's polarity label and scores (the softmax of its logits plus the bundle's label offsets), and where the
+    bundle has a relatedness head (None otherwise) the probability that it is about the entity and the verdict at the
+    bundle's threshold."""
 
     label: str
     scores: dict[str, float]
@@ -134,7 +135,7 @@ class Classifier:
         encodings = self.encoder.encode(texts, entities if self.bundle.pair_input else None)
         labels = self.bundle.labels
         outputs = self.logits(encodings)
-        probabilities = _softmax(outputs[:, : len(labels)])
+        probabilities = _softmax(self.bundle.adjusted(outputs[:, : len(labels)]))
         related = outputs[:, len(labels)] if self.bundle.has_related else [None] * len(encodings)
         return [
             Prediction(labels[int(p.argmax())], {name: round(float(x), 6) for name, x in zip(labels, p)}, len(enc.ids),

@@ -99,8 +99,9 @@ def peers(like: Bundle, stand_in: tuple[Checkpoint, Path], fine_tuned: Checkpoin
     base weights, converted for each runtime), one tweet per call, in alternating chunks. Accuracy: the three on
     ``like`` and the fine-tuned checkpoint it was converted from, when that is here; said to be skipped if not."""
     checkpoint, bundle_path = stand_in
-    systems = [Ours(Bundle.load(bundle_path), threads), PyTorchFloat32(like, checkpoint, threads),
-               OnnxRuntimeInt8(like, checkpoint, threads)]
+    converted = Bundle.load(bundle_path)
+    systems = [Ours(converted, threads), PyTorchFloat32(converted, checkpoint, threads),
+               OnnxRuntimeInt8(converted, checkpoint, threads)]
     predictions = {s.name: [0] * len(tweets) for s in systems}
 
     def run(system):

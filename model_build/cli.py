@@ -106,6 +106,7 @@ def cmd_pretrain(args) -> int:
 
 def cmd_package(args) -> int:
     from .evaluate import format_metrics
+    from .offsets import parse_offset
     from .package import package_checkpoint
 
     unseen = Checkpoint.load(args.unseen_entities) if args.unseen_entities else None
@@ -114,10 +115,13 @@ def cmd_package(args) -> int:
         Checkpoint.load(args.checkpoint), [v.strip() for v in args.variants.split(",") if v.strip()], Path(args.out),
         name=args.name, version=args.version, command=args.command_line, notes=args.notes, calibration=args.calibration,
         threads=args.threads, data_source=args.data, unseen=unseen, holdout_run=holdout_run,
-        related_threshold=args.related_threshold)
+        related_threshold=args.related_threshold,
+        offset=parse_offset(args.negative_offset) if args.negative_offset is not None else None)
     for bundle in bundles:
         print(f"package: wrote {bundle.path} ({bundle.quantization})" + (
-            f", about the entity from a relatedness of {bundle.related_threshold}" if bundle.has_related else ""))
+            f", about the entity from a relatedness of {bundle.related_threshold}" if bundle.has_related else "")
+            + "".join(f", {offset:+g} on the {label} logit" for label, offset in zip(bundle.labels, bundle.label_offsets)
+                      if offset))
         metrics = bundle.manifest()["metrics"]
         if metrics["validation"]:
             print(format_metrics(metrics["validation"]))
@@ -307,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "figures, and the relatedness threshold of highest macro-F1 there")
     p.add_argument("--related-threshold", type=float, help="the relatedness probability from which a tweet is about "
                                                            "the entity (default: chosen on --unseen-entities, else 0.5)")
+    p.add_argument("--negative-offset", metavar="chosen|X",
+                   help="added to the negative logit before the label is taken: 'chosen', the one of highest macro-F1 "
+                        "on the measured run's validation split (-1.5 to 0.5, step 0.1), or a number (default: none)")
     p.add_argument("--holdout-run", help="for a checkpoint trained on everything: the same recipe's checkpoint "
                                          "trained with the time holdout, whose bundle's validation figures it gets")
     p.add_argument("--calibration", type=int, default=100, help="tweets for full-int8 calibration")

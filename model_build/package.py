@@ -17,8 +17,9 @@ from .data import Example, with_polarity
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
 from .metrics import best_threshold, relatedness_metrics
+from .offsets import OffsetSource, in_short, negative_offset, offset_logits
 from .splits import UNSEEN_ENTITIES, Holdout
-from .train import encode_examples, predict
+from .train import encode_examples, predict, validation_metrics
 
 MODEL_FILE = "model.tflite"
 VOCAB_FILE = "vocab.txt"
@@ -80,12 +81,14 @@ def write_bundle(
 def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Path, *, name: str, version: str,
                        command: str, notes: str | None = None, calibration: int = 100, threads: int | None = None,
                        data_source: str | None = None, unseen: Checkpoint | None = None,
-                       holdout_run: Checkpoint | None = None, related_threshold: float | None = None) -> list[Bundle]:
+                       holdout_run: Checkpoint | None = None, related_threshold: float | None = None,
+                       offset: float | OffsetSource | None = None) -> list[Bundle]:
     """Convert a checkpoint to each variant and write one bundle per variant, measured on the checkpoint's own
     validation split and time gap; ``unseen``, the same recipe trained without the unseen entities, adds their
     figures and chooses the relatedness threshold there (unless ``related_threshold`` is given; 0.5 without
     either), and ``holdout_run``, the same recipe trained with a time holdout, measures a checkpoint trained on
-    everything."""
+    everything. ``offset``, added to the negative logit (a number, or OffsetSource.CHOSEN on the measured run's
+    validation split), applies to every figure."""
     from .convert import VARIANTS, convert, representative_inputs
     from .evaluate import evaluate_bundle
 
@@ -107,10 +110,17 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     held_out = bool(with_polarity(val_set) or with_polarity(gap_set))
     _check_holdout_run(holdout_run, held_out)
     unseen_tweets = unseen.data.splits(data_source)[1] if unseen is not None else []
-    unseen_related = _unseen_relatedness(unseen, unseen_tweets, related_threshold) if checkpoint.related else None
+    _check_unseen(unseen, unseen_tweets, related_threshold)
+    measured = holdout_run or checkpoint
+    offsets, offset_figures = {}, {}
+    if offset is not None:
+        value, offset_figures = negative_offset(measured, offset, data_source)
+        offsets = {"negative": value}
+    unseen_polarity, unseen_plain, unseen_related = _unseen_figures(unseen, unseen_tweets, related_threshold, offsets)
     if unseen_related is not None:
         related_threshold = unseen_related["threshold"]
-    stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, related_threshold)
+    stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, related_threshold,
+                                offsets.get("negative"))
     encoder = checkpoint.encoder()
     calibration_inputs = representative_inputs(encode_examples(encoder, train_set), encoder, calibration)
     converted = convert(checkpoint, variants, calibration_inputs)
@@ -118,15 +128,19 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     training = {k: summary.get(k) for k in ("config", "data", "load", "train_examples", "validation_examples",
                                             "train_label_counts", "train_related_counts", "token_lengths",
                                             "history", "best_epoch", "command", "seconds", "soup")}
-    measured = holdout_run or checkpoint
-    metrics = {"framework_validation": measured.validation_metrics(),
-               **({"framework_gap": measured.summary["gap"]} if "gap" in measured.summary else {})}
+    metrics = {"framework_validation": offset_figures.pop("validation", None) or measured.validation_metrics()}
+    if "gap" in offset_figures or "gap" in measured.summary:
+        metrics["framework_gap"] = offset_figures.pop("gap", None) or measured.summary["gap"]
+    if offsets:
+        without = offset_figures.pop("without")
+        metrics["negative_offset"] = {**offset_figures, **({"without": without, "model": f"the float model "
+                                                            f"{_run_line(measured)}"} if without else {})}
     if holdout_run is not None:  # another model's figures: say whose
         for key in [k for k in ("framework_validation", "framework_gap") if metrics.get(k)]:
             metrics[key] = {**metrics[key], "model": f"the float model {_run_line(holdout_run)}"}
     if unseen is not None:
         held = {e.entity_id: e.entity for e in unseen_tweets}
-        metrics["unseen_entities"] = {**unseen.validation_metrics(),
+        metrics["unseen_entities"] = {**unseen_polarity, **({"without_offset": unseen_plain} if unseen_plain else {}),
                                       "entities": [held[i] for i in UNSEEN_ENTITIES if i in held],  # their names
                                       "model": f"the float model trained without these entities ({_run_line(unseen)})",
                                       **({"relatedness_at_threshold": unseen_related} if unseen_related else {})}
@@ -147,6 +161,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
             target, flatbuffer=flatbuffer, checkpoint=checkpoint, quantization=variant, name=name, version=version,
             extra={"conversion": note, "training": training, "command": command, "metrics": dict(metrics),
                    **({"related_threshold": related_threshold} if related_threshold is not None else {}),
+                   **({"label_offsets": offsets} if offsets else {}),
                    **({"notes": notes} if notes else {})},
             evaluate=evaluate,
         ))
@@ -160,23 +175,36 @@ class ThresholdSource(str, Enum):
     CHOSEN = "the highest macro-F1 on these tweets"
 
 
-def _unseen_relatedness(unseen: Checkpoint | None, tweets: Sequence[Example], threshold: float | None) -> dict | None:
-    """The float model trained without the unseen entities, scored on their tweets' relatedness at ``threshold``
-    or, where none is given, at the one of highest macro-F1 there (``threshold`` and ``chosen`` in the figures);
-    None without that model or without relatedness labels there to score."""
-    tweets = [e for e in tweets if e.related is not None]
-    if unseen is None or not tweets:
-        return None
-    gold = [e.related for e in tweets]
-    if threshold is None and len(set(gold)) < 2:
+def _check_unseen(unseen: Checkpoint | None, tweets: Sequence[Example], threshold: float | None) -> None:
+    """Refuse unseen entities whose tweets are all related (or all not) where a threshold is to be chosen on them,
+    before anything is computed."""
+    gold = {e.related for e in tweets if e.related is not None}
+    if unseen is not None and unseen.related and threshold is None and len(gold) == 1:
         raise BuildError(f"checkpoint {unseen.path}: its unseen entities' tweets are all "
-                         f"{'related' if gold[0] else 'unrelated'}; no threshold can be chosen on them "
+                         f"{'related' if gold.pop() else 'unrelated'}; no threshold can be chosen on them "
                          f"(give --related-threshold)")
+
+
+def _unseen_figures(unseen: Checkpoint | None, tweets: Sequence[Example], threshold: float | None,
+                    offsets: dict[str, float]) -> tuple[dict, dict, dict | None]:
+    """The float model trained without the unseen entities, scored on their tweets: polarity with ``offsets``
+    (relatedness at 0.5 under ``relatedness``), in short without them where there are any, and relatedness at
+    ``threshold`` or, where none is given, at the one of highest macro-F1 there (``threshold`` and ``chosen`` in
+    those figures; None without relatedness labels)."""
+    if unseen is None:
+        return {}, {}, None
     encoder = unseen.encoder()
-    _, probability = predict(unseen.model(), encoder, encode_examples(encoder, tweets))
+    logits, related = predict(unseen.model(), encoder, encode_examples(encoder, tweets))
+    polarity = validation_metrics(tweets, offset_logits(logits, offsets), related)
+    plain = in_short(validation_metrics(tweets, logits, related)) if offsets else {}
+    known = [i for i, e in enumerate(tweets) if e.related is not None]
+    if related is None or not known:
+        return polarity, plain, None
+    gold, probability = [tweets[i].related for i in known], related[known]
     source = ThresholdSource.GIVEN if threshold is not None else ThresholdSource.CHOSEN
     threshold = best_threshold(gold, probability) if threshold is None else threshold
-    return {**relatedness_metrics(gold, probability, threshold), "threshold": threshold, "chosen": source.value}
+    return polarity, plain, {**relatedness_metrics(gold, probability, threshold), "threshold": threshold,
+                             "chosen": source.value}
 
 
 def _check_holdout_run(holdout_run: Checkpoint | None, held_out: bool) -> None:
@@ -191,17 +219,18 @@ def _check_holdout_run(holdout_run: Checkpoint | None, held_out: bool) -> None:
 
 
 def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], out: Path, command: str,
-                     threads: int | None, data_source: str | None, related_threshold: float | None) -> dict[str, dict]:
+                     threads: int | None, data_source: str | None, related_threshold: float | None,
+                     offset: float | None) -> dict[str, dict]:
     """Validation and gap figures per variant of the same recipe trained with a time holdout, converted and scored
-    the same way (relatedness at ``related_threshold``), for a checkpoint trained on everything (none of its own
-    tweets are unseen)."""
+    the same way (relatedness at ``related_threshold``, ``offset`` on the negative logit), for a checkpoint trained
+    on everything (none of its own tweets are unseen)."""
     if holdout_run is None:
         return {}
     figures = {}
     with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".holdout-run-") as tmp:
         for bundle in package_checkpoint(holdout_run, variants, Path(tmp) / "bundle", name="holdout-run",
                                          version="0.0.0", command=command, threads=threads, data_source=data_source,
-                                         related_threshold=related_threshold):
+                                         related_threshold=related_threshold, offset=offset):
             metrics = bundle.manifest()["metrics"]
             model = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
                      f"{bundle.quantization}; this bundle saw these tweets")

@@ -106,16 +106,19 @@ class _Comparison:
     encoder: TweetEncoder
     bundles: Sequence[Path]
     threads: int | None
+    offsets: dict[str, float]  # the bundles' label offsets, which the float model is scored with too
 
     def on(self, tweets: Sequence[Example], name: str) -> tuple[dict, dict, dict[str, dict]]:
         """(baseline, float model, each bundle by its quantisation) on ``tweets``, each printed."""
         from .baseline import tfidf_baseline
         from .evaluate import evaluate_bundle, format_metrics
+        from .offsets import offset_logits
         from .train import encode_examples, predict, validation_metrics
 
         baseline = tfidf_baseline(with_polarity(self.train_set), with_polarity(tweets))
         print(f"report, {name}: TF-IDF + logistic regression\n" + format_metrics(baseline))
-        framework = validation_metrics(tweets, *predict(self.model, self.encoder, encode_examples(self.encoder, tweets)))
+        logits, related = predict(self.model, self.encoder, encode_examples(self.encoder, tweets))
+        framework = validation_metrics(tweets, offset_logits(logits, self.offsets), related)
         print(f"report, {name}: PyTorch float32\n" + format_metrics(framework))
         bundles = {}
         for path in self.bundles:
@@ -132,7 +135,6 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
     and plots to ``out``; return the table."""
     from .fsutil import finished_dirs, write_json, write_text
 
-    out.mkdir(parents=True, exist_ok=True)
     train_set, gap_set, val_set = checkpoint.data.parts(data_source)
     if not with_polarity(val_set):
         raise BuildError(f"checkpoint {checkpoint.path} has no validation split to report on (trained on everything)")
@@ -144,12 +146,16 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
         import torch
 
         torch.set_num_threads(threads)
-    compare = _Comparison(train_set, model, checkpoint.encoder(), paths, threads)
+    manifests = [Bundle.load(path).summary() for path in paths]
+    offsets = manifests[0].get("label_offsets", {})
+    if any(m.get("label_offsets", {}) != offsets for m in manifests):
+        raise BuildError(f"{bundles_dir}: the bundles' label offsets differ; report on bundles packaged together")
+    compare = _Comparison(train_set, model, checkpoint.encoder(), paths, threads, offsets)
+    out.mkdir(parents=True, exist_ok=True)
     baseline, framework, bundles = compare.on(val_set, "validation")
     framework["model_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
-    unseen = {}
-    for path in paths:
-        unseen = Bundle.load(path).manifest().get("metrics", {}).get("unseen_entities", unseen)
+    unseen = next((m["metrics"]["unseen_entities"] for m in reversed(manifests)
+                   if "unseen_entities" in m.get("metrics", {})), {})
     rows = comparison_rows(framework, bundles, baseline)
     chosen = chosen if chosen in bundles else next(iter(bundles))
     plot_confusion(bundles[chosen], f"{chosen}, validation", out / "confusion.png")
@@ -157,6 +163,10 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
     table = markdown_table(rows)
     sections = [f"# Variants compared on the validation split ({checkpoint.data.holdout.holdout.value} holdout, "
                 f"n={framework['n']})\n\n{table}\n"]
+    if offsets:
+        sections.append("The float model's polarity labels and every bundle's (not TF-IDF's) are taken with the "
+                        "bundles' offsets on the logits: "
+                        + ", ".join(f"{label} {offset:+g}" for label, offset in offsets.items()) + ".\n")
     related_rows = [(f"{name} at {m['relatedness'].get('threshold', DEFAULT_RELATED_THRESHOLD)}", m["relatedness"])
                     for name, m in [("PyTorch float32", framework), *bundles.items()] if "relatedness" in m]
     if related_rows:

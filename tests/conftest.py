@@ -65,11 +65,11 @@ def tiny_bundle_copy(tmp_path: Path) -> Path:
     return target
 
 
-def with_related_threshold(bundle: Path, target: Path, threshold: float) -> Path:
-    """A copy of ``bundle`` at ``target`` whose manifest sets ``related_threshold`` (no checksum covers the manifest)."""
+def with_manifest(bundle: Path, target: Path, **fields) -> Path:
+    """A copy of ``bundle`` at ``target`` whose manifest sets ``fields`` (no checksum covers the manifest)."""
     shutil.copytree(bundle, target)
     manifest = json.loads((target / "manifest.json").read_text())
-    manifest["related_threshold"] = threshold
+    manifest.update(fields)
     (target / "manifest.json").write_text(json.dumps(manifest))
     return target
 

@@ -7,7 +7,7 @@ import pytest
 from app.config import Config
 from app.server import create_app
 from bench.server import metric_value
-from tests.conftest import TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_related_threshold
+from tests.conftest import TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_manifest
 
 TOKEN = "test-token-0123456789abcdef"
 
@@ -155,7 +155,7 @@ def test_about_follows_the_bundles_threshold_in_results_metrics_model_and_docume
     plain = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1)).test_client()
     related = [r["related"] for r in post(plain, {"tweets": tweets}).get_json()["results"]]
     threshold = splitting_threshold(related)
-    client = create_app(Config(bundle=with_related_threshold(TINY_RELATED_BUNDLE, tmp_path / "bundle", threshold),
+    client = create_app(Config(bundle=with_manifest(TINY_RELATED_BUNDLE, tmp_path / "bundle", related_threshold=threshold),
                                 threads=1)).test_client()
     results = post(client, {"tweets": tweets}).get_json()["results"]
     assert [r["related"] for r in results] == related
@@ -168,6 +168,21 @@ def test_about_follows_the_bundles_threshold_in_results_metrics_model_and_docume
     assert client.get("/v1/model").get_json()["related_threshold"] == threshold
     schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
     assert all("about" in schemas[name]["required"] for name in ("Result", "SingleResult"))
+
+
+def test_label_offsets_decide_labels_in_results_metrics_and_model(tmp_path):
+    """A bundle's label_offsets (a large one on negative here) decide every result's label and scores and the
+    predictions counter's label; /v1/model states them."""
+    tweets = [{"text": text, "entity": "Acme"} for text in ("Acme recalls phones", "I love Acme", "Acme shares up 5%")]
+    plain = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1)).test_client()
+    assert any(r["label"] != "negative" for r in post(plain, {"tweets": tweets}).get_json()["results"])
+    bundle = with_manifest(TINY_RELATED_BUNDLE, tmp_path / "bundle", label_offsets={"negative": 30.0})
+    client = create_app(Config(bundle=bundle, threads=1)).test_client()
+    results = post(client, {"tweets": tweets}).get_json()["results"]
+    assert all(r["label"] == "negative" and r["scores"]["negative"] > 0.99 for r in results)
+    assert metric_value(client.get("/metrics").get_data(as_text=True), "reputation_predictions_total",
+                        label="negative") == len(tweets)
+    assert client.get("/v1/model").get_json()["label_offsets"] == {"negative": 30.0}
 
 
 def test_auth_required_except_health(auth_client):

@@ -63,6 +63,10 @@ def test_missing_file_and_missing_manifest(tiny_bundle_copy):
     (lambda m: m.update(related_threshold=1), "manifest 'related_threshold': 1 is greater than or equal to"),
     (lambda m: m.update(related_threshold="high"), "manifest 'related_threshold': 'high' is not of type 'number'"),
     (lambda m: m.update(related_threshold=0.7), "'related_threshold' is set, but 'outputs' has no 'related'"),
+    (lambda m: m.update(label_offsets={"angry": -0.4}), "'label_offsets' names 'angry', which is not one of"),
+    (lambda m: m.update(label_offsets={"negative": -0.4, "Negative": 1}), "names a label twice"),
+    (lambda m: m.update(label_offsets={"negative": "-0.4"}), "manifest 'label_offsets.negative': '-0.4' is not of type"),
+    (lambda m: m.update(label_offsets={"negative": float("nan")}), "'label_offsets.negative' is nan, not a finite"),
 ])
 def test_manifest_mismatch_is_refused(tiny_bundle_copy, change, fragment):
     path = tiny_bundle_copy / "manifest.json"

@@ -5,7 +5,7 @@ import pytest
 
 from app.bundle import Bundle
 from app.classifier import Classifier
-from tests.conftest import TINY_RELATED_BUNDLE, real_bundles, splitting_threshold, with_related_threshold
+from tests.conftest import TINY_RELATED_BUNDLE, real_bundles, splitting_threshold, with_manifest
 
 TWEETS = [
     ("Acme recalls 300000 phones over overheating batteries", "Acme"),
@@ -64,12 +64,37 @@ def test_about_is_the_verdict_at_the_bundles_related_threshold(tmp_path):
     assert Bundle.load(TINY_RELATED_BUNDLE).related_threshold == 0.5
     assert [p.about for p in plain] == [p.related >= 0.5 for p in plain]
     threshold = splitting_threshold(p.related for p in plain)
-    bundle = Bundle.load(with_related_threshold(TINY_RELATED_BUNDLE, tmp_path / "bundle", threshold))
+    bundle = Bundle.load(with_manifest(TINY_RELATED_BUNDLE, tmp_path / "bundle", related_threshold=threshold))
     assert bundle.related_threshold == threshold and bundle.summary()["related_threshold"] == threshold
     moved = Classifier(bundle, threads=1).classify(texts, entities)
     assert [p.related for p in moved] == [p.related for p in plain]
     assert [p.about for p in moved] == [p.related >= threshold for p in plain]
     assert {p.about for p in moved} == {True, False}
+
+
+def test_label_offsets_move_the_label_and_scores_not_relatedness(tmp_path):
+    """A manifest's label_offsets are added to the polarity logits: the scores are the softmax of the sum and the
+    label its highest, so an offset on negative between the tweets' margins turns some, not all, to negative;
+    relatedness stays. /v1/model's summary states the offsets set (a label's name in any case)."""
+    texts, entities = map(list, zip(*TWEETS))
+    plain = Classifier(Bundle.load(TINY_RELATED_BUNDLE), threads=1)
+    labels = list(plain.bundle.labels)
+    negative = labels.index("negative")
+    raw = plain.logits(plain.encoder.encode(texts, entities))[:, : len(labels)].astype(np.float64)
+    margins = np.delete(raw, negative, axis=1).max(axis=1) - raw[:, negative]  # what negative lacks to win
+    offset = float(splitting_threshold(margins.round(6)))
+    bundle = Bundle.load(with_manifest(TINY_RELATED_BUNDLE, tmp_path / "bundle", label_offsets={"NEGATIVE": offset}))
+    assert bundle.summary()["label_offsets"] == {"negative": offset} and "label_offsets" not in plain.bundle.summary()
+    moved = Classifier(bundle, threads=1).classify(texts, entities)
+    shifted = raw + np.where(np.arange(len(labels)) == negative, offset, 0)
+    expected = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    for p, row in zip(moved, expected):
+        assert p.label == labels[int(row.argmax())] == max(p.scores, key=p.scores.get)
+        assert np.allclose([p.scores[name] for name in labels], row, atol=1e-5)
+    before = [p.label for p in plain.classify(texts, entities)]
+    turned = [a != b for a, b in zip(before, (p.label for p in moved))]
+    assert any(turned) and not all(turned) and all(p.label == "negative" for p, t in zip(moved, turned) if t)
+    assert [p.related for p in moved] == [p.related for p in plain.classify(texts, entities)]
 
 
 def test_scores_are_probabilities(classifier):

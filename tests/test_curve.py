@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from app.bundle import Bundle
 from model_build.splits import UNSEEN_ENTITIES
 from tests.conftest import FIXTURES, cli, refused
 from tests.test_build import FIXTURE_ROWS
@@ -147,6 +148,31 @@ def test_unseen_entity_figures_go_into_the_manifest_and_the_report(unseen_run):
     threshold = Bundle.load(tmp / "bundles" / "dynamic-int8").related_threshold
     assert f"| float32 at {threshold} (the bundles': the highest macro-F1 on these tweets) |" in report
     assert f"| dynamic-int8 at {threshold} |" in report
+
+
+def test_the_unseen_entities_polarity_takes_the_negative_offset(unseen_run, tmp_path):
+    """package --negative-offset X with --unseen-entities: their polarity figures are the float model's labels with
+    X on the negative logit (between their tweets' margins, so that some labels move), those without it beside."""
+    import numpy as np
+
+    from model_build.checkpoint import Checkpoint
+    from model_build.train import encode_examples, predict, validation_metrics
+    from tests.conftest import splitting_threshold
+
+    run = unseen_run / "run" / "best"
+    checkpoint = Checkpoint.load(run)
+    tweets = checkpoint.data.splits()[1]
+    encoder = checkpoint.encoder()
+    logits, related = predict(checkpoint.model(), encoder, encode_examples(encoder, tweets))
+    given = float(splitting_threshold((np.delete(logits, 2, axis=1).max(axis=1) - logits[:, 2]).round(6)))
+    cli("package", "--checkpoint", str(run), "--unseen-entities", str(run), "--negative-offset", str(given),
+        "--variants", "float32", "--calibration", "10", "--out", str(tmp_path / "bundle"))
+    unseen = Bundle.load(tmp_path / "bundle").manifest()["metrics"]["unseen_entities"]
+    moved, plain = (validation_metrics(tweets, logits + [0, 0, offset], related) for offset in (given, 0.0))
+    assert moved["confusion"] != plain["confusion"]
+    assert (unseen["confusion"], unseen["macro_f1"]) == (moved["confusion"], moved["macro_f1"])
+    assert unseen["without_offset"] == {"accuracy": plain["accuracy"], "macro_f1": plain["macro_f1"],
+                                        "negative_f1": plain["per_class"]["negative"]["f1"]}
 
 
 def test_the_relatedness_threshold_is_chosen_on_the_unseen_entities_or_given(unseen_run, tmp_path):

@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_related_threshold
+from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_manifest
 
 
 def run(*args, bundle=TINY_BUNDLE):
@@ -44,7 +44,8 @@ def test_related_and_about_written_where_the_bundle_has_that_head(tmp_path):
     plain = run(str(src), "--no-progress", bundle=TINY_RELATED_BUNDLE).stdout
     related = [json.loads(x)["related"] for x in plain.splitlines()]
     threshold = splitting_threshold(related)
-    result = run(str(src), "--no-progress", bundle=with_related_threshold(TINY_RELATED_BUNDLE, tmp_path / "b", threshold))
+    bundle = with_manifest(TINY_RELATED_BUNDLE, tmp_path / "b", related_threshold=threshold)
+    result = run(str(src), "--no-progress", bundle=bundle)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     assert [x["related"] for x in lines] == related and all(x["label"] in x["scores"] for x in lines)

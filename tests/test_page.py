@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from bench.server import serve
-from tests.conftest import DEFAULT_BUNDLE, ROOT, TINY_RELATED_BUNDLE, splitting_threshold, with_related_threshold
+from tests.conftest import DEFAULT_BUNDLE, ROOT, TINY_RELATED_BUNDLE, splitting_threshold, with_manifest
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 try:
@@ -273,14 +273,16 @@ def test_the_csp_checks_catch_an_inline_script(service, browser):
 
 def test_auth_flow_with_wrong_and_right_token(tmp_path):
     """Also: with the access log on at DEBUG, what the page sends leaves no tweet text in the service's log; the
-    verdict is the bundle's (its related_threshold set between the two tweets' probabilities), not one at 0.5."""
+    verdict is the bundle's (its related_threshold set between the two tweets' probabilities), not one at 0.5; the
+    model card shows the bundle's logit offsets."""
     from app.bundle import Bundle
     from app.classifier import Classifier
 
     related = [p.related for p in Classifier(Bundle.load(TINY_RELATED_BUNDLE), threads=1).classify(BATCH[:2],
                                                                                                    ["BMW"] * 2)]
     threshold = splitting_threshold(related)
-    bundle = with_related_threshold(TINY_RELATED_BUNDLE, tmp_path / "bundle", threshold)
+    bundle = with_manifest(TINY_RELATED_BUNDLE, tmp_path / "bundle", related_threshold=threshold,
+                           label_offsets={"negative": -0.25})
     with serve(bundle, workers=2, threads=4, tflite_threads=1, log=tmp_path / "gunicorn.log",
                AUTH_TOKEN=TOKEN, ACCESS_LOG="1", LOG_LEVEL="DEBUG") as svc, chromium() as driver:
         driver.get(lan_url(svc))
@@ -305,6 +307,8 @@ def test_auth_flow_with_wrong_and_right_token(tmp_path):
             assert s["verdict"] == f"{r['label']} {'' if r['about'] else 'not '}about BMW (related " \
                 f"{100 * r['related']:.1f}%)"
         assert f"about the entity from related {100 * threshold:.1f}%" in text(driver, "#model")
+        offsets = driver.find_element(By.XPATH, "//dl[@id='model']/dt[.='Logit offsets']/following-sibling::dd[1]")
+        assert offsets.text == "negative -0.25"
         wait(driver, lambda: (panel_total(driver) or 0) >= 2, timeout=15, message="live panel not filled")
         save_screenshot(driver, "page-related.png")
         assert_clean(driver, allowed_401=1)  # the wrong token's answer

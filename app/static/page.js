@@ -181,6 +181,8 @@ async function loadModel() {
     ["Input", model.input_format === "entity+text" ? "entity and tweet" : "tweet only"],
     ["Labels", model.labels.join(", ") + ((model.outputs || []).includes("related")
       ? `; about the entity from related ${percent(model.related_threshold)}` : "")],
+    ...(model.label_offsets ? [["Logit offsets", Object.entries(model.label_offsets)
+      .map(([label, offset]) => `${label} ${offset > 0 ? "+" : ""}${offset}`).join(", ")]] : []),
     ["Quantisation", model.quantization],
     ["Model size", megabytes(model.model_bytes)],
     ["Max length", `${model.max_length} tokens`],
