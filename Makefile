@@ -73,7 +73,7 @@ default-bundle: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	    --name replab-polarity-minilm --version 1.4.0 --threads 1 --notes "$(NOTES)"
 	$(BUILD) package --data $(DATA) --checkpoint runs/mt-time2-stack-s13/best \
 	    --unseen-entities runs/mt-entities-stack-s14/best --related-threshold 0.8 --negative-offset chosen \
-	    --variants float32,float16,dynamic-int8 \
+	    --variants float32,float16,dynamic-int8,full-int8 \
 	    --out build/bundles --name replab-polarity-minilm --version 1.4.0 --threads 1
 	$(BUILD) report --data $(DATA) --checkpoint runs/mt-time2-stack-s13/best --bundles build/bundles \
 	    --out docs/report --threads 1

@@ -85,7 +85,7 @@ def convert_variant(saved_model: Path, variant: Variant,
     if variant is Variant.FLOAT16:
         converter.target_spec.supported_types = [tf.float16]
     elif variant is Variant.FULL_INT8:
-        converter.representative_dataset = lambda: ([x[n] for n in INPUT_NAMES] for x in representative())
+        converter.representative_dataset = lambda: ({n: x[n] for n in INPUT_NAMES} for x in representative())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         note["ops"] = "TFLITE_BUILTINS_INT8"
     started = time.time()

@@ -25,6 +25,8 @@ N_POLARITY = sum(1 for r in FIXTURE_ROWS if r["label"])
 VARIANTS = ("float32", "float16", "dynamic-int8", "full-int8")
 # Agreement with the PyTorch model, as max |TFLite - PyTorch| over max |PyTorch| logits.
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "dynamic-int8": 0.1}
+# Full-int8 of a BERT, calibrated on real inputs (miscalibrated, with the mask fed token ids, it gave 1.0: all zero).
+FULL_INT8_TOLERANCE = 0.25
 
 
 def entry_point(*args: str) -> str:
@@ -149,7 +151,7 @@ def test_variants_agree_with_the_framework_model(built):
     checkpoint = tmp / "run" / "best"
     report = _agreement(checkpoint, tmp / "bundles")
     print(json.dumps(report, indent=1))
-    for variant, tolerance in TOLERANCE.items():
+    for variant, tolerance in {**TOLERANCE, "full-int8": FULL_INT8_TOLERANCE}.items():
         assert report[variant]["relative_max_error"] <= tolerance, report
         assert report[variant]["argmax_agreement"] >= 0.9, report
         assert report[variant]["related_max_error"] <= tolerance, report
@@ -206,7 +208,7 @@ def test_random_bases_convert_in_all_four_variants(tmp_path, arch, pooling):
     """A small random MobileBERT (NoNorm, bottlenecks) read through [CLS], a BERT read through the tokens' mean and
     one whose relatedness head reads [CLS] beside the mean (mean-cls), saved in HF layout and packaged through the
     same path: every variant follows the PyTorch model, tweets run at their own lengths and padded as served (the
-    mean must leave the padding out)."""
+    mean must leave the padding out); full-int8 follows it for BERT."""
     from model_build.base import Architecture
     from model_build.checkpoint import Checkpoint, DataSpec, save_checkpoint
     from model_build.data import LABELS
@@ -233,7 +235,9 @@ def test_random_bases_convert_in_all_four_variants(tmp_path, arch, pooling):
             assert report[variant]["relative_max_error"] <= tolerance, report
             assert report[variant]["argmax_agreement"] == 1.0, report
             assert report[variant]["related_max_error"] <= tolerance, report
-        assert np.isfinite(report["full-int8"]["relative_max_error"])
+        if arch is Architecture.BERT:
+            assert report["full-int8"]["relative_max_error"] <= FULL_INT8_TOLERANCE, report
+        assert np.isfinite(report["full-int8"]["relative_max_error"])  # random MobileBERT: about 0.8, not traced
 
 
 @pytest.mark.parametrize("args, message", [
