@@ -41,16 +41,16 @@ class _Peer:
 
     def __init__(self, bundle: Bundle, checkpoint: Checkpoint):
         self.encoder = TweetEncoder(bundle.vocab_path, bundle.text_settings, bundle.pair_input)
-        self.to_bundle = [list(bundle.labels).index(n) for n in checkpoint.labels]  # checkpoint index -> bundle index
-        offsets = dict(zip(bundle.labels, bundle.label_offsets))  # as the bundle takes its label
-        self.offsets = np.array([offsets.get(n, 0.0) for n in checkpoint.labels], dtype=np.float32)
+        self.bundle = bundle
+        self.from_checkpoint = [list(checkpoint.labels).index(n) for n in bundle.labels]  # bundle's label order
 
     def inputs(self, text: str, entity: str) -> dict[str, np.ndarray]:
         encodings = self.encoder.encode([text], [entity])
         return self.encoder.pad(encodings, len(encodings[0].ids))
 
     def predict(self, text: str, entity: str) -> int:
-        return self.to_bundle[int(np.argmax(self.logits(self.inputs(text, entity)) + self.offsets))]
+        logits = self.logits(self.inputs(text, entity))[:, self.from_checkpoint]
+        return int(np.argmax(self.bundle.adjusted(logits)))
 
 
 class PyTorchFloat32(_Peer):
