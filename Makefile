@@ -92,10 +92,12 @@ default-bundle: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 # tweets and label smoothing together, three seeds, and without the 12 unseen entities, seeds 13 and 14; the same
 # without --pooling mean, and with --pooling mean-cls: the mean for polarity, [CLS] for relatedness; and with
 # layer-wise learning-rate decay, --layer-decay 0.8; and soups of the four's seeds; on 2026-12-06, the four without
-# class weights, --class-weighting none, against the negative offset). Each run's line
+# class weights, --class-weighting none, against the negative offset, and the four with R-Drop, --rdrop 1, three
+# seeds). Each run's line
 # also scores it on the gap's tweets when it ends, or, for a run that finished before that, when rerun.
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
-# shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe); rerun to resume.
+# shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe; --rdrop, two
+# passes a step, 30 to 33); rerun to resume.
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
 DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best
@@ -155,6 +157,8 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	    --holdout entities --out runs/mt-entities-stack-mcls-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 $(STACK) --layer-decay 0.8 --out runs/mt-time2-stack-lld08-s13
 	$(BUILD) train $(TIMEGAP) --seed 13 $(STACK) --class-weighting none --out runs/mt-time2-stack-cwnone-s13
+	for seed in 13 14 15; do $(BUILD) train $(TIMEGAP) --seed $$seed $(STACK) --rdrop 1 \
+	    --out runs/mt-time2-stack-rdrop1-s$$seed || exit 1; done
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
 	    --out runs/soup-time2-stack-s13-14
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \

@@ -74,7 +74,8 @@ def cmd_train(args) -> int:
         class_weighting=ClassWeighting(args.class_weighting), related_weight=args.related_weight,
         patience=args.patience, seed=args.seed, device=Device(args.device), threads=args.threads, distillation=distillation,
         checkpoint_every=args.checkpoint_every, average_last=args.average_last, label_smoothing=args.label_smoothing,
-        focal_gamma=args.focal_gamma, layer_decay=args.layer_decay, pooling=Pooling(args.pooling) if args.pooling else None,
+        focal_gamma=args.focal_gamma, layer_decay=args.layer_decay, rdrop=args.rdrop,
+        pooling=Pooling(args.pooling) if args.pooling else None,
         probe=LinearProbe(**({} if args.probe_c is None else {"c": args.probe_c})) if args.probe_first else None,
         sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
                                                     {"weight": args.sentiment_weight})) if args.sentiment else None,
@@ -231,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layer-wise learning-rate decay: each encoder layer learns at F times the rate of the one "
                         "above, the embeddings below the lowest too, the heads at --learning-rate (ELECTRA-style; "
                         "default: one rate)")
+    p.add_argument("--rdrop", type=float, metavar="ALPHA",
+                   help="R-Drop (Liang et al. 2021): pass each batch twice, with different dropout, and add ALPHA x "
+                        "the mean of the two KL divergences (each way) between the two passes' polarity "
+                        "distributions (twice the compute per step)")
     p.add_argument("--pooling", choices=[v.value for v in Pooling],
                    help="what the heads read: cls, the [CLS] token through BERT's pooler (default); mean, the mean "
                         "of the tokens' last hidden states (the pooling sentence-embedding bases were trained with); "

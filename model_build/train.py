@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -68,6 +68,7 @@ class TrainConfig:
     pooling: Pooling | None = None  # what the heads read from --base (None: cls; --init keeps its checkpoint's)
     probe: LinearProbe | None = None  # the heads fitted on the base's frozen features before fine-tuning (LP-FT)
     layer_decay: float | None = None  # each layer's learning rate this times the one above's (ReputationModel.layer_rates)
+    rdrop: float | None = None  # weight of R-Drop's consistency loss between two dropout passes (consistency_loss)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -83,6 +84,8 @@ class TrainConfig:
             raise BuildError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             raise BuildError(f"the layer-wise learning-rate decay must be in (0, 1], got {self.layer_decay}")
+        if self.rdrop is not None and not self.rdrop > 0:
+            raise BuildError(f"the R-Drop weight must be positive, got {self.rdrop}")
         if self.focal_gamma is not None and not self.focal_gamma > 0:
             raise BuildError(f"the focal loss's gamma must be positive, got {self.focal_gamma}")
         if self.sentiment is not None and self.init is not None:
@@ -265,6 +268,10 @@ class Targets:
     soft_related: torch.Tensor | None = None
     sentiment: torch.Tensor | None = None
 
+    def map(self, change) -> Targets:
+        """These targets with ``change`` applied to each tensor they have."""
+        return Targets(*(None if t is None else change(t) for t in (getattr(self, f.name) for f in fields(self))))
+
 
 def reputation_loss(polarity, related, targets: Targets, class_weights, related_weight: float,
                     distillation: Distillation | None, label_smoothing: float = 0.0, focal_gamma: float = 0.0,
@@ -309,6 +316,21 @@ def reputation_loss(polarity, related, targets: Targets, class_weights, related_
     return loss
 
 
+def consistency_loss(first, second, targets: Targets):
+    """R-Drop's regulariser (Liang et al. 2021): the mean of the two KL divergences between the polarity distributions
+    of two dropout passes over the same batch, each way, averaged (with the examples' weights) over the tweets with a
+    polarity label."""
+    import torch
+
+    labelled = targets.polarity >= 0
+    if not labelled.any():
+        return first.sum() * 0
+    p, q = (torch.nn.functional.log_softmax(x.float()[labelled], dim=-1) for x in (first, second))
+    per = ((p.exp() - q.exp()) * (p - q)).sum(-1) / 2  # (KL(p||q) + KL(q||p)) / 2
+    w = targets.weight[labelled]
+    return (per * w).sum() / w.sum()
+
+
 def _trainer_class():
     """transformers' Trainer with the multi-task loss and our validation (kept import-free until training)."""
     import torch
@@ -319,9 +341,10 @@ def _trainer_class():
 
         def __init__(self, *args, polarity_weights: np.ndarray, related_weight: float, validate,
                      distillation: Distillation | None, label_smoothing: float, focal_gamma: float,
-                     sentiment_weight: float, layer_decay: float | None, **kwargs):
+                     sentiment_weight: float, layer_decay: float | None, rdrop: float | None, **kwargs):
             super().__init__(*args, **kwargs)
             self.layer_decay = layer_decay
+            self.rdrop = rdrop
             self.class_weights = torch.tensor(polarity_weights, dtype=torch.float32, device=self.args.device)
             self.related_weight = related_weight
             self.validate = validate
@@ -348,12 +371,19 @@ def _trainer_class():
             return self.optimizer
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            y, r, w = inputs.pop("labels"), inputs.pop("related"), inputs.pop("weight")
-            soft, soft_related, z = inputs.pop("soft", None), inputs.pop("soft_related", None), inputs.pop("sentiment")
+            """:func:`reputation_loss`; under R-Drop (in training), on the batch twice in one pass (each copy its own
+            dropout masks, so the mean of the two copies' losses) plus ``rdrop`` x :func:`consistency_loss`."""
+            targets = Targets(inputs.pop("labels"), inputs.pop("related"), inputs.pop("weight"),
+                              inputs.pop("soft", None), inputs.pop("soft_related", None), inputs.pop("sentiment"))
+            doubled = bool(self.rdrop) and model.training
+            if doubled:
+                inputs = {k: torch.cat([v, v]) for k, v in inputs.items()}
             polarity, related, sentiment = model.outputs(**inputs)
-            loss = reputation_loss(polarity, related, Targets(y, r, w, soft, soft_related, z), self.class_weights,
-                                   self.related_weight, self.distillation, self.label_smoothing, self.focal_gamma,
-                                   sentiment, self.sentiment_weight)
+            loss = reputation_loss(polarity, related, targets.map(lambda t: torch.cat([t, t])) if doubled else targets,
+                                   self.class_weights, self.related_weight, self.distillation, self.label_smoothing,
+                                   self.focal_gamma, sentiment, self.sentiment_weight)
+            if doubled:
+                loss = loss + self.rdrop * consistency_loss(*polarity.chunk(2), targets)
             return (loss, polarity) if return_outputs else loss
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval") -> dict:
@@ -530,7 +560,8 @@ class _Run:
             polarity_weights=self.polarity_weights,
             related_weight=config.related_weight, validate=self.validate, distillation=config.distillation,
             label_smoothing=config.label_smoothing or 0.0, focal_gamma=config.focal_gamma or 0.0,
-            sentiment_weight=config.sentiment.weight if config.sentiment else 0.0, layer_decay=config.layer_decay)
+            sentiment_weight=config.sentiment.weight if config.sentiment else 0.0, layer_decay=config.layer_decay,
+            rdrop=config.rdrop)
 
 
 def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val_set: Sequence[Example],

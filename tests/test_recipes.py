@@ -20,7 +20,7 @@ from app.classifier import Classifier
 from model_build.checkpoint import Checkpoint
 from model_build.data import LABELS
 from model_build.distill import TARGETS_FILE, Distillation, TeacherTargets
-from model_build.train import Targets, encode_examples, predict, reputation_loss
+from model_build.train import Targets, consistency_loss, encode_examples, predict, reputation_loss
 from tests.conftest import FIXTURES, cli, refused
 from tests.test_curve import write_replab
 
@@ -67,6 +67,58 @@ def test_focal_loss_shrinks_the_loss_of_confident_tweets_more_than_that_of_miscl
     (grad,) = torch.autograd.grad(reputation_loss(certain, None, _targets([0]), WEIGHTS, 1.0, None, focal_gamma=0.5),
                                   certain)
     assert torch.isfinite(grad).all()
+
+
+def test_the_r_drop_consistency_is_the_symmetric_kl_over_the_tweets_with_a_polarity_label():
+    first = torch.tensor([[2.0, 0.1, -1.0], [0.0, 0.5, 0.3], [5.0, 0.0, 0.0]])
+    second = torch.tensor([[1.0, 0.4, -0.5], [0.2, 0.1, 0.9], [0.0, 0.0, 5.0]])
+    targets = Targets(torch.tensor([0, 2, -100]), torch.full((3,), float("nan")), torch.tensor([1.0, 3.0, 1.0]))
+    p, q = (torch.softmax(x, -1).numpy().astype(np.float64) for x in (first, second))
+    kl = [(np.sum(a * np.log(a / b)) + np.sum(b * np.log(b / a))) / 2 for a, b in zip(p[:2], q[:2])]
+    assert float(consistency_loss(first, second, targets)) == pytest.approx((kl[0] + 3 * kl[1]) / 4, rel=1e-5)
+    assert float(consistency_loss(first, first, targets)) == 0
+    unlabelled = Targets(torch.tensor([-100] * 3), targets.related, targets.weight)
+    assert float(consistency_loss(first, second, unlabelled)) == 0
+
+
+def test_under_r_drop_the_trainer_loss_is_the_mean_of_both_copies_losses_plus_alpha_times_their_consistency():
+    """The Trainer's loss on recorded logits, one row per copy of a doubled batch: both copies' losses (polarity with
+    class weights and smoothing, relatedness, sentiment) averaged, plus ``rdrop`` x the consistency of the two."""
+    from types import SimpleNamespace
+
+    from model_build.train import _trainer_class
+
+    torch.manual_seed(0)
+    n = 3
+    outputs = [torch.randn(2 * n, 3, requires_grad=True), torch.randn(2 * n, 1), torch.randn(2 * n, 3)]  # polarity,
+    # relatedness and sentiment logits
+    seen = []
+
+    class Recorded:
+        training = True
+
+        def outputs(self, **inputs):
+            seen.append({k: v.clone() for k, v in inputs.items()})
+            return outputs
+
+    targets = Targets(torch.tensor([0, -100, 2]), torch.tensor([1.0, 0.0, float("nan")]), torch.tensor([1.0, 2.0, 1.0]),
+                      sentiment=torch.tensor([-100, 1, -100]))
+    ids = torch.arange(2 * 5).reshape(2, 5)[[0, 1, 0]]
+    trainer = SimpleNamespace(rdrop=0.5, class_weights=WEIGHTS, related_weight=0.7, distillation=None,
+                              label_smoothing=0.1, focal_gamma=0.0, sentiment_weight=0.5)
+    loss = _trainer_class().compute_loss(trainer, Recorded(), {
+        "input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": targets.polarity,
+        "related": targets.related, "weight": targets.weight, "sentiment": targets.sentiment})
+    assert torch.equal(seen[0]["input_ids"], torch.cat([ids, ids]))
+    halves = [[x[i * n:(i + 1) * n] for x in outputs] for i in (0, 1)]
+    each = [reputation_loss(p, r, targets, WEIGHTS, 0.7, None, label_smoothing=0.1, sentiment=z, sentiment_weight=0.5)
+            for p, r, z in halves]
+    consistency = consistency_loss(halves[0][0], halves[1][0], targets)
+    expected = (each[0] + each[1]) / 2 + 0.5 * consistency
+    assert consistency.item() > 0.01
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    (grad,), (expected_grad,) = (torch.autograd.grad(x, outputs[0]) for x in (loss, expected))
+    torch.testing.assert_close(grad, expected_grad)  # through both copies, as the paper's loss
 
 
 def test_the_sentiment_task_adds_its_weighted_loss_where_a_sentiment_label_is_known():
@@ -317,6 +369,34 @@ def test_under_layer_decay_fine_tuning_moves_each_layer_less_than_the_one_above(
     assert np.abs(head[tmp_path / "decayed"] - start).max() > 0.5 * np.abs(head[tmp / "t1"] - start).max()
 
 
+def test_r_drop_trains_as_plain_fine_tuning_without_dropout_and_apart_from_it_with_dropout(teachers, tmp_path):
+    """``train --rdrop``: the batch passed twice, the mean of the two passes' losses plus the consistency term. Without
+    dropout the passes agree (no consistency loss, no gradient from it) and the run is the plain run's; with dropout
+    it is not."""
+    from safetensors.numpy import load_file
+
+    tmp, common = teachers
+    still = tmp_path / "still"
+    shutil.copytree(tmp / "base", still)
+    config = json.loads((still / "config.json").read_text())
+    assert config["hidden_dropout_prob"] > 0
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (still / "config.json").write_text(json.dumps(config))
+    args = [*common, "--seed", "1"]
+    args[args.index("--base") + 1] = str(still)
+    weights = {}
+    for name, extra in (("plain", []), ("rdrop", ["--rdrop", "1"])):
+        cli(*args, *extra, "--out", str(tmp_path / name))
+        weights[name] = load_file(str(tmp_path / name / "best" / "model.safetensors"))
+    assert Checkpoint.load(tmp_path / "rdrop" / "best").summary["config"]["rdrop"] == 1.0
+    for key, value in weights["plain"].items():
+        np.testing.assert_allclose(weights["rdrop"][key], value, atol=2e-5, err_msg=key)
+    cli(*common, "--seed", "1", "--rdrop", "1", "--out", str(tmp_path / "dropout"))
+    dropped = load_file(str(tmp_path / "dropout" / "best" / "model.safetensors"))["classifier.weight"]
+    plain = load_file(str(tmp / "t1" / "best" / "model.safetensors"))["classifier.weight"]
+    assert np.abs(dropped - plain).max() > 1e-3
+
+
 def test_a_soup_is_the_mean_of_its_runs_weights_validated_and_packaged_as_one_model(teachers, tmp_path):
     """``soup``: the element-wise mean of seeds' weights (heads too), its own validation and gap figures, a checkpoint
     that packages like any other and says it is a soup; a soup of one run twice is that run."""
@@ -475,6 +555,7 @@ def test_a_teacher_or_init_checkpoint_that_saw_held_out_tweets_is_refused(teache
     (["--focal-gamma", "0"], "gamma must be positive"),
     (["--layer-decay", "0"], "decay must be in (0, 1]"),
     (["--layer-decay", "1.5"], "decay must be in (0, 1]"),
+    (["--rdrop", "0"], "R-Drop weight must be positive"),
     (["--sentiment-weight", "1"], "give --sentiment"),
     (["--sentiment", "/nonexistent"], "no mapping.txt"),
     (["--sentiment", str(FIXTURES), "--init", "INIT"], "not --init"),
