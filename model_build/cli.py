@@ -17,7 +17,7 @@ from .base import Architecture
 from .checkpoint import Checkpoint, DataSpec
 from .errors import BuildError
 from .random_init import Size
-from .settings import ClassWeighting, Device, Pooling
+from .settings import ClassWeighting, Device, Pooling, StanceHead
 from .splits import Holdout, SplitSpec
 
 DEFAULT_BASE = "google/mobilebert-uncased"
@@ -38,16 +38,35 @@ def _language(args) -> str | None:
     return None if args.language == "all" else args.language or "EN"
 
 
+def _auxiliary(folder: str | None, weight: float | None, name: str, kind=None, **more):
+    """``--NAME DIR`` with ``--NAME-weight`` (and ``more`` of its settings, None where not given): the auxiliary
+    tweets of a train run, a ``kind`` (default AuxiliaryTweets), or None."""
+    from .train import AuxiliaryTweets
+
+    given = {k: v for k, v in {"weight": weight, **more}.items() if v is not None}
+    if given and not folder:
+        flags = ", ".join(f"--{name}-{k}" for k in given)
+        raise BuildError(f"{flags} appl{'ies' if len(given) == 1 else 'y'} to the {name} tweets: give --{name}")
+    return (kind or AuxiliaryTweets)(folder, **given) if folder else None
+
+
+def _stance(args):
+    """``--stance DIR`` with its weight and head, or None."""
+    from .train import StanceTask
+
+    return _auxiliary(args.stance, args.stance_weight, "stance", StanceTask,
+                      head=StanceHead(args.stance_head) if args.stance_head else None)
+
+
 def cmd_train(args) -> int:
     from .distill import Distillation
     from .probe import LinearProbe
-    from .train import SentimentTask, TrainConfig, train
+    from .train import TrainConfig, train
 
     init = Checkpoint.load(args.init) if args.init else None
     if init is not None and (args.base or args.max_length):
         raise BuildError("--init starts from that checkpoint's encoder and length: --base and --max-length do not apply")
-    if args.sentiment_weight is not None and not args.sentiment:
-        raise BuildError("--sentiment-weight applies to the sentiment task: give --sentiment")
+    sentiment, stance = _auxiliary(args.sentiment, args.sentiment_weight, "sentiment"), _stance(args)
     if args.probe_c is not None and not args.probe_first:
         raise BuildError("--probe-c applies to the linear probe: give --probe-first")
     if not args.teacher and (args.distill_weight is not None or args.temperature is not None):
@@ -77,8 +96,7 @@ def cmd_train(args) -> int:
         focal_gamma=args.focal_gamma, layer_decay=args.layer_decay, rdrop=args.rdrop,
         pooling=Pooling(args.pooling) if args.pooling else None,
         probe=LinearProbe(**({} if args.probe_c is None else {"c": args.probe_c})) if args.probe_first else None,
-        sentiment=SentimentTask(args.sentiment, **({} if args.sentiment_weight is None else
-                                                    {"weight": args.sentiment_weight})) if args.sentiment else None,
+        sentiment=sentiment, stance=stance,
     )
     checkpoint = train(config, data, train_set, val_set, args.command_line, report.to_dict(), gap_set)
     summary = checkpoint.summary
@@ -249,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TweetEval's sentiment folder: its tweets train a sentiment head beside polarity, an auxiliary "
                         "task (the head is not served)")
     p.add_argument("--sentiment-weight", type=float, help="weight of the sentiment loss (default 0.5)")
+    p.add_argument("--stance", metavar="DIR",
+                   help="TweetEval's stance folder: its tweets train polarity towards their target, paired with it as "
+                        "the entity (favour positive, against negative, none neutral); training only")
+    p.add_argument("--stance-weight", type=float, help="loss weight of the stance tweets (default 0.5)")
+    p.add_argument("--stance-head", choices=[h.value for h in StanceHead],
+                   help="the head the stance tweets train: polarity (default), or the sentiment task's, with the same "
+                        "labels (needs --sentiment)")
     p.add_argument("--related-weight", type=float, default=1.0, help="weight of the relatedness loss (0: no head)")
     p.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
                    help="distil from this fine-tuned checkpoint (repeatable: their probabilities are averaged); "

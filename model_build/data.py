@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,6 +15,10 @@ from app.offline import EMPTY_TEXT, JSONL_SUFFIXES, NOT_JSON, iter_jsonl
 from .errors import BuildError
 
 LABELS = ("positive", "neutral", "negative")
+STANCE_POLARITY = {"favor": "positive", "none": "neutral", "against": "negative"}  # towards the stance's target
+_STANCE_TAG = re.compile(r"\s*#SemST\s*$", re.IGNORECASE)  # SemEval 2016's collection tag, on nearly every tweet
+STANCE_TARGETS = {"abortion": "Legalization of Abortion", "atheism": "Atheism", "climate": "Climate Change is a Real "
+                  "Concern", "feminist": "Feminist Movement", "hillary": "Hillary Clinton"}  # TweetEval's folders
 _RELATED = {"related": True, "true": True, "1": True, "yes": True,
             "unrelated": False, "false": False, "0": False, "no": False}
 
@@ -256,30 +261,54 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
     return examples, report
 
 
-def load_sentiment(folder: str | Path) -> list[Example]:
-    """A TweetEval-layout sentiment folder (``{split}_text.txt`` beside ``{split}_labels.txt``, one tweet per line,
-    label names in ``mapping.txt``) as examples carrying only a ``sentiment`` label, every split present."""
-    folder = Path(folder)
+def _tweeteval_mapping(folder: Path, allowed: Sequence[str]) -> dict[str, str]:
+    """A TweetEval folder's ``mapping.txt`` (``id<TAB>name`` lines) as {id: name}, its names among ``allowed``."""
     try:
         names = dict(line.split("\t") for line in (folder / "mapping.txt").read_text(errors="replace").splitlines()
                      if line.strip())
     except ValueError:
         raise DataError(f"{folder / 'mapping.txt'}: expected lines 'id<TAB>name'") from None
     except OSError:
-        raise DataError(f"{folder}: no mapping.txt (expected TweetEval's sentiment folder)") from None
-    if not set(names.values()) <= set(LABELS):
-        raise DataError(f"{folder / 'mapping.txt'}: labels {sorted(names.values())} are not {list(LABELS)}")
-    examples = []
+        raise DataError(f"{folder}: no mapping.txt (expected a TweetEval folder)") from None
+    if not set(names.values()) <= set(allowed):
+        raise DataError(f"{folder / 'mapping.txt'}: labels {sorted(names.values())} are not {list(allowed)}")
+    return names
+
+
+def _tweeteval_tweets(folder: Path, names: dict[str, str]) -> list[tuple[str, str]]:
+    """(tweet, label name) of every ``{split}_text.txt`` in ``folder`` with its ``{split}_labels.txt``."""
+    rows = []
     for text_file in sorted(folder.glob("*_text.txt")):
         texts = text_file.read_text(encoding="utf-8", errors="replace").splitlines()
         labels_file = text_file.with_name(text_file.name.replace("_text.txt", "_labels.txt"))
         labels = labels_file.read_text(errors="replace").splitlines() if labels_file.is_file() else []
         if len(texts) != len(labels) or not set(labels) <= set(names):
             raise DataError(f"{text_file}: {len(texts)} tweets against {len(labels)} labels, or an unknown label")
-        examples += [Example(t, None, sentiment=names[y]) for t, y in zip(texts, labels) if t.strip()]
-    if not examples:
+        rows += [(t, names[y]) for t, y in zip(texts, labels) if t.strip()]
+    if not rows:
         raise DataError(f"{folder}: no *_text.txt tweets")
-    return examples
+    return rows
+
+
+def load_sentiment(folder: str | Path) -> list[Example]:
+    """A TweetEval-layout sentiment folder (``{split}_text.txt`` beside ``{split}_labels.txt``, one tweet per line,
+    label names in ``mapping.txt``) as examples carrying only a ``sentiment`` label, every split present."""
+    folder = Path(folder)
+    return [Example(t, None, sentiment=y) for t, y in _tweeteval_tweets(folder, _tweeteval_mapping(folder, LABELS))]
+
+
+def load_stance(folder: str | Path) -> list[Example]:
+    """TweetEval's stance folder (``mapping.txt``: none, against, favor; a folder of TweetEval-layout splits per
+    target) as polarity examples for their target: favour positive, against negative, none neutral. The target is
+    the entity, named as SemEval 2016's task 6 names it (its folder's name where the task has no such target); the
+    task's collection tag (a closing #SemST, on all but 100 of its tweets and on no RepLab tweet) is cut off."""
+    folder = Path(folder)
+    names = _tweeteval_mapping(folder, tuple(STANCE_POLARITY))
+    targets = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not targets:
+        raise DataError(f"{folder}: no target folders (expected TweetEval's stance folder)")
+    return [Example(_STANCE_TAG.sub("", t), STANCE_POLARITY[y], STANCE_TARGETS.get(target.name, target.name))
+            for target in targets for t, y in _tweeteval_tweets(target, names)]
 
 
 def load(source: str | Path, split: str = "training", language: str | None = "EN",

@@ -260,7 +260,7 @@ def _run_line(checkpoint: Checkpoint) -> str:
     """Where a checkpoint is and how it was trained, for figures that stand in for another model's."""
     summary = checkpoint.summary
     config = summary.get("config", {})
-    distilled, sentiment = config.get("distillation"), config.get("sentiment")
+    distilled, sentiment, stance = config.get("distillation"), config.get("sentiment"), config.get("stance")
     soup = summary.get("soup")
     trained = (f"a soup of {len(soup)} runs of {config.get('epochs')} epochs" if soup else
                f"best epoch {summary.get('best_epoch')} of {config.get('epochs')}")
@@ -270,4 +270,6 @@ def _run_line(checkpoint: Checkpoint) -> str:
             + (f", distilled from {len(distilled['teachers'])} teachers (weight {distilled['weight']}, temperature "
                f"{distilled['temperature']})" if distilled else "")
             + (f", sentiment task weight {sentiment['weight']} ({summary.get('sentiment_examples')} tweets)"
-               if sentiment else ""))
+               if sentiment else "")
+            + (f", stance tweets on the {stance['head']} head, weight {stance['weight']} "
+               f"({summary.get('stance_examples')} tweets)" if stance else ""))

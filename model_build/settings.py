@@ -15,6 +15,14 @@ class ClassWeighting(str, Enum):
     BALANCED = "balanced"  # 1 / count
 
 
+class StanceHead(str, Enum):
+    """Which head the stance tweets train: polarity (their stance as polarity towards the target), or the sentiment
+    task's, unserved (the same labels there, so that they shape the encoder and leave the polarity head alone)."""
+
+    POLARITY = "polarity"
+    SENTIMENT = "sentiment"
+
+
 POOLING_CONFIG_KEY = "reputation_pooling"  # where a fine-tuned model's config.json records its Pooling
 
 

@@ -18,8 +18,9 @@ from .train import encode_examples, mean_weights, predict, score_gap, validation
 # What may differ between a soup's runs: the seed, and where and on what each ran.
 _RUN_ONLY = ("seed", "out_dir", "threads", "device", "checkpoint_every")
 # What a soup's summary keeps of its first run's: how the runs were trained, on what; not what one run did alone.
-_KEPT = ("data", "load", "train_examples", "validation_examples", "sentiment_examples", "train_label_counts",
-         "train_related_counts", "related_head", "pooling", "token_lengths", "max_length")
+_KEPT = ("data", "load", "train_examples", "validation_examples", "sentiment_examples", "stance_examples",
+         "train_label_counts", "polarity_class_weights", "train_related_counts", "related_head", "pooling",
+         "token_lengths", "max_length")
 
 
 def _check_ingredients(checkpoints: Sequence[Checkpoint]) -> tuple[list[Example], list[Example]]:

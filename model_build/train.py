@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -15,7 +15,7 @@ from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings, TweetEnc
 
 from .base import base_model_type, resolve_base
 from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint
-from .data import LABELS, Example, load_sentiment, with_polarity
+from .data import LABELS, Example, load_sentiment, load_stance, with_polarity
 from .distill import TARGETS_FILE, Distillation, check_unseen, teacher_targets
 from .errors import BuildError
 from .fsutil import write_json
@@ -23,22 +23,35 @@ from .metrics import classification_metrics, relatedness_metrics
 from .pretrain import check_base_unseen
 from .probe import PROBE_FILE, LinearProbe, fit_heads
 from .runs import as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings
-from .settings import ClassWeighting, Device, Pooling
+from .settings import ClassWeighting, Device, Pooling, StanceHead
 
 if TYPE_CHECKING:
     import torch
 
 
 @dataclass(frozen=True)
-class SentimentTask:
-    """Sentiment as an auxiliary task: a TweetEval-layout folder's labelled tweets and the weight of their loss."""
+class AuxiliaryTweets:
+    """Labelled tweets from outside the training data (a TweetEval folder) and the weight of their loss."""
 
     folder: str
     weight: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.weight > 0:
-            raise BuildError(f"the sentiment task's weight must be positive, got {self.weight}")
+            raise BuildError(f"the weight of the tweets in {self.folder} must be positive, got {self.weight}")
+
+
+@dataclass(frozen=True)
+class StanceTask(AuxiliaryTweets):
+    """TweetEval's stance tweets (:func:`load_stance`), paired with their target, and the head they train."""
+
+    head: StanceHead = StanceHead.POLARITY
+
+    def examples(self) -> list[Example]:
+        """The stance tweets at their weight, their label on the head they train."""
+        into_sentiment = self.head is StanceHead.SENTIMENT
+        return [replace(e, weight=self.weight, **({"label": None, "sentiment": e.label} if into_sentiment else {}))
+                for e in load_stance(self.folder)]
 
 
 @dataclass(frozen=True)
@@ -64,7 +77,8 @@ class TrainConfig:
     average_last: int | None = None  # also write averaged/: the mean weights of the last N Trainer checkpoints
     label_smoothing: float | None = None  # of the polarity cross-entropy with the gold labels
     focal_gamma: float | None = None  # focal loss (Lin et al. 2017): gold cross-entropy x (1 - p_gold) ** gamma
-    sentiment: SentimentTask | None = None  # an auxiliary task on its own head
+    sentiment: AuxiliaryTweets | None = None  # an auxiliary task on its own head
+    stance: StanceTask | None = None  # TweetEval's stance tweets, polarity towards their target
     pooling: Pooling | None = None  # what the heads read from --base (None: cls; --init keeps its checkpoint's)
     probe: LinearProbe | None = None  # the heads fitted on the base's frozen features before fine-tuning (LP-FT)
     layer_decay: float | None = None  # each layer's learning rate this times the one above's (ReputationModel.layer_rates)
@@ -88,12 +102,20 @@ class TrainConfig:
             raise BuildError(f"the R-Drop weight must be positive, got {self.rdrop}")
         if self.focal_gamma is not None and not self.focal_gamma > 0:
             raise BuildError(f"the focal loss's gamma must be positive, got {self.focal_gamma}")
+        if self.stance is not None and self.stance.head is StanceHead.SENTIMENT and self.sentiment is None:
+            raise BuildError("--stance-head sentiment trains the sentiment task's head: give --sentiment")
         if self.sentiment is not None and self.init is not None:
             raise BuildError("the sentiment task's head is new: start from --base, not --init")
         if self.pooling is not None and self.init is not None:
             raise BuildError("--init keeps its checkpoint's pooling: --pooling goes with --base")
         if self.probe is not None and self.init is not None:
             raise BuildError("--probe-first fits new heads on a base's features: start from --base, not --init")
+        if self.stance is not None and self.distillation is not None:
+            raise BuildError("the teachers' targets would stand in for the stance tweets' own labels: --stance and "
+                             "--teacher do not go together")
+        if self.stance is not None and not self.input_format.pair:
+            raise BuildError("the stance tweets are polarity towards their target: --stance needs --input-format "
+                             "entity+text")
         if self.sentiment is not None and self.distillation is not None:
             raise BuildError("the teachers' targets are RepLab polarity: the sentiment task's tweets take none, so "
                              "--sentiment and --teacher do not go together")
@@ -435,7 +457,10 @@ class _Run:
     """One training run: data encoded with the served text pipeline, the model, and transformers' Trainer
     (AdamW, linear warm-up schedule, gradient clipping, length-grouped batches, checkpoints in ``out/trainer``)."""
 
-    def __init__(self, config: TrainConfig, train_set: Sequence[Example], val_set: Sequence[Example], summary: dict):
+    def __init__(self, config: TrainConfig, train_set: Sequence[Example], val_set: Sequence[Example], summary: dict,
+                 own: int | None = None):
+        """``train_set``'s first ``own`` tweets (None: all) are the training data's; the auxiliary tasks' after them
+        set neither the token length nor the polarity class weights."""
         import torch
 
         from .model import ReputationModel
@@ -451,7 +476,7 @@ class _Run:
         else:
             self.vocab, lowercase = resolve_base(config.base, self.out / "base_vocab")
         probe = text_encoder(self.vocab, lowercase, config.input_format, 512)
-        lengths = [len(e.ids) for e in encode_examples(probe, [e for e in train_set if e.sentiment is None])]
+        lengths = [len(e.ids) for e in encode_examples(probe, train_set[:own])]
         self.length_stats = length_stats(lengths)
         self.max_length = init.text_settings.max_length if init is not None else \
             config.max_length or choose_max_length(lengths)
@@ -477,7 +502,8 @@ class _Run:
             self.model = init.model().train()
             self.model.sentiment_head = None  # an auxiliary task's head has nothing to learn here
             self.related = init.related  # its relatedness head is kept (and trained where relatedness is known)
-        self.polarity_weights = class_weights([y for y in self.y_polarity if y >= 0], config.class_weighting)
+        self.own_polarity = [y for y in self.y_polarity[:own] if y >= 0]  # the training data's polarity labels
+        self.polarity_weights = class_weights(self.own_polarity, config.class_weighting)
         self.last_metrics: dict | None = None
         self.last_logits: np.ndarray | None = None
         self.history: list[dict] = []
@@ -571,6 +597,7 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     ``out/trainer`` when the settings are the same. No teacher, pretrained base or ``init`` checkpoint may have seen a
     held-out tweet: each is checked before the run is claimed, so that a refused line leaves ``out`` free."""
     sentiment = load_sentiment(config.sentiment.folder) if config.sentiment else []  # read before the run is claimed
+    stance = config.stance.examples() if config.stance else []
     config.device.check()
     if config.init is None:
         base_model_type(config.base)  # readable, or one line before the run is claimed
@@ -597,13 +624,15 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     }
     if sentiment:
         summary["sentiment_examples"] = len(sentiment)
-        train_set = [*train_set, *sentiment]
-    run = _Run(config, train_set, val_set, summary)
+    if stance:
+        summary["stance_examples"] = len(stance)
+    run = _Run(config, [*train_set, *sentiment, *stance], val_set, summary, len(train_set))
     summary.update({
-        "train_label_counts": dict(zip(LABELS, np.bincount([y for y in run.y_polarity if y >= 0],
+        "train_label_counts": dict(zip(LABELS, np.bincount(run.own_polarity,
                                                            minlength=len(LABELS)).tolist())),
         "train_related_counts": {"related": sum(r == 1 for r in run.y_related),
                                  "unrelated": sum(r == 0 for r in run.y_related)},
+        "polarity_class_weights": dict(zip(LABELS, np.round(run.polarity_weights, 4).tolist())),
         "related_head": run.related,
         "pooling": Pooling.of(run.model.config).value,  # what the model reads, --init's too
         "token_lengths": run.length_stats,

@@ -255,3 +255,37 @@ def test_no_gap_where_tweets_have_no_time():
     examples = [Example(f"tweet {i}", "positive", "Zorblax") for i in range(100)]
     train, val = SplitSpec(val_fraction=0.15, gap_fraction=0.15).apply(examples)
     assert (len(train), len(val)) == (85, 15) and {e.text for e in train + val} == {e.text for e in examples}
+
+
+def write_stance(root, targets):
+    """A TweetEval-layout stance folder: ``targets`` maps a target folder to its (tweet, label id) rows."""
+    root.mkdir()
+    (root / "mapping.txt").write_text("0\tnone\n1\tagainst\n2\tfavor\n")
+    for name, rows in targets.items():
+        (root / name).mkdir()
+        (root / name / "train_text.txt").write_text("".join(f"{t}\n" for t, _ in rows))
+        (root / name / "train_labels.txt").write_text("".join(f"{y}\n" for _, y in rows))
+
+
+def test_stance_tweets_are_polarity_towards_their_target(tmp_path):
+    from model_build.data import load_stance
+
+    write_stance(tmp_path / "stance", {"hillary": [("she will win #SemST ", 2), ("never her", 1), ("lunch time", 0)],
+                                       "my target": [("love it #semst", 2), ("  ", 1)]})
+    (tmp_path / "stance" / ".ipynb_checkpoints").mkdir()  # a hidden folder is no target
+    got = [(e.text, e.label, e.entity, e.related, e.sentiment) for e in load_stance(tmp_path / "stance")]
+    assert got == [("she will win", "positive", "Hillary Clinton", None, None),
+                   ("never her", "negative", "Hillary Clinton", None, None),
+                   ("lunch time", "neutral", "Hillary Clinton", None, None),
+                   ("love it", "positive", "my target", None, None)]  # an empty line is no tweet
+    (tmp_path / "stance" / "mapping.txt").write_text("0\tnegative\n1\tneutral\n2\tpositive\n")
+    with pytest.raises(DataError, match=r"labels \['negative', 'neutral', 'positive'\] are not \['favor', 'none', "):
+        load_stance(tmp_path / "stance")
+    write_stance(tmp_path / "flat", {})
+    with pytest.raises(DataError, match="no target folders"):
+        load_stance(tmp_path / "flat")
+    write_stance(tmp_path / "short", {"atheism": [("a", 0), ("b", 3)]})
+    with pytest.raises(DataError, match="2 tweets against 2 labels, or an unknown label"):
+        load_stance(tmp_path / "short")
+    with pytest.raises(DataError, match="no mapping.txt"):
+        load_stance(tmp_path / "nowhere")

@@ -23,6 +23,7 @@ from model_build.distill import TARGETS_FILE, Distillation, TeacherTargets
 from model_build.train import Targets, consistency_loss, encode_examples, predict, reputation_loss
 from tests.conftest import FIXTURES, cli, refused
 from tests.test_curve import write_replab
+from tests.test_data import write_stance
 
 WEIGHTS = torch.tensor([1.0, 1.0, 2.0])
 
@@ -557,6 +558,13 @@ def test_a_teacher_or_init_checkpoint_that_saw_held_out_tweets_is_refused(teache
     (["--layer-decay", "1.5"], "decay must be in (0, 1]"),
     (["--rdrop", "0"], "R-Drop weight must be positive"),
     (["--sentiment-weight", "1"], "give --sentiment"),
+    (["--stance-weight", "1"], "give --stance"),
+    (["--stance", "/nonexistent"], "no mapping.txt"),
+    (["--stance", str(FIXTURES), "--stance-weight", "0"], "weight of the tweets in"),
+    (["--stance", str(FIXTURES), "--teacher", "INIT"], "--stance and --teacher do not go together"),
+    (["--stance", str(FIXTURES), "--input-format", "text"], "--stance needs --input-format entity+text"),
+    (["--stance-head", "polarity"], "--stance-head applies to the stance tweets: give --stance"),
+    (["--stance", str(FIXTURES), "--stance-head", "sentiment"], "sentiment task's head: give --sentiment"),
     (["--sentiment", "/nonexistent"], "no mapping.txt"),
     (["--sentiment", str(FIXTURES), "--init", "INIT"], "not --init"),
     (["--sentiment", str(FIXTURES), "--teacher", "INIT"], "do not go together"),
@@ -623,6 +631,43 @@ def test_the_sentiment_task_trains_its_own_head_on_tweeteval_layout_tweets(teach
     (folder / "val_labels.txt").write_text("2\n0\n")
     assert "12 tweets against 2 labels" in refused(*common, "--sentiment", str(folder), "--out", str(tmp_path / "bad"))
     assert not (tmp_path / "bad").exists()
+
+
+def test_stance_tweets_train_polarity_towards_their_target_and_nothing_else(teachers, tmp_path):
+    """``train --stance``: the stance tweets, paired with their target, add to the polarity loss by their weight; the
+    training data's own tweets alone set validation, the token length and the class weights."""
+    tmp, common = teachers
+    long = "a rather long tweet in favour of her that goes on and on about all the good things she did " * 2
+    write_stance(tmp_path / "stance", {"hillary": [(f"{long}{i}", 2) for i in range(60)]})  # every one in favour
+    plain, runs = Checkpoint.load(tmp / "t1" / "best"), {}
+    for weight in ("0.5", "4"):
+        out = tmp_path / f"w{weight}"
+        cli(*common, "--seed", "1", "--stance", str(tmp_path / "stance"), "--stance-weight", weight, "--out", str(out))
+        runs[weight] = Checkpoint.load(out / "best")
+        assert runs[weight].summary["stance_examples"] == 60
+        for key in ("train_examples", "validation_examples", "train_label_counts", "polarity_class_weights",
+                    "max_length"):
+            assert runs[weight].summary[key] == plain.summary[key], key
+
+    def positive(c: Checkpoint) -> float:  # the mean probability of positive for the target's tweets
+        encodings = c.encoder().encode([f"{long}{i}" for i in range(60)], ["Hillary Clinton"] * 60)
+        return float(torch.softmax(torch.from_numpy(predict(c.model(), c.encoder(), encodings)[0]), -1)[:, 0].mean())
+
+    assert positive(plain) < positive(runs["0.5"]) < positive(runs["4"])
+
+
+def test_stance_tweets_on_the_sentiment_head_carry_their_label_there_and_none_for_polarity(tmp_path):
+    from model_build.settings import StanceHead
+    from model_build.train import StanceTask
+
+    write_stance(tmp_path / "stance", {"hillary": [("yes", 2), ("no", 1), ("meh", 0)]})
+    rows = {head: [(e.entity, e.label, e.sentiment, e.weight) for e in StanceTask(str(tmp_path / "stance"), 0.3,
+                                                                                 head).examples()]
+            for head in StanceHead}
+    assert rows[StanceHead.POLARITY] == [("Hillary Clinton", label, None, 0.3)
+                                         for label in ("positive", "negative", "neutral")]
+    assert rows[StanceHead.SENTIMENT] == [("Hillary Clinton", None, label, 0.3)
+                                          for label in ("positive", "negative", "neutral")]
 
 
 def test_another_language_trains_and_validation_stays_in_the_first(teachers, tmp_path):
