@@ -31,8 +31,10 @@ $(DEV_VENV)/.installed: requirements-edge.txt requirements-build.txt requirement
 	$(DEV_VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $@
 
+# Without PROMETHEUS_MULTIPROC_DIR, a metrics directory of its own per port under build/ (emptied at start).
 serve: $(EDGE_VENV)/.installed
-	exec $(EDGE_VENV)/bin/gunicorn -c app/gunicorn_conf.py
+	if [ -z "$$PROMETHEUS_MULTIPROC_DIR" ]; then export PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/build/metrics-$${PORT:-8080}"; \
+	    mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"; fi; exec $(EDGE_VENV)/bin/gunicorn -c app/gunicorn_conf.py
 
 test: $(DEV_VENV)/.installed $(EDGE_VENV)/.installed
 	$(DEV_VENV)/bin/ruff check .

@@ -24,13 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.add_argument("--out", type=Path, help="output file, written whole or not at all (default: standard output)")
     p.add_argument("--bundle", type=Path, help="bundle directory (default: BUNDLE or the default bundle)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on standard error")
     p = sub.add_parser("verify", help="load a bundle, check its files and run one inference; exit 0 if it serves")
     p.add_argument("bundle", type=Path)
     return parser
 
 
 def classify(config: Config, file: Path, out: Path | None, bundle: Path | None, progress: bool) -> None:
+    if out and not out.parent.is_dir():
+        raise AppError(f"{out}: folder {out.parent} does not exist")
     classifier = Classifier(Bundle.load(bundle or config.bundle), threads=config.threads, bucket=config.length_bucket,
                             max_batch=config.inference_batch)
     if out:  # written whole, synced and renamed into place, or not at all

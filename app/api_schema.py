@@ -52,8 +52,10 @@ class ApiSchema:
         """A single tweet ``{"text", "entity"?}`` or a batch ``{"tweets": [...]}``, checked against the document."""
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_body", "the body must be a JSON object")
-        if ("text" in body) == ("tweets" in body):
-            raise ApiError(400, "missing_field", "send either 'text' (one tweet) or 'tweets' (a list), not both")
+        if "text" in body and "tweets" in body:
+            raise ApiError(400, "invalid_body", "send either 'text' (one tweet) or 'tweets' (a list), not both")
+        if "text" not in body and "tweets" not in body:
+            raise ApiError(400, "missing_field", "'text' (one tweet) or 'tweets' (a list) is required")
         batch = "tweets" in body
         error = next((self._batch if batch else self._tweet).iter_errors(body), None)
         if error is not None:

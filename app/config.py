@@ -90,20 +90,23 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
 def _auth_token(env: Mapping[str, str]) -> str | None:
     """The bearer token: AUTH_TOKEN, else the file AUTH_TOKEN_FILE, else systemd's credential."""
     if env.get("AUTH_TOKEN"):
-        token = env["AUTH_TOKEN"]
+        token, source = env["AUTH_TOKEN"], "AUTH_TOKEN"
     else:
         path = env.get("AUTH_TOKEN_FILE") or (
             str(Path(env["CREDENTIALS_DIRECTORY"]) / "auth_token") if env.get("CREDENTIALS_DIRECTORY") else ""
         )
         if not path:
             return None
+        source = f"AUTH_TOKEN_FILE {path}" if env.get("AUTH_TOKEN_FILE") else f"systemd credential auth_token ({path})"
         try:
             token = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"auth token file {path}: {exc.strerror}") from None
+            raise ConfigError(f"{source}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{source} is not UTF-8 text") from None
     token = token.strip()
     if len(token) < 16 or not token.isprintable():
-        raise ConfigError("the auth token must be at least 16 printable characters")
+        raise ConfigError(f"{source} must hold at least 16 printable characters")
     return token
 
 

@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -60,6 +61,24 @@ def _verify(path: Path) -> str | None:
     return last.removeprefix("error: ")
 
 
+def _bind_error() -> str | None:
+    """Why HOST:PORT cannot be listened on (a name that does not resolve, a port in use), or None. gunicorn
+    would try five times a second apart, logging each failure, and never say which setting is wrong."""
+    if os.environ.get("LISTEN_FDS") or "GUNICORN_FD" in os.environ:  # sockets handed over: nothing to bind
+        return None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(_server.host, _server.port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        return f"HOST {_server.host!r} does not resolve: {exc.strerror}"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own socket
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {_server.bind} (HOST, PORT): {exc.strerror}"
+    return None
+
+
 # prometheus-client's multiprocess files: counter_<pid>.db, gauge_livesum_<pid>.db, histogram_<pid>.db, ...
 METRIC_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 
@@ -80,9 +99,10 @@ def _empty_metrics_dir(directory: Path) -> None:
 
 
 def on_starting(server):
-    """Verify the bundle and prepare an empty multiprocess metrics directory before any worker starts."""
+    """Check the address, verify the bundle and prepare an empty multiprocess metrics directory, before
+    gunicorn listens and any worker starts."""
     bundle = Path(_service.bundle).resolve()
-    error = _verify(bundle)
+    error = _bind_error() or _verify(bundle)
     if error:
         _fail(error)
     os.environ[RESOLVED] = str(bundle)

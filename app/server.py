@@ -86,7 +86,9 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        response = fail(status, _HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+        message = (f"the body is over the limit of {config.max_body_bytes} bytes (MAX_BODY_BYTES)" if status == 413
+                   else exc.description or exc.name)
+        response = fail(status, _HTTP_CODES.get(status, "http_error"), message)
         for name, value in exc.get_headers():  # such as Allow on a 405
             if name.lower() != "content-type":
                 response.headers[name] = value

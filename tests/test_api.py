@@ -61,7 +61,7 @@ def test_batch_keeps_input_order(client):
     (b"[1, 2]", 400, "invalid_body"),
     (b'"text"', 400, "invalid_body"),
     (b"{}", 400, "missing_field"),
-    (b'{"text": "a", "tweets": []}', 400, "missing_field"),
+    (b'{"text": "a", "tweets": []}', 400, "invalid_body"),
     (b'{"text": ""}', 400, "empty_field"),
     (b'{"text": "   "}', 400, "empty_field"),
     (b'{"text": 5}', 400, "invalid_field"),
@@ -86,6 +86,15 @@ def test_client_errors(client, body, status, code):
     assert error["message"]
     if code:
         assert error["code"] == code
+
+
+@pytest.mark.parametrize("body, says", [
+    (b"{}", "'text' (one tweet) or 'tweets' (a list) is required"),
+    (b'{"text": "a", "tweets": []}', "not both"),
+    (json.dumps({"text": "x" * 5000}).encode(), "over the limit of 4096 bytes (MAX_BODY_BYTES)"),
+])
+def test_client_error_messages(client, body, says):
+    assert says in post(client, body).get_json()["error"]["message"]
 
 
 def test_not_json_content_type(client):

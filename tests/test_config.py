@@ -63,10 +63,19 @@ def test_auth_token_sources(tmp_path):
     assert Config.from_env({"AUTH_TOKEN_FILE": str(tmp_path / "token")}).auth_token == "file-token-0123456789"
     (tmp_path / "auth_token").write_text("cred-token-0123456789")
     assert Config.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path)}).auth_token == "cred-token-0123456789"
-    with pytest.raises(ConfigError, match="at least 16"):
+    with pytest.raises(ConfigError, match="^AUTH_TOKEN must hold at least 16"):
         Config.from_env({"AUTH_TOKEN": "short"})
-    with pytest.raises(ConfigError, match="auth token file"):
+    with pytest.raises(ConfigError, match="^AUTH_TOKEN_FILE .*missing: No such file"):
         Config.from_env({"AUTH_TOKEN_FILE": str(tmp_path / "missing")})
+    (tmp_path / "token").write_text("short\n")
+    with pytest.raises(ConfigError, match="^AUTH_TOKEN_FILE .*token must hold at least 16"):
+        Config.from_env({"AUTH_TOKEN_FILE": str(tmp_path / "token")})
+    (tmp_path / "token").write_bytes(b"\xff" * 20)
+    with pytest.raises(ConfigError, match="^AUTH_TOKEN_FILE .*token is not UTF-8 text"):
+        Config.from_env({"AUTH_TOKEN_FILE": str(tmp_path / "token")})
+    (tmp_path / "auth_token").write_text("\x00" * 20)
+    with pytest.raises(ConfigError, match="^systemd credential auth_token .* must hold at least 16 printable"):
+        Config.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path)})
 
 
 def test_server_defaults_and_variables():

@@ -109,6 +109,14 @@ def test_a_failed_run_leaves_no_partial_output(tmp_path):
     assert result.returncode == 2 and not out.exists() and not list(tmp_path.glob(".*partial"))
 
 
+def test_an_output_folder_that_does_not_exist_is_named(tmp_path):
+    (tmp_path / "day.csv").write_text("text\nhello\n", encoding="utf-8")
+    out = tmp_path / "nowhere" / "labels.jsonl"
+    result = run(str(tmp_path / "day.csv"), "--out", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {out}: folder {out.parent} does not exist"
+
+
 def test_input_fields_named_like_an_output_are_kept_renamed(tmp_path):
     src = tmp_path / "gold.jsonl"
     src.write_text(json.dumps({"text": "great phone", "entity": "Acme", "label": "gold-neutral", "related": "yes"}) + "\n",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,8 +16,9 @@ from typing import Iterator
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
-from bench.server import Service, metric_value, wait_ready
+from bench.server import Service, free_port, metric_value, wait_ready
 from bench.server import start as bench_start
 from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE
 
@@ -74,6 +76,36 @@ def test_metrics_count_every_worker(service):
     text = requests.get(url + "/metrics", timeout=10).text
     assert metric_value(text, "reputation_batch_size_count") == before + 20
     assert 'reputation_model_info{name="tiny-test"' in text
+
+
+def test_make_serve_with_two_workers_and_no_metrics_dir(tmp_path):
+    """The README's ``HOST=... WORKERS=2 make serve``: make gives the service a metrics directory of its own
+    under build/, so both workers show in /metrics, each memory series labelled with its pid."""
+    import psutil
+
+    venv, port = Path(EDGE_PYTHON).parent.parent, free_port()
+    metrics_dir = ROOT / "build" / f"metrics-{port}"
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update({"HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "2", "BUNDLE": str(TINY_BUNDLE),
+                "TFLITE_THREADS": "1", "LOG_LEVEL": "WARNING"})
+    with open(tmp_path / "make.log", "wb") as out:
+        make = subprocess.Popen(["make", "-s", "-o", f"{venv}/.installed", "serve", f"EDGE_VENV={venv}"], cwd=ROOT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    service = Service(make, port, tmp_path / "make.log")
+    try:
+        wait_ready(service.url, 60, make)
+        master = psutil.Process(make.pid).children()[0]  # make's shell execs gunicorn
+        for _ in range(600):
+            text = requests.get(service.url + "/metrics", timeout=10).text
+            memory = [sample.labels.get("pid") for family in text_string_to_metric_families(text)
+                      for sample in family.samples if sample.name == "reputation_worker_resident_memory_bytes"]
+            if len(memory) == 2:
+                break
+            time.sleep(0.1)
+        assert sorted(memory) == sorted(str(w.pid) for w in master.children()), service.log_text()
+    finally:
+        service.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def test_killed_worker_is_replaced_and_metrics_keep_counting(tmp_path):
@@ -174,6 +206,20 @@ def test_metrics_dir_holding_other_files_is_refused_and_left_alone(tmp_path):
 
 def test_bad_setting_is_refused_at_start(tmp_path):
     _start_fails(tmp_path, {"WORKERS": "many"}, "WORKERS must be an integer")
+
+
+def test_address_that_cannot_be_listened_on_is_refused_in_one_line(tmp_path):
+    """A port in use or a host name that does not resolve: one line naming the settings, not gunicorn's retries."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        _start_fails(tmp_path / "port", {"PORT": str(port)},
+                     f"reputation service cannot start: cannot listen on 127.0.0.1:{port} (HOST, PORT): Address already in use")
+    _start_fails(tmp_path / "host", {"HOST": "no-such-host.invalid"},
+                 "reputation service cannot start: HOST 'no-such-host.invalid' does not resolve")
+    for case in ("port", "host"):
+        assert "connection to" not in (tmp_path / case / "gunicorn.log").read_text()
 
 
 def test_edge_side_imports_no_heavy_framework():
