@@ -31,10 +31,12 @@ $(DEV_VENV)/.installed: requirements-edge.txt requirements-build.txt requirement
 	$(DEV_VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $@
 
-# Without PROMETHEUS_MULTIPROC_DIR, a metrics directory of its own per port under build/ (emptied at start).
+# Without PROMETHEUS_MULTIPROC_DIR, a metrics directory of its own per address under build/ (emptied at start);
+# none for a HOST or PORT the service will refuse anyway.
 serve: $(EDGE_VENV)/.installed
-	if [ -z "$$PROMETHEUS_MULTIPROC_DIR" ]; then export PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/build/metrics-$${PORT:-8080}"; \
-	    mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"; fi; exec $(EDGE_VENV)/bin/gunicorn -c app/gunicorn_conf.py
+	where="$${HOST:-127.0.0.1}-$${PORT:-8080}"; case "$$where" in */*|*[!-.:0-9A-Za-z_]*) ;; *) \
+	    if [ -z "$$PROMETHEUS_MULTIPROC_DIR" ]; then export PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/build/metrics-$$where"; \
+	    mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"; fi;; esac; exec $(EDGE_VENV)/bin/gunicorn -c app/gunicorn_conf.py
 
 test: $(DEV_VENV)/.installed $(EDGE_VENV)/.installed
 	$(DEV_VENV)/bin/ruff check .
@@ -58,6 +60,17 @@ $(EMOTION_SENTIMENT)/mapping.txt:
 	        > $(EMOTION_SENTIMENT).tmp/emotion_$${split}_labels.txt || exit 1; done
 	cp $(TWEETEVAL)/sentiment/mapping.txt $(EMOTION_SENTIMENT).tmp/
 	rm -rf $(EMOTION_SENTIMENT) && mv $(EMOTION_SENTIMENT).tmp $(EMOTION_SENTIMENT)
+# The same with TweetEval's ironic tweets (SemEval-2018 task 3) read as negative sentiment, its other tweets left out:
+# irony that is not meant as it is worded is mostly praise meant as blame (Riloff et al. 2013)
+IRONY_SENTIMENT = build/tweeteval-sentiment-emotion-irony
+$(IRONY_SENTIMENT)/mapping.txt: $(EMOTION_SENTIMENT)/mapping.txt
+	rm -rf $(IRONY_SENTIMENT).tmp && cp -r $(EMOTION_SENTIMENT) $(IRONY_SENTIMENT).tmp
+	for split in train val test; do \
+	    awk 'NR == FNR { ironic[FNR] = ($$1 == 1); next } ironic[FNR]' $(TWEETEVAL)/irony/$${split}_labels.txt \
+	        $(TWEETEVAL)/irony/$${split}_text.txt > $(IRONY_SENTIMENT).tmp/irony_$${split}_text.txt && \
+	    awk '$$1 == 1 { print 0 }' $(TWEETEVAL)/irony/$${split}_labels.txt \
+	        > $(IRONY_SENTIMENT).tmp/irony_$${split}_labels.txt || exit 1; done
+	rm -rf $(IRONY_SENTIMENT) && mv $(IRONY_SENTIMENT).tmp $(IRONY_SENTIMENT)
 # 1.3.0's recipe (1.2.0's with the heads fitted first as logistic regressions, reading the tokens' mean, TweetEval's
 # emotion tweets beside its sentiment ones, polarity label smoothing 0.1) three times: on everything (the bundle),
 # before a time gap (its validation figures), and without the 12 unseen entities (their figures and the relatedness

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from gunicorn import systemd, util
+
 from app.config import Config, ConfigError, ServerConfig
 from app.wsgi import RESOLVED
 
@@ -63,19 +65,20 @@ def _verify(path: Path) -> str | None:
 
 def _bind_error() -> str | None:
     """Why HOST:PORT cannot be listened on (a name that does not resolve, a port in use), or None. gunicorn
-    would try five times a second apart, logging each failure, and never say which setting is wrong."""
-    if os.environ.get("LISTEN_FDS") or "GUNICORN_FD" in os.environ:  # sockets handed over: nothing to bind
+    would try five times a second apart, logging each failure, and never say which setting is wrong. The
+    probe binds as gunicorn will: IPv6 for an IPv6 address, else IPv4 (a host name too)."""
+    if systemd.listen_fds(unset_environment=False) or "GUNICORN_FD" in os.environ:  # sockets handed over
         return None
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(_server.host, _server.port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(socket.AF_INET6 if util.is_ipv6(_server.host) else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own socket
+            probe.bind((_server.host, _server.port))
     except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:  # the resolver is not up yet (early at boot): gunicorn retries
+            return None
         return f"HOST {_server.host!r} does not resolve: {exc.strerror}"
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own socket
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            return f"cannot listen on {_server.bind} (HOST, PORT): {exc.strerror}"
+    except OSError as exc:
+        return f"cannot listen on {_server.bind} (HOST, PORT): {exc.strerror}"
     return None
 
 

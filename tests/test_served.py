@@ -84,7 +84,9 @@ def test_make_serve_with_two_workers_and_no_metrics_dir(tmp_path):
     import psutil
 
     venv, port = Path(EDGE_PYTHON).parent.parent, free_port()
-    metrics_dir = ROOT / "build" / f"metrics-{port}"
+    if not (venv / "bin" / "gunicorn").is_file():
+        pytest.skip(f"no gunicorn in {venv}: run through make test, which sets EDGE_PYTHON to the edge environment's")
+    metrics_dir = ROOT / "build" / f"metrics-127.0.0.1-{port}"
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update({"HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "2", "BUNDLE": str(TINY_BUNDLE),
                 "TFLITE_THREADS": "1", "LOG_LEVEL": "WARNING"})
@@ -103,6 +105,7 @@ def test_make_serve_with_two_workers_and_no_metrics_dir(tmp_path):
                 break
             time.sleep(0.1)
         assert sorted(memory) == sorted(str(w.pid) for w in master.children()), service.log_text()
+        assert {p.name for p in metrics_dir.iterdir()} >= {f"gauge_liveall_{w.pid}.db" for w in master.children()}
     finally:
         service.stop()
         shutil.rmtree(metrics_dir, ignore_errors=True)
