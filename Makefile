@@ -109,7 +109,7 @@ default-bundle: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 # layer-wise learning-rate decay, --layer-decay 0.8; and soups of the four's seeds; on 2026-12-06, the four without
 # class weights, --class-weighting none, against the negative offset, and the four with R-Drop, --rdrop 1, three
 # seeds, and --rdrop 8, one; and the four with TweetEval's stance tweets on the sentiment head, --stance
-# --stance-head sentiment, three seeds, and on the polarity head, --stance, one). Each run's line
+# --stance-head sentiment, three seeds, and on the polarity head, --stance, three). Each run's line
 # also scores it on the gap's tweets when it ends, or, for a run that finished before that, when rerun.
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
 # shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe; --rdrop, two
@@ -179,7 +179,8 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	$(BUILD) train $(TIMEGAP) --seed 13 $(STACK) --rdrop 8 --out runs/mt-time2-stack-rdrop8-s13
 	for seed in 13 14 15; do $(BUILD) train $(TIMEGAP) --seed $$seed $(STACK) --stance $(TWEETEVAL)/stance \
 	    --stance-head sentiment --out runs/mt-time2-stack-stancesent-s$$seed || exit 1; done
-	$(BUILD) train $(TIMEGAP) --seed 13 $(STACK) --stance $(TWEETEVAL)/stance --out runs/mt-time2-stack-stance-s13
+	for seed in 13 14 15; do $(BUILD) train $(TIMEGAP) --seed $$seed $(STACK) --stance $(TWEETEVAL)/stance \
+	    --out runs/mt-time2-stack-stance-s$$seed || exit 1; done
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
 	    --out runs/soup-time2-stack-s13-14
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
