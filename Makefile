@@ -109,7 +109,8 @@ default-bundle: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 # layer-wise learning-rate decay, --layer-decay 0.8; and soups of the four's seeds; on 2026-12-06, the four without
 # class weights, --class-weighting none, against the negative offset, and the four with R-Drop, --rdrop 1, three
 # seeds, and --rdrop 8, one; and the four with TweetEval's stance tweets on the sentiment head, --stance
-# --stance-head sentiment, three seeds, and on the polarity head, --stance, three). Each run's line
+# --stance-head sentiment, three seeds, and on the polarity head, --stance, three; and TweetEval's ironic tweets as
+# negative sentiment, three). Each run's line
 # also scores it on the gap's tweets when it ends, or, for a run that finished before that, when rerun.
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
 # shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe; --rdrop, two
@@ -118,7 +119,7 @@ default-bundle: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 TIMEGAP = $(subst --seed 13 ,,$(RECIPE))
 TEACHERS = --teacher runs/mt-time2-s13/best --teacher runs/mt-time2-s14/best --teacher runs/mt-time2-s15/best
 DIVERSE = $(TEACHERS) --teacher runs/pol-time2-s16/best --teacher runs/text-time2-s13/best
-recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
+recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt $(IRONY_SENTIMENT)/mapping.txt
 	$(BUILD) train $(TIMEGAP) --seed 13 --average-last 4 --out runs/mt-time2-s13
 	$(BUILD) train $(TIMEGAP) --seed 14 --average-last 4 --out runs/mt-time2-s14
 	$(BUILD) train $(TIMEGAP) --seed 15 --out runs/mt-time2-s15
@@ -181,6 +182,8 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt
 	    --stance-head sentiment --out runs/mt-time2-stack-stancesent-s$$seed || exit 1; done
 	for seed in 13 14 15; do $(BUILD) train $(TIMEGAP) --seed $$seed $(STACK) --stance $(TWEETEVAL)/stance \
 	    --out runs/mt-time2-stack-stance-s$$seed || exit 1; done
+	for seed in 13 14 15; do $(BUILD) train $(TIMEGAP) --seed $$seed $(subst $(EMOTION_SENTIMENT),$(IRONY_SENTIMENT),$(STACK)) \
+	    --out runs/mt-time2-stack-irony-s$$seed || exit 1; done
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
 	    --out runs/soup-time2-stack-s13-14
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
