@@ -33,20 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
 def classify(config: Config, file: Path, out: Path | None, bundle: Path | None, progress: bool) -> None:
     if out and not out.parent.is_dir():
         raise AppError(f"{out}: folder {out.parent} does not exist")
+    if out and out.is_dir():
+        raise AppError(f"{out} is a folder: give a file name")
     classifier = Classifier(Bundle.load(bundle or config.bundle), threads=config.threads, bucket=config.length_bucket,
                             max_batch=config.inference_batch)
     if out:  # written whole, synced and renamed into place, or not at all
         tmp = out.with_name(f".{out.name}.partial")
         try:
             with tmp.open("w", encoding="utf-8") as stream:
-                counts = classify_file(classifier, file, stream, progress)
+                counts = classify_file(classifier, file, stream, config.max_text_chars, progress)
                 stream.flush()
                 os.fsync(stream.fileno())
             tmp.replace(out)
         finally:
             tmp.unlink(missing_ok=True)
     else:
-        counts = classify_file(classifier, file, sys.stdout, progress)
+        counts = classify_file(classifier, file, sys.stdout, config.max_text_chars, progress)
     print(f"classified {counts['classified']} tweets, {counts['errors']} errors", file=sys.stderr)
 
 

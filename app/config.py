@@ -57,13 +57,13 @@ class Config:
 
     @classmethod
     def offline_from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
-        """The settings the offline commands use (``BUNDLE``, ``TFLITE_THREADS``, ``LENGTH_BUCKET``,
-        ``INFERENCE_BATCH``, ``LOG_LEVEL``); server, limit and token settings are not read."""
+        """The settings the offline commands use (``BUNDLE``, ``TFLITE_THREADS``, ``MAX_TEXT_CHARS``, ``LENGTH_BUCKET``,
+        ``INFERENCE_BATCH``, ``LOG_LEVEL``); server, request and token settings are not read."""
         env = os.environ if env is None else env
         return cls.from_env({k: env[k] for k in OFFLINE_VARIABLES if k in env})
 
 
-OFFLINE_VARIABLES = ("BUNDLE", "TFLITE_THREADS", "LENGTH_BUCKET", "INFERENCE_BATCH", "LOG_LEVEL")
+OFFLINE_VARIABLES = ("BUNDLE", "TFLITE_THREADS", "MAX_TEXT_CHARS", "LENGTH_BUCKET", "INFERENCE_BATCH", "LOG_LEVEL")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

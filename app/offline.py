@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -21,8 +22,33 @@ class InputError(AppError):
 
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+READ_AS_JSONL = (*JSONL_SUFFIXES, ".json")  # the input files the offline and bulk commands read as JSONL
 # A record's errors, in the words bulk/ and model_build/ use too.
 EMPTY_TEXT, NOT_JSON = "empty or missing text", "line is not a JSON object"
+SURPLUS = "more fields than the header"
+_SURPLUS_KEY = object()  # where csv.DictReader puts a row's fields beyond the header's
+_NAME = re.compile(r"[A-Za-z_][\w.-]{0,39}")
+
+
+def too_long(max_chars: int) -> str:
+    """The error of a text over ``max_chars`` characters (MAX_TEXT_CHARS, as the API's 413)."""
+    return f"text longer than {max_chars} characters (MAX_TEXT_CHARS)"
+
+
+def text_error(text: object, max_chars: int) -> str | None:
+    """Why a text cannot be classified (missing, blank, over the limit), or None."""
+    if not (isinstance(text, str) and text.strip()):
+        return EMPTY_TEXT
+    return too_long(max_chars) if len(text) > max_chars else None
+
+
+def describe_columns(names: Iterable[object]) -> str:
+    """Column names for an error message: those that look like names; the others (a header row that is a tweet,
+    say) only counted, so that no tweet text reaches a message."""
+    names = [str(n) for n in names]
+    shown = [n for n in names if _NAME.fullmatch(n)]
+    hidden = len(names) - len(shown)
+    return ", ".join(shown + ([f"{hidden} more not shown (not a column name)"] if hidden else [])) or "none"
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
@@ -38,63 +64,77 @@ def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
 
 
 def read_records(path: Path) -> Iterator[dict]:
-    """Records with at least 'text' (and optionally 'entity'); malformed JSONL lines become errors."""
+    """Records with at least 'text' (and optionally 'entity'); malformed JSONL lines and CSV rows with more fields
+    than the header become errors."""
     with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-        if path.suffix.lower() in JSONL_SUFFIXES:
+        if path.suffix.lower() in READ_AS_JSONL:
             for record in iter_jsonl(fh):
                 yield record if record is not None else {"_error": NOT_JSON}
         else:
-            reader = csv.DictReader(fh)
+            # strict: a quote inside a quoted field that is not doubled (an unclosed quote that closes on a later
+            # row, which would merge the rows between) or a quote still open at the end is an error, not a merge.
+            reader = csv.DictReader(fh, restkey=_SURPLUS_KEY, strict=True)
             try:
                 if not reader.fieldnames or "text" not in reader.fieldnames:
                     raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
-                                     f"{reader.fieldnames}")
-                yield from reader
-            except csv.Error as exc:  # a field over the csv module's size limit: an unclosed quote ran on
+                                     f"{describe_columns(reader.fieldnames or ())}")
+                for record in reader:
+                    yield {"_error": SURPLUS, **record} if _SURPLUS_KEY in record else record
+            except csv.Error as exc:  # an unclosed quote ran on, or a field over the csv module's size limit
                 line = reader.reader.line_num  # of the file, header included (DictReader's counts whole rows only)
                 raise InputError(f"{path}: {exc} by file line {line} (an unclosed quote on it or before it?)") from None
 
 
-def record_error(record: dict) -> str | None:
+def record_error(record: dict, max_chars: int) -> str | None:
     """Why a record cannot be classified, or None."""
-    text, entity = record.get("text"), record.get("entity")
-    if not (isinstance(text, str) and text.strip()):
-        return EMPTY_TEXT
-    if entity is not None and not isinstance(entity, str):
+    error = text_error(record.get("text"), max_chars)
+    entity = record.get("entity")
+    if error is None and entity is not None and not isinstance(entity, str):
         return "entity is not a string"
-    return None
+    return error
 
 
 # What a result line says: an input field of one of these names is written as input_<name> (as bulk/ does).
 OUTPUT_FIELDS = ("line", "label", "scores", "related", "about", "error")
 
 
-def classify_file(classifier: Classifier, source: Path, out: IO[str], progress: bool = True) -> dict:
+def _kept(record: dict) -> dict:
+    """A record's fields as written beside its result: all but the text (and the reader's own), one named like an
+    output as ``input_<name>``."""
+    return {f"input_{k}" if k in OUTPUT_FIELDS else k: v for k, v in record.items()
+            if k not in ("text", "_error", _SURPLUS_KEY)}
+
+
+def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars: int, progress: bool = True) -> dict:
     """Write one JSON line per input record, in order: its fields except the text (one named like an output as
-    ``input_<name>``), plus label, scores, related and about."""
+    ``input_<name>``), plus label, scores, related and about, or the error that kept it from being classified.
+    A file of records none of which has a 'text' field is refused."""
     counts = {"classified": 0, "errors": 0}
     pending: list[tuple[int, dict]] = []
+    fields_seen: dict[str, None] = {}
 
     def flush() -> None:
         if not pending:
             return
         predictions = classifier.classify([r["text"] for _, r in pending], [r.get("entity") for _, r in pending])
         for (line, record), p in zip(pending, predictions):
-            fields = {f"input_{k}" if k in OUTPUT_FIELDS else k: v for k, v in record.items() if k != "text"}
-            out.write(json.dumps({"line": line, **fields, **p.to_dict()}, ensure_ascii=False) + "\n")
+            out.write(json.dumps({"line": line, **_kept(record), **p.to_dict()}, ensure_ascii=False) + "\n")
         counts["classified"] += len(pending)
         pending.clear()
 
     records = read_records(source)
     for line, record in enumerate(tqdm(records, unit="tweet", disable=not progress, file=sys.stderr), 1):
-        error = record.get("_error") or record_error(record)
+        fields_seen.update(dict.fromkeys(k for k in record if isinstance(k, str) and k != "_error"))
+        error = record.get("_error") or record_error(record, max_chars)
         if error:
             flush()
-            out.write(json.dumps({"line": line, "error": error}) + "\n")
+            out.write(json.dumps({"line": line, **_kept(record), "error": error}, ensure_ascii=False) + "\n")
             counts["errors"] += 1
             continue
         pending.append((line, record))
         if len(pending) >= CHUNK:
             flush()
     flush()
+    if fields_seen and "text" not in fields_seen:
+        raise InputError(f"{source}: no record has a 'text' field (fields: {describe_columns(fields_seen)})")
     return counts

@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from bulk.formats import Format
 from bulk.job import BulkError, Options, run
 
+# The master URLs Spark 4 takes (its "Master URLs" documentation).
+_MASTER = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|(spark|k8s)://\S+")
+
 
 def _positive(raw: str) -> int:
-    value = int(raw)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _master(raw: str) -> str:
+    if not _MASTER.fullmatch(raw):
+        raise argparse.ArgumentTypeError(f"expected local, local[N], local[*], yarn, spark://HOST:PORT or "
+                                         f"k8s://HOST:PORT, got {raw!r}")
+    return raw
+
+
+def _format(*allowed: Format):
+    """An argparse type: a format's name, among ``allowed``."""
+    def parse(raw: str) -> Format:
+        if raw not in {f.value for f in allowed}:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(f.value for f in allowed)}, got {raw!r}")
+        return Format(raw)
+    return parse
 
 
 def _setting(raw: str) -> tuple[str, str]:
@@ -31,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("input", help="file or directory, local or any file system Spark reads (hdfs://, s3a://, ...)")
     p.add_argument("output", help="directory to write (Parquet or JSONL part files)")
     p.add_argument("--bundle", type=Path, help="bundle directory (default: BUNDLE or the default bundle)")
-    p.add_argument("--master", help="Spark master URL (default: spark-submit's, else local[*])")
-    p.add_argument("--format", type=Format, choices=list(Format), help="input format (default: from its name)")
-    p.add_argument("--output-format", type=Format, choices=[Format.PARQUET, Format.JSONL], default=Format.PARQUET)
+    p.add_argument("--master", type=_master, help="Spark master URL (default: spark-submit's, else local[*])")
+    p.add_argument("--format", type=_format(*Format), metavar="{jsonl,csv,parquet}",
+                   help="input format (default: from its name)")
+    p.add_argument("--output-format", type=_format(Format.PARQUET, Format.JSONL), default=Format.PARQUET,
+                   metavar="{parquet,jsonl}", help="output format (default: parquet)")
     p.add_argument("--keep-text", action="store_true", help="write the text column too")
     p.add_argument("--threads", type=_positive, default=1,
                    help="interpreter threads per task, and Spark cores per task (default 1)")
@@ -49,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         counts = run(options)
     except BulkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        clear = "\r\033[K" if sys.stderr.isatty() else ""  # over a progress bar Spark left on the line
+        print(f"{clear}error: {exc}", file=sys.stderr)
         return 2
     errors = {reason: n for reason, n in counts.items() if reason is not None}
     detail = f" ({'; '.join(f'{reason}: {n}' for reason, n in sorted(errors.items()))})" if errors else ""

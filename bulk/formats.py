@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 from enum import Enum
 
-from app.offline import JSONL_SUFFIXES
+from app.offline import READ_AS_JSONL
 
 # Spark's PERMISSIVE mode puts a JSONL line that is not a JSON object in this column.
 CORRUPT = "_corrupt_record"
@@ -19,7 +20,7 @@ class Format(str, Enum):
     def of(cls, path: str) -> "Format | None":
         """The format a path's name says (``.jsonl``, ``.ndjson``, ``.json``, ``.csv``, ``.parquet``), else None."""
         name = path.rstrip("/").lower()
-        if name.endswith((*JSONL_SUFFIXES, ".json")):
+        if name.endswith(READ_AS_JSONL):
             return cls.JSONL
         if name.endswith(".csv"):
             return cls.CSV
@@ -33,8 +34,12 @@ class Format(str, Enum):
         if self is Format.JSONL:
             return reader.options(mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT).json(path)
         if self is Format.CSV:
-            # Quoted fields may hold newlines and doubled quotes, as Python's csv module writes them.
-            return reader.options(header=True, multiLine=True, escape='"', mode="PERMISSIVE").csv(path)
+            # Quoted fields may hold newlines and doubled quotes, as Python's csv module writes them. As the offline
+            # command's reader: a quote in a quoted field that is not doubled (an unclosed quote closing on a later
+            # row) fails the job instead of merging the rows between, and so does a field over the csv module's limit.
+            return reader.options(header=True, multiLine=True, escape='"', mode="PERMISSIVE",
+                                  unescapedQuoteHandling="RAISE_ERROR",
+                                  maxCharsPerColumn=str(csv.field_size_limit())).csv(path)
         return reader.parquet(path)
 
     def write(self, frame, path: str) -> None:

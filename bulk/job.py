@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import csv
 import functools
 import hashlib
 import os
@@ -21,6 +22,7 @@ from app.bundle import Bundle
 from app.classifier import Classifier
 from app.config import Config, ConfigError
 from app.errors import AppError
+from app.offline import describe_columns
 
 from . import worker
 from .formats import CORRUPT, Format
@@ -28,6 +30,12 @@ from .worker import ABOUT, ENTITY, ERROR, PREDICTED, RELATED, SCORES, TEXT, Task
 
 _PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
 PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
+# The driver's loggers (and in local mode the executors') that print a failed task's Java stack trace, and with it
+# the record it failed on, maybe a tweet: the job's error is the one line the command prints last.
+_TASK_FAILURE_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager",
+                         "org.apache.spark.sql.execution.datasources.FileFormatWriter",
+                         "org.apache.spark.TaskContextImpl", "org.apache.spark.util.Utils",
+                         "org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter")
 
 
 class BulkError(Exception):
@@ -60,11 +68,12 @@ def verify(path: Path) -> Bundle:
 
 
 def start(opts: Options):
-    """A Spark session: the master given (spark-submit's, else local[*]), Spark's console progress bar, one task
-    slot per ``threads`` cores; locally, the workers run this interpreter."""
+    """A Spark session: the master given (spark-submit's, else local[*]), Spark's console progress bar on a terminal,
+    one task slot per ``threads`` cores; locally, the workers run this interpreter."""
     from pyspark.sql import SparkSession
 
-    settings = {"spark.ui.showConsoleProgress": "true", "spark.task.cpus": str(opts.threads)}
+    settings = {"spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),  # a bar, not lines in a log
+                "spark.task.cpus": str(opts.threads)}
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # started by spark-submit, which set the Python to use
     if (opts.master or "local").startswith("local") and not submitted:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # PySpark reads it at the context's start
@@ -75,6 +84,9 @@ def start(opts: Options):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+    for name in _TASK_FAILURE_LOGGERS:
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
     context = spark.sparkContext
     print(f"Spark {spark.version}, master {context.master}, UI {context.uiWebUrl or 'off'}", file=sys.stderr)
     return spark
@@ -132,8 +144,8 @@ def prepare(frame, partitions: int | None, parallelism: int):
     from pyspark.sql import functions as F
 
     if TEXT not in frame.columns:
-        shown = [c for c in frame.columns if c != CORRUPT]
-        raise BulkError(f"the input has no '{TEXT}' column (columns: {', '.join(shown) or 'none'})")
+        raise BulkError(f"the input has no '{TEXT}' column "
+                        f"(columns: {describe_columns(c for c in frame.columns if c != CORRUPT)})")
     for name in PREDICTED:
         if name in frame.columns:
             frame = frame.withColumnRenamed(name, f"input_{name}")
@@ -163,14 +175,31 @@ def classify(frame, task: Task):
     return frame.mapInArrow(functools.partial(worker.classify_batches, task), output_schema(frame.schema, task))
 
 
+def _file_system(spark, path: str):
+    """Hadoop's file system of ``path`` (local, hdfs://, s3a://, ...) and the path, qualified."""
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return fs, fs.makeQualified(hadoop_path)
+
+
+def check_paths(spark, opts: Options) -> None:
+    """INPUT exists (a file, a directory or a glob that matches) and OUTPUT does not unless ``overwrite``: checked
+    before Spark reads anything (its own check logs a Java stack trace first)."""
+    fs, source = _file_system(spark, opts.input)
+    found = fs.globStatus(source)
+    if found is None or len(found) == 0:
+        raise BulkError(f"{opts.input}: no such file or directory")
+    fs, final = _file_system(spark, opts.output)
+    if fs.exists(final) and not opts.overwrite:
+        raise BulkError(f"{opts.output} exists (pass --overwrite to replace it)")
+
+
 def write(spark, frame, opts: Options) -> dict[str | None, int]:
     """Write next to OUTPUT, count rows by error (None: classified) from what was written, then rename it into
     place; a job that fails leaves no new output, and an output it replaces is kept until the new one is in place."""
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path
-    fs = hadoop_path(opts.output).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    final = fs.makeQualified(hadoop_path(opts.output))
-    if fs.exists(final) and not opts.overwrite:
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
+    fs, final = _file_system(spark, opts.output)
+    if fs.exists(final) and not opts.overwrite:  # checked before the job too; it may have appeared since
         raise BulkError(f"{opts.output} exists (pass --overwrite to replace it)")
     tag = uuid.uuid4().hex[:8]
     partial_path = hadoop_path(final.getParent(), f"{final.getName()}.partial-{tag}")
@@ -193,8 +222,9 @@ def write(spark, frame, opts: Options) -> dict[str | None, int]:
 
 
 @contextlib.contextmanager
-def _one_line_errors():
-    """Spark's and Py4J's exceptions as a BulkError with the first line of their message."""
+def _one_line_errors(read_hint: str = ""):
+    """Spark's and Py4J's exceptions as a BulkError with the first line of their message (``read_hint`` after a
+    file that could not be read)."""
     from py4j.protocol import Py4JError, Py4JJavaError
     from pyspark.errors import PySparkException
 
@@ -202,11 +232,25 @@ def _one_line_errors():
         yield
     except (PySparkException, Py4JError) as exc:
         text = str(exc.java_exception) if isinstance(exc, Py4JJavaError) else str(exc)
-        lines = [line for line in text.strip().splitlines() if line.strip()] or [type(exc).__name__]
+        lines = _lines(text) or [type(exc).__name__]
+        line = lines[0]
         # A Python worker's failure: its exception's own line, not the traceback's header.
         raised = [line for line in lines if _PYTHON_RAISED.match(line)]
-        hint = " (Spark needs Java 17: make bulk installs openjdk-17-jre-headless)" if "JAVA_GATEWAY" in text else ""
-        raise BulkError(f"Spark: {raised[-1] if 'Traceback' in text and raised else lines[0]}{hint}") from None
+        if "Traceback" in text and raised:
+            line = raised[-1]
+        elif line.endswith(":"):  # a wrapper with nothing after its colon: the Java exception's deepest cause
+            cause = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+            while cause is not None and cause.getCause() is not None:
+                cause = cause.getCause()
+            line = f"{line} {(_lines(str(cause)) or [''])[0]}" if cause is not None else line
+        java_missing = "JAVA_GATEWAY" in text and shutil.which("java") is None and not os.environ.get("JAVA_HOME")
+        hint = " (Spark needs Java 17: make bulk installs openjdk-17-jre-headless)" if java_missing else ""
+        hint += read_hint if "FAILED_READ_FILE" in line else ""
+        raise BulkError(f"Spark: {line}{hint}") from None
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.strip().splitlines() if line.strip()]
 
 
 def run(opts: Options, spark=None) -> dict[str | None, int]:
@@ -219,10 +263,18 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
     source_format = opts.input_format or Format.of(opts.input)
     if source_format is None:
         raise BulkError(f"cannot tell the format of {opts.input} from its name: pass --format jsonl, csv or parquet")
-    with _one_line_errors():
-        spark = spark or start(opts)
-        task = Task(archive=ship(spark, bundle), labels=bundle.labels, has_related=bundle.has_related,
-                    threads=opts.threads, bucket=config.length_bucket, max_batch=config.inference_batch,
-                    dropped=(CORRUPT,) if opts.keep_text else (TEXT, CORRUPT))
-        frame = prepare(source_format.read(spark, opts.input), opts.partitions, spark.sparkContext.defaultParallelism)
-        return write(spark, classify(frame, task), opts)
+    own = spark is None
+    try:
+        csv_hint = f" (an unclosed quote, or a field over {csv.field_size_limit()} characters?)"
+        with _one_line_errors(csv_hint if source_format is Format.CSV else ""):
+            spark = spark or start(opts)
+            check_paths(spark, opts)
+            task = Task(archive=ship(spark, bundle), labels=bundle.labels, has_related=bundle.has_related,
+                        threads=opts.threads, bucket=config.length_bucket, max_batch=config.inference_batch,
+                        max_chars=config.max_text_chars, dropped=(CORRUPT,) if opts.keep_text else (TEXT, CORRUPT))
+            frame = prepare(source_format.read(spark, opts.input), opts.partitions,
+                            spark.sparkContext.defaultParallelism)
+            return write(spark, classify(frame, task), opts)
+    finally:
+        if own and spark is not None:
+            spark.stop()  # before the error is printed, so that Spark's last lines come before it

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from app.bundle import Bundle
 from app.classifier import Classifier
-from app.offline import EMPTY_TEXT, NOT_JSON
+from app.offline import NOT_JSON, text_error
 
 from .formats import CORRUPT
 
@@ -29,6 +29,7 @@ class Task:
     threads: int
     bucket: int
     max_batch: int
+    max_chars: int              # MAX_TEXT_CHARS: a longer text is an error, as offline and in the API
     dropped: tuple[str, ...]    # input columns not written: the text unless asked for, Spark's corrupt-record column
 
 
@@ -66,8 +67,7 @@ def annotate(task: Task, model: Classifier, batch: pa.RecordBatch) -> pa.RecordB
     texts, entities = _column(batch, TEXT), _column(batch, ENTITY)
     corrupt = batch.schema.get_field_index(CORRUPT)  # the raw line, maybe not even UTF-8: only its presence is read
     unreadable = batch.column(corrupt).is_valid().to_pylist() if corrupt >= 0 else [False] * batch.num_rows
-    errors = [NOT_JSON if bad else None if isinstance(text, str) and text.strip() else EMPTY_TEXT
-              for text, bad in zip(texts, unreadable)]
+    errors = [NOT_JSON if bad else text_error(text, task.max_chars) for text, bad in zip(texts, unreadable)]
     rows = [i for i, error in enumerate(errors) if error is None]
     predictions = model.classify([texts[i] for i in rows], [entities[i] or None for i in rows]) if rows else []
     n = batch.num_rows

@@ -101,7 +101,7 @@ def test_bundle_reached_only_through_spark_files(spark, tmp_path):
     from bulk.worker import Task
 
     task = Task(archive=archive, labels=bundle.labels, has_related=True, threads=1, bucket=8, max_batch=16,
-                dropped=())
+                max_chars=4000, dropped=())
     frame = prepare(Format.CSV.read(spark, str(FIXTURES / "tweets.csv")), 4, 2)
     assert frame.rdd.getNumPartitions() == 4
     rows = [r.asDict(recursive=True) for r in classify(frame, task).collect()]
@@ -138,11 +138,47 @@ def test_parquet_in_jsonl_out_with_text_kept(spark, tmp_path):
     run(Options(input=str(src), output=str(out), bundle=TINY_RELATED_BUNDLE, output_format=Format.JSONL,
                 overwrite=True), spark)  # replaced: the text is no longer kept, nothing is left beside it
     assert "text" not in read_jsonl_dir(out)[0] and sorted(p.name for p in tmp_path.iterdir()) == ["day.parquet", "out.jsonl"]
-    with pytest.raises(BulkError, match="PATH_NOT_FOUND|does not exist"):
+    with pytest.raises(BulkError, match=r"absent.parquet: no such file or directory$"):
         run(Options(input=str(tmp_path / "absent.parquet"), output=str(tmp_path / "x"), bundle=TINY_BUNDLE), spark)
     (tmp_path / "notext.csv").write_text("tweet,who\nx,y\n")
-    with pytest.raises(BulkError, match="no 'text' column"):
+    with pytest.raises(BulkError, match=r"no 'text' column \(columns: tweet, who\)$"):
         run(Options(input=str(tmp_path / "notext.csv"), output=str(tmp_path / "y"), bundle=TINY_BUNDLE), spark)
+    # A CSV without its header row: the first row's tweet is not named in the message.
+    (tmp_path / "noheader.csv").write_text("1,I really love my new phone,Acme\n")
+    with pytest.raises(BulkError, match=r"\(columns: Acme, 2 more not shown \(not a column name\)\)$"):
+        run(Options(input=str(tmp_path / "noheader.csv"), output=str(tmp_path / "z"), bundle=TINY_BUNDLE), spark)
+
+
+def test_a_text_over_max_text_chars_is_that_rows_error(spark, tmp_path, monkeypatch):
+    """As offline and in the API (413): in CSV such a text is mostly rows merged by an unclosed quote."""
+    monkeypatch.setenv("MAX_TEXT_CHARS", "50")
+    src = tmp_path / "day.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(["x" * 51, "y" * 50])))
+    counts = run(Options(input=str(src), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
+                         output_format=Format.JSONL), spark)
+    assert counts == {None: 1, "text longer than 50 characters (MAX_TEXT_CHARS)": 1}
+    assert {r["id"]: r.get("error") for r in read_jsonl_dir(tmp_path / "out")} == {
+        0: "text longer than 50 characters (MAX_TEXT_CHARS)", 1: None}
+
+
+def test_a_failed_job_is_one_line_last_with_no_tweet_and_no_java_trace(tmp_path):
+    """An unclosed quote that closes on a later row fails the job (as offline refuses the file) instead of merging
+    the rows between; Spark's task-failure logs, which print the record, are off; a missing input is named before
+    Spark's reader logs a stack trace."""
+    rows = [f'{i},"tweet {i} is fine",Acme' for i in range(40)]
+    rows[20] = '20,"tweet 20 left open,Acme'
+    (tmp_path / "day.csv").write_text("id,text,entity\n" + "\n".join(rows) + "\n")
+    for name, expected in (("day.csv", "Encountered error while reading file"), ("absent.jsonl", None)):
+        result = bulk_command(tmp_path, name, "out", "--bundle", str(TINY_BUNDLE), "--master", LOCAL, *QUIET)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, result.stderr[-3000:]
+        if expected:
+            assert lines[-1].startswith("error: Spark: ") and expected in lines[-1], result.stderr[-3000:]
+            assert lines[-1].endswith("(an unclosed quote, or a field over 131072 characters?)")
+        else:
+            assert lines[-1] == "error: absent.jsonl: no such file or directory", result.stderr[-3000:]
+        assert "tweet 2" not in result.stderr and not [x for x in lines if x.strip().startswith("at ")], result.stderr
+        assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.partial-*"))
 
 
 def test_missing_or_tampered_bundle_fails_at_once_in_one_line(tmp_path):

@@ -20,7 +20,7 @@ def test_csv_to_jsonl_file(tmp_path):
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["line"] for x in lines] == [1, 2, 3]
     assert lines[0]["id"] == "1" and lines[0]["label"] in ("positive", "neutral", "negative")
-    assert lines[1] == {"line": 2, "error": "empty or missing text"}
+    assert lines[1] == {"line": 2, "id": "2", "entity": "Acme", "error": "empty or missing text"}  # its fields kept
     assert "text" not in lines[0] and "classified 2 tweets, 1 errors" in result.stderr
     assert not list(tmp_path.glob(".*partial"))
 
@@ -70,7 +70,8 @@ def test_an_entity_that_is_not_a_string_is_that_lines_error(tmp_path):
     result = run(str(src), "--no-progress", bundle=TINY_RELATED_BUNDLE)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in result.stdout.splitlines()]
-    assert lines[:2] == [{"line": 1, "error": "entity is not a string"}, {"line": 2, "error": "entity is not a string"}]
+    assert lines[:2] == [{"line": 1, "entity": 5, "error": "entity is not a string"},
+                         {"line": 2, "entity": ["Acme"], "error": "entity is not a string"}]
     assert [("label" in x) for x in lines[2:]] == [True, True]
 
 
@@ -146,3 +147,71 @@ def test_an_os_error_is_one_line():
     assert os_error_line(FileNotFoundError(2, "No such file or directory", "x.csv")) == "x.csv: No such file or directory"
     assert os_error_line(OSError("typo is not a local folder\nand not a model on the hub")) == "typo is not a local folder"
     assert os_error_line(OSError()) == "OSError"
+
+
+def test_quote_faults_refuse_a_csv_instead_of_merging_its_rows(tmp_path):
+    """A quote left open that closes on a later quoted row, or stays open to the end, would make one record of
+    the rows between: the file is refused with the line, as for a field over the size limit."""
+    rows = [f'{i},"tweet {i} is fine",Acme' for i in range(40)]
+    for name, broken, why in (("closes-later", '20,"tweet 20 left open,Acme', "',' expected after '\"'"),
+                              ("open-to-end", '20,"tweet 20 left open', "unexpected end of data")):
+        src = tmp_path / f"{name}.csv"
+        lines = ["id,text,entity", *rows[:20], broken, *(rows[21:] if name == "closes-later" else [])]
+        src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        result = run(str(src), "--out", str(tmp_path / "out.jsonl"), "--no-progress")
+        assert result.returncode == 2, (name, result.stderr)
+        assert result.stderr.strip().splitlines()[-1].startswith(f"error: {src}: {why} by file line"), result.stderr
+        assert "an unclosed quote on it or before it?" in result.stderr and "tweet 2" not in result.stderr
+        assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_row_with_more_fields_than_the_header_is_that_rows_error(tmp_path):
+    src = tmp_path / "day.csv"
+    src.write_text("id,text,entity\n1,great phone, really,Acme\n2,great phone,Acme\n", encoding="utf-8")
+    result = run(str(src), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert lines[0] == {"line": 1, "id": "1", "entity": " really", "error": "more fields than the header"}
+    assert lines[1]["id"] == "2" and "label" in lines[1] and "classified 1 tweets, 1 errors" in result.stderr
+
+
+def test_no_tweet_text_in_the_messages_about_columns(tmp_path):
+    """A CSV without a header row, or JSONL whose records have no 'text': the columns or fields are named, but
+    none that is not a name (a tweet in a header row)."""
+    (tmp_path / "noheader.csv").write_text("1,I really love my new phone,Acme\n2,so bad,Acme\n", encoding="utf-8")
+    result = run(str(tmp_path / "noheader.csv"), "--no-progress")
+    assert result.returncode == 2 and "love" not in result.stderr, result.stderr
+    assert result.stderr.strip().endswith("a CSV needs a header row with a 'text' column, found Acme, "
+                                          "2 more not shown (not a column name)")
+    src = tmp_path / "renamed.jsonl"
+    src.write_text(json.dumps({"tweet": "I really love my new phone", "who": "Acme"}) + "\nnot json\n", encoding="utf-8")
+    result = run(str(src), "--out", str(tmp_path / "out.jsonl"), "--no-progress")
+    assert result.returncode == 2 and not (tmp_path / "out.jsonl").exists()
+    assert result.stderr.strip().splitlines()[-1] == f"error: {src}: no record has a 'text' field (fields: tweet, who)"
+
+
+def test_json_files_are_read_as_jsonl_as_bulk_reads_them(tmp_path):
+    src = tmp_path / "day.json"
+    src.write_text(json.dumps({"text": "great phone", "entity": "Acme"}) + "\n", encoding="utf-8")
+    result = run(str(src), "--no-progress")
+    assert result.returncode == 0 and json.loads(result.stdout)["label"] in ("positive", "neutral", "negative")
+
+
+def test_a_text_over_max_text_chars_is_that_rows_error(tmp_path):
+    """The API's limit (413 text_too_long) applies offline too: in CSV such a text is mostly rows merged by a quote."""
+    import os
+
+    src = tmp_path / "day.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(["x" * 51, "y" * 50])))
+    result = subprocess.run([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), "--no-progress",
+                             str(src)], cwd=ROOT, capture_output=True, text=True, env={**os.environ, "MAX_TEXT_CHARS": "50"})
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert lines[0] == {"line": 1, "id": 0, "error": "text longer than 50 characters (MAX_TEXT_CHARS)"}
+    assert "label" in lines[1]
+
+
+def test_an_output_that_is_a_folder_is_refused_before_classifying(tmp_path):
+    (tmp_path / "day.csv").write_text("text\nhello\n", encoding="utf-8")
+    result = run(str(tmp_path / "day.csv"), "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"error: {tmp_path} is a folder: give a file name"
