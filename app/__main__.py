@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
     except OSError as exc:
         print(f"error: {os_error_line(exc)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)  # classify's --out is left as it was
+        return 130
     return 2
 
 

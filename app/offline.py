@@ -26,7 +26,7 @@ READ_AS_JSONL = (*JSONL_SUFFIXES, ".json")  # the input files the offline and bu
 # A record's errors, in the words bulk/ and model_build/ use too.
 EMPTY_TEXT, NOT_JSON = "empty or missing text", "line is not a JSON object"
 SURPLUS = "more fields than the header"
-_SURPLUS_KEY = object()  # where csv.DictReader puts a row's fields beyond the header's
+SURPLUS_KEY = object()  # where csv.DictReader puts a row's fields beyond the header's
 _NAME = re.compile(r"[A-Za-z_][\w.-]{0,39}")
 
 
@@ -51,6 +51,13 @@ def describe_columns(names: Iterable[object]) -> str:
     return ", ".join(shown + ([f"{hidden} more not shown (not a column name)"] if hidden else [])) or "none"
 
 
+def describe_value(value: object) -> str:
+    """A cell's value for a message, quoted, where it looks like a name or a label ('pos', 'RELATED'); else only
+    that it is not one (a tweet that slipped into a label column by an unquoted comma, say)."""
+    text = str(value).strip()
+    return repr(text) if _NAME.fullmatch(text) else "(not shown: not a single word)"
+
+
 def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
     """The JSON objects of JSONL lines; None for a non-blank line that is not one."""
     for line in lines:
@@ -73,13 +80,13 @@ def read_records(path: Path) -> Iterator[dict]:
         else:
             # strict: a quote inside a quoted field that is not doubled (an unclosed quote that closes on a later
             # row, which would merge the rows between) or a quote still open at the end is an error, not a merge.
-            reader = csv.DictReader(fh, restkey=_SURPLUS_KEY, strict=True)
+            reader = csv.DictReader(fh, restkey=SURPLUS_KEY, strict=True)
             try:
                 if not reader.fieldnames or "text" not in reader.fieldnames:
                     raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
                                      f"{describe_columns(reader.fieldnames or ())}")
                 for record in reader:
-                    yield {"_error": SURPLUS, **record} if _SURPLUS_KEY in record else record
+                    yield {"_error": SURPLUS, **record} if SURPLUS_KEY in record else record
             except csv.Error as exc:  # an unclosed quote ran on, or a field over the csv module's size limit
                 line = reader.reader.line_num  # of the file, header included (DictReader's counts whole rows only)
                 raise InputError(f"{path}: {exc} by file line {line} (an unclosed quote on it or before it?)") from None
@@ -102,7 +109,7 @@ def _kept(record: dict) -> dict:
     """A record's fields as written beside its result: all but the text (and the reader's own), one named like an
     output as ``input_<name>``."""
     return {f"input_{k}" if k in OUTPUT_FIELDS else k: v for k, v in record.items()
-            if k not in ("text", "_error", _SURPLUS_KEY)}
+            if k not in ("text", "_error", SURPLUS_KEY)}
 
 
 def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars: int, progress: bool = True) -> dict:

@@ -7,21 +7,12 @@ import re
 import sys
 from pathlib import Path
 
+from app.arguments import whole_number
 from bulk.formats import Format
 from bulk.job import BulkError, Options, run
 
 # The master URLs Spark 4 takes (its "Master URLs" documentation).
 _MASTER = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|(spark|k8s)://\S+")
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _master(raw: str) -> str:
@@ -60,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-format", type=_format(Format.PARQUET, Format.JSONL), default=Format.PARQUET,
                    metavar="{parquet,jsonl}", help="output format (default: parquet)")
     p.add_argument("--keep-text", action="store_true", help="write the text column too")
-    p.add_argument("--threads", type=_positive, default=1,
+    p.add_argument("--threads", type=whole_number(1), default=1,
                    help="interpreter threads per task, and Spark cores per task (default 1)")
-    p.add_argument("--partitions", type=_positive, help="repartition the input into N (default: at least one per core)")
+    p.add_argument("--partitions", type=whole_number(1), help="repartition the input into N (default: at least one per core)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--conf", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="a Spark setting (repeatable)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import defaultdict
@@ -91,7 +92,8 @@ class DataSpec:
             examples += [replace(e, weight=self.extra_weight) for e in more]
             report.add(more_report)
         if not examples:
-            raise BuildError(f"{source or self.source}: no usable examples")
+            why = "; ".join(f"{why}: {n}" for why, n in sorted(report.dropped.items()))
+            raise BuildError(f"{source or self.source}: no usable examples" + (f" (dropped: {why})" if why else ""))
         return examples, report
 
     def partition(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example], list[Example]]:
@@ -146,9 +148,15 @@ class DataSpec:
             more = [e for e in more if e.timestamp is not None and e.timestamp <= latest.get(e.entity_id, -1)]
         return train + more, gap, val
 
-    def parts(self, source: str | Path | None = None) -> tuple[list[Example], list[Example], list[Example]]:
-        """(training, gap, validation) exactly as the model saw them."""
-        return self.partition(self.load(source)[0])
+    def parts(self, source: str | Path | None = None, digest: str | None = None
+              ) -> tuple[list[Example], list[Example], list[Example]]:
+        """(training, gap, validation) exactly as the model saw them; given the run's ``digest`` (its summary's
+        ``split_digest``), data that now gives another split is refused rather than scored as the run's."""
+        parts = self.partition(self.load(source)[0])
+        if digest is not None and split_digest(parts) != digest:
+            raise BuildError(f"{source or self.source}: these tweets split otherwise than when the run trained (the data "
+                             "changed since?): give the data it was trained on")
+        return parts
 
     def splits(self, source: str | Path | None = None) -> tuple[list[Example], list[Example]]:
         """(training, validation) exactly as the model saw them."""
@@ -157,6 +165,12 @@ class DataSpec:
 
     def with_holdout(self, holdout: SplitSpec) -> DataSpec:
         return replace(self, holdout=holdout)
+
+
+def split_digest(parts: Sequence[Sequence[Example]]) -> str:
+    """Which tweets (by :func:`example_key`) are in each part of a split, as a short digest (no text)."""
+    keys = [sorted(repr(example_key(e)) for e in part) for part in parts]
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -203,6 +217,10 @@ class Checkpoint:
         """A fresh copy of the training summary."""
         return json.loads(self.summary_json)
 
+    def parts(self, source: str | Path | None = None) -> tuple[list[Example], list[Example], list[Example]]:
+        """(training, gap, validation) of the run, from its data (as now at ``source``), checked against its split."""
+        return self.data.parts(source, self.summary.get("split_digest"))
+
     @property
     def vocab_path(self) -> Path:
         return self.path / VOCAB_FILE
@@ -225,7 +243,7 @@ class Checkpoint:
 def save_checkpoint(out: Path, model, vocab: Path, settings: TextSettings, summary: dict,
                     metrics: dict | None = None, logits: np.ndarray | None = None) -> Checkpoint:
     """Write a checkpoint directory atomically and load it back."""
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "config.json") as tmp:
         model.save_pretrained(tmp)
         (tmp / VOCAB_FILE).write_bytes(Path(vocab).read_bytes())
         write_json(tmp / SETTINGS_FILE, settings.to_dict())

@@ -10,15 +10,17 @@ import shlex
 import sys
 from pathlib import Path
 
+from app.arguments import SEED, rate, whole_number
 from app.errors import AppError, os_error_line
 from app.text import InputFormat
 
 from .base import Architecture
-from .checkpoint import Checkpoint, DataSpec
+from .checkpoint import Checkpoint, DataSpec, split_digest
+from .convert import VARIANTS
 from .errors import BuildError
 from .random_init import Size
 from .settings import ClassWeighting, Device, Pooling, StanceHead
-from .splits import Holdout, SplitSpec
+from .splits import UNSEEN_ENTITIES, Holdout, SplitSpec
 
 DEFAULT_BASE = "google/mobilebert-uncased"
 
@@ -31,11 +33,18 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _split(args) -> str:
+    _replab_only(args, args.split, "--split")
     return args.split or "training"
 
 
 def _language(args) -> str | None:
+    _replab_only(args, args.language, "--language")
     return None if args.language == "all" else args.language or "EN"
+
+
+def _replab_only(args, value: str | None, option: str) -> None:
+    if value is not None and Path(str(args.data)).is_file():
+        raise BuildError(f"{option} applies to RepLab's folder, not to a CSV or JSONL file ({args.data})")
 
 
 def _auxiliary(folder: str | None, weight: float | None, name: str, kind=None, **more):
@@ -81,6 +90,12 @@ def cmd_train(args) -> int:
     examples, report = data.load()
     for line in report.lines():
         print(f"data: {line}")
+    if holdout.holdout is Holdout.ENTITIES and not {e.entity_id for e in examples} & set(UNSEEN_ENTITIES):
+        raise BuildError("--holdout entities validates on 12 of RepLab's entities (model_build/splits.py): none is in "
+                         f"{args.data}")
+    if args.full_names and not any(e.entity_name for e in examples):
+        raise BuildError(f"--full-names pairs tweets with their entity's full name: {args.data} has none (RepLab's "
+                         "entity_name)")
     train_set, gap_set, val_set = data.partition(examples)
     print(f"split: {len(train_set)} training, {len(gap_set)} in the gap, {len(val_set)} validation "
           f"({holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {holdout.gap_fraction:.0%})")
@@ -98,7 +113,8 @@ def cmd_train(args) -> int:
         probe=LinearProbe(**({} if args.probe_c is None else {"c": args.probe_c})) if args.probe_first else None,
         sentiment=sentiment, stance=stance,
     )
-    checkpoint = train(config, data, train_set, val_set, args.command_line, report.to_dict(), gap_set)
+    checkpoint = train(config, data, train_set, val_set, args.command_line, report.to_dict(), gap_set,
+                       split_digest((train_set, gap_set, val_set)))
     summary = checkpoint.summary
     v = summary.get("validation")
     scores = f": accuracy {v['accuracy']:.4f} macro-F1 {v['macro_f1']:.4f}" if v else " (no validation split)"
@@ -157,6 +173,8 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_bundle, format_metrics, holdout_examples, named_in_full
     from .fsutil import write_json
 
+    if args.json and Path(args.json).is_dir():
+        raise BuildError(f"--json {args.json} is a folder: give a file name")
     if args.holdout or args.gap:
         if args.split or args.language:
             raise BuildError("--holdout and --gap score the bundle's own held-out tweets: --split and --language do "
@@ -205,6 +223,8 @@ def cmd_soup(args) -> int:
 def cmd_init_random(args) -> int:
     from .random_init import save_random_model
 
+    if not Path(args.vocab).is_file():
+        raise BuildError(f"--vocab {args.vocab}: no such file (a WordPiece vocab.txt)")
     out = save_random_model(Architecture(args.arch), Size(args.size), Path(args.vocab), Path(args.out), args.seed)
     print(f"init-random: wrote a random-weight {args.size} {args.arch} classifier to {out}")
     return 0
@@ -238,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, help="token length (default: measured, 99.5th percentile)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--learning-rate", type=rate, default=5e-5)
     p.add_argument("--class-weighting", choices=[w.value for w in ClassWeighting], default=ClassWeighting.SQRT.value)
     p.add_argument("--polarity-only", action="store_true",
                    help="train on tweets with a polarity label only (no unrelated tweets, no relatedness head)")
@@ -292,11 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-fraction", type=float, default=0.15,
                    help="share of each entity's tweets between training and validation left out (a time gap; "
                         "not applied to tweets without timestamps)")
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--limit", type=int, help="use only the first N examples (smoke tests)")
+    p.add_argument("--seed", type=SEED, default=13)
+    p.add_argument("--limit", type=whole_number(1), help="use only the first N examples (smoke tests)")
     p.add_argument("--device", choices=[d.value for d in Device], default=Device.AUTO.value,
                    help="auto: a GPU when PyTorch sees one; cuda: refuse to start without one")
-    p.add_argument("--threads", type=int, help="PyTorch CPU threads")
+    p.add_argument("--threads", type=whole_number(1), help="PyTorch CPU threads")
     p.add_argument("--out", required=True,
                    help="run directory (resumes from its newest checkpoint in OUT/trainer if the settings match)")
     p.set_defaults(func=cmd_train)
@@ -316,15 +336,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the first STEPS of --max-steps train the masked-LM head alone (its transform and output "
                         "bias), the encoder and the word embeddings the head's output shares frozen")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--learning-rate", type=rate, default=1e-4)
     p.add_argument("--max-length", type=int, default=64, help="tokens per tweet")
     p.add_argument("--mask-fraction", type=float, default=0.15, help="share of tokens masked (BERT's 80/10/10)")
     p.add_argument("--held-out", type=int, default=1000,
                    help="texts kept out of training, whose masked-token loss is measured before and after")
-    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--seed", type=SEED, default=13)
     p.add_argument("--device", choices=[d.value for d in Device], default=Device.AUTO.value,
                    help="auto: a GPU when PyTorch sees one; cuda: refuse to start without one")
-    p.add_argument("--threads", type=int, help="PyTorch CPU threads")
+    p.add_argument("--threads", type=whole_number(1), help="PyTorch CPU threads")
     p.add_argument("--out", required=True, help="run directory (resumes from OUT/trainer if the settings match)")
     p.set_defaults(func=cmd_pretrain)
 
@@ -346,8 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "on the measured run's validation split (-1.5 to 0.5, step 0.1), or a number (default: none)")
     p.add_argument("--holdout-run", help="for a checkpoint trained on everything: the same recipe's checkpoint "
                                          "trained with the time holdout, whose bundle's validation figures it gets")
-    p.add_argument("--calibration", type=int, default=100, help="tweets for full-int8 calibration")
-    p.add_argument("--threads", type=int, help="interpreter threads for the latency measurement")
+    p.add_argument("--calibration", type=whole_number(1), default=100, help="tweets for full-int8 calibration")
+    p.add_argument("--threads", type=whole_number(1), help="interpreter threads for the latency measurement")
     p.set_defaults(func=cmd_package)
 
     p = sub.add_parser("evaluate", help="score a bundle on labelled tweets with the edge runtime")
@@ -361,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pair each RepLab tweet with its entity's full name (Bayerische Motoren Werke AG) instead of "
                         "its query (BMW): how much the way a brand is named moves the labels")
     p.add_argument("--json", help="also write the metrics to this file")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=whole_number(1))
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="compare baseline, framework model and every bundle variant")
@@ -369,8 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="where the checkpoint's training data is now (default: where it was)")
     p.add_argument("--bundles", required=True, help="directory holding one bundle per variant")
     p.add_argument("--out", required=True, help="directory for report.md, report.json and PNG plots")
-    p.add_argument("--chosen", default="dynamic-int8", help="variant whose confusion matrix is plotted")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--chosen", default="dynamic-int8", choices=VARIANTS, help="variant whose confusion matrix is plotted")
+    p.add_argument("--threads", type=whole_number(1))
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("curve", help="learning curve of adapting a checkpoint to entities it never saw")
@@ -382,9 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="1", help="comma-separated loss weights of the added tweets")
     p.add_argument("--sample", type=int, default=3000, help="RepLab tweets replayed beside them (before the split)")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--learning-rate", type=float, default=3e-5)
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--learning-rate", type=rate, default=3e-5)
+    p.add_argument("--seed", type=SEED, default=13)
+    p.add_argument("--threads", type=whole_number(1))
     p.add_argument("--work", required=True, help="folder for the runs and the added tweets' files (tweet texts)")
     p.add_argument("--out", required=True, help="folder for curve.json, curve.md and curve.png")
     p.set_defaults(func=cmd_curve)
@@ -400,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=[s.value for s in Size], default=Size.FULL.value)
     p.add_argument("--vocab", required=True, help="a WordPiece vocab.txt (e.g. an uncased BERT vocabulary)")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=cmd_init_random)
     return parser
 
@@ -419,4 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
     except OSError as exc:
         print(f"error: {os_error_line(exc)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted: run the same line again to go on (train and pretrain resume from their last checkpoint)",
+              file=sys.stderr)
+        return 130
     return 2

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from app.offline import EMPTY_TEXT, JSONL_SUFFIXES, NOT_JSON, iter_jsonl
+from app.offline import EMPTY_TEXT, JSONL_SUFFIXES, NOT_JSON, SURPLUS, SURPLUS_KEY, describe_columns, describe_value, iter_jsonl
 
 from .errors import BuildError
 
@@ -137,7 +137,7 @@ def _rows(path: Path, columns: Sequence[str], report: LoadReport) -> Iterator[di
     rows = _checked(reader, path)
     header = next(rows, None)
     if header is None or any(c not in header for c in columns):
-        raise DataError(f"{path}: expected columns {list(columns)}, found {header}")
+        raise DataError(f"{path}: expected columns {list(columns)}, found {describe_columns(header or ())}")
     index = [header.index(c) for c in columns]
     for row in rows:
         if len(row) != len(header):
@@ -178,7 +178,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         if value in ("RELATED", "UNRELATED"):
             related[(r["entity_id"], r["tweet_id"])] = value == "RELATED"
         else:
-            report.dropped[f"unknown filtering label {r['filtering']!r}"] += 1
+            report.dropped[f"unknown filtering label {describe_value(r['filtering'])}"] += 1
 
     polarity: dict[tuple[str, str], str] = {}
     for r in _rows(gold / "goldstandard_polarity.dat", ("entity_id", "tweet_id", "polarity"), report):
@@ -187,7 +187,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         if key in polarity:
             report.dropped["duplicate (entity_id, tweet_id)"] += 1
         elif label not in LABELS:
-            report.dropped[f"unknown label {r['polarity']!r}"] += 1
+            report.dropped[f"unknown label {describe_value(r['polarity'])}"] += 1
         else:
             polarity[key] = label
     keys = list(polarity) + ([k for k in related if k not in polarity and not related[k]] if unrelated else [])
@@ -235,23 +235,28 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
             else:
                 records.append(record)
     else:
-        reader = csv.DictReader(io.StringIO(content, newline=""))
+        # strict, as the offline command reads CSV: a quote left open is an error, not rows merged into one
+        reader = csv.DictReader(io.StringIO(content, newline=""), restkey=SURPLUS_KEY, strict=True)
         records = list(_checked(reader, path))
         if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: expected columns text,label[,entity][,related], found {reader.fieldnames}")
+            raise DataError(f"{path}: expected columns text,label[,entity][,related], found "
+                            f"{describe_columns(reader.fieldnames or ())}")
     examples = []
     for record in records:
+        if SURPLUS_KEY in record:
+            report.dropped[SURPLUS] += 1
+            continue
         text, raw_label, entity = record.get("text"), record.get("label"), record.get("entity")
         label = raw_label.strip().lower() or None if isinstance(raw_label, str) else None
         try:
             related = parse_related(record.get("related"))
         except ValueError:
-            report.dropped[f"unknown related value {record.get('related')!r}"] += 1
+            report.dropped[f"unknown related value {describe_value(record.get('related'))}"] += 1
             continue
         if not isinstance(text, str) or not text.strip():
             report.dropped[EMPTY_TEXT] += 1
         elif label is not None and label not in LABELS:
-            report.dropped[f"unknown label {raw_label!r}"] += 1
+            report.dropped[f"unknown label {describe_value(raw_label)}"] += 1
         elif label is None and not (unrelated and related is not None):
             report.dropped["no polarity label"] += 1
         else:

@@ -21,10 +21,11 @@ def holdout_examples(bundle: Bundle, data: str, gap: bool = False) -> list[Examp
     """The validation tweets (or, with ``gap``, the time gap's) of the run a bundle was packaged from, split again
     from ``data`` as its manifest says."""
     try:
-        spec = DataSpec.from_dict(bundle.manifest()["training"]["data"])
+        training = bundle.manifest()["training"]
+        spec = DataSpec.from_dict(training["data"])
     except (ValueError, KeyError, TypeError):
         raise BuildError(f"bundle {bundle.path}: its manifest records no training split to hold out") from None
-    _, gap_set, val_set = spec.parts(data)
+    _, gap_set, val_set = spec.parts(data, training.get("split_digest"))
     examples = gap_set if gap else val_set
     if not examples:
         part = "time gap of its own (so with an entity holdout, --gap-fraction 0 or tweets without a time)" if gap \

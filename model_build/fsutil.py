@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import BuildError
+
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Write bytes to a temporary file beside ``path``, sync it and rename it into place."""
@@ -71,11 +73,14 @@ def finished_dirs(parent: Path, holding: str) -> list[Path]:
 
 
 @contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
+def atomic_dir(target: Path, holds: str) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the block succeeds: in one step where the system
     can swap two directories, else by two renames with the old one kept aside between them (and put back if the
-    second fails; where even that fails, the next call puts it back first)."""
+    second fails; where even that fails, the next call puts it back first). A ``target`` that holds anything but
+    is no earlier output of this kind (it lacks the file ``holds``) is refused: a user's folder is never replaced."""
     target = Path(target)
+    if target.is_dir() and any(target.iterdir()) and not (target / holds).exists():
+        raise BuildError(f"{target} holds other files and no {holds}: give a new or empty folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     old = target.parent / f".{target.name}.old"
     if old.is_dir() and not (target.exists() or target.is_symlink()):

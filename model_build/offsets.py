@@ -60,7 +60,7 @@ def negative_offset(checkpoint: Checkpoint, choice: float | OffsetSource,
     float figures with it on its validation split and time gap (``validation``, ``gap``, where it has them), the
     same figures without it in short beside them (``without``)."""
     given = None if choice is OffsetSource.CHOSEN else float(choice)
-    _, gap_set, val_set = checkpoint.data.parts(data_source)
+    _, gap_set, val_set = checkpoint.parts(data_source)
     if given is None and not with_polarity(val_set):
         raise BuildError(f"checkpoint {checkpoint.path} has no validation split to choose the negative offset on "
                          "(give --holdout-run, or a number)")

@@ -45,7 +45,7 @@ def write_bundle(
     """Write a bundle of a checkpoint's converted model atomically; it replaces ``out_dir`` only once the edge
     loader has run it (and ``evaluate`` has measured it, its metrics going into the manifest)."""
     check_version(version)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, MANIFEST) as tmp:
         (tmp / MODEL_FILE).write_bytes(flatbuffer)
         (tmp / VOCAB_FILE).write_bytes(checkpoint.vocab_path.read_bytes())
         for f in (MODEL_FILE, VOCAB_FILE):
@@ -106,7 +106,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
                          f"{checkpoint.path} {'has' if checkpoint.related else 'lacks'}: not the same recipe")
     if related_threshold is not None and not checkpoint.related:
         raise BuildError(f"related threshold: checkpoint {checkpoint.path} has no relatedness head")
-    train_set, gap_set, val_set = checkpoint.data.parts(data_source)
+    train_set, gap_set, val_set = checkpoint.parts(data_source)
     held_out = bool(with_polarity(val_set) or with_polarity(gap_set))
     _check_holdout_run(holdout_run, held_out)
     unseen_tweets = unseen.data.splits(data_source)[1] if unseen is not None else []
@@ -127,7 +127,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     summary = checkpoint.summary
     training = {k: summary.get(k) for k in ("config", "data", "load", "train_examples", "validation_examples",
                                             "train_label_counts", "train_related_counts", "token_lengths",
-                                            "history", "best_epoch", "command", "seconds", "soup")}
+                                            "history", "best_epoch", "command", "seconds", "soup", "split_digest")}
     metrics = {"framework_validation": offset_figures.pop("validation", None) or measured.validation_metrics()}
     if "gap" in offset_figures or "gap" in measured.summary:
         metrics["framework_gap"] = offset_figures.pop("gap", None) or measured.summary["gap"]

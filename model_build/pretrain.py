@@ -91,19 +91,25 @@ def pretraining_texts(data: DataSpec | None, paths: Sequence[str]) -> tuple[list
 
 
 def check_base_unseen(base: str, held_out: Sequence[Example]) -> None:
-    """Refuse a base pretrained here on any of the held-out tweets (its figures would flatter it)."""
+    """Refuse a base pretrained here on any of the held-out tweets (its figures would flatter it): RepLab's, by key,
+    and the ``--texts`` files', by text (where a file is gone, a note says it could not be checked)."""
     summary = Path(base) / SUMMARY_FILE
     if not held_out or not summary.is_file():
         return
     try:
-        spec = json.loads(summary.read_text())["texts"]["replab"]
+        sources = json.loads(summary.read_text())["texts"]
+        spec, files = sources["replab"], dict(sources["files"])
         pretrained_on = DataSpec.from_dict(spec) if spec is not None else None
     except (ValueError, KeyError, TypeError):
         raise BuildError(f"{summary}: not a pretraining summary this build wrote") from None
-    if pretrained_on is None:
-        return
-    seen = {example_key(e) for e in replab_examples(pretrained_on)}
-    leaked = sum(example_key(e) in seen for e in held_out)
+    seen = {example_key(e) for e in replab_examples(pretrained_on)} if pretrained_on is not None else set()
+    seen_texts: set[str] = set()
+    for path in files:
+        try:
+            seen_texts.update(file_texts(path))
+        except BuildError:
+            print(f"note: base {base} was pretrained on {path}, which is gone: not checked against the held-out tweets")
+    leaked = sum(example_key(e) in seen or e.text.strip() in seen_texts for e in held_out)
     if leaked:
         raise BuildError(f"base {base} was pretrained on {leaked} of the held-out tweets (validation and gap): "
                          "pretrain it with this run's split (--val-fraction, --gap-fraction) or validate on another")
@@ -232,7 +238,7 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
     summary = {"config": config.to_dict(), "texts": sources, "train_texts": len(train_rows), "mlm_head": head,
                "held_out": {"before": before, "after": after}, "seconds": round(time.time() - started, 1),
                "loss": [h for h in trainer.state.log_history if "loss" in h], "command": command}
-    with atomic_dir(out / "model") as tmp:
+    with atomic_dir(out / "model", "config.json") as tmp:
         base_encoder.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / SUMMARY_FILE, summary)

@@ -50,7 +50,7 @@ def save_random_model(arch: Architecture, size: Size, vocab_file: Path, out_dir:
     config.label2id = {name: i for i, name in enumerate(LABELS)}
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)
-    with atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir), "config.json") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return Path(out_dir)

@@ -128,6 +128,9 @@ class _Comparison:
         return baseline, framework, bundles
 
 
+_SAME_RUN = ("config", "command", "history", "best_epoch")  # what a bundle's manifest keeps of its checkpoint's summary
+
+
 def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen: str = "dynamic-int8",
                  threads: int | None = None, data_source: str | None = None) -> str:
     """Compare the TF-IDF baseline, the checkpoint's float model and every bundle in ``bundles_dir`` on the
@@ -135,9 +138,11 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
     and plots to ``out``; return the table."""
     from .fsutil import finished_dirs, write_json, write_text
 
-    train_set, gap_set, val_set = checkpoint.data.parts(data_source)
+    train_set, gap_set, val_set = checkpoint.parts(data_source)
     if not with_polarity(val_set):
         raise BuildError(f"checkpoint {checkpoint.path} has no validation split to report on (trained on everything)")
+    if (bundles_dir / MANIFEST).is_file():
+        raise BuildError(f"{bundles_dir} is a bundle: give the folder holding one bundle per variant")
     paths = finished_dirs(bundles_dir, MANIFEST)
     if not paths:
         raise BuildError(f"{bundles_dir}: no bundle (a directory with a manifest.json) found")
@@ -147,6 +152,11 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
 
         torch.set_num_threads(threads)
     manifests = [Bundle.load(path).summary() for path in paths]
+    summary = checkpoint.summary
+    for path, manifest in zip(paths, manifests):
+        if any(manifest.get("training", {}).get(k) != summary.get(k) for k in _SAME_RUN):
+            raise BuildError(f"bundle {path} was not packaged from checkpoint {checkpoint.path} (its manifest's "
+                             "training differs): report on bundles of that checkpoint")
     offsets = manifests[0].get("label_offsets", {})
     if any(m.get("label_offsets", {}) != offsets for m in manifests):
         raise BuildError(f"{bundles_dir}: the bundles' label offsets differ; report on bundles packaged together")

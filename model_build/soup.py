@@ -64,6 +64,8 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
                              "a run)")
         print(f"soup made earlier in {out}: nothing to do")
         return earlier
+    if out.is_dir() and any(out.iterdir()):
+        raise BuildError(f"{out} holds other files and no soup (best/): give a new or empty --out")
     checkpoints = [Checkpoint.load(p) for p in paths]
     gap, val = _check_ingredients(checkpoints)
     models = [c.model() for c in checkpoints]

@@ -591,11 +591,13 @@ class _Run:
 
 
 def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val_set: Sequence[Example],
-          command: str, load_report: dict | None = None, gap_set: Sequence[Example] = ()) -> Checkpoint:
+          command: str, load_report: dict | None = None, gap_set: Sequence[Example] = (),
+          digest: str | None = None) -> Checkpoint:
     """Fine-tune, keeping the best epoch by validation macro-F1 (the last one without validation) in ``best/``,
     then score it on the gap's tweets (:func:`score_gap`); resumes from the newest Trainer checkpoint in
     ``out/trainer`` when the settings are the same. No teacher, pretrained base or ``init`` checkpoint may have seen a
-    held-out tweet: each is checked before the run is claimed, so that a refused line leaves ``out`` free."""
+    held-out tweet: each is checked before the run is claimed, so that a refused line leaves ``out`` free. ``digest``
+    (:func:`split_digest` of the data's own split) goes into the summary for later commands to check theirs against."""
     sentiment = load_sentiment(config.sentiment.folder) if config.sentiment else []  # read before the run is claimed
     stance = config.stance.examples() if config.stance else []
     config.device.check()
@@ -619,6 +621,7 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         "data": data.to_dict(),
         "load": load_report or {},
         "train_examples": len(train_set),
+        **({"split_digest": digest} if digest else {}),  # data's split, that later commands check theirs against
         "validation_examples": len(with_polarity(val_set)),
         "command": command,
     }

@@ -16,6 +16,7 @@ import pytest
 from app.bundle import Bundle
 from app.classifier import Classifier
 from app.text import TextSettings
+from model_build.cli import main
 from tests.conftest import FIXTURES, ROOT, cli, refused
 
 with open(FIXTURES / "tweets.csv", encoding="utf-8") as _fh:
@@ -252,6 +253,35 @@ def test_build_commands_fail_with_one_line(args, message):
     assert message in refused(*args)
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--threads", "-1", "argument --threads: must be at least 1, got -1"),
+    ("--seed", "-1", "argument --seed: must be from 0 to 4294967295, got -1"),
+    ("--learning-rate", "-1", "argument --learning-rate: expected a number of 0 or more, got '-1'"),
+    ("--limit", "0", "argument --limit: must be at least 1, got 0"),
+])
+def test_bad_training_options_are_argparse_lines_before_a_run_is_claimed(tmp_path, capsys, option, value, message):
+    """Values PyTorch or the Trainer would refuse with a traceback after run.json was written (so the corrected line
+    was then refused as other settings)."""
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--data", str(FIXTURES / "tweets.csv"), "--out", str(out), option, value])
+    assert exit_.value.code == 2 and capsys.readouterr().err.strip().endswith(message) and not out.exists()
+
+
+def test_an_interrupted_command_says_how_to_go_on(monkeypatch, capsys):
+    """Ctrl-C (here raised inside the command) is one line and status 130, not a KeyboardInterrupt traceback."""
+    import model_build.cli as cli_module
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "cmd_soup", interrupted)  # build_parser reads the name when main calls it
+    assert main(["soup", "--checkpoint", "a", "--checkpoint", "b", "--out", "c"]) == 130
+    assert capsys.readouterr().err.strip() == ("interrupted: run the same line again to go on (train and pretrain "
+                                               "resume from their last checkpoint)")
+
+
+
 def test_evaluate_says_when_there_is_nothing_to_score(tmp_path):
     """A bundle trained on every tweet has no validation split to hold out; data without a polarity label has
     nothing to score: one line each, not a traceback."""
@@ -391,6 +421,17 @@ def test_a_bundle_of_a_time_gap_run_is_measured_on_its_gap_tweets_too(tmp_path):
     assert report["gap"]["TF-IDF + logistic regression"]["n"] == metrics["gap"]["n"]
     assert report["gap"]["PyTorch float32"] == run.summary["gap"]
     assert "## The time gap's tweets" in (tmp_path / "report" / "report.md").read_text()
+    # Data that now splits otherwise (a tweet gone) is refused, not scored as the run's validation and gap:
+    edited = tmp_path / "edited"
+    shutil.copytree(data, edited)
+    gold = edited / "training" / "goldstandard" / "goldstandard_polarity.dat"
+    gold.write_text("".join(gold.read_text().splitlines(keepends=True)[:-1]))
+    for command in (["package", "--checkpoint", str(tmp_path / "run" / "best"), "--out", str(tmp_path / "x")],
+                    ["evaluate", "--holdout", "--bundle", str(bundle)],
+                    ["report", "--checkpoint", str(tmp_path / "run" / "best"), "--bundles", str(tmp_path / "bundles"),
+                     "--out", str(tmp_path / "x")]):
+        assert "these tweets split otherwise than when the run trained" in refused(*command, "--data", str(edited))
+    assert not (tmp_path / "x").exists()
 
     cli(*common, "--val-fraction", "0", "--gap-fraction", "0", "--out", str(tmp_path / "all"))
     cli("package", "--data", data, "--checkpoint", str(tmp_path / "all" / "best"), "--holdout-run",
@@ -400,6 +441,11 @@ def test_a_bundle_of_a_time_gap_run_is_measured_on_its_gap_tweets_too(tmp_path):
     for key in ("n", "accuracy", "macro_f1", "per_class", "confusion"):
         assert refit["gap"][key] == metrics["gap"][key], key
     assert str(tmp_path / "run" / "best") in refit["gap"]["model"] == refit["gap"]["relatedness"]["model"]
+    (tmp_path / "others").mkdir()
+    shutil.copytree(tmp_path / "refit", tmp_path / "others" / "refit")  # a bundle of another checkpoint
+    assert "was not packaged from checkpoint" in refused("report", "--data", data, "--checkpoint",
+                                                         str(tmp_path / "run" / "best"), "--bundles",
+                                                         str(tmp_path / "others"), "--out", str(tmp_path / "x"))
     assert refit["relatedness"] == refit["validation"]["relatedness"]
     for key in ("framework_validation", "framework_gap"):  # the other run's float figures, saying whose
         assert {k: v for k, v in refit[key].items() if k != "model"} == metrics[key]

@@ -195,3 +195,18 @@ def test_missing_or_tampered_bundle_fails_at_once_in_one_line(tmp_path):
         assert lines[-1].startswith("error: bundle ") and reason in lines[-1], result.stderr
         assert "Traceback" not in result.stderr and "Spark" not in result.stderr  # before Spark started
         assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--master", "bogus://x"], "argument --master: expected local, local[N], local[*], yarn, spark://HOST:PORT or "
+                                "k8s://HOST:PORT, got 'bogus://x'"),
+    (["--format", "xml"], "argument --format: expected one of jsonl, csv, parquet, got 'xml'"),
+    (["--output-format", "csv"], "argument --output-format: expected one of parquet, jsonl, got 'csv'"),
+    (["--partitions", "abc"], "argument --partitions: expected a whole number, got 'abc'"),
+])
+def test_bad_options_are_one_line_before_spark_starts(capsys, args, message):
+    from bulk.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["classify", "in.jsonl", "out", *args])
+    assert exit_.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith(message)

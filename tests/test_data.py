@@ -124,6 +124,27 @@ def test_csv_and_jsonl(tmp_path):
         load_table(tmp_path / "w.csv")
 
 
+def test_no_tweet_text_in_the_load_report_and_no_rows_merged_by_a_quote(tmp_path):
+    """The report goes into checkpoints and bundles (served at /v1/model): a tweet pushed into the label column by an
+    unquoted comma is counted as such, never quoted; a quote left open refuses the file instead of merging rows."""
+    path = tmp_path / "t.csv"
+    path.write_text("text,label,entity\nAcme lost my parcel, worst courier ever,negative,Acme\nfine,positive,Acme\n"
+                    "not fine,(rude staff again),Acme\nok,pos,Acme\n")
+    examples, report = load_table(path)
+    assert [e.text for e in examples] == ["fine"]
+    assert report.dropped == {"more fields than the header": 1, "unknown label (not shown: not a single word)": 1,
+                              "unknown label 'pos'": 1}
+    path.write_text("text,label,related\nok,positive,rude staff again\n")
+    assert load_table(path)[1].dropped == {"unknown related value (not shown: not a single word)": 1}
+    assert "courier" not in json.dumps(report.to_dict()) and "rude" not in json.dumps(report.to_dict())
+    path.write_text("text,label\n" + "".join(f'"tweet {i}",positive\n' for i in range(5)).replace('"tweet 2"', '"tweet 2'))
+    with pytest.raises(DataError, match=r"t.csv: ',' expected after '\"' by line 5 \(an unclosed quote on it or before"):
+        load_table(path)
+    path.write_text("I love it,positive\nmeh,neutral\n")  # no header row: its tweet is not named
+    with pytest.raises(DataError, match=r"found positive, 1 more not shown \(not a column name\)$"):
+        load_table(path)
+
+
 def test_csv_related_column(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("text,label,entity,related\na,positive,Acme,\nb,,Acme,unrelated\nc,negative,Acme,yes\n"

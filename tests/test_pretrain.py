@@ -157,3 +157,20 @@ def test_pretraining_refuses_in_one_line(tree, tmp_path, extra, message):
     extra = [str(tmp_path / "other") if a == "OTHER" else a for a in extra]
     assert message in refused("pretrain", "--base", str(tree / "base"), *extra, "--out", str(tmp_path / "p"))
     assert not (tmp_path / "p").exists()
+
+
+def test_a_base_pretrained_on_a_text_file_holding_validation_tweets_is_refused(tree, tmp_path):
+    """Checked by text, the file read again; where it is gone, a note says so and training goes on."""
+    data = DataSpec(str(tree / "replab"), unrelated=True, holdout=SplitSpec(Holdout.TIME, 0.15, 0.15, 13))
+    _, _, val = data.parts()
+    texts = tmp_path / "texts.txt"
+    texts.write_text("".join(f"filler tweet {i}\n" for i in range(20)) + val[0].text + "\n")
+    cli("pretrain", "--base", str(tree / "base"), "--texts", str(texts), "--held-out", "2", "--max-steps", "2",
+        "--batch-size", "8", "--out", str(tmp_path / "dapt"))
+    train = ["train", "--data", str(tree / "replab"), "--base", str(tmp_path / "dapt" / "model"), "--epochs", "1",
+             "--batch-size", "8"]
+    assert "was pretrained on 1 of the held-out tweets" in refused(*train, "--out", str(tmp_path / "leak"))
+    assert not (tmp_path / "leak").exists()
+    texts.unlink()
+    assert f"note: base {tmp_path / 'dapt' / 'model'} was pretrained on {texts}, which is gone" in cli(
+        *train, "--out", str(tmp_path / "run"))

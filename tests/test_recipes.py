@@ -460,6 +460,11 @@ def test_a_soup_of_different_recipes_or_of_one_run_or_over_a_run_is_refused(teac
     assert not (tmp_path / "s").exists()
     assert "exists and is not this soup: give a new --out (a soup never replaces a run)" in refused(
         "soup", "--checkpoint", t1, "--checkpoint", t1, "--out", str(tmp / "t1"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")  # a folder of the user's: refused, left as it is
+    assert "mine holds other files and no soup (best/): give a new or empty --out" in refused(
+        "soup", "--checkpoint", t1, "--checkpoint", t1, "--out", str(tmp_path / "mine"))
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
 def test_a_probed_run_cut_off_resumes_without_fitting_again_and_one_started_over_fits_again(teachers, tmp_path,
