@@ -22,7 +22,7 @@ class InputError(AppError):
 
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
-READ_AS_JSONL = (*JSONL_SUFFIXES, ".json")  # the input files the offline and bulk commands read as JSONL
+READ_AS_JSONL = (*JSONL_SUFFIXES, ".json")  # input files read as JSONL (offline, bulk, the build side)
 # A record's errors, in the words bulk/ and model_build/ use too.
 EMPTY_TEXT, NOT_JSON = "empty or missing text", "line is not a JSON object"
 SURPLUS = "more fields than the header"
@@ -30,16 +30,12 @@ SURPLUS_KEY = object()  # where csv.DictReader puts a row's fields beyond the he
 _NAME = re.compile(r"[A-Za-z_][\w.-]{0,39}")
 
 
-def too_long(max_chars: int) -> str:
-    """The error of a text over ``max_chars`` characters (MAX_TEXT_CHARS, as the API's 413)."""
-    return f"text longer than {max_chars} characters (MAX_TEXT_CHARS)"
-
-
 def text_error(text: object, max_chars: int) -> str | None:
-    """Why a text cannot be classified (missing, blank, over the limit), or None."""
+    """Why a text cannot be classified (missing, blank, over ``max_chars``: MAX_TEXT_CHARS, as the API's 413), or
+    None."""
     if not (isinstance(text, str) and text.strip()):
         return EMPTY_TEXT
-    return too_long(max_chars) if len(text) > max_chars else None
+    return f"text longer than {max_chars} characters (MAX_TEXT_CHARS)" if len(text) > max_chars else None
 
 
 def describe_columns(names: Iterable[object]) -> str:
@@ -49,13 +45,6 @@ def describe_columns(names: Iterable[object]) -> str:
     shown = [n for n in names if _NAME.fullmatch(n)]
     hidden = len(names) - len(shown)
     return ", ".join(shown + ([f"{hidden} more not shown (not a column name)"] if hidden else [])) or "none"
-
-
-def describe_value(value: object) -> str:
-    """A cell's value for a message, quoted, where it looks like a name or a label ('pos', 'RELATED'); else only
-    that it is not one (a tweet that slipped into a label column by an unquoted comma, say)."""
-    text = str(value).strip()
-    return repr(text) if _NAME.fullmatch(text) else "(not shown: not a single word)"
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
@@ -73,7 +62,7 @@ def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
 def read_records(path: Path) -> Iterator[dict]:
     """Records with at least 'text' (and optionally 'entity'); malformed JSONL lines and CSV rows with more fields
     than the header become errors."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:  # -sig: Excel's CSV starts with a BOM
         if path.suffix.lower() in READ_AS_JSONL:
             for record in iter_jsonl(fh):
                 yield record if record is not None else {"_error": NOT_JSON}
@@ -85,8 +74,8 @@ def read_records(path: Path) -> Iterator[dict]:
                 if not reader.fieldnames or "text" not in reader.fieldnames:
                     raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
                                      f"{describe_columns(reader.fieldnames or ())}")
-                for record in reader:
-                    yield {"_error": SURPLUS, **record} if SURPLUS_KEY in record else record
+                for record in reader:  # a row cut by an unquoted comma: its fields are pieces of the tweet
+                    yield {"_error": SURPLUS} if SURPLUS_KEY in record else record
             except csv.Error as exc:  # an unclosed quote ran on, or a field over the csv module's size limit
                 line = reader.reader.line_num  # of the file, header included (DictReader's counts whole rows only)
                 raise InputError(f"{path}: {exc} by file line {line} (an unclosed quote on it or before it?)") from None
@@ -119,6 +108,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
     counts = {"classified": 0, "errors": 0}
     pending: list[tuple[int, dict]] = []
     fields_seen: dict[str, None] = {}
+    objects = 0  # records read as such (all but JSONL lines that are not a JSON object)
 
     def flush() -> None:
         if not pending:
@@ -132,6 +122,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
     records = read_records(source)
     for line, record in enumerate(tqdm(records, unit="tweet", disable=not progress, file=sys.stderr), 1):
         fields_seen.update(dict.fromkeys(k for k in record if isinstance(k, str) and k != "_error"))
+        objects += record.get("_error") != NOT_JSON
         error = record.get("_error") or record_error(record, max_chars)
         if error:
             flush()
@@ -142,6 +133,8 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
         if len(pending) >= CHUNK:
             flush()
     flush()
+    if counts["errors"] and not objects:
+        raise InputError(f"{source}: no line is a JSON object (JSONL: one object per line)")
     if fields_seen and "text" not in fields_seen:
         raise InputError(f"{source}: no record has a 'text' field (fields: {describe_columns(fields_seen)})")
     return counts

@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         clear = "\r\033[K" if sys.stderr.isatty() else ""  # over a progress bar Spark left on the line
         print(f"{clear}error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: OUTPUT is left as it was", file=sys.stderr)
+        return 130
     errors = {reason: n for reason, n in counts.items() if reason is not None}
     detail = f" ({'; '.join(f'{reason}: {n}' for reason, n in sorted(errors.items()))})" if errors else ""
     print(f"classified {counts.get(None, 0)} tweets, {sum(errors.values())} errors{detail}; wrote {args.output}",

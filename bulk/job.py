@@ -84,12 +84,24 @@ def start(opts: Options):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
-    for name in _TASK_FAILURE_LOGGERS:
-        log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
+    _quiet_task_failures(spark)
     context = spark.sparkContext
     print(f"Spark {spark.version}, master {context.master}, UI {context.uiWebUrl or 'off'}", file=sys.stderr)
     return spark
+
+
+def _quiet_task_failures(spark) -> None:
+    """Turn off _TASK_FAILURE_LOGGERS through Log4j 2 (Spark's own logging); a driver with another logging backend
+    keeps them, with a note."""
+    from py4j.protocol import Py4JError
+
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+    try:
+        for name in _TASK_FAILURE_LOGGERS:
+            log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
+    except Py4JError:
+        print("note: this Spark does not log through Log4j 2: a failed task's log may show the record it failed on",
+              file=sys.stderr)
 
 
 def _digest(paths: list[Path]) -> str:
@@ -143,6 +155,9 @@ def prepare(frame, partitions: int | None, parallelism: int):
     ``parallelism`` partitions (or exactly ``partitions``)."""
     from pyspark.sql import functions as F
 
+    for name in frame.columns:  # Excel's CSV starts with a byte-order mark, which Spark keeps in the first name
+        if name.startswith("\ufeff"):
+            frame = frame.withColumnRenamed(name, name.removeprefix("\ufeff"))
     if TEXT not in frame.columns:
         raise BulkError(f"the input has no '{TEXT}' column "
                         f"(columns: {describe_columns(c for c in frame.columns if c != CORRUPT)})")
@@ -198,9 +213,7 @@ def write(spark, frame, opts: Options) -> dict[str | None, int]:
     """Write next to OUTPUT, count rows by error (None: classified) from what was written, then rename it into
     place; a job that fails leaves no new output, and an output it replaces is kept until the new one is in place."""
     hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
-    fs, final = _file_system(spark, opts.output)
-    if fs.exists(final) and not opts.overwrite:  # checked before the job too; it may have appeared since
-        raise BulkError(f"{opts.output} exists (pass --overwrite to replace it)")
+    fs, final = _file_system(spark, opts.output)  # refused before the job where it exists without --overwrite
     tag = uuid.uuid4().hex[:8]
     partial_path = hadoop_path(final.getParent(), f"{final.getName()}.partial-{tag}")
     replaced = hadoop_path(final.getParent(), f"{final.getName()}.replaced-{tag}")

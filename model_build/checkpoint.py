@@ -243,7 +243,7 @@ class Checkpoint:
 def save_checkpoint(out: Path, model, vocab: Path, settings: TextSettings, summary: dict,
                     metrics: dict | None = None, logits: np.ndarray | None = None) -> Checkpoint:
     """Write a checkpoint directory atomically and load it back."""
-    with atomic_dir(out, "config.json") as tmp:
+    with atomic_dir(out, SUMMARY_FILE) as tmp:
         model.save_pretrained(tmp)
         (tmp / VOCAB_FILE).write_bytes(Path(vocab).read_bytes())
         write_json(tmp / SETTINGS_FILE, settings.to_dict())

@@ -97,8 +97,10 @@ def cmd_train(args) -> int:
         raise BuildError(f"--full-names pairs tweets with their entity's full name: {args.data} has none (RepLab's "
                          "entity_name)")
     train_set, gap_set, val_set = data.partition(examples)
+    untimed = holdout.holdout is Holdout.TIME and not any(e.timestamp is not None for e in examples)
+    gap = "none: the tweets have no time" if untimed and holdout.gap_fraction else f"{holdout.gap_fraction:.0%}"
     print(f"split: {len(train_set)} training, {len(gap_set)} in the gap, {len(val_set)} validation "
-          f"({holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {holdout.gap_fraction:.0%})")
+          f"({holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {gap})")
     input_format = InputFormat(args.input_format) if args.input_format else \
         init.input_format if init is not None else InputFormat.PAIR
     config = TrainConfig(

@@ -76,7 +76,7 @@ def run_curve(base: Checkpoint, spec: CurveSpec, work: Path, command: str, threa
     """Train (resumably, one run per weight and size under ``work``) and score every point of the curve."""
     if base.data.holdout.holdout is not Holdout.ENTITIES:
         raise BuildError(f"checkpoint {base.path} was not trained with --holdout entities")
-    _, unseen = base.data.splits(data_source)
+    _, _, unseen = base.parts(data_source)
     pools, test, left_out = split_entities(unseen, spec.pool)
     if not pools:
         raise BuildError(f"no unseen entity has more than {spec.pool + MIN_TEST} tweets to add from and score on")

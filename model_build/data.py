@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from app.offline import EMPTY_TEXT, JSONL_SUFFIXES, NOT_JSON, SURPLUS, SURPLUS_KEY, describe_columns, describe_value, iter_jsonl
+from app.offline import EMPTY_TEXT, NOT_JSON, READ_AS_JSONL, SURPLUS, SURPLUS_KEY, describe_columns, iter_jsonl
 
 from .errors import BuildError
 
@@ -178,7 +178,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         if value in ("RELATED", "UNRELATED"):
             related[(r["entity_id"], r["tweet_id"])] = value == "RELATED"
         else:
-            report.dropped[f"unknown filtering label {describe_value(r['filtering'])}"] += 1
+            report.dropped["unknown filtering label (not RELATED or UNRELATED)"] += 1
 
     polarity: dict[tuple[str, str], str] = {}
     for r in _rows(gold / "goldstandard_polarity.dat", ("entity_id", "tweet_id", "polarity"), report):
@@ -187,7 +187,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         if key in polarity:
             report.dropped["duplicate (entity_id, tweet_id)"] += 1
         elif label not in LABELS:
-            report.dropped[f"unknown label {describe_value(r['polarity'])}"] += 1
+            report.dropped[f"unknown label (not one of {', '.join(LABELS)})"] += 1
         else:
             polarity[key] = label
     keys = list(polarity) + ([k for k in related if k not in polarity and not related[k]] if unrelated else [])
@@ -227,7 +227,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
     """
     path, report = Path(path), LoadReport()
     content = _read_text(path, report)
-    if path.suffix.lower() in JSONL_SUFFIXES:
+    if path.suffix.lower() in READ_AS_JSONL:
         records = []
         for record in iter_jsonl(content.splitlines()):
             if record is None:
@@ -251,12 +251,12 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
         try:
             related = parse_related(record.get("related"))
         except ValueError:
-            report.dropped[f"unknown related value {describe_value(record.get('related'))}"] += 1
+            report.dropped[f"unknown related value (not one of {', '.join(sorted(_RELATED))})"] += 1
             continue
         if not isinstance(text, str) or not text.strip():
             report.dropped[EMPTY_TEXT] += 1
         elif label is not None and label not in LABELS:
-            report.dropped[f"unknown label {describe_value(raw_label)}"] += 1
+            report.dropped[f"unknown label (not one of {', '.join(LABELS)})"] += 1
         elif label is None and not (unrelated and related is not None):
             report.dropped["no polarity label"] += 1
         else:

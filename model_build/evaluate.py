@@ -103,7 +103,8 @@ def format_metrics(m: dict) -> str:
             f"latency median {lat['median_ms']:.2f} ms p95 {lat['p95_ms']:.2f} ms per tweet ({m['runtime']})"
         )
     lines.append(f"{'':10s} precision  recall  f1      support")
-    for name, c in m["per_class"].items():
+    for name in m["labels"]:  # in the labels' order, as the confusion matrix (a manifest's keys come sorted)
+        c = m["per_class"][name]
         lines.append(f"{name:10s} {c['precision']:.4f}     {c['recall']:.4f}  {c['f1']:.4f}  {c['support']}")
     lines.append("confusion (rows true, columns predicted: " + ", ".join(m["labels"]) + ")")
     lines += ["  " + " ".join(f"{v:6d}" for v in row) for row in m["confusion"]]

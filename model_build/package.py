@@ -109,7 +109,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     train_set, gap_set, val_set = checkpoint.parts(data_source)
     held_out = bool(with_polarity(val_set) or with_polarity(gap_set))
     _check_holdout_run(holdout_run, held_out)
-    unseen_tweets = unseen.data.splits(data_source)[1] if unseen is not None else []
+    unseen_tweets = unseen.parts(data_source)[2] if unseen is not None else []
     _check_unseen(unseen, unseen_tweets, related_threshold)
     measured = holdout_run or checkpoint
     offsets, offset_figures = {}, {}
@@ -127,7 +127,8 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     summary = checkpoint.summary
     training = {k: summary.get(k) for k in ("config", "data", "load", "train_examples", "validation_examples",
                                             "train_label_counts", "train_related_counts", "token_lengths",
-                                            "history", "best_epoch", "command", "seconds", "soup", "split_digest")}
+                                            "history", "best_epoch", "command", "seconds", "soup", "averaged",
+                                            "split_digest")}
     metrics = {"framework_validation": offset_figures.pop("validation", None) or measured.validation_metrics()}
     if "gap" in offset_figures or "gap" in measured.summary:
         metrics["framework_gap"] = offset_figures.pop("gap", None) or measured.summary["gap"]

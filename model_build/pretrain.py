@@ -57,6 +57,9 @@ class PretrainConfig:
 def file_texts(path: str | Path) -> list[str]:
     """Non-empty lines of a text file, or of every ``*_text.txt`` under a folder (in path order)."""
     path = Path(path)
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson", ".json"):
+        raise BuildError(f"{path}: --texts takes plain text, one tweet per line (a table's other columns would be "
+                         "pretrained on too)")
     files = sorted(path.rglob(TEXT_FILE_GLOB)) if path.is_dir() else [path]
     if not files or not all(f.is_file() for f in files):
         raise BuildError(f"{path}: no text file (a file with one tweet per line, or a folder of {TEXT_FILE_GLOB})")
@@ -238,7 +241,7 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
     summary = {"config": config.to_dict(), "texts": sources, "train_texts": len(train_rows), "mlm_head": head,
                "held_out": {"before": before, "after": after}, "seconds": round(time.time() - started, 1),
                "loss": [h for h in trainer.state.log_history if "loss" in h], "command": command}
-    with atomic_dir(out / "model", "config.json") as tmp:
+    with atomic_dir(out / "model", SUMMARY_FILE) as tmp:
         base_encoder.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / SUMMARY_FILE, summary)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from .base import Architecture
 from .data import LABELS
-from .fsutil import atomic_dir
+from .fsutil import atomic_dir, write_json
+
+RANDOM_FILE = "random_init.json"  # what init-random drew (architecture, size, seed), beside the weights
 
 
 class Size(str, Enum):
@@ -38,8 +40,8 @@ def _config(arch: Architecture, size: Size, vocab_size: int):
 
 
 def save_random_model(arch: Architecture, size: Size, vocab_file: Path, out_dir: Path, seed: int = 0) -> Path:
-    """Write a random-weight sequence classifier, its config and tokenizer files into ``out_dir`` (whole or not at
-    all)."""
+    """Write a random-weight sequence classifier, its config and tokenizer files and RANDOM_FILE into ``out_dir``
+    (whole or not at all)."""
     import torch
     from transformers import AutoModelForSequenceClassification, BertTokenizerFast
 
@@ -50,7 +52,8 @@ def save_random_model(arch: Architecture, size: Size, vocab_file: Path, out_dir:
     config.label2id = {name: i for i, name in enumerate(LABELS)}
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)
-    with atomic_dir(Path(out_dir), "config.json") as tmp:
+    with atomic_dir(Path(out_dir), RANDOM_FILE) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        write_json(tmp / RANDOM_FILE, {"arch": arch.value, "size": size.value, "seed": seed})
     return Path(out_dir)

@@ -128,7 +128,8 @@ class _Comparison:
         return baseline, framework, bundles
 
 
-_SAME_RUN = ("config", "command", "history", "best_epoch")  # what a bundle's manifest keeps of its checkpoint's summary
+# What a bundle's manifest keeps of its checkpoint's summary that tells runs (and a run's best/ and averaged/) apart
+_SAME_RUN = ("config", "command", "history", "best_epoch", "averaged")
 
 
 def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen: str = "dynamic-int8",

@@ -20,7 +20,7 @@ _RUN_ONLY = ("seed", "out_dir", "threads", "device", "checkpoint_every")
 # What a soup's summary keeps of its first run's: how the runs were trained, on what; not what one run did alone.
 _KEPT = ("data", "load", "train_examples", "validation_examples", "sentiment_examples", "stance_examples",
          "train_label_counts", "polarity_class_weights", "train_related_counts", "related_head", "pooling",
-         "token_lengths", "max_length")
+         "token_lengths", "max_length", "split_digest")
 
 
 def _check_ingredients(checkpoints: Sequence[Checkpoint]) -> tuple[list[Example], list[Example]]:
@@ -64,7 +64,7 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
                              "a run)")
         print(f"soup made earlier in {out}: nothing to do")
         return earlier
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):  # .best.tmp-*: a write cut off
         raise BuildError(f"{out} holds other files and no soup (best/): give a new or empty --out")
     checkpoints = [Checkpoint.load(p) for p in paths]
     gap, val = _check_ingredients(checkpoints)

@@ -61,6 +61,22 @@ def test_train_reports_lengths_split_and_epochs(built):
     assert list((tmp / "run" / "trainer").glob("checkpoint-*/trainer_state.json"))
 
 
+def test_outputs_never_replace_another_kind_of_folder(built, tmp_path):
+    """init-random over a checkpoint (both hold a config.json), package over a checkpoint, train's best/ over a
+    random base: each refused in one line, the folder left as it is; its own kind is replaced."""
+    tmp, _, _ = built
+    shutil.copytree(tmp / "run" / "best", tmp_path / "best")
+    before = sorted(p.name for p in (tmp_path / "best").iterdir())
+    vocab = str(FIXTURES / "vocab.txt")
+    line = refused("init-random", "--arch", "bert", "--size", "tiny", "--vocab", vocab, "--out", str(tmp_path / "best"))
+    assert "best holds other files and no random_init.json: give a new or empty folder" in line
+    line = refused("package", "--checkpoint", str(tmp / "run" / "best"), "--out", str(tmp_path / "best"))
+    assert "best holds other files and no manifest.json" in line
+    assert sorted(p.name for p in (tmp_path / "best").iterdir()) == before
+    for _ in range(2):  # into a new folder, then over its own kind
+        cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", vocab, "--out", str(tmp_path / "base"))
+
+
 def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
     """A run cut off after its last checkpoint resumes there: nothing is trained again, the history and best epoch
     come back from the checkpoint; a finished run resumes nothing, and other settings are refused."""

@@ -210,3 +210,11 @@ def test_bad_options_are_one_line_before_spark_starts(capsys, args, message):
     with pytest.raises(SystemExit) as exit_:
         main(["classify", "in.jsonl", "out", *args])
     assert exit_.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
+def test_a_csv_may_start_with_a_byte_order_mark(spark, tmp_path):
+    """Excel's CSV UTF-8 does; Spark keeps the mark in the first column's name, the job takes it off."""
+    (tmp_path / "excel.csv").write_text("\ufefftext,entity\ngreat phone,Acme\n", encoding="utf-8")
+    counts = run(Options(input=str(tmp_path / "excel.csv"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
+                         output_format=Format.JSONL), spark)
+    assert counts == {None: 1} and read_jsonl_dir(tmp_path / "out")[0]["entity"] == "Acme"

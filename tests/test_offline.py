@@ -171,7 +171,7 @@ def test_a_row_with_more_fields_than_the_header_is_that_rows_error(tmp_path):
     result = run(str(src), "--no-progress")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in result.stdout.splitlines()]
-    assert lines[0] == {"line": 1, "id": "1", "entity": " really", "error": "more fields than the header"}
+    assert lines[0] == {"line": 1, "error": "more fields than the header"}  # its fields are pieces of the tweet
     assert lines[1]["id"] == "2" and "label" in lines[1] and "classified 1 tweets, 1 errors" in result.stderr
 
 
@@ -215,3 +215,16 @@ def test_an_output_that_is_a_folder_is_refused_before_classifying(tmp_path):
     (tmp_path / "day.csv").write_text("text\nhello\n", encoding="utf-8")
     result = run(str(tmp_path / "day.csv"), "--out", str(tmp_path))
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"error: {tmp_path} is a folder: give a file name"
+
+
+def test_a_json_file_that_is_not_jsonl_is_refused_and_a_csv_may_start_with_a_bom(tmp_path):
+    """.json is read as JSONL (as bulk reads it): a pretty-printed array has no line that is a JSON object. Excel's
+    CSV UTF-8 starts with a byte-order mark, which is not part of the first column's name."""
+    src = tmp_path / "day.json"
+    src.write_text(json.dumps([{"text": "great phone"}, {"text": "bad phone"}], indent=2), encoding="utf-8")
+    result = run(str(src), "--out", str(tmp_path / "out.jsonl"), "--no-progress")
+    assert result.returncode == 2 and not (tmp_path / "out.jsonl").exists()
+    assert result.stderr.strip().splitlines()[-1] == f"error: {src}: no line is a JSON object (JSONL: one object per line)"
+    (tmp_path / "excel.csv").write_text("\ufefftext,entity\ngreat phone,Acme\n", encoding="utf-8")
+    result = run(str(tmp_path / "excel.csv"), "--no-progress")
+    assert result.returncode == 0 and "label" in json.loads(result.stdout), result.stderr

@@ -140,21 +140,23 @@ def test_a_pretraining_with_head_warmup_leaves_the_encoder_as_it_was_until_the_w
 @pytest.mark.parametrize("extra, message", [
     ([], "give tweet texts"),
     (["--texts", "/nonexistent/tweets.txt"], "no text file"),
-    (["--texts", str(FIXTURES / "tweets.csv"), "--mask-fraction", "1"], "mask fraction in (0, 1)"),
-    (["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--base", "/nonexistent/base"],
+    (["--texts", "TEXTS", "--mask-fraction", "1"], "mask fraction in (0, 1)"),
+    (["--texts", "TEXTS", "--held-out", "2", "--base", "/nonexistent/base"],
      "not a readable base model"),
-    (["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--base", "OTHER"], "not distilbert"),
-    (["--texts", str(FIXTURES / "tweets.csv"), "--max-length", "600"], "a length of 8 to 512 tokens"),
-    (["--texts", str(FIXTURES / "tweets.csv"), "--max-steps", "10", "--head-warmup", "10"], "fewer than the steps"),
-    (["--texts", str(FIXTURES / "tweets.csv"), "--head-warmup", "0"], "a head warm-up of at least 1 step"),
-    pytest.param(["--texts", str(FIXTURES / "tweets.csv"), "--held-out", "2", "--device", "cuda"],
+    (["--texts", "TEXTS", "--held-out", "2", "--base", "OTHER"], "not distilbert"),
+    (["--texts", "TEXTS", "--max-length", "600"], "a length of 8 to 512 tokens"),
+    (["--texts", "TEXTS", "--max-steps", "10", "--head-warmup", "10"], "fewer than the steps"),
+    (["--texts", "TEXTS", "--head-warmup", "0"], "a head warm-up of at least 1 step"),
+    pytest.param(["--texts", "TEXTS", "--held-out", "2", "--device", "cuda"],
                  "PyTorch sees no CUDA GPU",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here: cuda is not refused")),
 ])
 def test_pretraining_refuses_in_one_line(tree, tmp_path, extra, message):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"model_type": "distilbert"}')
-    extra = [str(tmp_path / "other") if a == "OTHER" else a for a in extra]
+    (tmp_path / "texts.txt").write_text("".join(f"tweet number {i}\n" for i in range(10)))
+    named = {"OTHER": str(tmp_path / "other"), "TEXTS": str(tmp_path / "texts.txt")}
+    extra = [named.get(a, a) for a in extra]
     assert message in refused("pretrain", "--base", str(tree / "base"), *extra, "--out", str(tmp_path / "p"))
     assert not (tmp_path / "p").exists()
 
@@ -174,3 +176,11 @@ def test_a_base_pretrained_on_a_text_file_holding_validation_tweets_is_refused(t
     texts.unlink()
     assert f"note: base {tmp_path / 'dapt' / 'model'} was pretrained on {texts}, which is gone" in cli(
         *train, "--out", str(tmp_path / "run"))
+
+
+def test_a_table_given_as_texts_is_refused(tmp_path):
+    """Its label and entity columns would be pretrained on as tweets."""
+    (tmp_path / "tweets.csv").write_text("text,label\ngreat,positive\n")
+    assert "tweets.csv: --texts takes plain text, one tweet per line" in refused(
+        "pretrain", "--texts", str(tmp_path / "tweets.csv"), "--out", str(tmp_path / "dapt"))
+    assert not (tmp_path / "dapt").exists()
