@@ -97,14 +97,13 @@ OUTPUT_FIELDS = ("line", "label", "scores", "related", "about", "error")
 def _kept(record: dict) -> dict:
     """A record's fields as written beside its result: all but the text (and the reader's own), one named like an
     output as ``input_<name>``."""
-    return {f"input_{k}" if k in OUTPUT_FIELDS else k: v for k, v in record.items()
-            if k not in ("text", "_error", SURPLUS_KEY)}
+    return {f"input_{k}" if k in OUTPUT_FIELDS else k: v for k, v in record.items() if k not in ("text", "_error")}
 
 
 def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars: int, progress: bool = True) -> dict:
     """Write one JSON line per input record, in order: its fields except the text (one named like an output as
     ``input_<name>``), plus label, scores, related and about, or the error that kept it from being classified.
-    A file of records none of which has a 'text' field is refused."""
+    A file none of whose lines is a JSON object, or none of whose records has a 'text' field, is refused."""
     counts = {"classified": 0, "errors": 0}
     pending: list[tuple[int, dict]] = []
     fields_seen: dict[str, None] = {}
@@ -121,7 +120,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
 
     records = read_records(source)
     for line, record in enumerate(tqdm(records, unit="tweet", disable=not progress, file=sys.stderr), 1):
-        fields_seen.update(dict.fromkeys(k for k in record if isinstance(k, str) and k != "_error"))
+        fields_seen.update(dict.fromkeys(k for k in record if k != "_error"))
         objects += record.get("_error") != NOT_JSON
         error = record.get("_error") or record_error(record, max_chars)
         if error:
