@@ -14,6 +14,9 @@ ENTITIES = ('"entity_id"\t"query"\t"entity_name"\t"category"\n"E1"\t"""Bank of A
 INFO_HEADER = ('"tweet_id"\t"author"\t"entity_id"\t"tweet_url"\t"language"\t"timestamp"\t"urls"\t"extended_urls"\t'
                '"md5_extended_urls"\t"is_near_duplicate_of"\n')
 
+UNKNOWN_LABEL = "unknown label (not one of positive, neutral, negative)"
+UNKNOWN_RELATED = "unknown related value (not one of 0, 1, false, no, related, true, unrelated, yes)"
+
 
 def info_row(tid, entity, lang="EN", ts=1000, dup="-1"):
     return f'"{tid}"\t"a"\t"{entity}"\t"u"\t"{lang}"\t"{ts}"\t""\t""\t""\t"{dup}"\n'
@@ -51,7 +54,7 @@ def test_replab_join_filters_and_counts(tmp_path):
     assert examples[0].text == 'Great "service" today' and examples[0].entity == "Bank of America"
     assert examples[3].entity == "BMW" and examples[3].category == "automotive" and examples[3].timestamp == 5
     assert examples[0].entity_name == "BoA" and examples[3].entity_name == "BMW AG"
-    assert report.dropped == {"language not EN": 1, "empty or missing text": 1, "unknown label (not one of positive, neutral, negative)": 1,
+    assert report.dropped == {"language not EN": 1, "empty or missing text": 1, UNKNOWN_LABEL: 1,
                               "duplicate (entity_id, tweet_id)": 1, "no tweet_info row": 1, "malformed row": 1,
                               "unknown filtering label (not RELATED or UNRELATED)": 1}
     assert report.near_duplicates == 1 and report.kept == 4 and all(e.related for e in examples)
@@ -112,7 +115,7 @@ def test_csv_and_jsonl(tmp_path):
     csv_file.write_text('text,label,entity\n"Great, really",Positive,Acme\nmeh,neutral,\n,negative,Acme\nbad,angry,Acme\n')
     examples, report = load_table(csv_file)
     assert [(e.text, e.label, e.entity) for e in examples] == [("Great, really", "positive", "Acme"), ("meh", "neutral", None)]
-    assert report.dropped == {"empty or missing text": 1, "unknown label (not one of positive, neutral, negative)": 1}
+    assert report.dropped == {"empty or missing text": 1, UNKNOWN_LABEL: 1}
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text(json.dumps({"text": "ok", "label": "NEGATIVE", "entity": "BMW"}) + "\n[1]\n{broken\n\n"
                      + json.dumps({"text": 3, "label": "neutral"}) + "\n")
@@ -132,9 +135,9 @@ def test_no_tweet_text_in_the_load_report_and_no_rows_merged_by_a_quote(tmp_path
                     "not fine,(rude staff again),Acme\nok,pos,Acme\n")
     examples, report = load_table(path)
     assert [e.text for e in examples] == ["fine"]
-    assert report.dropped == {"more fields than the header": 1, "unknown label (not one of positive, neutral, negative)": 2}  # no value quoted
+    assert report.dropped == {"more fields than the header": 1, UNKNOWN_LABEL: 2}  # no value quoted
     path.write_text("text,label,related\nok,positive,rude staff again\n")
-    assert load_table(path)[1].dropped == {"unknown related value (not one of 0, 1, false, no, related, true, unrelated, yes)": 1}
+    assert load_table(path)[1].dropped == {UNKNOWN_RELATED: 1}
     assert "courier" not in json.dumps(report.to_dict()) and "rude" not in json.dumps(report.to_dict())
     path.write_text("text,label\n" + "".join(f'"tweet {i}",positive\n' for i in range(5)).replace('"tweet 2"', '"tweet 2'))
     with pytest.raises(DataError, match=r"t.csv: ',' expected after '\"' by line 5 \(an unclosed quote on it or before"):
@@ -151,7 +154,7 @@ def test_csv_related_column(tmp_path):
     examples, report = load_table(path, unrelated=True)
     assert [(e.text, e.label, e.related) for e in examples] == [("a", "positive", True), ("b", None, False),
                                                                 ("c", "negative", True)]
-    assert report.dropped == {"no polarity label": 1, "unknown related value (not one of 0, 1, false, no, related, true, unrelated, yes)": 1}
+    assert report.dropped == {"no polarity label": 1, UNKNOWN_RELATED: 1}
     assert [e.text for e in load_table(path)[0]] == ["a", "c"]
     assert parse_related(" Related ") is True and parse_related("0") is False and parse_related("") is None
     with pytest.raises(ValueError, match="related must be one of"):
