@@ -64,13 +64,14 @@ class ApiSchema:
         return ClassifyRequest([t["text"] for t in tweets], [t.get("entity") for t in tweets], batch)
 
     def parse_feedback(self, body: Any) -> Correction:
-        """A correction ``{"text", "entity", "label", "related"?}``, checked against the document."""
+        """A correction ``{"text", "entity", "label"?, "related"?}`` (no label only with related false), checked
+        against the document."""
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_body", "the body must be a JSON object")
         error = next(self._feedback.iter_errors(body), None)
         if error is not None:
             raise _api_error(error)
-        return Correction(body["text"], body["entity"], body["label"], body.get("related"))
+        return Correction(body["text"], body["entity"], body.get("label"), body.get("related"))
 
 
 def _where(path) -> str:
@@ -87,7 +88,8 @@ def _api_error(error: ValidationError) -> ApiError:
     where = _where(path)
     if rule == "required":
         missing = next(k for k in error.validator_value if k not in error.instance)
-        return ApiError(400, "missing_field", f"{_where([*path, missing])} is required")
+        unless = " unless 'related' is false" if "else" in error.schema_path else ""  # the feedback's label
+        return ApiError(400, "missing_field", f"{_where([*path, missing])} is required{unless}")
     if rule == "type" and error.instance is None and path[-1:] == ["text"]:
         return ApiError(400, "missing_field", f"{where} is required")
     if rule in ("minLength", "pattern"):

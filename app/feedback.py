@@ -35,12 +35,18 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class Correction:
-    """What a user says a tweet's label is (and, when given, whether it is about the entity)."""
+    """What a user says a tweet's label is (and, when given, whether it is about the entity); a tweet not about the
+    entity may have no label."""
 
     text: str
     entity: str
-    label: str
+    label: str | None
     related: bool | None = None
+
+    @property
+    def counted_as(self) -> str:
+        """The feedback counter's ``label``: the label, or ``none``."""
+        return self.label or "none"
 
     def line(self, model: dict) -> bytes:
         """The JSON line: ASCII only, so no character of the text (U+2028, NEL, ...) can split the line."""
@@ -85,13 +91,13 @@ class FeedbackLog:
         try:
             outcome = self._store(correction.line(self._model))
         except OSError as exc:
-            self._counter.labels(Outcome.FAILED.value, correction.label).inc()
+            self._counter.labels(Outcome.FAILED.value, correction.counted_as).inc()
             log.error("feedback: cannot write %s: %s", self.path, exc.strerror)
             if exc.errno in _NO_SPACE:
                 raise ApiError(507, "insufficient_storage", "the device has no room for the correction; "
                                "nothing was stored") from None
             raise ApiError(500, "storage_error", "the correction could not be written to the device's storage") from None
-        self._counter.labels(outcome.value, correction.label).inc()
+        self._counter.labels(outcome.value, correction.counted_as).inc()
         if outcome is Outcome.FULL:
             raise ApiError(507, "feedback_full", f"the feedback file has reached its limit of {self.max_bytes} bytes "
                            "(FEEDBACK_MAX_BYTES); nothing was stored")

@@ -89,8 +89,11 @@ class DataSpec:
             examples = random.Random(self.holdout.seed).sample(examples, self.sample)
         for path in self.extra:
             more, more_report = load_table(path, self.unrelated)
+            if not more:
+                why = "; ".join(f"{why}: {n}" for why, n in sorted(more_report.dropped.items()))
+                raise BuildError(f"{path}: no usable examples" + (f" (dropped: {why})" if why else ""))
             examples += [replace(e, weight=self.extra_weight) for e in more]
-            report.add(more_report)
+            report.add(more_report, str(path))
         if not examples:
             why = "; ".join(f"{why}: {n}" for why, n in sorted(report.dropped.items()))
             raise BuildError(f"{source or self.source}: no usable examples" + (f" (dropped: {why})" if why else ""))
@@ -154,8 +157,10 @@ class DataSpec:
         ``split_digest``), data that now gives another split is refused rather than scored as the run's."""
         parts = self.partition(self.load(source)[0])
         if digest is not None and split_digest(parts) != digest:
-            raise BuildError(f"{source or self.source}: these tweets split otherwise than when the run trained (the data "
-                             "changed since?): give the data it was trained on")
+            extra = f" and {', '.join(self.extra)}" if self.extra else ""
+            raise BuildError(f"{source or self.source}{extra}: these tweets split otherwise than when the run trained (one "
+                             "of them changed since? a feedback file still collecting: train on a copy of it): give the "
+                             "data it was trained on")
         return parts
 
     def splits(self, source: str | Path | None = None) -> tuple[list[Example], list[Example]]:
@@ -192,6 +197,11 @@ class Checkpoint:
         from .model import RELATED_HEAD_FILE
 
         root = Path(path)
+        if not root.is_dir():
+            raise BuildError(f"checkpoint {root}: no such directory (a 'train' run's best/)")
+        if (root / "manifest.json").is_file():
+            raise BuildError(f"checkpoint {root}: this is a bundle; give the checkpoint it was packaged from (its "
+                             "manifest's training.config.out_dir, then best/)")
         missing = [name for name in _REQUIRED if not (root / name).is_file()]
         if missing:
             raise BuildError(f"checkpoint {root}: missing {', '.join(missing)} (is this a 'train' run's best/ directory?)")

@@ -103,6 +103,12 @@ def cmd_train(args) -> int:
           f"({holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {gap})")
     input_format = InputFormat(args.input_format) if args.input_format else \
         init.input_format if init is not None else InputFormat.PAIR
+    for name, counts in report.files.items() if input_format.pair else ():
+        if counts["without_entity"] == counts["kept"]:
+            raise BuildError(f"{name}: no tweet has an entity, and the model reads (entity, tweet) pairs: add an "
+                             "entity column (your brand's name as you will send it to /classify)")
+        if counts["without_entity"]:
+            print(f"note: {name}: {counts['without_entity']} of {counts['kept']} tweets have no entity")
     config = TrainConfig(
         base=init.base_model if init is not None else args.base or DEFAULT_BASE, out_dir=Path(args.out),
         input_format=input_format, max_length=args.max_length, init=str(init.path) if init is not None else None,

@@ -79,10 +79,15 @@ class LoadReport:
     dropped: Counter = field(default_factory=Counter)
     undecodable_files: list[str] = field(default_factory=list)
     near_duplicates: int = 0
+    without_entity: int = 0  # kept examples with no entity
+    files: dict[str, dict] = field(default_factory=dict)  # each added file's own counts, by its path
 
     def lines(self) -> list[str]:
         out = [f"kept {self.kept} examples"]
         out += [f"dropped {n} rows: {why}" for why, n in sorted(self.dropped.items())]
+        for name, counts in self.files.items():
+            dropped = "; ".join(f"{why}: {n}" for why, n in sorted(counts["dropped"].items()))
+            out.append(f"{name}: kept {counts['kept']}" + (f", dropped {dropped}" if dropped else ""))
         if self.undecodable_files:
             out.append(
                 f"read {len(self.undecodable_files)} file(s) that are not valid UTF-8 with replacement: "
@@ -92,12 +97,15 @@ class LoadReport:
             out.append(f"kept {self.near_duplicates} near-duplicate tweets (marked in tweet_info)")
         return out
 
-    def add(self, other: LoadReport) -> None:
-        """Count another file's report in this one."""
+    def add(self, other: LoadReport, name: str) -> None:
+        """Count another file's report in this one, and keep its own counts under ``name``."""
         self.kept += other.kept
         self.dropped.update(other.dropped)
         self.undecodable_files += other.undecodable_files
         self.near_duplicates += other.near_duplicates
+        self.without_entity += other.without_entity
+        self.files[name] = {"kept": other.kept, "dropped": dict(sorted(other.dropped.items())),
+                            "without_entity": other.without_entity}
 
     def to_dict(self) -> dict:
         return {
@@ -105,6 +113,7 @@ class LoadReport:
             "dropped": dict(sorted(self.dropped.items())),
             "undecodable_files": list(self.undecodable_files),
             "near_duplicates": self.near_duplicates,
+            **({"files": self.files} if self.files else {}),
         }
 
 
@@ -253,6 +262,8 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
         except ValueError:
             report.dropped[f"unknown related value (not one of {', '.join(sorted(_RELATED))})"] += 1
             continue
+        if related is False:  # a tweet not about the entity has no polarity for it: a label given is ignored
+            label = None
         if not isinstance(text, str) or not text.strip():
             report.dropped[EMPTY_TEXT] += 1
         elif label is not None and label not in LABELS:
@@ -263,6 +274,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
             entity = entity if isinstance(entity, str) and entity.strip() else None
             examples.append(Example(text, label, entity, related=True if label and related is None else related))
     report.kept = len(examples)
+    report.without_entity = sum(e.entity is None for e in examples)
     return examples, report
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from app.bundle import sha256_file
 from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings, TweetEncoder
 
 from .base import base_model_type, resolve_base
@@ -611,6 +612,8 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         check_unseen(Checkpoint.load(config.init), held_out, "--init checkpoint")
     settings = run_settings(config)
     settings["data"] = data.to_dict()
+    if data.extra:  # their content: a file that grew since (a feedback file still collecting) is another run
+        settings["extra_sha256"] = {path: sha256_file(Path(path)) for path in data.extra}
     if claim_run(Path(config.out_dir), settings):
         best = Checkpoint.load(Path(config.out_dir) / "best")
         print(f"training finished earlier in {config.out_dir} (best epoch {best.summary.get('best_epoch')}): "

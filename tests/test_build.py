@@ -358,8 +358,33 @@ def test_own_tweets_are_added_with_their_weight(built, tmp_path):
     tmp, _, _ = built
     cli("train", "--data", str(FIXTURES / "tweets.csv"), "--extra", str(brand), "--extra-weight", "4", "--base",
         str(tmp / "base"), "--out", str(tmp_path / "run"), "--epochs", "1", "--val-fraction", "0.25", "--gap-fraction", "0")
-    data = json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["data"]
+    summary = json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())
+    data = summary["data"]
     assert data["extra"] == [str(brand)] and data["extra_weight"] == 4.0
+    assert summary["load"]["files"] == {str(brand): {"kept": 3, "dropped": {}, "without_entity": 0}}
+    # A file that grew since (a feedback file still collecting): the same line is another run, and its tweets no
+    # longer split as when the run trained.
+    with brand.open("a", encoding="utf-8") as fh:
+        fh.write("Zorblax fixed my phone in a day,positive,Zorblax,\n")
+    def train(extra: Path, out: Path, *more: str) -> list[str]:
+        return ["train", "--data", str(FIXTURES / "tweets.csv"), "--extra", str(extra), "--extra-weight", "4",
+                "--base", str(tmp / "base"), "--out", str(out), "--epochs", "1", "--val-fraction", "0.25",
+                "--gap-fraction", "0", *more]
+
+    assert "was started with other settings (extra_sha256." in refused(*train(brand, tmp_path / "run"))
+    assert f"and {brand}: these tweets split otherwise than when the run trained" in refused(
+        "package", "--checkpoint", str(tmp_path / "run" / "best"), "--out", str(tmp_path / "b"))
+    # A file of no usable tweet, or without entities for a model of (entity, tweet) pairs, is refused before a run.
+    (tmp_path / "empty.csv").write_text("text,label,entity\n,positive,Zorblax\n", encoding="utf-8")
+    assert "empty.csv: no usable examples (dropped: empty or missing text: 1)" in refused(
+        *train(tmp_path / "empty.csv", tmp_path / "x"))
+    (tmp_path / "noentity.csv").write_text("text,label\nLove it,positive\n", encoding="utf-8")
+    assert "noentity.csv: no tweet has an entity, and the model reads (entity, tweet) pairs" in refused(
+        *train(tmp_path / "noentity.csv", tmp_path / "x"))
+    assert not (tmp_path / "x").exists()
+    assert "this is a bundle; give the checkpoint it was packaged from" in refused(
+        "train", "--data", str(FIXTURES / "tweets.csv"), "--init", str(tmp / "bundles" / "dynamic-int8"), "--out",
+        str(tmp_path / "x"))
 
 
 def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, tmp_path):

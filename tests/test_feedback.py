@@ -90,6 +90,26 @@ def test_bad_bodies_are_refused_and_nothing_is_stored(tmp_path, body, status, co
     assert stored(client) == 0
 
 
+def test_a_tweet_not_about_the_entity_needs_no_label_and_training_ignores_one(tmp_path):
+    """A tweet that only shares the brand's name has no polarity for it: the label may be left out with related
+    false (counted as label none), not otherwise; the build side reads such a line as unrelated, a label given
+    there ignored."""
+    path = tmp_path / "feedback.jsonl"
+    client = make_client(path)
+    r = post(client, {"text": "a sword with a fine quillon", "entity": "Quillon"})
+    assert r.status_code == 400 and r.get_json()["error"] == {
+        "code": "missing_field", "message": "'label' is required unless 'related' is false"}
+    assert post(client, {"text": "a sword with a fine quillon", "entity": "Quillon", "related": False}).status_code == 204
+    assert post(client, {"text": "another sword", "entity": "Quillon", "related": False, "label": "positive"}
+                ).status_code == 204
+    assert [(x["label"], x["related"]) for x in lines(path)] == [(None, False), ("positive", False)]
+    assert stored(client, outcome="stored", label="none") == 1
+    from model_build.data import load_table
+
+    examples, report = load_table(path, unrelated=True)
+    assert [(e.label, e.related) for e in examples] == [(None, False), (None, False)] and report.kept == 2
+
+
 def test_label_error_names_the_bundle_labels(tmp_path):
     r = post(make_client(tmp_path / "f.jsonl"), {**GOOD, "label": "awful"})
     assert r.get_json()["error"]["message"] == "'label' must be one of positive, neutral, negative"
@@ -176,7 +196,8 @@ def test_schemathesis_with_feedback_on(tmp_path):
     cases = _run(operation)
     records = lines(path)
     assert cases >= 100 and records
-    assert all(r["label"] in ("positive", "neutral", "negative") and r["text"].strip() for r in records)
+    assert all((r["label"] in ("positive", "neutral", "negative") or r["label"] is None and r["related"] is False)
+               and r["text"].strip() for r in records)
     print(f"schemathesis on POST /feedback: {cases} cases, {len(records)} corrections stored")
 
 
