@@ -68,7 +68,8 @@ class ApiSchema:
         against the document."""
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_body", "the body must be a JSON object")
-        error = next(self._feedback.iter_errors(body), None)
+        # A missing label is reported last: a 'related' that is not a boolean says more than its else branch does.
+        error = min(self._feedback.iter_errors(body), key=lambda e: "else" in e.schema_path, default=None)
         if error is not None:
             raise _api_error(error)
         return Correction(body["text"], body["entity"], body.get("label"), body.get("related"))
@@ -88,7 +89,7 @@ def _api_error(error: ValidationError) -> ApiError:
     where = _where(path)
     if rule == "required":
         missing = next(k for k in error.validator_value if k not in error.instance)
-        unless = " unless 'related' is false" if "else" in error.schema_path else ""  # the feedback's label
+        unless = " unless 'related' is false" if missing == "label" and "else" in error.schema_path else ""
         return ApiError(400, "missing_field", f"{_where([*path, missing])} is required{unless}")
     if rule == "type" and error.instance is None and path[-1:] == ["text"]:
         return ApiError(400, "missing_field", f"{where} is required")

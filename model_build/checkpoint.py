@@ -90,13 +90,11 @@ class DataSpec:
         for path in self.extra:
             more, more_report = load_table(path, self.unrelated)
             if not more:
-                why = "; ".join(f"{why}: {n}" for why, n in sorted(more_report.dropped.items()))
-                raise BuildError(f"{path}: no usable examples" + (f" (dropped: {why})" if why else ""))
+                _no_usable(path, more_report)
             examples += [replace(e, weight=self.extra_weight) for e in more]
             report.add(more_report, str(path))
         if not examples:
-            why = "; ".join(f"{why}: {n}" for why, n in sorted(report.dropped.items()))
-            raise BuildError(f"{source or self.source}: no usable examples" + (f" (dropped: {why})" if why else ""))
+            _no_usable(source or self.source, report)
         return examples, report
 
     def partition(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example], list[Example]]:
@@ -170,6 +168,11 @@ class DataSpec:
 
     def with_holdout(self, holdout: SplitSpec) -> DataSpec:
         return replace(self, holdout=holdout)
+
+
+def _no_usable(source: str | Path, report: LoadReport) -> None:
+    why = report.why_dropped()
+    raise BuildError(f"{source}: no usable examples" + (f" (dropped: {why})" if why else ""))
 
 
 def split_digest(parts: Sequence[Sequence[Example]]) -> str:

@@ -79,14 +79,18 @@ class LoadReport:
     dropped: Counter = field(default_factory=Counter)
     undecodable_files: list[str] = field(default_factory=list)
     near_duplicates: int = 0
-    without_entity: int = 0  # kept examples with no entity
+    without_entity: int = 0  # kept examples with no entity (a table's; each added file's goes into files)
     files: dict[str, dict] = field(default_factory=dict)  # each added file's own counts, by its path
+
+    def why_dropped(self) -> str:
+        """The reasons rows were dropped, with their counts, on one line ('' when none was)."""
+        return _reasons(self.dropped)
 
     def lines(self) -> list[str]:
         out = [f"kept {self.kept} examples"]
         out += [f"dropped {n} rows: {why}" for why, n in sorted(self.dropped.items())]
         for name, counts in self.files.items():
-            dropped = "; ".join(f"{why}: {n}" for why, n in sorted(counts["dropped"].items()))
+            dropped = _reasons(counts["dropped"])
             out.append(f"{name}: kept {counts['kept']}" + (f", dropped {dropped}" if dropped else ""))
         if self.undecodable_files:
             out.append(
@@ -103,7 +107,6 @@ class LoadReport:
         self.dropped.update(other.dropped)
         self.undecodable_files += other.undecodable_files
         self.near_duplicates += other.near_duplicates
-        self.without_entity += other.without_entity
         self.files[name] = {"kept": other.kept, "dropped": dict(sorted(other.dropped.items())),
                             "without_entity": other.without_entity}
 
@@ -115,6 +118,10 @@ class LoadReport:
             "near_duplicates": self.near_duplicates,
             **({"files": self.files} if self.files else {}),
         }
+
+
+def _reasons(dropped: dict[str, int]) -> str:
+    return "; ".join(f"{why}: {n}" for why, n in sorted(dropped.items()))
 
 
 def _read_text(path: Path, report: LoadReport) -> str:
@@ -232,7 +239,8 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
 def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example], LoadReport]:
     """Read a CSV (header row) or JSONL file with text, label and optional entity and related columns.
 
-    A row marked unrelated may leave its label empty; such rows are kept only with ``unrelated``.
+    A row marked unrelated has no polarity (a label given there is ignored); such rows are kept only with
+    ``unrelated``.
     """
     path, report = Path(path), LoadReport()
     content = _read_text(path, report)
@@ -269,7 +277,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
         elif label is not None and label not in LABELS:
             report.dropped[f"unknown label (not one of {', '.join(LABELS)})"] += 1
         elif label is None and not (unrelated and related is not None):
-            report.dropped["no polarity label"] += 1
+            report.dropped["not about the entity (no polarity)" if related is False else "no polarity label"] += 1
         else:
             entity = entity if isinstance(entity, str) and entity.strip() else None
             examples.append(Example(text, label, entity, related=True if label and related is None else related))

@@ -78,22 +78,36 @@ def _differing(new: dict, old: dict, prefix: str = "") -> list[str]:
     return names
 
 
+def _record(out: Path) -> tuple[dict, bool] | None:
+    """The settings a run in ``out`` was started with and whether it finished; None where none was started."""
+    path = out / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        started = json.loads(path.read_text())
+        return dict(started["settings"]), bool(started["finished"])
+    except (ValueError, KeyError, TypeError):
+        raise BuildError(f"{path}: not a run record this build wrote: give a new --out") from None
+
+
+def started_settings(out: Path) -> dict | None:
+    """The settings a run in ``out`` was started with, or None."""
+    record = _record(out)
+    return record[0] if record else None
+
+
 def claim_run(out: Path, settings: dict) -> bool:
     """Record the run's settings in ``out`` or check them against those it was started with; True when a run with
     these settings already finished there (early stopping included), so that a rerun resumes nothing."""
-    path = out / RUN_FILE
-    if path.is_file():
-        try:
-            started = json.loads(path.read_text())
-            recorded, finished = dict(started["settings"]), bool(started["finished"])
-        except (ValueError, KeyError, TypeError):
-            raise BuildError(f"{path}: not a run record this build wrote: give a new --out") from None
+    record = _record(out)
+    if record:
+        recorded, finished = record
         differ = _differing(settings, recorded)
         if differ:
             raise BuildError(f"run directory {out} was started with other settings ({', '.join(differ)}): "
                              "rerun it as it was to resume, or give a new --out")
         return finished
-    write_json(path, {"settings": settings, "finished": False})
+    write_json(out / RUN_FILE, {"settings": settings, "finished": False})
     return False
 
 

@@ -23,7 +23,7 @@ from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
 from .pretrain import check_base_unseen
 from .probe import PROBE_FILE, LinearProbe, fit_heads
-from .runs import as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings
+from .runs import as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings, started_settings
 from .settings import ClassWeighting, Device, Pooling, StanceHead
 
 if TYPE_CHECKING:
@@ -613,7 +613,11 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     settings = run_settings(config)
     settings["data"] = data.to_dict()
     if data.extra:  # their content: a file that grew since (a feedback file still collecting) is another run
-        settings["extra_sha256"] = {path: sha256_file(Path(path)) for path in data.extra}
+        started = started_settings(Path(config.out_dir))
+        if started is None or "extra_sha256" in started:
+            settings["extra_sha256"] = {path: sha256_file(Path(path)) for path in data.extra}
+        else:
+            print(f"note: {config.out_dir} was started before runs recorded their --extra files' content: not checked")
     if claim_run(Path(config.out_dir), settings):
         best = Checkpoint.load(Path(config.out_dir) / "best")
         print(f"training finished earlier in {config.out_dir} (best epoch {best.summary.get('best_epoch')}): "

@@ -372,6 +372,12 @@ def test_own_tweets_are_added_with_their_weight(built, tmp_path):
                 "--gap-fraction", "0", *more]
 
     assert "was started with other settings (extra_sha256." in refused(*train(brand, tmp_path / "run"))
+    run_file = tmp_path / "run" / "run.json"  # a run started before the content was recorded: not checked
+    record = json.loads(run_file.read_text())
+    del record["settings"]["extra_sha256"]
+    run_file.write_text(json.dumps(record))
+    out = cli(*train(brand, tmp_path / "run"))
+    assert "content: not checked" in out and "training finished earlier" in out
     assert f"and {brand}: these tweets split otherwise than when the run trained" in refused(
         "package", "--checkpoint", str(tmp_path / "run" / "best"), "--out", str(tmp_path / "b"))
     # A file of no usable tweet, or without entities for a model of (entity, tweet) pairs, is refused before a run.

@@ -150,12 +150,14 @@ def test_no_tweet_text_in_the_load_report_and_no_rows_merged_by_a_quote(tmp_path
 def test_csv_related_column(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("text,label,entity,related\na,positive,Acme,\nb,,Acme,unrelated\nc,negative,Acme,yes\n"
-                    "d,,Acme,\ne,neutral,Acme,perhaps\n")
+                    "d,,Acme,\ne,neutral,Acme,perhaps\nf,negative,Acme,no\n")
     examples, report = load_table(path, unrelated=True)
     assert [(e.text, e.label, e.related) for e in examples] == [("a", "positive", True), ("b", None, False),
-                                                                ("c", "negative", True)]
-    assert report.dropped == {"no polarity label": 1, UNKNOWN_RELATED: 1}
-    assert [e.text for e in load_table(path)[0]] == ["a", "c"]
+                                                                ("c", "negative", True), ("f", None, False)]
+    assert report.dropped == {"no polarity label": 1, UNKNOWN_RELATED: 1}  # f's label ignored: not about Acme
+    examples, report = load_table(path)  # polarity only
+    assert [e.text for e in examples] == ["a", "c"]
+    assert report.dropped == {"no polarity label": 1, "not about the entity (no polarity)": 2, UNKNOWN_RELATED: 1}
     assert parse_related(" Related ") is True and parse_related("0") is False and parse_related("") is None
     with pytest.raises(ValueError, match="related must be one of"):
         parse_related("maybe")

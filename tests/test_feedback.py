@@ -77,6 +77,8 @@ def test_each_correction_is_one_json_line(tmp_path):
     ({**GOOD, "label": "awful"}, 400, "invalid_field"),
     ({**GOOD, "label": "Negative"}, 400, "invalid_field"),
     ({**GOOD, "related": "yes"}, 400, "invalid_field"),
+    ({"text": "a", "entity": "Acme", "related": "false"}, 400, "invalid_field"),  # its type, not the missing label
+    ({"text": "a", "entity": "Acme", "related": None}, 400, "invalid_field"),
     ({**GOOD, "text": "x" * 201}, 413, "text_too_long"),
     ({**GOOD, "entity": "x" * 201}, 413, "text_too_long"),
     ({**GOOD, "text": "x" * 5000}, 413, "body_too_large"),
