@@ -17,7 +17,7 @@ from app.text import InputFormat, TextSettings, TweetEncoder
 from .data import Example, LoadReport, example_key, load, load_table
 from .errors import BuildError
 from .fsutil import atomic_dir, write_json
-from .splits import Holdout, SplitSpec
+from .splits import UNSEEN_ENTITIES, Holdout, SplitSpec
 
 SUMMARY_FILE = "train_summary.json"
 VOCAB_FILE = "vocab.txt"
@@ -96,6 +96,25 @@ class DataSpec:
         if not examples:
             _no_usable(source or self.source, report)
         return examples, report
+
+    def check(self, examples: Sequence[Example], report: LoadReport, input_format: InputFormat) -> list[str]:
+        """Refuse loaded examples that this spec's settings cannot use for a model reading ``input_format`` (the
+        entity holdout without RepLab's held-out entities, full names without any, an extra file without entities
+        for pairs); notes on what it can use only in part."""
+        if self.holdout.holdout is Holdout.ENTITIES and not {e.entity_id for e in examples} & set(UNSEEN_ENTITIES):
+            raise BuildError("--holdout entities validates on 12 of RepLab's entities (model_build/splits.py): none is "
+                             f"in {self.source}")
+        if self.full_names and not any(e.entity_name for e in examples):
+            raise BuildError(f"--full-names pairs tweets with their entity's full name: {self.source} has none "
+                             "(RepLab's entity_name)")
+        notes = []
+        for name, counts in report.files.items() if input_format.pair else ():
+            if counts["without_entity"] == counts["kept"]:
+                raise BuildError(f"{name}: no tweet has an entity, and the model reads (entity, tweet) pairs: add an "
+                                 "entity column (your brand's name as you will send it to /classify)")
+            if counts["without_entity"]:
+                notes.append(f"{name}: {counts['without_entity']} of {counts['kept']} tweets have no entity")
+        return notes
 
     def partition(self, examples: Sequence[Example]) -> tuple[list[Example], list[Example], list[Example]]:
         """(training, gap, validation) of loaded examples (the gap's tweets, between the other two in time, in

@@ -20,7 +20,7 @@ from .convert import VARIANTS
 from .errors import BuildError
 from .random_init import Size
 from .settings import ClassWeighting, Device, Pooling, StanceHead
-from .splits import UNSEEN_ENTITIES, Holdout, SplitSpec
+from .splits import Holdout, SplitSpec
 
 DEFAULT_BASE = "google/mobilebert-uncased"
 
@@ -87,28 +87,18 @@ def cmd_train(args) -> int:
     data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout,
                     tuple(args.extra), args.extra_weight, args.sample, args.also_language, args.full_names,
                     args.recency)
+    input_format = InputFormat(args.input_format) if args.input_format else \
+        init.input_format if init is not None else InputFormat.PAIR
     examples, report = data.load()
     for line in report.lines():
         print(f"data: {line}")
-    if holdout.holdout is Holdout.ENTITIES and not {e.entity_id for e in examples} & set(UNSEEN_ENTITIES):
-        raise BuildError("--holdout entities validates on 12 of RepLab's entities (model_build/splits.py): none is in "
-                         f"{args.data}")
-    if args.full_names and not any(e.entity_name for e in examples):
-        raise BuildError(f"--full-names pairs tweets with their entity's full name: {args.data} has none (RepLab's "
-                         "entity_name)")
+    for note in data.check(examples, report, input_format):
+        print(f"note: {note}")
     train_set, gap_set, val_set = data.partition(examples)
     untimed = holdout.holdout is Holdout.TIME and not any(e.timestamp is not None for e in examples)
     gap = "none: the tweets have no time" if untimed and holdout.gap_fraction else f"{holdout.gap_fraction:.0%}"
     print(f"split: {len(train_set)} training, {len(gap_set)} in the gap, {len(val_set)} validation "
           f"({holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {gap})")
-    input_format = InputFormat(args.input_format) if args.input_format else \
-        init.input_format if init is not None else InputFormat.PAIR
-    for name, counts in report.files.items() if input_format.pair else ():
-        if counts["without_entity"] == counts["kept"]:
-            raise BuildError(f"{name}: no tweet has an entity, and the model reads (entity, tweet) pairs: add an "
-                             "entity column (your brand's name as you will send it to /classify)")
-        if counts["without_entity"]:
-            print(f"note: {name}: {counts['without_entity']} of {counts['kept']} tweets have no entity")
     config = TrainConfig(
         base=init.base_model if init is not None else args.base or DEFAULT_BASE, out_dir=Path(args.out),
         input_format=input_format, max_length=args.max_length, init=str(init.path) if init is not None else None,

@@ -264,6 +264,12 @@ def test_random_bases_convert_in_all_four_variants(tmp_path, arch, pooling):
       str(FIXTURES / "tiny-bundle")], "--split and --language do not apply"),
     (["evaluate", "--full-names", "--data", str(FIXTURES / "tweets.csv"), "--bundle", str(FIXTURES / "tiny-bundle")],
      "no entity full names"),
+    (["evaluate", "--split", "test", "--data", str(FIXTURES / "tweets.csv"), "--bundle", str(FIXTURES / "tiny-bundle")],
+     "--split applies to RepLab's folder, not to a CSV or JSONL file"),
+    (["train", "--data", str(FIXTURES / "tweets.csv"), "--holdout", "entities", "--out", "/nonexistent/run"],
+     "--holdout entities validates on 12 of RepLab's entities (model_build/splits.py): none is in"),
+    (["train", "--data", str(FIXTURES / "tweets.csv"), "--full-names", "0.5", "--out", "/nonexistent/run"],
+     "has none (RepLab's entity_name)"),
 ])
 def test_build_commands_fail_with_one_line(args, message):
     assert message in refused(*args)
