@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{clear}error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: OUTPUT is left as it was", file=sys.stderr)
+        print("interrupted", file=sys.stderr)  # the job's partial output is deleted on the way out
         return 130
     errors = {reason: n for reason, n in counts.items() if reason is not None}
     detail = f" ({'; '.join(f'{reason}: {n}' for reason, n in sorted(errors.items()))})" if errors else ""

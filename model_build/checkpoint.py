@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from app.bundle import MANIFEST
 from app.text import InputFormat, TextSettings, TweetEncoder
 
 from .data import Example, LoadReport, example_key, load, load_table
@@ -221,7 +222,7 @@ class Checkpoint:
         root = Path(path)
         if not root.is_dir():
             raise BuildError(f"checkpoint {root}: no such directory (a 'train' run's best/)")
-        if (root / "manifest.json").is_file():
+        if (root / MANIFEST).is_file():
             raise BuildError(f"checkpoint {root}: this is a bundle; give the checkpoint it was packaged from (its "
                              "manifest's training.config.out_dir, then best/)")
         missing = [name for name in _REQUIRED if not (root / name).is_file()]

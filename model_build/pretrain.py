@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from app.offline import READ_AS_JSONL
 from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat
 
 from .base import Architecture, base_model_type, resolve_base
@@ -57,7 +58,7 @@ class PretrainConfig:
 def file_texts(path: str | Path) -> list[str]:
     """Non-empty lines of a text file, or of every ``*_text.txt`` under a folder (in path order)."""
     path = Path(path)
-    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson", ".json"):
+    if path.suffix.lower() in (".csv", ".tsv", *READ_AS_JSONL):
         raise BuildError(f"{path}: --texts takes plain text, one tweet per line (a table's other columns would be "
                          "pretrained on too)")
     files = sorted(path.rglob(TEXT_FILE_GLOB)) if path.is_dir() else [path]
