@@ -164,6 +164,36 @@ def test_slow_clients_do_not_starve_fast_requests(service):
             s.close()
 
 
+def _raw_answer(url: str, request: bytes) -> tuple[int, dict, dict]:
+    """Send bytes as they are; the answer's status, headers (lower-case names) and JSON body."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "code"), [
+    (b"NONSENSE\r\n\r\n", 400, "malformed_request"),
+    (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400, "malformed_request"),
+    (b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: twelve\r\n\r\n", 400, "malformed_request"),
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request_line_too_long"),
+    (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(60)) + b"\r\n", 431, "headers_too_large"),
+    (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431, "headers_too_large"),
+], ids=["request-line", "http-version", "content-length", "long-request-line", "many-headers", "long-header"])
+def test_requests_that_break_http_get_the_api_json_error(service, request_bytes, status, code):
+    """gunicorn answers these before the application sees them; its worker writes the API's JSON error."""
+    got, headers, body = _raw_answer(service.url, request_bytes)
+    assert (got, headers["content-type"], body["error"]["code"]) == (status, "application/json", code)
+    assert body["error"]["message"] and headers["connection"] == "close"
+    assert requests.get(service.url + "/healthz", timeout=10).status_code == 200
+
+
 def _start_fails(tmp_path, env_extra, fragment):
     service = start(env_extra, tmp_path)
     try:
