@@ -81,6 +81,15 @@ class LoadReport:
     near_duplicates: int = 0
     without_entity: int = 0  # kept examples with no entity (a table's; each added file's goes into files)
     files: dict[str, dict] = field(default_factory=dict)  # each added file's own counts, by its path
+    where: dict[str, list[str]] = field(default_factory=dict)  # the first few dropped records of a table, by reason
+
+    SHOWN = 5  # records named per reason
+
+    def drop(self, why: str, where: str | None = None) -> None:
+        """Count a dropped row, and name the first few (``where``: "record 12") of each reason."""
+        self.dropped[why] += 1
+        if where is not None and len(named := self.where.setdefault(why, [])) < self.SHOWN:
+            named.append(where)
 
     def why_dropped(self) -> str:
         """The reasons rows were dropped, with their counts, on one line ('' when none was)."""
@@ -88,7 +97,10 @@ class LoadReport:
 
     def lines(self) -> list[str]:
         out = [f"kept {self.kept} examples"]
-        out += [f"dropped {n} rows: {why}" for why, n in sorted(self.dropped.items())]
+        for why, n in sorted(self.dropped.items()):
+            named = self.where.get(why)
+            out.append(f"dropped {n} rows: {why}"
+                       + (f" ({', '.join(named)}{', ...' if n > len(named) else ''})" if named else ""))
         for name, counts in self.files.items():
             dropped = _reasons(counts["dropped"])
             out.append(f"{name}: kept {counts['kept']}" + (f", dropped {dropped}" if dropped else ""))
@@ -107,6 +119,9 @@ class LoadReport:
         self.dropped.update(other.dropped)
         self.undecodable_files += other.undecodable_files
         self.near_duplicates += other.near_duplicates
+        for why, named in other.where.items():
+            mine = self.where.setdefault(why, [])
+            mine += [f"{name} {where}" for where in named][: self.SHOWN - len(mine)]
         self.files[name] = {"kept": other.kept, "dropped": dict(sorted(other.dropped.items())),
                             "without_entity": other.without_entity}
 
@@ -157,7 +172,7 @@ def _rows(path: Path, columns: Sequence[str], report: LoadReport) -> Iterator[di
     index = [header.index(c) for c in columns]
     for row in rows:
         if len(row) != len(header):
-            report.dropped["malformed row"] += 1
+            report.drop("malformed row")
             continue
         yield {c: row[i] for c, i in zip(columns, index)}
 
@@ -194,16 +209,16 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         if value in ("RELATED", "UNRELATED"):
             related[(r["entity_id"], r["tweet_id"])] = value == "RELATED"
         else:
-            report.dropped["unknown filtering label (not RELATED or UNRELATED)"] += 1
+            report.drop("unknown filtering label (not RELATED or UNRELATED)")
 
     polarity: dict[tuple[str, str], str] = {}
     for r in _rows(gold / "goldstandard_polarity.dat", ("entity_id", "tweet_id", "polarity"), report):
         key = (r["entity_id"], r["tweet_id"])
         label = r["polarity"].strip().lower()
         if key in polarity:
-            report.dropped["duplicate (entity_id, tweet_id)"] += 1
+            report.drop("duplicate (entity_id, tweet_id)")
         elif label not in LABELS:
-            report.dropped[f"unknown label (not one of {', '.join(LABELS)})"] += 1
+            report.drop(f"unknown label (not one of {', '.join(LABELS)})")
         else:
             polarity[key] = label
     keys = list(polarity) + ([k for k in related if k not in polarity and not related[k]] if unrelated else [])
@@ -220,7 +235,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
         elif not texts.get(key, "").strip():
             why = EMPTY_TEXT
         if why:
-            report.dropped[why] += 1
+            report.drop(why)
             continue
         meta = info[key]
         report.near_duplicates += meta["is_near_duplicate_of"] not in ("", "-1")
@@ -245,12 +260,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
     path, report = Path(path), LoadReport()
     content = _read_text(path, report)
     if path.suffix.lower() in READ_AS_JSONL:
-        records = []
-        for record in iter_jsonl(content.splitlines()):
-            if record is None:
-                report.dropped[NOT_JSON] += 1
-            else:
-                records.append(record)
+        records = list(iter_jsonl(content.splitlines()))  # None for a line that is not a JSON object
     else:
         # strict, as the offline command reads CSV: a quote left open is an error, not rows merged into one
         reader = csv.DictReader(io.StringIO(content, newline=""), restkey=SURPLUS_KEY, strict=True)
@@ -259,25 +269,26 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
             raise DataError(f"{path}: expected columns text,label[,entity][,related], found "
                             f"{describe_columns(reader.fieldnames or ())}")
     examples = []
-    for record in records:
-        if SURPLUS_KEY in record:
-            report.dropped[SURPLUS] += 1
+    for number, record in enumerate(records, 1):  # as the offline command's "line": blank lines and the header not counted
+        where = f"record {number}"
+        if record is None or SURPLUS_KEY in record:
+            report.drop(NOT_JSON if record is None else SURPLUS, where)
             continue
         text, raw_label, entity = record.get("text"), record.get("label"), record.get("entity")
         label = raw_label.strip().lower() or None if isinstance(raw_label, str) else None
         try:
             related = parse_related(record.get("related"))
         except ValueError:
-            report.dropped[f"unknown related value (not one of {', '.join(sorted(_RELATED))})"] += 1
+            report.drop(f"unknown related value (not one of {', '.join(sorted(_RELATED))})", where)
             continue
         if related is False:  # a tweet not about the entity has no polarity for it: a label given is ignored
             label = None
         if not isinstance(text, str) or not text.strip():
-            report.dropped[EMPTY_TEXT] += 1
+            report.drop(EMPTY_TEXT, where)
         elif label is not None and label not in LABELS:
-            report.dropped[f"unknown label (not one of {', '.join(LABELS)})"] += 1
+            report.drop(f"unknown label (not one of {', '.join(LABELS)})", where)
         elif label is None and not (unrelated and related is not None):
-            report.dropped["not about the entity (no polarity)" if related is False else "no polarity label"] += 1
+            report.drop("not about the entity (no polarity)" if related is False else "no polarity label", where)
         else:
             entity = entity if isinstance(entity, str) and entity.strip() else None
             examples.append(Example(text, label, entity, related=True if label and related is None else related))

@@ -116,12 +116,16 @@ def test_csv_and_jsonl(tmp_path):
     examples, report = load_table(csv_file)
     assert [(e.text, e.label, e.entity) for e in examples] == [("Great, really", "positive", "Acme"), ("meh", "neutral", None)]
     assert report.dropped == {"empty or missing text": 1, UNKNOWN_LABEL: 1}
+    assert report.lines()[1:] == ["dropped 1 rows: empty or missing text (record 3)",
+                                  f"dropped 1 rows: {UNKNOWN_LABEL} (record 4)"]  # records as the offline command counts
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text(json.dumps({"text": "ok", "label": "NEGATIVE", "entity": "BMW"}) + "\n[1]\n{broken\n\n"
                      + json.dumps({"text": 3, "label": "neutral"}) + "\n")
     examples, report = load(jsonl)
     assert [(e.text, e.label, e.entity) for e in examples] == [("ok", "negative", "BMW")]
     assert report.dropped == {"line is not a JSON object": 2, "empty or missing text": 1}
+    assert report.lines()[1:] == ["dropped 1 rows: empty or missing text (record 4)",  # the blank line not counted
+                                  "dropped 2 rows: line is not a JSON object (record 2, record 3)"]
     (tmp_path / "w.csv").write_text("tweet,polarity\na,positive\n")
     with pytest.raises(DataError, match="expected columns text,label"):
         load_table(tmp_path / "w.csv")
@@ -145,6 +149,18 @@ def test_no_tweet_text_in_the_load_report_and_no_rows_merged_by_a_quote(tmp_path
     path.write_text("I love it,positive\nmeh,neutral\n")  # no header row: its tweet is not named
     with pytest.raises(DataError, match=r"found positive, 1 more not shown \(not a column name\)$"):
         load_table(path)
+
+
+def test_the_first_dropped_records_of_each_file_are_named(tmp_path):
+    from model_build.data import LoadReport
+    main, extra = tmp_path / "main.csv", tmp_path / "extra.jsonl"
+    main.write_text("text,label\n" + "".join(f"t{i},{'positive' if i % 2 else 'nope'}\n" for i in range(16)))
+    extra.write_text(json.dumps({"text": "x", "label": "nope"}) + "\n")
+    _, report = load_table(main)
+    assert report.lines()[1] == f"dropped 8 rows: {UNKNOWN_LABEL} (record 1, record 3, record 5, record 7, record 9, ...)"
+    total, report = LoadReport(), load_table(extra)[1]
+    total.add(report, str(extra))
+    assert total.lines()[1] == f"dropped 1 rows: {UNKNOWN_LABEL} ({extra} record 1)"
 
 
 def test_csv_related_column(tmp_path):
