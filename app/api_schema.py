@@ -29,7 +29,9 @@ class ApiSchema:
     _feedback: Draft202012Validator
 
     @classmethod
-    def build(cls, max_tweets: int, max_text_chars: int, labels: tuple[str, ...], related: bool) -> ApiSchema:
+    def build(cls, max_tweets: int, max_text_chars: int, labels: tuple[str, ...], related: bool,
+              pair_input: bool) -> ApiSchema:
+        """``related``: the bundle has the relatedness head; a pair model gives it only for tweets with an entity."""
         document = json.loads(TEMPLATE.read_text(encoding="utf-8"))
         schemas = document["components"]["schemas"]
         for field in schemas["Tweet"]["properties"].values():
@@ -38,10 +40,11 @@ class ApiSchema:
         for name in ("Result", "SingleResult"):
             schemas[name]["properties"]["label"]["enum"] = list(labels)
             for field in ("related", "about"):
-                if related:
+                if related and not pair_input:
                     schemas[name]["required"].append(field)
-                else:
+                elif not related:
                     del schemas[name]["properties"][field]
+                    schemas[name]["dependentRequired"].pop(field)
         schemas["Scores"]["required"] = list(labels)
         schemas["Feedback"]["properties"]["label"]["enum"] = list(labels)
         root = {"components": copy.deepcopy(document["components"])}

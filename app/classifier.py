@@ -18,8 +18,8 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 @dataclass(frozen=True)
 class Prediction:
     """A tweet's polarity label and scores (the softmax of its logits plus the bundle's label offsets), and where the
-    bundle has a relatedness head (None otherwise) the probability that it is about the entity and the verdict at the
-    bundle's threshold."""
+    bundle has a relatedness head (None otherwise, and for a tweet without an entity where the bundle reads pairs) the
+    probability that it is about the entity and the verdict at the bundle's threshold."""
 
     label: str
     scores: dict[str, float]
@@ -28,7 +28,7 @@ class Prediction:
     about: bool | None = None
 
     def to_dict(self) -> dict:
-        """The result as the API and the offline mode write it (no ``related`` or ``about`` without that head)."""
+        """The result as the API and the offline mode write it (no ``related`` or ``about`` without them)."""
         out = {"label": self.label, "scores": self.scores}
         if self.related is not None:
             out["related"] = self.related
@@ -136,7 +136,9 @@ class Classifier:
         labels = self.bundle.labels
         outputs = self.logits(encodings)
         probabilities = _softmax(self.bundle.adjusted(outputs[:, : len(labels)]))
-        related = outputs[:, len(labels)] if self.bundle.has_related else [None] * len(encodings)
+        # A pair model was trained to say whether a tweet is about a named entity: with none, it has nothing to say.
+        named = [bool(e and e.strip()) or not self.bundle.pair_input for e in (entities or [None] * len(texts))]
+        related = [outputs[i, len(labels)] if self.bundle.has_related and named[i] else None for i in range(len(texts))]
         return [
             Prediction(labels[int(p.argmax())], {name: round(float(x), 6) for name, x in zip(labels, p)}, len(enc.ids),
                        *self._relatedness(r))
@@ -145,7 +147,7 @@ class Classifier:
 
     def _relatedness(self, probability) -> tuple[float | None, bool | None]:
         """The relatedness probability as results give it (6 decimals) and the verdict on that very number at the
-        bundle's threshold, so that the two never disagree; None twice without that head."""
+        bundle's threshold, so that the two never disagree; None twice without one."""
         if probability is None:
             return None, None
         related = round(float(probability), 6)

@@ -105,8 +105,8 @@ def _auth_token(env: Mapping[str, str]) -> str | None:
         except UnicodeDecodeError:
             raise ConfigError(f"{source} is not UTF-8 text") from None
     token = token.strip()
-    if len(token) < 16 or not token.isprintable():
-        raise ConfigError(f"{source} must hold at least 16 printable characters")
+    if len(token) < 16 or not token.isprintable() or not token.isascii():  # HTTP header values are ASCII in practice
+        raise ConfigError(f"{source} must hold at least 16 printable ASCII characters")
     return token
 
 

@@ -99,8 +99,8 @@ class FeedbackLog:
             raise ApiError(500, "storage_error", "the correction could not be written to the device's storage") from None
         self._counter.labels(outcome.value, correction.counted_as).inc()
         if outcome is Outcome.FULL:
-            raise ApiError(507, "feedback_full", f"the feedback file has reached its limit of {self.max_bytes} bytes "
-                           "(FEEDBACK_MAX_BYTES); nothing was stored")
+            raise ApiError(507, "feedback_full", f"this correction would take the feedback file over its limit of "
+                           f"{self.max_bytes} bytes (FEEDBACK_MAX_BYTES); nothing was stored")
 
     def _store(self, line: bytes) -> Outcome:
         with self._lock:

@@ -16,7 +16,7 @@ from app.wsgi import RESOLVED
 try:
     _server, _service = ServerConfig.from_env(), Config.from_env()
 except ConfigError as exc:
-    sys.exit(f"configuration error: {exc}")
+    sys.exit(f"reputation service cannot start: {exc}")
 
 wsgi_app = "app.wsgi:create()"
 bind = _server.bind
@@ -32,9 +32,10 @@ keepalive = _server.keepalive
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
-# The access log (ACCESS_LOG=1) holds method, path, status and timing: never a body, so never tweet text.
+# The access log (ACCESS_LOG=1) holds method, path, status and timing: never a body nor a query string, so never
+# tweet text.
 accesslog = "-" if _server.access_log else None
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'  # the path without its query string
 errorlog = "-"
 # No control socket (gunicorn 27 puts one in ~/.gunicorn): reload is SIGHUP, and the hardened unit has no home.
 control_socket_disable = True
@@ -89,14 +90,14 @@ METRIC_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 def _empty_metrics_dir(directory: Path) -> None:
     """Delete the metric files of earlier runs; refuse a directory that holds anything else (it is not ours)."""
     if not directory.is_dir():
-        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} does not exist")
+        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} " + ("is not a directory" if directory.exists() else "does not exist"))
     if not os.access(directory, os.W_OK | os.X_OK):
         _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} is not writable")
     entries = list(directory.iterdir())
     foreign = [e.name for e in entries if not (METRIC_FILE.fullmatch(e.name) and e.is_file())]
     if foreign:
-        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} holds {len(foreign)} entries that are not metric files "
-              f"(such as {foreign[0]!r}): give the service a directory of its own")
+        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} holds what is not a metric file ({len(foreign)}, such as "
+              f"{foreign[0]!r}): give the service a directory of its own")
     for entry in entries:
         entry.unlink()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import struct
 import time
@@ -26,11 +27,29 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
+class SilentClientLine(logging.Filter):
+    """gthread logs a client that went silent mid-headers (the receive timeout's EAGAIN) as an error with a traceback,
+    which any client could fill the log with: one DEBUG line instead."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger = logger
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.exc_info and isinstance(record.exc_info[1], BlockingIOError)):
+            return True
+        record.msg, record.args = "a client went silent mid-request for READ_TIMEOUT seconds: connection closed", ()
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self.logger.isEnabledFor(logging.DEBUG)
+
+
 class ReadTimeoutThreadWorker(ThreadWorker):
     """gthread, but a client that goes silent mid-request (headers or body) is cut off after
     ``READ_TIMEOUT`` seconds instead of holding one of the worker's threads for as long as it likes;
-    the heartbeat file is touched at most once a second, not on every pass of the event loop; and a request
-    that breaks HTTP itself (its request line or headers) is answered with the API's JSON error, not gunicorn's HTML."""
+    the heartbeat file is touched at most once a second, not on every pass of the event loop; a request that breaks
+    HTTP itself (its request line or headers) is answered with the API's JSON error, not gunicorn's HTML; and a client
+    cut off mid-headers is one DEBUG line, not an error's traceback."""
 
     HEARTBEAT_SECONDS = 1.0
 
@@ -39,6 +58,7 @@ class ReadTimeoutThreadWorker(ThreadWorker):
         self._rcvtimeo = struct.pack("ll", seconds, 0)
         self._last_notify = float("-inf")
         util.write_error = write_json_error  # gunicorn's one writer of those answers (Worker.handle_error)
+        self.log.error_log.addFilter(SilentClientLine(self.log.error_log))
         super().init_process()
 
     def notify(self) -> None:

@@ -25,7 +25,7 @@ class Relatedness(str, Enum):
 
     RELATED = "related"
     UNRELATED = "unrelated"
-    UNKNOWN = "unknown"  # the bundle has no relatedness head
+    UNKNOWN = "unknown"  # the bundle has no relatedness head, or the tweet no entity for a pair model
 
     @classmethod
     def of(cls, about: bool | None) -> Relatedness:

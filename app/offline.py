@@ -31,8 +31,10 @@ _NAME = re.compile(r"[A-Za-z_][\w.-]{0,39}")
 
 
 def text_error(text: object, max_chars: int) -> str | None:
-    """Why a text cannot be classified (missing, blank, over ``max_chars``: MAX_TEXT_CHARS, as the API's 413), or
-    None."""
+    """Why a text cannot be classified (missing, blank, not a string, over ``max_chars``: MAX_TEXT_CHARS, as the API's
+    413), or None."""
+    if text is not None and not isinstance(text, str):  # a JSON number, list or object
+        return "text is not a string"
     if not (isinstance(text, str) and text.strip()):
         return EMPTY_TEXT
     return f"text longer than {max_chars} characters (MAX_TEXT_CHARS)" if len(text) > max_chars else None
@@ -44,7 +46,10 @@ def describe_columns(names: Iterable[object]) -> str:
     names = [str(n) for n in names]
     shown = [n for n in names if _NAME.fullmatch(n)]
     hidden = len(names) - len(shown)
-    return ", ".join(shown + ([f"{hidden} more not shown (not a column name)"] if hidden else [])) or "none"
+    found = ", ".join(shown + ([f"{hidden} more not shown (not a column name)"] if hidden else [])) or "none"
+    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
+        found += " (one column: a CSV here is comma-separated, and this one looks separated by ';', tabs or '|')"
+    return found
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
@@ -54,7 +59,7 @@ def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, an integer over 4,300 digits, nested too deeply
             record = None
         yield record if isinstance(record, dict) else None
 
@@ -108,6 +113,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
     pending: list[tuple[int, dict]] = []
     fields_seen: dict[str, None] = {}
     objects = 0  # records read as such (all but JSONL lines that are not a JSON object)
+    held: list[str] = []  # error lines before the first record with a 'text' field: a file refused writes nothing
 
     def flush() -> None:
         if not pending:
@@ -121,11 +127,15 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
     records = read_records(source)
     for line, record in enumerate(tqdm(records, unit="tweet", disable=not progress, file=sys.stderr), 1):
         fields_seen.update(dict.fromkeys(k for k in record if k != "_error"))
+        if held and "text" in fields_seen:
+            out.write("".join(held))
+            held.clear()
         objects += record.get("_error") != NOT_JSON
         error = record.get("_error") or record_error(record, max_chars)
         if error:
             flush()
-            out.write(json.dumps({"line": line, **_kept(record), "error": error}, ensure_ascii=False) + "\n")
+            row = json.dumps({"line": line, **_kept(record), "error": error}, ensure_ascii=False) + "\n"
+            (out.write if "text" in fields_seen else held.append)(row)
             counts["errors"] += 1
             continue
         pending.append((line, record))
@@ -136,4 +146,5 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
         raise InputError(f"{source}: no line is a JSON object (JSONL: one object per line)")
     if fields_seen and "text" not in fields_seen:
         raise InputError(f"{source}: no record has a 'text' field (fields: {describe_columns(fields_seen)})")
+    out.write("".join(held))  # records with no field at all ({}), each that record's error
     return counts

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from .api_schema import ApiSchema
 from .bundle import Bundle
@@ -41,7 +41,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     metrics.observe_memory()
     model_ref = {"name": bundle.name, "version": bundle.version}
     model_summary = {**bundle.summary(), "runtime": runtime, "threads": config.threads}
-    api = ApiSchema.build(config.max_tweets, config.max_text_chars, bundle.labels, bundle.has_related)
+    api = ApiSchema.build(config.max_tweets, config.max_text_chars, bundle.labels, bundle.has_related, bundle.pair_input)
     page = Page.build(auth=config.auth_token is not None)
     feedback_log = (FeedbackLog(config.feedback_file, config.feedback_max_bytes, model_ref, metrics.feedback)
                     if config.feedback_file else None)
@@ -135,6 +135,9 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
             raw = request.get_data(cache=False)
         except (OSError, ClientDisconnected):  # the client went silent mid-body (receive timeout) or left
             raise ApiError(408, "request_timeout", "the request body did not arrive in time") from None
+        # werkzeug ends a body without Content-Length (chunked) at MAX_BODY_BYTES without saying whether more followed
+        if request.content_length is None and len(raw) >= config.max_body_bytes and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
         return parse_json_body(raw, request.content_type)
 
     @app.post("/classify")

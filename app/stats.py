@@ -110,7 +110,7 @@ def service_stats(families: Iterable[Metric], labels: Sequence[str], now: float)
                 else:
                     cell[kind] = int(s.value)
             elif family.name == LATENCY and s.name.endswith("_bucket") and s.labels.get("endpoint") == "/classify" \
-                    and s.labels.get("status") == "200":
+                    and s.labels.get("method") == "POST" and s.labels.get("status") == "200":  # not an OPTIONS
                 latency[float(s.labels["le"])] += s.value
             elif family.name == ERRORS and s.name == ERRORS + "_total":
                 errors[s.labels["code"]] = errors.get(s.labels["code"], 0) + int(s.value)

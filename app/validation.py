@@ -45,5 +45,7 @@ def parse_json_body(raw: bytes, content_type: str | None) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
+    except ValueError:  # an integer over Python's 4,300 digits
+        raise ApiError(400, "invalid_json", "a number in the JSON is too long") from None
     except RecursionError:
         raise ApiError(400, "invalid_json", "JSON nested too deeply") from None

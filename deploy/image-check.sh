@@ -188,7 +188,7 @@ while [ "$(podman inspect --format '{{.State.Running}}' "$NAME-notoken")" = true
 done
 podman logs "$NAME-notoken" > "$RUN/notoken.log" 2>&1
 grep -q 'AUTH_TOKEN_FILE /run/secrets/auth_token: No such file' "$RUN/notoken.log" || failures+=("no token: $(tail -2 "$RUN/notoken.log")")
-step "without a token: $(podman inspect --format 'exit status {{.State.ExitCode}}' "$NAME-notoken"): $(grep -o 'configuration error.*' "$RUN/notoken.log" | head -1)"
+step "without a token: $(podman inspect --format 'exit status {{.State.ExitCode}}' "$NAME-notoken"): $(grep -o 'reputation service cannot start.*' "$RUN/notoken.log" | head -1)"
 
 if [ ${#failures[@]} -gt 0 ]; then
     for f in "${failures[@]}"; do say "FAILED $f"; done

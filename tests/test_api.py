@@ -176,7 +176,24 @@ def test_about_follows_the_bundles_threshold_in_results_metrics_model_and_docume
         results[0]["about"]
     assert client.get("/v1/model").get_json()["related_threshold"] == threshold
     schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
-    assert all("about" in schemas[name]["required"] for name in ("Result", "SingleResult"))
+    assert all(schemas[name]["dependentRequired"] == {"related": ["about"], "about": ["related"]}
+               for name in ("Result", "SingleResult"))
+
+
+def test_a_pair_model_says_nothing_of_relatedness_for_a_tweet_without_an_entity():
+    """Trained on (entity, tweet) pairs, its relatedness head has no entity to judge against: no related, no about,
+    counted as unknown; the polarity is given as for any tweet. The document does not require them of a pair model."""
+    client = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1)).test_client()
+    results = post(client, {"tweets": [{"text": "Acme recalls phones", "entity": "Acme"},
+                                       {"text": "Acme recalls phones"}]}).get_json()["results"]
+    assert {"related", "about"} <= set(results[0]) and not {"related", "about"} & set(results[1])
+    assert results[1]["label"] in ("positive", "neutral", "negative")
+    assert not {"related", "about"} & set(post(client, {"text": "Acme recalls phones", "entity": None}).get_json())
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric_value(text, "reputation_predictions_total", related="unknown") == 2
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    assert all("about" not in schemas[name]["required"] and "about" in schemas[name]["properties"]
+               for name in ("Result", "SingleResult"))
 
 
 def test_label_offsets_decide_labels_in_results_metrics_and_model(tmp_path):
@@ -227,8 +244,9 @@ def test_very_long_entity_is_classified(client):
     assert r.status_code == 200
 
 
-def test_openapi_states_this_service_limits_and_labels(client):
-    """maxItems, maxLength and the label enum come from the running configuration and bundle."""
+def test_openapi_states_this_service_limits_and_labels(client, tmp_path):
+    """maxItems, maxLength and the label enum come from the running configuration and bundle; so does whether every
+    result has related and about (a bundle with that head reading the tweet alone) or only those with an entity."""
     doc = client.get("/openapi.json").get_json()
     schemas = doc["components"]["schemas"]
     assert schemas["Batch"]["properties"]["tweets"]["maxItems"] == 4
@@ -238,7 +256,12 @@ def test_openapi_states_this_service_limits_and_labels(client):
     related = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1, max_tweets=7)).test_client()
     schemas = related.get("/openapi.json").get_json()["components"]["schemas"]
     assert schemas["Batch"]["properties"]["tweets"]["maxItems"] == 7
-    assert "related" in schemas["SingleResult"]["required"] and "related" in schemas["Result"]["required"]
+    assert "related" not in schemas["SingleResult"]["required"] and "related" in schemas["Result"]["properties"]
+    alone = create_app(Config(bundle=with_manifest(TINY_RELATED_BUNDLE, tmp_path / "text", input_format="text"),
+                              threads=1)).test_client()
+    schemas = alone.get("/openapi.json").get_json()["components"]["schemas"]
+    assert all({"related", "about"} <= set(schemas[name]["required"]) for name in ("Result", "SingleResult"))
+    assert {"related", "about"} <= set(post(alone, {"text": "Acme recalls phones"}).get_json())
 
 
 @pytest.mark.parametrize("blank", ["\u0085", "\x1c\x1f", "\u3000 \u2028", "\t\r\n"])
@@ -271,3 +294,11 @@ def test_default_bundle_serves_relatedness_and_its_figures():
         assert figures["n"] > 1000 and 0 < figures["macro_f1"] < 1 and 0 < figures["accuracy"] < 1
         assert set(figures["per_class"]) == classes
     assert len(metrics["unseen_entities"]["entities"]) == 12 and "time gap" in metrics["validation"]["model"]
+
+
+def test_an_integer_over_pythons_digit_limit_is_invalid_json_not_a_500():
+    from app.validation import ApiError, parse_json_body
+
+    with pytest.raises(ApiError) as caught:
+        parse_json_body(b'{"text": "a", "n": ' + b"1" * 4301 + b"}", "application/json")
+    assert (caught.value.status, caught.value.code) == (400, "invalid_json")

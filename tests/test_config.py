@@ -65,6 +65,8 @@ def test_auth_token_sources(tmp_path):
     assert Config.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path)}).auth_token == "cred-token-0123456789"
     with pytest.raises(ConfigError, match="^AUTH_TOKEN must hold at least 16"):
         Config.from_env({"AUTH_TOKEN": "short"})
+    with pytest.raises(ConfigError, match="^AUTH_TOKEN must hold at least 16 printable ASCII"):  # curl sends UTF-8,
+        Config.from_env({"AUTH_TOKEN": "p\u00e4sswort-geheim-1234"})  # the server reads headers as latin-1
     with pytest.raises(ConfigError, match="^AUTH_TOKEN_FILE .*missing: No such file"):
         Config.from_env({"AUTH_TOKEN_FILE": str(tmp_path / "missing")})
     (tmp_path / "token").write_text("short\n")

@@ -188,6 +188,8 @@ def test_no_tweet_text_in_the_messages_about_columns(tmp_path):
     result = run(str(src), "--out", str(tmp_path / "out.jsonl"), "--no-progress")
     assert result.returncode == 2 and not (tmp_path / "out.jsonl").exists()
     assert result.stderr.strip().splitlines()[-1] == f"error: {src}: no record has a 'text' field (fields: tweet, who)"
+    result = run(str(src), "--no-progress")  # to standard output: nothing written before the refusal (its fields)
+    assert result.returncode == 2 and result.stdout == "", result.stdout
 
 
 def test_json_files_are_read_as_jsonl_as_bulk_reads_them(tmp_path):
@@ -228,3 +230,32 @@ def test_a_json_file_that_is_not_jsonl_is_refused_and_a_csv_may_start_with_a_bom
     (tmp_path / "excel.csv").write_text("\ufefftext,entity\ngreat phone,Acme\n", encoding="utf-8")
     result = run(str(tmp_path / "excel.csv"), "--no-progress")
     assert result.returncode == 0 and "label" in json.loads(result.stdout), result.stderr
+
+
+def test_a_line_python_cannot_read_as_json_is_that_lines_error(tmp_path):
+    """An integer over 4,300 digits (ValueError) or nesting too deep (RecursionError), not a traceback."""
+    src = tmp_path / "day.jsonl"
+    src.write_text('{"text": "a", "n": ' + "1" * 5000 + "}\n" + "[" * 100_000 + "]" * 100_000 + "\n"
+                   + json.dumps({"text": "fine"}) + "\n", encoding="utf-8")
+    result = run(str(src), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [x.get("error") for x in lines] == ["line is not a JSON object"] * 2 + [None]
+
+
+def test_records_without_any_field_or_a_text_that_is_not_a_string_are_each_their_own_error(tmp_path):
+    src = tmp_path / "empty.jsonl"
+    src.write_text('{}\n{}\n{"text": 5}\n', encoding="utf-8")
+    result = run(str(src), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(x) for x in result.stdout.splitlines()] == [
+        {"line": 1, "error": "empty or missing text"}, {"line": 2, "error": "empty or missing text"},
+        {"line": 3, "error": "text is not a string"}]
+
+
+def test_a_csv_separated_by_semicolons_is_refused_with_a_hint(tmp_path):
+    (tmp_path / "excel.csv").write_text("text;entity\ngreat phone;Acme\n", encoding="utf-8")
+    result = run(str(tmp_path / "excel.csv"), "--no-progress")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].endswith(
+        "found 1 more not shown (not a column name) (one column: a CSV here is comma-separated, and this one looks "
+        "separated by ';', tabs or '|')"), result.stderr

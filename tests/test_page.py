@@ -191,6 +191,26 @@ def test_one_tweet_and_a_batch_through_the_form(page, service):
     assert page.execute_script("return localStorage.getItem('reputation.entity')") == "BMW"
 
 
+def test_input_over_the_limits_is_refused_before_sending_and_an_error_replaces_the_results(page):
+    """The page reads MAX_TWEETS and MAX_TEXT_CHARS from /openapi.json (64 and 4000 here) and names the line; no
+    request is sent (assert_clean: no 413 in the console), and no earlier answer stays on show or to copy."""
+    classify_in_form(page, [SINGLE], "BMW")
+    assert page.find_element(By.ID, "copy").is_enabled()
+
+    def submit(value: str) -> str:
+        page.execute_script("document.getElementById('tweet').value = arguments[0]", value)
+        page.find_element(By.ID, "classify").click()
+        wait(page, lambda: text(page, "#error"), message="no error shown")
+        return text(page, "#error")
+
+    assert submit("\n".join(f"tweet {i}" for i in range(65))) == \
+        "65 tweets: this service takes at most 64 at a time (MAX_TWEETS)."
+    assert page.find_elements(By.CSS_SELECTOR, "#results .result") == []
+    assert not page.find_element(By.ID, "copy").is_enabled()
+    assert submit(f"{SINGLE}\n\n" + "\u00e9" * 4001) == "Line 3 has 4001 characters: the limit is 4000 (MAX_TEXT_CHARS)."
+    assert len(classify_in_form(page, [SINGLE], "BMW")) == 1 and text(page, "#error") == ""
+
+
 def test_keyboard_only(page):
     active = lambda: page.switch_to.active_element.get_attribute("id")  # noqa: E731
     page.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)

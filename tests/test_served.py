@@ -159,9 +159,27 @@ def test_slow_clients_do_not_starve_fast_requests(service):
             s.settimeout(90)  # measured: all 16 cut off within about 35 s (READ_TIMEOUT 2 s)
             answer = s.recv(4096)
             assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        log = service.log_text()  # a client cut off mid-headers fills no log with tracebacks (one DEBUG line)
+        assert "Socket error" not in log and "Traceback" not in log, log[-2000:]
     finally:
         for s in slow:
             s.close()
+
+
+def test_a_chunked_body_over_max_body_bytes_is_413_and_one_at_the_limit_is_read_whole(service):
+    """Without Content-Length, werkzeug stops reading at the limit: the service must not parse the cut-off body."""
+    limit = 1 << 20  # MAX_BODY_BYTES's default
+
+    def chunked(size: int) -> Iterator[bytes]:  # a generator body: requests sends it chunked
+        head = b'{"text": "Acme", "pad": "'
+        yield head + b"x" * (size - len(head) - 2) + b'"}'
+
+    r = requests.post(service.url + "/classify", data=chunked(limit + 1), headers={"Content-Type": "application/json"},
+                      timeout=30)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large", r.text
+    r = requests.post(service.url + "/classify", data=chunked(limit), headers={"Content-Type": "application/json"},
+                      timeout=30)
+    assert r.status_code == 200, r.text
 
 
 def _raw_answer(url: str, request: bytes) -> tuple[int, dict, dict]:

@@ -37,6 +37,7 @@ def test_stats_count_what_was_classified(client):
     single = client.post("/classify", json={"text": MARKER, "entity": "Acme"}).get_json()
     client.post("/classify", data=b"{bad", content_type="application/json")
     client.get("/nowhere")
+    assert client.options("/classify").status_code == 200  # answered, but no classification
     response = client.get("/v1/stats")
     assert response.status_code == 200 and response.mimetype == "application/json"
     stats = response.get_json()

@@ -11,6 +11,7 @@ class Unauthorized extends Error {}
 
 let statsTimer = null;
 let lastAnswer = null;
+let limits = null; // this service's MAX_TWEETS and MAX_TEXT_CHARS, from /openapi.json: checked before sending
 
 function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -112,14 +113,51 @@ function showResults(texts, entity, results) {
     el("p", { class: "summary" }, `${results.length} ${results.length === 1 ? "tweet" : "tweets"}: ${summary}.`), list);
 }
 
+async function loadLimits() {
+  try {
+    const schemas = (await api("/openapi.json")).components.schemas;
+    limits = { tweets: schemas.Batch.properties.tweets.maxItems, chars: schemas.Tweet.properties.text.maxLength };
+  } catch {
+    limits = null; // the service checks them anyway
+  }
+}
+
+// What is over this service's limits, in the words of the form ("" when nothing is).
+function overLimits(lines, entity) {
+  if (!limits) return "";
+  const length = (text) => [...text].length; // characters, as the service counts them (not UTF-16 units)
+  if (lines.length > limits.tweets) {
+    return `${lines.length} tweets: this service takes at most ${limits.tweets} at a time (MAX_TWEETS).`;
+  }
+  const long = lines.find(({ text }) => length(text) > limits.chars);
+  if (long) {
+    return `Line ${long.line} has ${length(long.text)} characters: the limit is ${limits.chars} (MAX_TEXT_CHARS).`;
+  }
+  if (length(entity) > limits.chars) {
+    return `The entity has ${length(entity)} characters: the limit is ${limits.chars} (MAX_TEXT_CHARS).`;
+  }
+  return "";
+}
+
+// An error in place of the results: what is shown and copied is never an earlier answer.
+function showError(error) {
+  lastAnswer = null;
+  $("results").replaceChildren();
+  $("copy").disabled = true;
+  $("copy-status").textContent = "";
+  handle(error, $("error"));
+}
+
 async function classify(event) {
   event.preventDefault();
-  const texts = $("tweet").value.split("\n").map((t) => t.trim()).filter((t) => t);
+  const lines = $("tweet").value.split("\n").map((t, i) => ({ line: i + 1, text: t.trim() })).filter((l) => l.text);
+  const texts = lines.map((l) => l.text);
   const entity = $("entity").value.trim();
   localStorage.setItem(ENTITY_KEY, entity);
   $("error").textContent = "";
-  if (!texts.length) {
-    $("error").textContent = "Type a tweet first (one per line for several).";
+  const refused = texts.length ? overLimits(lines, entity) : "Type a tweet first (one per line for several).";
+  if (refused) {
+    showError(new Error(refused));
     $("tweet").focus();
     return;
   }
@@ -132,7 +170,7 @@ async function classify(event) {
     $("copy").disabled = false;
     $("copy-status").textContent = "";
   } catch (error) {
-    handle(error, $("error"));
+    showError(error);
   } finally {
     $("classify").disabled = false;
   }
@@ -253,6 +291,7 @@ function start() {
   });
   $("copy").addEventListener("click", copyJson);
   $("auth-form").addEventListener("submit", useToken);
+  loadLimits();
   if (document.body.dataset.auth === "on") {
     $("auth").hidden = false;
     if (!token()) {
