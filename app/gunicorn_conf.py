@@ -35,7 +35,8 @@ limit_request_field_size = 8190
 # The access log (ACCESS_LOG=1) holds method, path, status and timing: never a body nor a query string, so never
 # tweet text.
 accesslog = "-" if _server.access_log else None
-access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'  # the path without its query string
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
+logger_class = "app.gunicorn_worker.PathOnlyLogger"  # its %(r)s has no query string
 errorlog = "-"
 # No control socket (gunicorn 27 puts one in ~/.gunicorn): reload is SIGHUP, and the hardened unit has no home.
 control_socket_disable = True

@@ -1,4 +1,5 @@
-"""gunicorn's gthread worker with a receive timeout on client sockets, answering requests that break HTTP in JSON."""
+"""gunicorn's gthread worker with a receive timeout on client sockets, answering requests that break HTTP in JSON; and
+its logger, whose access lines leave out query strings."""
 
 from __future__ import annotations
 
@@ -8,19 +9,21 @@ import socket
 import struct
 import time
 
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 
 from .config import ServerConfig
 
-# The API's error codes for the statuses gunicorn answers itself, before the application sees a request.
+# The API's error codes for the statuses gunicorn answers itself (a request it could not parse; a 500 where a
+# response broke down after the application ran).
 PROTOCOL_ERROR_CODES = {400: "malformed_request", 403: "forbidden", 414: "request_line_too_long",
                         417: "expectation_failed", 431: "headers_too_large", 501: "not_implemented"}
+SOCKET_ERROR = "Socket error processing request."  # what gthread logs, with a traceback, for a socket that failed
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page."""
-    code = PROTOCOL_ERROR_CODES.get(status_int, "internal_error")
+    code = PROTOCOL_ERROR_CODES.get(status_int, "internal")
     body = json.dumps({"error": {"code": code, "message": mesg or reason}}).encode("utf-8")
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
@@ -36,12 +39,23 @@ class SilentClientLine(logging.Filter):
         self.logger = logger
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not (record.exc_info and isinstance(record.exc_info[1], BlockingIOError)):
+        if not (record.msg == SOCKET_ERROR and record.exc_info and isinstance(record.exc_info[1], BlockingIOError)):
             return True
         record.msg, record.args = "a client went silent mid-request for READ_TIMEOUT seconds: connection closed", ()
         record.exc_info = record.exc_text = None
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return self.logger.isEnabledFor(logging.DEBUG)
+
+
+class PathOnlyLogger(glogging.Logger):
+    """gunicorn's logger, its request atom (``%(r)s``) without the query string, where a client could put tweet text.
+    From the raw request line, which cannot hold a line break (``%(U)s`` is decoded: ``%0A`` would be one)."""
+
+    def atoms(self, resp, req, environ, request_time) -> dict:
+        atoms = super().atoms(resp, req, environ, request_time)
+        path = environ["RAW_URI"].partition("?")[0]
+        atoms["r"] = f"{environ['REQUEST_METHOD']} {path} {environ['SERVER_PROTOCOL']}"
+        return atoms
 
 
 class ReadTimeoutThreadWorker(ThreadWorker):

@@ -7,7 +7,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -24,7 +24,7 @@ class InputError(AppError):
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 READ_AS_JSONL = (*JSONL_SUFFIXES, ".json")  # input files read as JSONL (offline, bulk, the build side)
 # A record's errors, in the words bulk/ and model_build/ use too.
-EMPTY_TEXT, NOT_JSON = "empty or missing text", "line is not a JSON object"
+EMPTY_TEXT, NOT_JSON, NOT_STRING = "empty or missing text", "line is not a JSON object", "text is not a string"
 SURPLUS = "more fields than the header"
 SURPLUS_KEY = object()  # where csv.DictReader puts a row's fields beyond the header's
 _NAME = re.compile(r"[A-Za-z_][\w.-]{0,39}")
@@ -34,7 +34,7 @@ def text_error(text: object, max_chars: int) -> str | None:
     """Why a text cannot be classified (missing, blank, not a string, over ``max_chars``: MAX_TEXT_CHARS, as the API's
     413), or None."""
     if text is not None and not isinstance(text, str):  # a JSON number, list or object
-        return "text is not a string"
+        return NOT_STRING
     if not (isinstance(text, str) and text.strip()):
         return EMPTY_TEXT
     return f"text longer than {max_chars} characters (MAX_TEXT_CHARS)" if len(text) > max_chars else None
@@ -46,9 +46,14 @@ def describe_columns(names: Iterable[object]) -> str:
     names = [str(n) for n in names]
     shown = [n for n in names if _NAME.fullmatch(n)]
     hidden = len(names) - len(shown)
-    found = ", ".join(shown + ([f"{hidden} more not shown (not a column name)"] if hidden else [])) or "none"
-    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
-        found += " (one column: a CSV here is comma-separated, and this one looks separated by ';', tabs or '|')"
+    return ", ".join(shown + ([f"{hidden} more not shown (not a column name)"] if hidden else [])) or "none"
+
+
+def describe_header(names: Sequence[str] | None) -> str:
+    """A CSV header row for an error message (as ``describe_columns``), with a word on a file that is not comma-separated."""
+    found = describe_columns(names or ())
+    if names and len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
+        found += "; one column, that looks separated by ';', tabs or '|': a CSV here is comma-separated"
     return found
 
 
@@ -78,7 +83,7 @@ def read_records(path: Path) -> Iterator[dict]:
             try:
                 if not reader.fieldnames or "text" not in reader.fieldnames:
                     raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
-                                     f"{describe_columns(reader.fieldnames or ())}")
+                                     f"{describe_header(reader.fieldnames)}")
                 for record in reader:  # a row cut by an unquoted comma: its fields are pieces of the tweet
                     yield {"_error": SURPLUS} if SURPLUS_KEY in record else record
             except csv.Error as exc:  # an unclosed quote ran on, or a field over the csv module's size limit

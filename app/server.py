@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from .api_schema import ApiSchema
@@ -133,11 +134,14 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     def json_body() -> Any:
         try:
             raw = request.get_data(cache=False)
+            # werkzeug ends a body without Content-Length (chunked) at MAX_BODY_BYTES without saying if more followed
+            if request.content_length is None and len(raw) >= config.max_body_bytes \
+                    and request.environ["wsgi.input"].read(1):
+                raise RequestEntityTooLarge()
         except (OSError, ClientDisconnected):  # the client went silent mid-body (receive timeout) or left
             raise ApiError(408, "request_timeout", "the request body did not arrive in time") from None
-        # werkzeug ends a body without Content-Length (chunked) at MAX_BODY_BYTES without saying whether more followed
-        if request.content_length is None and len(raw) >= config.max_body_bytes and request.environ["wsgi.input"].read(1):
-            raise RequestEntityTooLarge()
+        except ParseException as exc:  # gunicorn's reader of a chunked body: a malformed chunk
+            raise ApiError(400, "malformed_request", f"malformed chunked body: {exc}") from None
         return parse_json_body(raw, request.content_type)
 
     @app.post("/classify")

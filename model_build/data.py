@@ -10,7 +10,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from app.offline import EMPTY_TEXT, NOT_JSON, READ_AS_JSONL, SURPLUS, SURPLUS_KEY, describe_columns, iter_jsonl
+from app.offline import (
+    EMPTY_TEXT,
+    NOT_JSON,
+    NOT_STRING,
+    READ_AS_JSONL,
+    SURPLUS,
+    SURPLUS_KEY,
+    describe_columns,
+    describe_header,
+    iter_jsonl,
+)
 
 from .errors import BuildError
 
@@ -82,13 +92,16 @@ class LoadReport:
     without_entity: int = 0  # kept examples with no entity (a table's; each added file's goes into files)
     files: dict[str, dict] = field(default_factory=dict)  # each added file's own counts, by its path
     where: dict[str, list[str]] = field(default_factory=dict)  # the first few dropped records of a table, by reason
+    unplaced: set[str] = field(default_factory=set)  # reasons some row was dropped for without a place to name
 
     SHOWN = 5  # records named per reason
 
     def drop(self, why: str, where: str | None = None) -> None:
         """Count a dropped row, and name the first few (``where``: "record 12") of each reason."""
         self.dropped[why] += 1
-        if where is not None and len(named := self.where.setdefault(why, [])) < self.SHOWN:
+        if where is None:
+            self.unplaced.add(why)
+        elif len(named := self.where.setdefault(why, [])) < self.SHOWN:
             named.append(where)
 
     def why_dropped(self) -> str:
@@ -97,8 +110,8 @@ class LoadReport:
 
     def lines(self) -> list[str]:
         out = [f"kept {self.kept} examples"]
-        for why, n in sorted(self.dropped.items()):
-            named = self.where.get(why)
+        for why, n in sorted(self.dropped.items()):  # the first named only where every such row had a place
+            named = self.where.get(why) if why not in self.unplaced else None
             out.append(f"dropped {n} rows: {why}"
                        + (f" ({', '.join(named)}{', ...' if n > len(named) else ''})" if named else ""))
         for name, counts in self.files.items():
@@ -119,6 +132,7 @@ class LoadReport:
         self.dropped.update(other.dropped)
         self.undecodable_files += other.undecodable_files
         self.near_duplicates += other.near_duplicates
+        self.unplaced |= other.unplaced
         for why, named in other.where.items():
             mine = self.where.setdefault(why, [])
             mine += [f"{name} {where}" for where in named][: self.SHOWN - len(mine)]
@@ -260,14 +274,15 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
     path, report = Path(path), LoadReport()
     content = _read_text(path, report)
     if path.suffix.lower() in READ_AS_JSONL:
-        records = list(iter_jsonl(content.splitlines()))  # None for a line that is not a JSON object
+        # None for a line that is not a JSON object; lines split as the offline command reads them (not at U+2028)
+        records = list(iter_jsonl(io.StringIO(content, newline="")))
     else:
         # strict, as the offline command reads CSV: a quote left open is an error, not rows merged into one
         reader = csv.DictReader(io.StringIO(content, newline=""), restkey=SURPLUS_KEY, strict=True)
         records = list(_checked(reader, path))
         if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
             raise DataError(f"{path}: expected columns text,label[,entity][,related], found "
-                            f"{describe_columns(reader.fieldnames or ())}")
+                            f"{describe_header(reader.fieldnames)}")
     examples = []
     for number, record in enumerate(records, 1):  # as the offline command's "line": blank lines and the header not counted
         where = f"record {number}"
@@ -283,7 +298,9 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
             continue
         if related is False:  # a tweet not about the entity has no polarity for it: a label given is ignored
             label = None
-        if not isinstance(text, str) or not text.strip():
+        if text is not None and not isinstance(text, str):
+            report.drop(NOT_STRING, where)
+        elif not isinstance(text, str) or not text.strip():
             report.drop(EMPTY_TEXT, where)
         elif label is not None and label not in LABELS:
             report.drop(f"unknown label (not one of {', '.join(LABELS)})", where)

@@ -73,11 +73,14 @@ def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int 
     labels = list(bundle.labels)
     metrics = classification_metrics([labels.index(e.label) for e, _ in polar],
                                       [labels.index(p.label) for _, p in polar], labels)
-    known = [(e, p) for e, p in zip(examples, predictions) if e.related is not None]
+    labelled = [(e, p) for e, p in zip(examples, predictions) if e.related is not None]
+    known = [(e, p) for e, p in labelled if p.about is not None]  # a pair model says nothing without an entity
     if bundle.has_related and known:
         metrics["relatedness"] = {**classification_metrics([int(e.related) for e, _ in known],
                                                             [int(p.about) for _, p in known], RELATEDNESS_LABELS),
                                   "threshold": bundle.related_threshold}
+        if len(known) < len(labelled):
+            metrics["relatedness"]["without_entity"] = len(labelled) - len(known)
     metrics.update(
         bundle=str(path),
         name=bundle.name,
@@ -110,5 +113,7 @@ def format_metrics(m: dict) -> str:
     lines += ["  " + " ".join(f"{v:6d}" for v in row) for row in m["confusion"]]
     if "relatedness" in m:
         at = f" at {m['relatedness']['threshold']}" if "threshold" in m["relatedness"] else ""
+        skipped = m["relatedness"].get("without_entity")
+        at += f" ({skipped} tweets without an entity not scored)" if skipped else ""
         lines += [f"relatedness{at}: " + format_metrics(m["relatedness"]).replace("\n", "\n  ")]
     return "\n".join(lines)

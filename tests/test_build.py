@@ -320,6 +320,18 @@ def test_evaluate_says_when_there_is_nothing_to_score(tmp_path):
                                                         str(FIXTURES / "tiny-bundle"))
 
 
+def test_evaluate_scores_relatedness_only_where_a_pair_model_has_an_entity(tmp_path):
+    """A pair model gives no verdict on a tweet without an entity: relatedness is scored on the others, and says so."""
+    data = tmp_path / "mixed.csv"
+    data.write_text("text,label,entity,related\nAcme recalls phones,negative,Acme,related\n"
+                    "great phone,positive,,related\nlunch at acme cafe,,Acme,unrelated\n")
+    out = cli("evaluate", "--data", str(data), "--bundle", str(FIXTURES / "tiny-related-bundle"), "--threads", "1",
+              "--json", str(tmp_path / "m.json"))
+    figures = json.loads((tmp_path / "m.json").read_text())
+    assert figures["n"] == 2 and figures["relatedness"]["n"] == 2 and figures["relatedness"]["without_entity"] == 1
+    assert "(1 tweets without an entity not scored): n=2" in out
+
+
 def test_the_ambiguous_names_the_readme_scores_are_one_brand_tweet_and_one_other_sense_each(tmp_path):
     """docs/ambiguous-names.csv, the README's command on it: every name once about the brand (with polarity) and
     once in its other sense, all 40 scored for relatedness at the bundle's threshold, the line it prints ours."""

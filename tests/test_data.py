@@ -123,9 +123,9 @@ def test_csv_and_jsonl(tmp_path):
                      + json.dumps({"text": 3, "label": "neutral"}) + "\n")
     examples, report = load(jsonl)
     assert [(e.text, e.label, e.entity) for e in examples] == [("ok", "negative", "BMW")]
-    assert report.dropped == {"line is not a JSON object": 2, "empty or missing text": 1}
-    assert report.lines()[1:] == ["dropped 1 rows: empty or missing text (record 4)",  # the blank line not counted
-                                  "dropped 2 rows: line is not a JSON object (record 2, record 3)"]
+    assert report.dropped == {"line is not a JSON object": 2, "text is not a string": 1}
+    assert report.lines()[1:] == ["dropped 2 rows: line is not a JSON object (record 2, record 3)",
+                                  "dropped 1 rows: text is not a string (record 4)"]  # the blank line not counted
     (tmp_path / "w.csv").write_text("tweet,polarity\na,positive\n")
     with pytest.raises(DataError, match="expected columns text,label"):
         load_table(tmp_path / "w.csv")
@@ -161,6 +161,16 @@ def test_the_first_dropped_records_of_each_file_are_named(tmp_path):
     total, report = LoadReport(), load_table(extra)[1]
     total.add(report, str(extra))
     assert total.lines()[1] == f"dropped 1 rows: {UNKNOWN_LABEL} ({extra} record 1)"
+    replab = LoadReport()
+    replab.drop(UNKNOWN_LABEL)  # RepLab's rows have no record number: no list that would leave them out
+    replab.add(report, str(extra))
+    assert replab.lines()[1] == f"dropped 2 rows: {UNKNOWN_LABEL}"
+    jsonl = tmp_path / "sep.jsonl"  # lines split as the offline command splits them: not at U+2028 inside a string
+    jsonl.write_text(json.dumps({"text": "a\u2028b", "label": "positive"}, ensure_ascii=False) + "\n"
+                     + json.dumps({"text": 5, "label": "nope"}) + "\n")
+    examples, report = load_table(jsonl)
+    assert [e.text for e in examples] == ["a\u2028b"]
+    assert report.lines()[1:] == ["dropped 1 rows: text is not a string (record 2)"]
 
 
 def test_csv_related_column(tmp_path):

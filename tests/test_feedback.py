@@ -217,6 +217,7 @@ def test_gunicorn_two_workers_append_concurrently(tmp_path):
 
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(send, texts))
+        assert requests.get(f"{service.url}/nowhere%0AFORGED", timeout=10).status_code == 404  # no line break logged
         metrics = requests.get(f"{service.url}/metrics", timeout=10).text
         per_worker = [_stored_in(metrics_dir / f"counter_{w.pid}.db") for w in service.workers()]
         log = service.log_text()
@@ -227,6 +228,7 @@ def test_gunicorn_two_workers_append_concurrently(tmp_path):
     print(f"corrections stored per worker: {per_worker}")
     assert len(per_worker) == 2 and min(per_worker) > 0 and sum(per_worker) == len(texts), per_worker
     assert "POST /feedback" in log and MARKER not in log and MARKER not in metrics
+    assert "GET /nowhere%0AFORGED" in log and not any(line.startswith("FORGED") for line in log.splitlines())
 
 
 def _stored_in(counter_file: Path) -> float:

@@ -257,5 +257,5 @@ def test_a_csv_separated_by_semicolons_is_refused_with_a_hint(tmp_path):
     (tmp_path / "excel.csv").write_text("text;entity\ngreat phone;Acme\n", encoding="utf-8")
     result = run(str(tmp_path / "excel.csv"), "--no-progress")
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].endswith(
-        "found 1 more not shown (not a column name) (one column: a CSV here is comma-separated, and this one looks "
-        "separated by ';', tabs or '|')"), result.stderr
+        "found 1 more not shown (not a column name); one column, that looks separated by ';', tabs or '|': a CSV here "
+        "is comma-separated"), result.stderr

@@ -180,6 +180,16 @@ def test_a_chunked_body_over_max_body_bytes_is_413_and_one_at_the_limit_is_read_
     r = requests.post(service.url + "/classify", data=chunked(limit), headers={"Content-Type": "application/json"},
                       timeout=30)
     assert r.status_code == 200, r.text
+    # exactly the limit, then silence before the last chunk: the look for more times out (408), not a 500
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % limit + next(chunked(limit)) + b"\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 408")
+    # a malformed chunk, met by the application as it reads the body (gunicorn's chunk reader): 400, not a 500
+    status, _, body = _raw_answer(service.url, b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                               b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+    assert (status, body["error"]["code"]) == (400, "malformed_request")
 
 
 def _raw_answer(url: str, request: bytes) -> tuple[int, dict, dict]:
@@ -203,7 +213,10 @@ def _raw_answer(url: str, request: bytes) -> tuple[int, dict, dict]:
     (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request_line_too_long"),
     (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(60)) + b"\r\n", 431, "headers_too_large"),
     (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431, "headers_too_large"),
-], ids=["request-line", "http-version", "content-length", "long-request-line", "many-headers", "long-header"])
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n", 417, "expectation_failed"),
+    (b"POST /classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo\r\n\r\n", 501, "not_implemented"),
+], ids=["request-line", "http-version", "content-length", "long-request-line", "many-headers", "long-header", "expect",
+        "transfer-coding"])
 def test_requests_that_break_http_get_the_api_json_error(service, request_bytes, status, code):
     """gunicorn answers these before the application sees them; its worker writes the API's JSON error."""
     got, headers, body = _raw_answer(service.url, request_bytes)
@@ -234,6 +247,8 @@ def test_tampered_bundle_is_refused_at_start(tmp_path, tiny_bundle_copy):
 
 def test_missing_metrics_dir_is_refused_at_start(tmp_path):
     _start_fails(tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "absent")}, "does not exist")
+    (tmp_path / "a-file").write_text("")
+    _start_fails(tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "a-file")}, "a-file is not a directory")
 
 
 def test_an_empty_metrics_dir_setting_writes_no_files(tmp_path):
@@ -251,7 +266,7 @@ def test_metrics_dir_holding_other_files_is_refused_and_left_alone(tmp_path):
     shared.mkdir()
     (shared / "notes.txt").write_text("a user's file")
     (shared / "counter_123.db").write_bytes(b"metrics")
-    _start_fails(tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(shared)}, "not metric files (such as 'notes.txt')")
+    _start_fails(tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(shared)}, "holds what is not a metric file (1, such as 'notes.txt')")
     assert sorted(p.name for p in shared.iterdir()) == ["counter_123.db", "notes.txt"]
 
 
