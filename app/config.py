@@ -124,7 +124,7 @@ def _feedback_file(env: Mapping[str, str]) -> Path | None:
 @dataclass(frozen=True)
 class ServerConfig:
     """gunicorn settings: ``HOST``, ``PORT``, ``WORKERS``, ``THREADS``, ``TIMEOUT``, ``GRACEFUL_TIMEOUT``,
-    ``KEEPALIVE``, ``READ_TIMEOUT`` (seconds a client may stay silent mid-request) and ``ACCESS_LOG``
+    ``KEEPALIVE``, ``READ_TIMEOUT`` (seconds a request may take to arrive, headers and body) and ``ACCESS_LOG``
     (1: one line per request; off by default, the metrics count every request)."""
 
     host: str = "127.0.0.1"

@@ -3,8 +3,10 @@ its logger, whose access lines leave out query strings."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import re
 import socket
 import struct
 import time
@@ -19,29 +21,46 @@ from .config import ServerConfig
 PROTOCOL_ERROR_CODES = {400: "malformed_request", 403: "forbidden", 414: "request_line_too_long",
                         417: "expectation_failed", 431: "headers_too_large", 501: "not_implemented"}
 SOCKET_ERROR = "Socket error processing request."  # what gthread logs, with a traceback, for a socket that failed
+# gunicorn's lines that quote what a client sent (a request line, a header, a chunk: a tweet, where the client put one)
+CLIENT_BYTES_LINES = ("Invalid request from ip=", "Ignored premature client disconnection.")
+_QUOTED = re.compile(r"""(:\s*)?b?['"].*""", re.DOTALL)  # from the first quote (or a colon before it) on
+
+
+def without_client_bytes(message: str) -> str:
+    """gunicorn's description of a bad request without the request's own bytes: 'Invalid chunk size: b"..."' is
+    'Invalid chunk size'."""
+    head, sep, rest = message.partition("ip=")
+    if sep:  # "Invalid request from ip=ADDR: REASON": the address stays
+        address, colon, reason = rest.partition(": ")
+        return f"{head}{sep}{address}{colon}{_QUOTED.sub('', reason).split(': ')[0].strip()}"
+    return _QUOTED.sub("", message).split(": ")[0].strip()
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page."""
     code = PROTOCOL_ERROR_CODES.get(status_int, "internal")
-    body = json.dumps({"error": {"code": code, "message": mesg or reason}}).encode("utf-8")
+    body = json.dumps({"error": {"code": code, "message": without_client_bytes(mesg) or reason}}).encode("utf-8")
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-class SilentClientLine(logging.Filter):
-    """gthread logs a client that went silent mid-headers (the receive timeout's EAGAIN) as an error with a traceback,
-    which any client could fill the log with: one DEBUG line instead."""
+class ClientLines(logging.Filter):
+    """gunicorn's lines about clients, as this service logs them: a client that went silent or too slow mid-headers
+    (the receive timeout's EAGAIN), which gthread logs as an error with a traceback any client could fill the log
+    with, is one DEBUG line; a line that would quote a bad request's bytes does not."""
 
     def __init__(self, logger: logging.Logger) -> None:
         super().__init__()
         self.logger = logger
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(CLIENT_BYTES_LINES):
+            record.msg, record.args = without_client_bytes(record.getMessage()), ()
+            return True
         if not (record.msg == SOCKET_ERROR and record.exc_info and isinstance(record.exc_info[1], BlockingIOError)):
             return True
-        record.msg, record.args = "a client went silent mid-request for READ_TIMEOUT seconds: connection closed", ()
+        record.msg, record.args = "a request did not arrive within READ_TIMEOUT seconds: connection closed", ()
         record.exc_info = record.exc_text = None
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return self.logger.isEnabledFor(logging.DEBUG)
@@ -58,9 +77,37 @@ class PathOnlyLogger(glogging.Logger):
         return atoms
 
 
+class DeadlineSocket:
+    """A client socket whose reads of one request end ``seconds`` after the first of them, with EAGAIN as a receive
+    timeout ends one: a client that goes silent mid-request, or trickles a byte every few seconds, is cut off instead
+    of holding one of the worker's threads for as long as it likes. Everything else is the socket's own."""
+
+    def __init__(self, sock: socket.socket, seconds: int) -> None:
+        self._sock, self._seconds, self._deadline = sock, seconds, None
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+    def next_request(self) -> None:
+        """The next read starts a new request's time."""
+        self._deadline = None
+
+    def recv(self, size: int, *flags: int) -> bytes:
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self._seconds
+        left = self._deadline - now
+        if left <= 0:
+            raise BlockingIOError(errno.EAGAIN, "the request did not arrive within READ_TIMEOUT seconds")
+        left = max(left, 0.001)  # a receive timeout of 0 would be none at all
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", int(left), int(left % 1 * 1e6)))
+        return self._sock.recv(size, *flags)
+
+
 class ReadTimeoutThreadWorker(ThreadWorker):
-    """gthread, but a client that goes silent mid-request (headers or body) is cut off after
-    ``READ_TIMEOUT`` seconds instead of holding one of the worker's threads for as long as it likes;
+    """gthread, but a request (headers and body) must arrive within ``READ_TIMEOUT`` seconds of the worker's first
+    read of it, or its client is cut off (a 408 mid-body), instead of holding one of the worker's threads for as long
+    as it likes;
     the heartbeat file is touched at most once a second, not on every pass of the event loop; a request that breaks
     HTTP itself (its request line or headers) is answered with the API's JSON error, not gunicorn's HTML; and a client
     cut off mid-headers is one DEBUG line, not an error's traceback."""
@@ -68,11 +115,10 @@ class ReadTimeoutThreadWorker(ThreadWorker):
     HEARTBEAT_SECONDS = 1.0
 
     def init_process(self) -> None:
-        seconds = ServerConfig.from_env().read_timeout
-        self._rcvtimeo = struct.pack("ll", seconds, 0)
+        self._read_timeout = ServerConfig.from_env().read_timeout
         self._last_notify = float("-inf")
         util.write_error = write_json_error  # gunicorn's one writer of those answers (Worker.handle_error)
-        self.log.error_log.addFilter(SilentClientLine(self.log.error_log))
+        self.log.error_log.addFilter(ClientLines(self.log.error_log))
         super().init_process()
 
     def notify(self) -> None:
@@ -82,5 +128,8 @@ class ReadTimeoutThreadWorker(ThreadWorker):
             super().notify()
 
     def enqueue_req(self, conn) -> None:
-        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, self._rcvtimeo)
+        """Every request of a connection passes here (a new one, a kept-alive one readable again, one read ahead)."""
+        if not isinstance(conn.sock, DeadlineSocket):  # before the thread's conn.init() gives the parser the socket
+            conn.sock = DeadlineSocket(conn.sock, self._read_timeout)
+        conn.sock.next_request()
         super().enqueue_req(conn)

@@ -20,6 +20,15 @@ TOKEN_BUCKETS = (8, 16, 24, 32, 40, 48, 64, 96, 128)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """A request's method as a metric label: any other is "other" (a client chooses it: one series each would grow
+    /metrics without end)."""
+    return method if method in METHODS else "other"
+
+
 class Relatedness(str, Enum):
     """The predictions counter's ``related`` label: the relatedness verdict at the bundle's threshold, or none."""
 

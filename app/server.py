@@ -17,7 +17,7 @@ from .bundle import Bundle
 from .classifier import Classifier
 from .config import Config
 from .feedback import FeedbackLog
-from .metrics import Metrics, Relatedness
+from .metrics import Metrics, Relatedness, method_label
 from .page import ASSET_MAX_AGE, SECURITY_HEADERS, Page
 from .stats import service_stats
 from .validation import ApiError, parse_json_body
@@ -76,7 +76,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     def _observe(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.requests.labels(endpoint, request.method, str(response.status_code)).observe(elapsed)
+        metrics.requests.labels(endpoint, method_label(request.method), str(response.status_code)).observe(elapsed)
         response.headers.update(SECURITY_HEADERS)
         return response
 
@@ -140,8 +140,8 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
                 raise RequestEntityTooLarge()
         except (OSError, ClientDisconnected):  # the client went silent mid-body (receive timeout) or left
             raise ApiError(408, "request_timeout", "the request body did not arrive in time") from None
-        except ParseException as exc:  # gunicorn's reader of a chunked body: a malformed chunk
-            raise ApiError(400, "malformed_request", f"malformed chunked body: {exc}") from None
+        except ParseException:  # gunicorn's reader of a chunked body: a malformed chunk (its bytes not repeated)
+            raise ApiError(400, "malformed_request", "malformed chunked body") from None
         return parse_json_body(raw, request.content_type)
 
     @app.post("/classify")

@@ -225,6 +225,54 @@ def test_requests_that_break_http_get_the_api_json_error(service, request_bytes,
     assert requests.get(service.url + "/healthz", timeout=10).status_code == 200
 
 
+def test_a_client_trickling_a_request_is_cut_off_at_read_timeout(service):
+    """A byte a second (each gap under READ_TIMEOUT, 2 s here) does not hold a thread beyond READ_TIMEOUT for the
+    whole request: headers are cut off (closed), a body gets 408."""
+    host, port = service.url.removeprefix("http://").split(":")
+    heads = {"headers": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ",
+             "body": b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"}
+    for part, head in heads.items():
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.sendall(head)
+            started, answer = time.monotonic(), None
+            s.settimeout(1)
+            while answer is None and time.monotonic() - started < 20:
+                try:
+                    s.sendall(b"a")
+                    answer = s.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:  # reset: the service closed the connection
+                    answer = b""
+            took = time.monotonic() - started
+        assert answer == b"" if part == "headers" else answer.startswith(b"HTTP/1.1 408"), (part, answer)
+        assert took < 8, f"{part}: still read after {took:.1f} s (READ_TIMEOUT 2 s)"
+
+
+def test_bad_requests_leave_their_bytes_out_of_the_log_and_methods_out_of_the_metrics(service):
+    """gunicorn quotes a bad request's bytes (a chunk, a request line) in its log line and its answer: a tweet, where
+    a client put one. A method is a client's choice too: an unknown one is counted as "other"."""
+    marker = "ZQXMARK-bad-request"
+    host, port = service.url.removeprefix("http://").split(":")
+    answers = b""
+    for request in (b"GET /classify?text=" + marker.encode() + b"\r\n\r\n",  # no HTTP version
+                    # an unread body on a kept-alive connection: its chunk is read as the next request's (400)
+                    b"POST /nowhere HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + json.dumps({"text": marker}).encode() + b"\r\n0\r\n\r\n",
+                    marker.upper().replace("-", "").encode()[:20] + b" /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(request)
+            s.shutdown(socket.SHUT_WR)
+            while chunk := s.recv(65536):
+                answers += chunk
+    assert answers.count(b"HTTP/1.1 ") >= 3 and b"HTTP/1.1 404" in answers and b"HTTP/1.1 400" in answers
+    assert marker.encode() not in answers
+    time.sleep(0.5)  # the worker's log line
+    metrics = requests.get(service.url + "/metrics", timeout=10).text
+    assert marker not in service.log_text() and marker.upper().replace("-", "") not in metrics
+    assert 'method="other"' in metrics
+
+
 def _start_fails(tmp_path, env_extra, fragment):
     service = start(env_extra, tmp_path)
     try:
