@@ -10,6 +10,7 @@ import re
 import socket
 import struct
 import time
+from http import HTTPStatus
 
 from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
@@ -40,6 +41,7 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page."""
     code = PROTOCOL_ERROR_CODES.get(status_int, "internal")
     body = json.dumps({"error": {"code": code, "message": without_client_bytes(mesg) or reason}}).encode("utf-8")
+    reason = HTTPStatus(status_int).phrase  # gunicorn's own says "Bad Request" for a 501
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)

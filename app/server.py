@@ -25,7 +25,8 @@ from .validation import ApiError, parse_json_body
 log = logging.getLogger(__name__)
 OPEN_ENDPOINTS = frozenset({"healthz", "readyz", "openapi", "index", "static"})  # index: the page at /
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
-               413: "body_too_large", 415: "unsupported_media_type"}
+               412: "precondition_failed", 413: "body_too_large", 415: "unsupported_media_type",
+               416: "range_not_satisfiable"}
 
 
 def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
@@ -61,6 +62,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = ASSET_MAX_AGE  # app/static/, whose URLs the page versions
     app.json.sort_keys = False
+    app.url_map.merge_slashes = False  # /v1//model is a 404, not a redirect built from the client's Host header
 
     @app.before_request
     def _start() -> Response | None:
@@ -76,6 +78,8 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     def _observe(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        if response.status_code == 412 and not response.is_json:  # a conditional GET that failed: werkzeug sends the file
+            response = fail(412, "precondition_failed", "the If-Match or If-Unmodified-Since condition does not hold")
         metrics.requests.labels(endpoint, method_label(request.method), str(response.status_code)).observe(elapsed)
         response.headers.update(SECURITY_HEADERS)
         return response

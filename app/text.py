@@ -72,6 +72,12 @@ def _clean_char(ch: str) -> str:
 _ASCII_CLEAN = {i: _clean_char(chr(i)) for i in range(128) if _clean_char(chr(i)) != chr(i)}
 
 
+def is_blank(text: str) -> bool:
+    """Whether nothing of a text reaches the model: only whitespace and what preprocessing drops (control, format
+    such as zero-width, private-use and unassigned characters), HTML entities read as what they stand for."""
+    return not any(_clean_char(ch).strip() for ch in unicodedata.normalize("NFC", html.unescape(text)))
+
+
 def preprocess(text: str, settings: TextSettings) -> str:
     """Normalise one tweet (or entity name): HTML entities, Unicode, URLs, mentions, spacing."""
     text = html.unescape(text[: settings.max_chars * 2])

@@ -111,6 +111,19 @@ def test_not_found_and_method_not_allowed(client):
     assert "POST" in r.headers["Allow"]
 
 
+def test_conditional_and_range_requests_and_double_slashes_answer_in_json(client):
+    """A failed If-Match (werkzeug would send the page itself with its 412), an unsatisfiable range, a path with
+    '//' (werkzeug would redirect, to a URL built from the client's Host header)."""
+    page = client.get("/")
+    for r, status, code in ((client.get("/", headers={"If-Match": '"other"'}), 412, "precondition_failed"),
+                            (client.get("/v1//model"), 404, "not_found")):
+        assert (r.status_code, r.get_json()["error"]["code"]) == (status, code)
+    script = page.get_data(as_text=True).split('src="')[1].split('"')[0]  # the page's versioned script URL
+    r = client.get(script, headers={"Range": "bytes=99999999-"})
+    assert (r.status_code, r.get_json()["error"]["code"]) == (416, "range_not_satisfiable")
+    assert client.get(script, headers={"Range": "bytes=0-9"}).status_code == 206
+
+
 def test_health_ready_model_openapi(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz").get_json()
@@ -189,8 +202,9 @@ def test_a_pair_model_says_nothing_of_relatedness_for_a_tweet_without_an_entity(
     assert {"related", "about"} <= set(results[0]) and not {"related", "about"} & set(results[1])
     assert results[1]["label"] in ("positive", "neutral", "negative")
     assert not {"related", "about"} & set(post(client, {"text": "Acme recalls phones", "entity": None}).get_json())
+    assert not {"related", "about"} & set(post(client, {"text": "Acme recalls phones", "entity": "\u200b"}).get_json())
     text = client.get("/metrics").get_data(as_text=True)
-    assert metric_value(text, "reputation_predictions_total", related="unknown") == 2
+    assert metric_value(text, "reputation_predictions_total", related="unknown") == 3
     schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
     assert all("about" not in schemas[name]["required"] and "about" in schemas[name]["properties"]
                for name in ("Result", "SingleResult"))
