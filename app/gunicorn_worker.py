@@ -23,25 +23,30 @@ PROTOCOL_ERROR_CODES = {400: "malformed_request", 403: "forbidden", 414: "reques
                         417: "expectation_failed", 431: "headers_too_large", 501: "not_implemented"}
 SOCKET_ERROR = "Socket error processing request."  # what gthread logs, with a traceback, for a socket that failed
 # gunicorn's lines that quote what a client sent (a request line, a header, a chunk: a tweet, where the client put one)
-CLIENT_BYTES_LINES = ("Invalid request from ip=", "Ignored premature client disconnection.")
+INVALID_REQUEST = "Invalid request from ip="
+CLIENT_BYTES_LINES = (INVALID_REQUEST, "Ignored premature client disconnection.")
+ERROR_HANDLING = "Error handling request %s %s"  # its arguments: the method and the URI, query string and all
 _QUOTED = re.compile(r"""(:\s*)?b?['"].*""", re.DOTALL)  # from the first quote (or a colon before it) on
 
 
 def without_client_bytes(message: str) -> str:
     """gunicorn's description of a bad request without the request's own bytes: 'Invalid chunk size: b"..."' is
-    'Invalid chunk size'."""
-    head, sep, rest = message.partition("ip=")
-    if sep:  # "Invalid request from ip=ADDR: REASON": the address stays
-        address, colon, reason = rest.partition(": ")
-        return f"{head}{sep}{address}{colon}{_QUOTED.sub('', reason).split(': ')[0].strip()}"
-    return _QUOTED.sub("", message).split(": ")[0].strip()
+    'Invalid chunk size' (what it quotes, a header's name included, is the client's)."""
+    if message.startswith(INVALID_REQUEST):  # "Invalid request from ip=ADDR: REASON": the address stays
+        address, colon, reason = message.removeprefix(INVALID_REQUEST).partition(": ")
+        return f"{INVALID_REQUEST}{address}{colon}{_reason(reason)}"
+    return _reason(message)
+
+
+def _reason(text: str) -> str:
+    return _QUOTED.sub("", text).split(": ")[0].strip()
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page."""
     code = PROTOCOL_ERROR_CODES.get(status_int, "internal")
-    body = json.dumps({"error": {"code": code, "message": without_client_bytes(mesg) or reason}}).encode("utf-8")
     reason = HTTPStatus(status_int).phrase  # gunicorn's own says "Bad Request" for a 501
+    body = json.dumps({"error": {"code": code, "message": without_client_bytes(mesg) or reason}}).encode("utf-8")
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)
@@ -59,6 +64,9 @@ class ClientLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and record.msg.startswith(CLIENT_BYTES_LINES):
             record.msg, record.args = without_client_bytes(record.getMessage()), ()
+            return True
+        if record.msg == ERROR_HANDLING and len(record.args) == 2:  # the path without its query string
+            record.args = (record.args[0], str(record.args[1]).partition("?")[0])
             return True
         if not (record.msg == SOCKET_ERROR and record.exc_info and isinstance(record.exc_info[1], BlockingIOError)):
             return True
@@ -95,6 +103,8 @@ class DeadlineSocket:
         self._deadline = None
 
     def recv(self, size: int, *flags: int) -> bytes:
+        if self._sock.gettimeout() is not None:  # gunicorn's own bounded reads: a body's drain, a graceful close
+            return self._sock.recv(size, *flags)
         now = time.monotonic()
         if self._deadline is None:
             self._deadline = now + self._seconds

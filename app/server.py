@@ -78,8 +78,9 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     def _observe(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        if response.status_code == 412 and not response.is_json:  # a conditional GET that failed: werkzeug sends the file
-            response = fail(412, "precondition_failed", "the If-Match or If-Unmodified-Since condition does not hold")
+        if response.status_code == 412 and not response.is_json:  # a failed If-Match: werkzeug would send the file
+            response.close()
+            response = fail(412, "precondition_failed", "the If-Match condition does not hold")
         metrics.requests.labels(endpoint, method_label(request.method), str(response.status_code)).observe(elapsed)
         response.headers.update(SECURITY_HEADERS)
         return response

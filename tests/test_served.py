@@ -256,6 +256,7 @@ def test_bad_requests_leave_their_bytes_out_of_the_log_and_methods_out_of_the_me
     host, port = service.url.removeprefix("http://").split(":")
     answers = b""
     for request in (b"GET /classify?text=" + marker.encode() + b"\r\n\r\n",  # no HTTP version
+                    b"GET /a?zip=" + marker.encode() + b"\x01 HTTP/1.1\r\n\r\n",  # 'ip=' in it: no address to keep
                     # an unread body on a kept-alive connection: its chunk is read as the next request's (400)
                     b"POST /nowhere HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                     + json.dumps({"text": marker}).encode() + b"\r\n0\r\n\r\n",
@@ -265,7 +266,7 @@ def test_bad_requests_leave_their_bytes_out_of_the_log_and_methods_out_of_the_me
             s.shutdown(socket.SHUT_WR)
             while chunk := s.recv(65536):
                 answers += chunk
-    assert answers.count(b"HTTP/1.1 ") >= 3 and b"HTTP/1.1 404" in answers and b"HTTP/1.1 400" in answers
+    assert answers.count(b"HTTP/1.1 ") >= 4 and b"HTTP/1.1 404" in answers and b"HTTP/1.1 400" in answers
     assert marker.encode() not in answers
     time.sleep(0.5)  # the worker's log line
     metrics = requests.get(service.url + "/metrics", timeout=10).text
@@ -469,3 +470,18 @@ def test_rings_of_workers_dead_over_an_hour_are_deleted(tmp_path):
         wait_ready(service.url, 30, service.process, 1)
         assert recent.exists() and ring.exists()  # still inside the window
         assert requests.get(service.url + "/v1/stats", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(("line", "logged"), [
+    ("Invalid request from ip=::1: Invalid HTTP request line: 'GET /c?text=ZQX'",
+     "Invalid request from ip=::1: Invalid HTTP request line"),
+    ("Ignored premature client disconnection. No more data after: b'Host: x\\r\\nX-Note: ip=ZQX tweet'",
+     "Ignored premature client disconnection. No more data after"),
+    ("Invalid request from ip=10.0.0.7: Invalid chunk size: b'{\"text\": \"ZQX\"}'",
+     "Invalid request from ip=10.0.0.7: Invalid chunk size"),
+    ("Request Line is too large (5014 > 4094)", "Request Line is too large (5014 > 4094)"),
+])
+def test_gunicorns_lines_about_bad_requests_keep_the_reason_not_the_bytes(line, logged):
+    from app.gunicorn_worker import without_client_bytes
+
+    assert without_client_bytes(line) == logged

@@ -38,7 +38,7 @@ def test_any_text_encodes_within_length_and_deterministically(tiny, text, entity
 @given(text=st.lists(st.sampled_from(["\u200b", "\u00a0", "\x01", "&#8203;", "&nbsp;", " ", "\ufeff", "\ue000", "\u180e",
                                       "\u0301", "a", "&amp;", "\ud800"]), max_size=12).map("".join))
 def test_blank_is_what_preprocessing_leaves_empty(tiny, text):
-    """The API's and the loaders' empty_field / "empty or missing text" test agrees with what reaches the model."""
+    """The classifier's test of an entity that is no entity agrees with what preprocessing leaves of it."""
     assert is_blank(text) == (preprocess(text, tiny[0]) == "")
 
 
