@@ -1,5 +1,5 @@
-"""gunicorn's gthread worker with a receive timeout on client sockets, answering requests that break HTTP in JSON; and
-its logger, whose access lines leave out query strings."""
+"""gunicorn's gthread worker with a deadline on each request's reads, answering requests that break HTTP in JSON and
+logging none of their bytes; and its logger, whose access lines leave out query strings."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
 class ClientLines(logging.Filter):
     """gunicorn's lines about clients, as this service logs them: a client that went silent or too slow mid-headers
     (the receive timeout's EAGAIN), which gthread logs as an error with a traceback any client could fill the log
-    with, is one DEBUG line; a line that would quote a bad request's bytes does not."""
+    with, is one DEBUG line; a line that would quote a bad request's bytes, or a failed request's query string, does
+    not."""
 
     def __init__(self, logger: logging.Logger) -> None:
         super().__init__()
