@@ -10,7 +10,7 @@ import numpy as np
 
 from .bundle import Bundle, BundleError
 from .runtime import load_runtime
-from .text import TweetEncoder, is_blank
+from .text import TweetEncoder, preprocess_name
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -136,10 +136,13 @@ class Classifier:
         labels = self.bundle.labels
         outputs = self.logits(encodings)
         probabilities = _softmax(self.bundle.adjusted(outputs[:, : len(labels)]))
-        # A pair model was trained to say whether a tweet is about a named entity: with none (or one of only
-        # characters the model never reads, as zero-width ones), it has nothing to say.
-        named = [bool(e) and not is_blank(e) or not self.bundle.pair_input for e in (entities or [None] * len(texts))]
-        related = [outputs[i, len(labels)] if self.bundle.has_related and named[i] else None for i in range(len(texts))]
+        related: list = [None] * len(texts)
+        if self.bundle.has_related:
+            # A pair model was trained to say whether a tweet is about a named entity: with none (or one preprocessing
+            # leaves empty, as zero-width characters; the encoder's cached result), it has nothing to say.
+            for i, entity in enumerate(entities or [None] * len(texts)):
+                if not self.bundle.pair_input or entity and preprocess_name(entity, self.encoder.settings):
+                    related[i] = outputs[i, len(labels)]
         return [
             Prediction(labels[int(p.argmax())], {name: round(float(x), 6) for name, x in zip(labels, p)}, len(enc.ids),
                        *self._relatedness(r))

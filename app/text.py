@@ -72,12 +72,6 @@ def _clean_char(ch: str) -> str:
 _ASCII_CLEAN = {i: _clean_char(chr(i)) for i in range(128) if _clean_char(chr(i)) != chr(i)}
 
 
-def is_blank(text: str) -> bool:
-    """Whether nothing of a text reaches the model: only whitespace and what preprocessing drops (control, format
-    such as zero-width, private-use and unassigned characters), HTML entities read as what they stand for."""
-    return not any(_clean_char(ch).strip() for ch in unicodedata.normalize("NFC", html.unescape(text)))
-
-
 def preprocess(text: str, settings: TextSettings) -> str:
     """Normalise one tweet (or entity name): HTML entities, Unicode, URLs, mentions, spacing."""
     text = html.unescape(text[: settings.max_chars * 2])
@@ -89,7 +83,7 @@ def preprocess(text: str, settings: TextSettings) -> str:
 
 
 @functools.lru_cache(maxsize=1024)  # entity names are client input: bounded (at most ~4 MB of them)
-def _preprocess_name(name: str, settings: TextSettings) -> str:
+def preprocess_name(name: str, settings: TextSettings) -> str:
     """Entity names repeat from request to request: preprocessed once each."""
     return preprocess(name, settings)
 
@@ -128,7 +122,7 @@ class TweetEncoder:
             return self._tokenizer.encode_batch(clean)
         if entities is None or len(entities) != len(texts):
             raise ValueError("an entity is needed for every tweet")
-        names = [_preprocess_name(e or "", self.settings) for e in entities]
+        names = [preprocess_name(e or "", self.settings) for e in entities]
         return self._tokenizer.encode_batch(list(zip(names, clean)))
 
     def pad(self, encodings: Sequence[Encoding], length: int) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.bundle import Bundle
-from app.text import TweetEncoder, is_blank, preprocess
+from app.text import TweetEncoder, preprocess
 from tests.conftest import TINY_BUNDLE
 
 SPECIAL = st.sampled_from(["\x00", "\u200b", "\u200f", "\u202e", "\ufeff", "\ud800", "\udfff", "🙂", "👩‍👩‍👧", "مرحبا",
@@ -32,14 +32,6 @@ def test_any_text_encodes_within_length_and_deterministically(tiny, text, entity
     (again,) = encoder.encode([text], [entity])
     assert first.ids == again.ids
     assert 3 <= len(first.ids) <= settings_.max_length
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.lists(st.sampled_from(["\u200b", "\u00a0", "\x01", "&#8203;", "&nbsp;", " ", "\ufeff", "\ue000", "\u180e",
-                                      "\u0301", "a", "&amp;", "\ud800"]), max_size=12).map("".join))
-def test_blank_is_what_preprocessing_leaves_empty(tiny, text):
-    """The classifier's test of an entity that is no entity agrees with what preprocessing leaves of it."""
-    assert is_blank(text) == (preprocess(text, tiny[0]) == "")
 
 
 @settings(max_examples=5, deadline=None)
