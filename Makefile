@@ -113,7 +113,7 @@ default-bundle: brand-base
 # class weights, --class-weighting none, against the negative offset, and the four with R-Drop, --rdrop 1, three
 # seeds, and --rdrop 8, one; and the four with TweetEval's stance tweets on the sentiment head, --stance
 # --stance-head sentiment, three seeds, and on the polarity head, --stance, three; and TweetEval's ironic tweets as
-# negative sentiment, three). Each run's line
+# negative sentiment, three; and ensembles of the four's seeds, and of those fifteen runs). Each run's line
 # also scores it on the gap's tweets when it ends, or, for a run that finished before that, when rerun.
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
 # shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe; --rdrop, two
@@ -191,6 +191,11 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt $(IRONY_SENTIME
 	    --out runs/soup-time2-stack-s13-14
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
 	    --checkpoint runs/mt-time2-stack-s15/best --out runs/soup-time2-stack-s13-15
+	$(BUILD) ensemble $(foreach s,13 14 15,--checkpoint runs/mt-time2-stack-s$(s)/best) --json runs/ensemble-time2-stack.json
+	$(BUILD) ensemble $(foreach s,13 14 15,--checkpoint runs/mt-time2-stack-s$(s)/best) --negative-offset chosen \
+	    --json runs/ensemble-time2-stack-offset.json
+	$(BUILD) ensemble $(foreach r,s13 s14 s15 $(foreach v,rdrop1 stance stancesent irony,$(v)-s13 $(v)-s14 $(v)-s15),\
+	    --checkpoint runs/mt-time2-stack-$(r)/best) --negative-offset chosen --json runs/ensemble-time2-stack-15.json
 # and the runs without the 12 unseen entities of the README's naming table (1.2.0's recipe, seed 13 as 1.2.0's
 # default-bundle trained it; seed 14 of both on 2026-12-05) and of its pooling and linear-probe paragraphs
 # (--pooling mean, seeds 13 and 14, and --probe-first, seeds 13 and 14, 2026-12-05)

@@ -1,4 +1,4 @@
-"""Command line of the build side: train, pretrain, soup, package (convert and quantise), evaluate, report, curve,
+"""Command line of the build side: train, pretrain, soup, ensemble, package (convert and quantise), evaluate, report, curve,
 init-random.
 It parses and dispatches; the work is in the modules it names."""
 
@@ -218,6 +218,20 @@ def cmd_soup(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    from .ensemble import format_ensemble, score_ensemble
+    from .fsutil import write_json
+    from .offsets import parse_offset
+
+    if args.json and Path(args.json).is_dir():
+        raise BuildError(f"--json {args.json} is a folder: give a file name")
+    result = score_ensemble(args.checkpoint, parse_offset(args.negative_offset), args.data)
+    print(format_ensemble(result))
+    if args.json:
+        write_json(Path(args.json), result)
+    return 0
+
+
 def cmd_init_random(args) -> int:
     from .random_init import save_random_model
 
@@ -412,6 +426,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a 'train' run's best/; give it once per run, at least twice")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_soup)
+
+    p = sub.add_parser("ensemble", help="score checkpoints' averaged probabilities on the first one's validation and "
+                                        "gap tweets: what a distilled student could carry at most")
+    p.add_argument("--checkpoint", action="append", required=True,
+                   help="a 'train' run's best/; give it once per member, at least twice; the first one's held-out "
+                        "tweets are scored, and no member may have trained on them")
+    p.add_argument("--negative-offset", metavar="chosen|X", default="0",
+                   help="added to the negative logit, the ensemble's and each member's: 'chosen' on the ensemble's "
+                        "validation figures, or a number (default 0)")
+    p.add_argument("--data", help="where the first checkpoint's training data is now (default: where it was)")
+    p.add_argument("--json", help="also write the figures to this file")
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("init-random", help="save a randomly initialised encoder in Hugging Face layout")
     p.add_argument("--arch", choices=[a.value for a in Architecture], default=Architecture.MOBILEBERT.value)

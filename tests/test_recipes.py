@@ -467,6 +467,55 @@ def test_a_soup_of_different_recipes_or_of_one_run_or_over_a_run_is_refused(teac
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
+def test_an_ensemble_is_scored_on_the_first_runs_held_out_tweets_with_its_members_averaged_probabilities(teachers,
+                                                                                                        tmp_path):
+    """``ensemble``: the mean of the members' softmax, the offset on the negative logit, on the first member's validation
+    and gap tweets; each member's own figures beside it; a member that trained on those tweets refused."""
+    from scipy.special import softmax
+
+    from model_build.offsets import in_short
+    from model_build.train import validation_metrics
+
+    tmp, common = teachers
+    t1, t2 = (tmp / name / "best" for name in ("t1", "t2"))
+    _, gap, val = Checkpoint.load(t1).parts()
+    scored = {}
+    for name, tweets in (("validation", val), ("gap", gap)):
+        for path in (t1, t2):
+            member = Checkpoint.load(path)
+            encoder = member.encoder()
+            scored.setdefault(name, []).append(predict(member.model(), encoder, encode_examples(encoder, tweets)))
+    assert LABELS[2] == "negative"
+
+    def labels(logits, offset):
+        return (logits + np.array([0, 0, offset])).argmax(1)
+
+    def mean_logits(name):
+        return np.log(np.mean([softmax(logits, axis=1) for logits, _ in scored[name]], 0))
+
+    # an offset at which the averaged probabilities label validation otherwise than either member alone
+    offset = next(round(x, 1) for x in np.arange(-3, 3, 0.1) if all(
+        (labels(mean_logits("validation"), x) != labels(logits, x)).any() for logits, _ in scored["validation"]))
+    cli("ensemble", "--checkpoint", str(t1), "--checkpoint", str(t2), "--negative-offset", str(offset),
+        "--json", str(tmp_path / "e.json"))
+    result = json.loads((tmp_path / "e.json").read_text())
+    for name, tweets in (("validation", val), ("gap", gap)):
+        moved = mean_logits(name) + np.array([0, 0, offset])
+        expected = validation_metrics(tweets, moved, np.mean([related for _, related in scored[name]], 0))
+        assert result[name] == json.loads(json.dumps(expected)), name
+        members = [in_short(validation_metrics(tweets, logits + np.array([0, 0, offset]), None))
+                   for logits, _ in scored[name]]
+        assert [m[name] for m in result["members"]] == members
+    assert result["negative_offset"] == offset and result["offset"] == "given"
+    chosen = cli("ensemble", "--checkpoint", str(t1), "--checkpoint", str(t2), "--negative-offset", "chosen")
+    assert chosen.splitlines()[-1].startswith("ensemble of 2, probabilities averaged, ")
+    # scored on another split, half of it the members' training tweets: refused
+    cli(*common, "--seed", "3", "--val-fraction", "0.5", "--gap-fraction", "0", "--out", str(tmp_path / "half"))
+    line = refused("ensemble", "--checkpoint", str(tmp_path / "half" / "best"), "--checkpoint", str(t1))
+    assert line.startswith(f"error: ensemble member {t1} was trained on ") and "of the held-out tweets" in line
+    assert "at least 2 checkpoints, got 1" in refused("ensemble", "--checkpoint", str(t1))
+
+
 def test_a_probed_run_cut_off_resumes_without_fitting_again_and_one_started_over_fits_again(teachers, tmp_path,
                                                                                               monkeypatch):
     from transformers.trainer_callback import CallbackHandler
