@@ -49,12 +49,22 @@ def describe_columns(names: Iterable[object]) -> str:
     return ", ".join(shown + ([f"{hidden} more not shown (not a column name)"] if hidden else [])) or "none"
 
 
-def describe_header(names: Sequence[str] | None) -> str:
-    """A CSV header row for an error message (as ``describe_columns``), with a word on a file that is not comma-separated."""
-    found = describe_columns(names or ())
-    if names and len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
+def describe_header(names: Sequence[str] | None, known: Iterable[str]) -> str:
+    """A CSV header row for an error message: the names among ``known`` (matched without case or surrounding spaces, so
+    that a 'Text' column is shown), the others only counted, since in a file without a header row they are a tweet's
+    words; with a word on names that differ from the expected ones in case, and on a file that is not comma-separated."""
+    names, known = list(names or ()), set(known)
+    shown = [n if n in known else repr(n) for n in names if n.strip().lower() in known]
+    hidden = len(names) - len(shown)
+    listed = sorted(known)
+    only = f"{', '.join(listed[:-1])} and {listed[-1]}" if len(listed) > 1 else listed[0]
+    found = ", ".join(shown + ([f"{hidden} other{'s' * (hidden > 1)} (a name other than {only} is not shown: without a "
+                                "header row it is a tweet's)"] if hidden else []))
+    if any(n not in known for n in shown):  # quoted
+        found += "; column names are matched exactly, in lower case"
+    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
         found += "; one column, that looks separated by ';', tabs or '|': a CSV here is comma-separated"
-    return found
+    return found or "none"
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
@@ -83,7 +93,7 @@ def read_records(path: Path) -> Iterator[dict]:
             try:
                 if not reader.fieldnames or "text" not in reader.fieldnames:
                     raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
-                                     f"{describe_header(reader.fieldnames)}")
+                                     f"{describe_header(reader.fieldnames, ('text', 'entity'))}")
                 for record in reader:  # a row cut by an unquoted comma: its fields are pieces of the tweet
                     yield {"_error": SURPLUS} if SURPLUS_KEY in record else record
             except csv.Error as exc:  # an unclosed quote ran on, or a field over the csv module's size limit

@@ -22,7 +22,7 @@ from app.bundle import Bundle
 from app.classifier import Classifier
 from app.config import Config, ConfigError
 from app.errors import AppError
-from app.offline import describe_columns
+from app.offline import describe_columns, describe_header
 
 from . import worker
 from .formats import CORRUPT, Format
@@ -150,17 +150,19 @@ def ship(spark, bundle: Bundle) -> str:
     return archive.name
 
 
-def prepare(frame, partitions: int | None, parallelism: int):
+def prepare(frame, partitions: int | None, parallelism: int, csv_header: bool = False):
     """Text and entity as valid UTF-8 strings, input columns named like an output renamed ``input_<name>``, and at least
-    ``parallelism`` partitions (or exactly ``partitions``)."""
+    ``parallelism`` partitions (or exactly ``partitions``). ``csv_header``: the column names are a CSV's first row,
+    which in a file without a header row is a tweet (not named in an error)."""
     from pyspark.sql import functions as F
 
     for name in frame.columns:  # Excel's CSV starts with a byte-order mark, which Spark keeps in the first name
         if name.startswith("\ufeff"):
             frame = frame.withColumnRenamed(name, name.removeprefix("\ufeff"))
     if TEXT not in frame.columns:
-        raise BulkError(f"the input has no '{TEXT}' column "
-                        f"(columns: {describe_columns(c for c in frame.columns if c != CORRUPT)})")
+        columns = [c for c in frame.columns if c != CORRUPT]
+        raise BulkError(f"the input has no '{TEXT}' column (columns: "
+                        f"{describe_header(columns, (TEXT, ENTITY)) if csv_header else describe_columns(columns)})")
     for name in PREDICTED:
         if name in frame.columns:
             frame = frame.withColumnRenamed(name, f"input_{name}")
@@ -286,7 +288,7 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
                         threads=opts.threads, bucket=config.length_bucket, max_batch=config.inference_batch,
                         max_chars=config.max_text_chars, dropped=(CORRUPT,) if opts.keep_text else (TEXT, CORRUPT))
             frame = prepare(source_format.read(spark, opts.input), opts.partitions,
-                            spark.sparkContext.defaultParallelism)
+                            spark.sparkContext.defaultParallelism, csv_header=source_format is Format.CSV)
             return write(spark, classify(frame, task), opts)
     finally:
         if own and spark is not None:

@@ -282,7 +282,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
         records = list(_checked(reader, path))
         if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
             raise DataError(f"{path}: expected columns text,label[,entity][,related], found "
-                            f"{describe_header(reader.fieldnames)}")
+                            f"{describe_header(reader.fieldnames, ('text', 'label', 'entity', 'related'))}")
     examples = []
     for number, record in enumerate(records, 1):  # as the offline command's "line": blank lines and the header not counted
         where = f"record {number}"

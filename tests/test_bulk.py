@@ -140,13 +140,15 @@ def test_parquet_in_jsonl_out_with_text_kept(spark, tmp_path):
     assert "text" not in read_jsonl_dir(out)[0] and sorted(p.name for p in tmp_path.iterdir()) == ["day.parquet", "out.jsonl"]
     with pytest.raises(BulkError, match=r"absent.parquet: no such file or directory$"):
         run(Options(input=str(tmp_path / "absent.parquet"), output=str(tmp_path / "x"), bundle=TINY_BUNDLE), spark)
-    (tmp_path / "notext.csv").write_text("tweet,who\nx,y\n")
+    (tmp_path / "notext.jsonl").write_text('{"tweet": "x", "who": "y"}\n')
     with pytest.raises(BulkError, match=r"no 'text' column \(columns: tweet, who\)$"):
-        run(Options(input=str(tmp_path / "notext.csv"), output=str(tmp_path / "y"), bundle=TINY_BUNDLE), spark)
-    # A CSV without its header row: the first row's tweet is not named in the message.
-    (tmp_path / "noheader.csv").write_text("1,I really love my new phone,Acme\n")
-    with pytest.raises(BulkError, match=r"\(columns: Acme, 2 more not shown \(not a column name\)\)$"):
-        run(Options(input=str(tmp_path / "noheader.csv"), output=str(tmp_path / "z"), bundle=TINY_BUNDLE), spark)
+        run(Options(input=str(tmp_path / "notext.jsonl"), output=str(tmp_path / "y"), bundle=TINY_BUNDLE), spark)
+    # A CSV's first row, which without a header row is a tweet (one word too): only the expected names are shown.
+    for name, row in (("noheader.csv", "1,I really love my new phone,Acme\n"), ("oneword.csv", "Acme,secretword\n")):
+        (tmp_path / name).write_text(row)
+        with pytest.raises(BulkError, match=r"\(columns: \d others \(a name other than entity and text is not shown: "
+                                            r"without a header row it is a tweet's\)\)$"):
+            run(Options(input=str(tmp_path / name), output=str(tmp_path / "z"), bundle=TINY_BUNDLE), spark)
 
 
 def test_a_text_over_max_text_chars_is_that_rows_error(spark, tmp_path, monkeypatch):

@@ -146,8 +146,12 @@ def test_no_tweet_text_in_the_load_report_and_no_rows_merged_by_a_quote(tmp_path
     path.write_text("text,label\n" + "".join(f'"tweet {i}",positive\n' for i in range(5)).replace('"tweet 2"', '"tweet 2'))
     with pytest.raises(DataError, match=r"t.csv: ',' expected after '\"' by line 5 \(an unclosed quote on it or before"):
         load_table(path)
-    path.write_text("I love it,positive\nmeh,neutral\n")  # no header row: its tweet is not named
-    with pytest.raises(DataError, match=r"found positive, 1 more not shown \(not a column name\)$"):
+    path.write_text("Loved,positive\nmeh,neutral\n")  # no header row: its tweet is not named, one word as it is
+    with pytest.raises(DataError, match=r"found 2 others \(a name other than entity, label, related and text is not "
+                                        r"shown: without a header row it is a tweet's\)$"):
+        load_table(path)
+    path.write_text("Text,label\nfine,positive\n")
+    with pytest.raises(DataError, match=r"found 'Text', label; column names are matched exactly, in lower case$"):
         load_table(path)
 
 

@@ -176,13 +176,19 @@ def test_a_row_with_more_fields_than_the_header_is_that_rows_error(tmp_path):
 
 
 def test_no_tweet_text_in_the_messages_about_columns(tmp_path):
-    """A CSV without a header row, or JSONL whose records have no 'text': the columns or fields are named, but
-    none that is not a name (a tweet in a header row)."""
+    """A CSV without a header row, or JSONL whose records have no 'text': the fields are named, a CSV's columns only
+    when they are the expected ones (in a first row of data they are a tweet's words, one word too)."""
     (tmp_path / "noheader.csv").write_text("1,I really love my new phone,Acme\n2,so bad,Acme\n", encoding="utf-8")
     result = run(str(tmp_path / "noheader.csv"), "--no-progress")
-    assert result.returncode == 2 and "love" not in result.stderr, result.stderr
-    assert result.stderr.strip().endswith("a CSV needs a header row with a 'text' column, found Acme, "
-                                          "2 more not shown (not a column name)")
+    assert result.returncode == 2 and "love" not in result.stderr and "Acme" not in result.stderr, result.stderr
+    assert result.stderr.strip().endswith("a CSV needs a header row with a 'text' column, found 3 others (a name other "
+                                          "than entity and text is not shown: without a header row it is a tweet's)")
+    (tmp_path / "oneword.csv").write_text("Acme,secretword\n", encoding="utf-8")
+    result = run(str(tmp_path / "oneword.csv"), "--no-progress")
+    assert result.returncode == 2 and "secretword" not in result.stderr and "found 2 others" in result.stderr
+    (tmp_path / "cased.csv").write_text("Text,Entity\ngreat phone,Acme\n", encoding="utf-8")
+    result = run(str(tmp_path / "cased.csv"), "--no-progress")
+    assert result.stderr.strip().endswith("found 'Text', 'Entity'; column names are matched exactly, in lower case")
     src = tmp_path / "renamed.jsonl"
     src.write_text(json.dumps({"tweet": "I really love my new phone", "who": "Acme"}) + "\nnot json\n", encoding="utf-8")
     result = run(str(src), "--out", str(tmp_path / "out.jsonl"), "--no-progress")
@@ -257,5 +263,5 @@ def test_a_csv_separated_by_semicolons_is_refused_with_a_hint(tmp_path):
     (tmp_path / "excel.csv").write_text("text;entity\ngreat phone;Acme\n", encoding="utf-8")
     result = run(str(tmp_path / "excel.csv"), "--no-progress")
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].endswith(
-        "found 1 more not shown (not a column name); one column, that looks separated by ';', tabs or '|': a CSV here "
-        "is comma-separated"), result.stderr
+        "found 1 other (a name other than entity and text is not shown: without a header row it is a tweet's); one column, "
+        "that looks separated by ';', tabs or '|': a CSV here is comma-separated"), result.stderr
