@@ -21,15 +21,31 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def number(high: float | None = None) -> Callable[[str], float]:
+    """A finite number (up to ``high``: a weight or a rate so large that the losses overflow trains nothing but NaN);
+    the lower bounds, and their words, are the settings' own."""
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {raw!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:g}, got {raw}")
+        return value
+    return parse
+
+
 def rate(raw: str) -> float:
-    """A learning rate: a finite number, 0 or more (0 leaves the weights as they are)."""
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, got {raw!r}")
+    """A learning rate: a finite number from 0 (which leaves the weights as they are) to 1."""
+    value = number(1.0)(raw)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {raw!r}")
     return value
+
+
+WEIGHT = number(1000.0)  # a loss weight, or a loss's exponent: far above any that trains
 
 
 SEED = whole_number(0, 2**32 - 1)  # what PyTorch and NumPy take

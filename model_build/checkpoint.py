@@ -16,7 +16,7 @@ from app.bundle import MANIFEST
 from app.text import InputFormat, TextSettings, TweetEncoder
 
 from .data import Example, LoadReport, example_key, load, load_table
-from .errors import BuildError
+from .errors import BuildError, readable
 from .fsutil import atomic_dir, write_json
 from .splits import UNSEEN_ENTITIES, Holdout, SplitSpec
 
@@ -232,7 +232,7 @@ class Checkpoint:
             summary = json.loads((root / SUMMARY_FILE).read_text())
             config = json.loads((root / "config.json").read_text())
             id2label = {int(k): v for k, v in config["id2label"].items()}
-            return cls(
+            checkpoint = cls(
                 path=root,
                 labels=tuple(id2label[i].lower() for i in range(len(id2label))),
                 related=(root / RELATED_HEAD_FILE).is_file(),
@@ -244,6 +244,14 @@ class Checkpoint:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise BuildError(f"checkpoint {root}: unreadable ({type(exc).__name__}: {exc})") from None
+        from safetensors import safe_open
+
+        checkpoint.encoder()  # its vocabulary reads, and its weights' headers (a file cut off, or of garbage)
+        with readable(f"checkpoint {root}"):
+            for weights in sorted(root.glob("*.safetensors")):
+                with safe_open(str(weights), framework="np"):
+                    pass
+        return checkpoint
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -259,13 +267,15 @@ class Checkpoint:
         return self.path / VOCAB_FILE
 
     def encoder(self) -> TweetEncoder:
-        return TweetEncoder(self.vocab_path, self.text_settings, self.input_format.pair)
+        with readable(f"checkpoint {self.path}'s vocabulary"):
+            return TweetEncoder(self.vocab_path, self.text_settings, self.input_format.pair)
 
     def model(self):
         """The PyTorch model (``ReputationModel``), in evaluation mode."""
         from .model import ReputationModel
 
-        return ReputationModel.from_pretrained(self.path).eval()
+        with readable(f"checkpoint {self.path}"):
+            return ReputationModel.from_pretrained(self.path).eval()
 
     def validation_metrics(self) -> dict:
         """The float model's metrics on its validation split, as measured when it was saved."""

@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from app.arguments import SEED, rate, whole_number
+from app.arguments import SEED, WEIGHT, number, rate, whole_number
 from app.errors import AppError, os_error_line
 from app.text import InputFormat
 
@@ -23,6 +23,7 @@ from .settings import ClassWeighting, Device, Pooling, StanceHead
 from .splits import Holdout, SplitSpec
 
 DEFAULT_BASE = "google/mobilebert-uncased"
+THREADS = whole_number(1, 256)  # far more and PyTorch cannot map its thread pools: a crash, not a run
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -165,27 +166,48 @@ def cmd_package(args) -> int:
     return 0
 
 
+def _json_file(value: str | None) -> Path | None:
+    """Where ``--json`` writes (checked before the work): a file of its own, not a folder, a link or a device, nor a
+    file in a bundle, checkpoint or run folder (a manifest overwritten is a bundle lost)."""
+    from app.bundle import MANIFEST
+
+    from .checkpoint import SUMMARY_FILE
+    from .runs import RUN_FILE
+
+    if value is None:
+        return None
+    path = Path(value)
+    if not value or path.is_dir():
+        raise BuildError(f"--json {value!r} is a folder: give a file name")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise BuildError(f"--json {path} is a link or a device, not a file: give a file name")
+    if any((path.parent / name).is_file() for name in (MANIFEST, SUMMARY_FILE, RUN_FILE)):
+        raise BuildError(f"--json {path}: {path.parent} is a bundle, checkpoint or run folder: give a file outside it")
+    return path
+
+
 def cmd_evaluate(args) -> int:
     from app.bundle import Bundle
 
     from .evaluate import evaluate_bundle, format_metrics, holdout_examples, named_in_full
     from .fsutil import write_json
 
-    if args.json and Path(args.json).is_dir():
-        raise BuildError(f"--json {args.json} is a folder: give a file name")
+    json_file = _json_file(args.json)
     if args.holdout or args.gap:
         if args.split or args.language:
             raise BuildError("--holdout and --gap score the bundle's own held-out tweets: --split and --language do "
                              "not apply")
         examples = holdout_examples(Bundle.load(args.bundle), args.data, gap=args.gap)
     else:
-        examples, _ = DataSpec(str(args.data), _split(args), _language(args), unrelated=True).load()
+        examples, report = DataSpec(str(args.data), _split(args), _language(args), unrelated=True).load()
+        for line in report.lines():  # what was left out of the figures, and why
+            print(f"data: {line}")
     if args.full_names:
         examples = named_in_full(examples, args.data)
     metrics = evaluate_bundle(args.bundle, examples, args.threads)
     print(format_metrics(metrics))
-    if args.json:
-        write_json(Path(args.json), metrics)
+    if json_file:
+        write_json(json_file, metrics)
     return 0
 
 
@@ -199,6 +221,7 @@ def cmd_report(args) -> int:
 
 def cmd_curve(args) -> int:
     from .curve import CurveSpec, run_curve, write_curve
+    from .fsutil import check_output
 
     try:
         spec = CurveSpec(tuple(int(v) for v in args.sizes.split(",")), args.pool,
@@ -206,6 +229,7 @@ def cmd_curve(args) -> int:
                          args.seed)
     except ValueError:
         raise BuildError(f"--sizes and --weights take comma-separated numbers, got {args.sizes!r} and {args.weights!r}") from None
+    check_output(Path(args.out), "curve.json", "curve (curve.json)")  # before the runs, not after them
     result = run_curve(Checkpoint.load(args.checkpoint), spec, Path(args.work), args.command_line, args.threads, args.data)
     print(write_curve(result, Path(args.out)))
     return 0
@@ -223,12 +247,11 @@ def cmd_ensemble(args) -> int:
     from .fsutil import write_json
     from .offsets import parse_offset
 
-    if args.json and Path(args.json).is_dir():
-        raise BuildError(f"--json {args.json} is a folder: give a file name")
+    json_file = _json_file(args.json)
     result = score_ensemble(args.checkpoint, parse_offset(args.negative_offset), args.data)
     print(format_ensemble(result))
-    if args.json:
-        write_json(Path(args.json), result)
+    if json_file:
+        write_json(json_file, result)
     return 0
 
 
@@ -250,14 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra", action="append", default=[], metavar="FILE",
                    help="a CSV / JSONL of your own labelled tweets (text,label,entity[,related]) added to --data; "
                         "repeatable")
-    p.add_argument("--extra-weight", type=float, default=1.0, help="loss weight of the --extra examples")
+    p.add_argument("--extra-weight", type=WEIGHT, default=1.0, help="loss weight of the --extra examples")
     p.add_argument("--also-language", metavar="LANG",
                    help="RepLab tweets of this language (ES) train too, none later than its entity's latest training "
                         "tweet of --language; validation stays in --language")
-    p.add_argument("--full-names", type=float, default=0.0, metavar="SHARE",
+    p.add_argument("--full-names", type=number(), default=0.0, metavar="SHARE",
                    help="a seeded SHARE of the training tweets paired with their entity's full name (RepLab's "
                         "entity_name: Bayerische Motoren Werke AG) instead of its query (BMW); validation keeps the query")
-    p.add_argument("--recency", type=float, metavar="WEIGHT",
+    p.add_argument("--recency", type=number(), metavar="WEIGHT",
                    help="weight each entity's training tweets by their order in time, linearly from WEIGHT (its "
                         "oldest) to 1 (its newest): the tweets to label come later (default: all alike)")
     p.add_argument("--sample", type=int, metavar="N",
@@ -274,15 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-weighting", choices=[w.value for w in ClassWeighting], default=ClassWeighting.SQRT.value)
     p.add_argument("--polarity-only", action="store_true",
                    help="train on tweets with a polarity label only (no unrelated tweets, no relatedness head)")
-    p.add_argument("--label-smoothing", type=float, metavar="EPS",
+    p.add_argument("--label-smoothing", type=number(), metavar="EPS",
                    help="spread EPS of each gold polarity label over all labels (Szegedy et al. 2016)")
-    p.add_argument("--focal-gamma", type=float, metavar="GAMMA",
+    p.add_argument("--focal-gamma", type=WEIGHT, metavar="GAMMA",
                    help="scale each tweet's polarity loss by (1 - p_gold) ** GAMMA: the focal loss (Lin et al. 2017)")
-    p.add_argument("--layer-decay", type=float, metavar="F",
+    p.add_argument("--layer-decay", type=number(), metavar="F",
                    help="layer-wise learning-rate decay: each encoder layer learns at F times the rate of the one "
                         "above, the embeddings below the lowest too, the heads at --learning-rate (ELECTRA-style; "
                         "default: one rate)")
-    p.add_argument("--rdrop", type=float, metavar="ALPHA",
+    p.add_argument("--rdrop", type=WEIGHT, metavar="ALPHA",
                    help="R-Drop (Liang et al. 2021): pass each batch twice, with different dropout, and add ALPHA x "
                         "the mean of the two KL divergences (each way) between the two passes' polarity "
                         "distributions (twice the compute per step)")
@@ -293,25 +316,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-first", action="store_true",
                    help="fit the heads first as logistic regressions on the base's frozen features, then fine-tune "
                         "everything from there (LP-FT, Kumar et al. 2022)")
-    p.add_argument("--probe-c", type=float, metavar="C",
+    p.add_argument("--probe-c", type=number(), metavar="C",
                    help="the probe's inverse L2 strength, scikit-learn's C on its summed loss (default 1)")
     p.add_argument("--sentiment", metavar="DIR",
                    help="TweetEval's sentiment folder: its tweets train a sentiment head beside polarity, an auxiliary "
                         "task (the head is not served)")
-    p.add_argument("--sentiment-weight", type=float, help="weight of the sentiment loss (default 0.5)")
+    p.add_argument("--sentiment-weight", type=WEIGHT, help="weight of the sentiment loss (default 0.5)")
     p.add_argument("--stance", metavar="DIR",
                    help="TweetEval's stance folder: its tweets train polarity towards their target, paired with it as "
                         "the entity (favour positive, against negative, none neutral); training only")
-    p.add_argument("--stance-weight", type=float, help="loss weight of the stance tweets (default 0.5)")
+    p.add_argument("--stance-weight", type=WEIGHT, help="loss weight of the stance tweets (default 0.5)")
     p.add_argument("--stance-head", choices=[h.value for h in StanceHead],
                    help="the head the stance tweets train: polarity (default), or the sentiment task's, with the same "
                         "labels (needs --sentiment)")
-    p.add_argument("--related-weight", type=float, default=1.0, help="weight of the relatedness loss (0: no head)")
+    p.add_argument("--related-weight", type=WEIGHT, default=1.0, help="weight of the relatedness loss (0: no head)")
     p.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
                    help="distil from this fine-tuned checkpoint (repeatable: their probabilities are averaged); "
                         "its soft targets cover every training tweet, those without a polarity label too")
-    p.add_argument("--distill-weight", type=float, help="share of each loss taken by the soft targets (default 0.5)")
-    p.add_argument("--temperature", type=float, help="softening of the teachers' polarity (default 2)")
+    p.add_argument("--distill-weight", type=WEIGHT, help="share of each loss taken by the soft targets (default 0.5)")
+    p.add_argument("--temperature", type=WEIGHT, help="softening of the teachers' polarity (default 2)")
     p.add_argument("--average-last", type=int, metavar="N",
                    help="keep the last N Trainer checkpoints (one every --checkpoint-every steps and at each epoch's "
                         "end) and also write OUT/averaged: their mean weights, validated")
@@ -320,15 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=2, help="epochs without a better validation macro-F1")
     p.add_argument("--holdout", choices=[h.value for h in Holdout], default=Holdout.TIME.value,
                    help="validate on each entity's latest tweets (time) or on fixed unseen entities (entities)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="latest share of each entity's tweets (0: none)")
-    p.add_argument("--gap-fraction", type=float, default=0.15,
+    p.add_argument("--val-fraction", type=number(), default=0.15, help="latest share of each entity's tweets (0: none)")
+    p.add_argument("--gap-fraction", type=number(), default=0.15,
                    help="share of each entity's tweets between training and validation left out (a time gap; "
                         "not applied to tweets without timestamps)")
     p.add_argument("--seed", type=SEED, default=13)
     p.add_argument("--limit", type=whole_number(1), help="use only the first N examples (smoke tests)")
     p.add_argument("--device", choices=[d.value for d in Device], default=Device.AUTO.value,
                    help="auto: a GPU when PyTorch sees one; cuda: refuse to start without one")
-    p.add_argument("--threads", type=whole_number(1), help="PyTorch CPU threads")
+    p.add_argument("--threads", type=THREADS, help="PyTorch CPU threads")
     p.add_argument("--out", required=True,
                    help="run directory (resumes from its newest checkpoint in OUT/trainer if the settings match)")
     p.set_defaults(func=cmd_train)
@@ -339,8 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="RepLab 2013 root: its texts of every language, related or not, less the "
                                   "validation tweets (and gap) that train's time holdout keeps out")
     p.add_argument("--split", help="RepLab split directory name (default: training)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="as train's: 0 with --gap-fraction 0 keeps all")
-    p.add_argument("--gap-fraction", type=float, default=0.15, help="as train's")
+    p.add_argument("--val-fraction", type=number(), default=0.15, help="as train's: 0 with --gap-fraction 0 keeps all")
+    p.add_argument("--gap-fraction", type=number(), default=0.15, help="as train's")
     p.add_argument("--texts", action="append", default=[], metavar="PATH",
                    help="a file of tweets, one per line, or a folder of *_text.txt files (TweetEval); repeatable")
     p.add_argument("--max-steps", type=int, default=1000)
@@ -350,13 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=rate, default=1e-4)
     p.add_argument("--max-length", type=int, default=64, help="tokens per tweet")
-    p.add_argument("--mask-fraction", type=float, default=0.15, help="share of tokens masked (BERT's 80/10/10)")
+    p.add_argument("--mask-fraction", type=number(), default=0.15, help="share of tokens masked (BERT's 80/10/10)")
     p.add_argument("--held-out", type=int, default=1000,
                    help="texts kept out of training, whose masked-token loss is measured before and after")
     p.add_argument("--seed", type=SEED, default=13)
     p.add_argument("--device", choices=[d.value for d in Device], default=Device.AUTO.value,
                    help="auto: a GPU when PyTorch sees one; cuda: refuse to start without one")
-    p.add_argument("--threads", type=whole_number(1), help="PyTorch CPU threads")
+    p.add_argument("--threads", type=THREADS, help="PyTorch CPU threads")
     p.add_argument("--out", required=True, help="run directory (resumes from OUT/trainer if the settings match)")
     p.set_defaults(func=cmd_pretrain)
 
@@ -371,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notes", help="why this variant, or anything a user of the bundle should know")
     p.add_argument("--unseen-entities", help="the same recipe's checkpoint trained with --holdout entities: their "
                                              "figures, and the relatedness threshold of highest macro-F1 there")
-    p.add_argument("--related-threshold", type=float, help="the relatedness probability from which a tweet is about "
+    p.add_argument("--related-threshold", type=number(), help="the relatedness probability from which a tweet is about "
                                                            "the entity (default: chosen on --unseen-entities, else 0.5)")
     p.add_argument("--negative-offset", metavar="chosen|X",
                    help="added to the negative logit before the label is taken: 'chosen', the one of highest macro-F1 "
@@ -379,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout-run", help="for a checkpoint trained on everything: the same recipe's checkpoint "
                                          "trained with the time holdout, whose bundle's validation figures it gets")
     p.add_argument("--calibration", type=whole_number(1), default=100, help="tweets for full-int8 calibration")
-    p.add_argument("--threads", type=whole_number(1), help="interpreter threads for the latency measurement")
+    p.add_argument("--threads", type=THREADS, help="interpreter threads for the latency measurement")
     p.set_defaults(func=cmd_package)
 
     p = sub.add_parser("evaluate", help="score a bundle on labelled tweets with the edge runtime")
@@ -393,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pair each RepLab tweet with its entity's full name (Bayerische Motoren Werke AG) instead of "
                         "its query (BMW): how much the way a brand is named moves the labels")
     p.add_argument("--json", help="also write the metrics to this file")
-    p.add_argument("--threads", type=whole_number(1))
+    p.add_argument("--threads", type=THREADS)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="compare baseline, framework model and every bundle variant")
@@ -402,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundles", required=True, help="directory holding one bundle per variant")
     p.add_argument("--out", required=True, help="directory for report.md, report.json and PNG plots")
     p.add_argument("--chosen", default="dynamic-int8", choices=VARIANTS, help="variant whose confusion matrix is plotted")
-    p.add_argument("--threads", type=whole_number(1))
+    p.add_argument("--threads", type=THREADS)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("curve", help="learning curve of adapting a checkpoint to entities it never saw")
@@ -416,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--learning-rate", type=rate, default=3e-5)
     p.add_argument("--seed", type=SEED, default=13)
-    p.add_argument("--threads", type=whole_number(1))
+    p.add_argument("--threads", type=THREADS)
     p.add_argument("--work", required=True, help="folder for the runs and the added tweets' files (tweet texts)")
     p.add_argument("--out", required=True, help="folder for curve.json, curve.md and curve.png")
     p.set_defaults(func=cmd_curve)

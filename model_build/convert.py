@@ -14,6 +14,7 @@ import numpy as np
 from app.classifier import INPUT_NAMES
 
 from .checkpoint import Checkpoint
+from .errors import readable
 from .settings import Pooling
 
 
@@ -49,8 +50,9 @@ def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
 
     from .model import RELATED_HEAD_FILE
 
-    model = TFAutoModelForSequenceClassification.from_pretrained(str(checkpoint.path), from_pt=True)
-    head = load_file(str(checkpoint.path / RELATED_HEAD_FILE)) if checkpoint.related else None
+    with readable(f"checkpoint {checkpoint.path}"):
+        model = TFAutoModelForSequenceClassification.from_pretrained(str(checkpoint.path), from_pt=True)
+        head = load_file(str(checkpoint.path / RELATED_HEAD_FILE)) if checkpoint.related else None
     spec = [tf.TensorSpec([None, None], tf.int32, name=name) for name in INPUT_NAMES]
 
     @tf.function(input_signature=spec)

@@ -35,8 +35,8 @@ class CurveSpec:
     def __post_init__(self) -> None:
         if not self.sizes or min(self.sizes) < 0 or max(self.sizes) > self.pool:
             raise BuildError(f"sizes must be between 0 and {self.pool} tweets per entity, got {list(self.sizes)}")
-        if not self.weights or min(self.weights) <= 0:
-            raise BuildError(f"weights must be positive, got {list(self.weights)}")
+        if not self.weights or not all(0 < w <= 1000 for w in self.weights):  # nan too
+            raise BuildError(f"weights must be positive numbers up to 1000, got {list(self.weights)}")
         if self.epochs < 1:
             raise BuildError(f"adapting takes at least 1 epoch, got {self.epochs}")
 

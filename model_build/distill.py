@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -52,38 +53,48 @@ class TeacherTargets:
         return TeacherTargets(self.logits[:, rows], self.related[rows])
 
 
-def check_unseen(checkpoint: Checkpoint, held_out: Sequence[Example], role: str = "teacher") -> None:
-    """Refuse a teacher or ``--init`` checkpoint that was trained on any of the held-out tweets (its targets or its
-    weights would leak them into the figures)."""
+def check_unseen(checkpoint: Checkpoint, held_out: Sequence[Example], role: str = "teacher",
+                 remedy: str = "use one trained on this run's split (or one that leaves them out), or hold out none "
+                               "(--val-fraction 0 --gap-fraction 0)") -> None:
+    """Refuse a teacher, ``--init`` checkpoint or ensemble member that was trained on any of the held-out tweets (its
+    targets or its weights would leak them into the figures)."""
     if not held_out:
         return
-    seen = {example_key(e) for e in checkpoint.data.splits()[0]}
+    try:
+        seen = {example_key(e) for e in checkpoint.data.splits()[0]}
+    except BuildError as exc:
+        raise BuildError(f"{role} {checkpoint.path}: its training data, to check it against the held-out tweets: {exc}") \
+            from None
     leaked = sum(example_key(e) in seen for e in held_out)
     if leaked:
         raise BuildError(f"{role} {checkpoint.path} was trained on {leaked} of the held-out tweets (validation and "
-                         "gap): use one trained on this run's split (or one that leaves them out), or hold out none "
-                         "(--val-fraction 0 --gap-fraction 0)")
+                         f"gap): {remedy}")
 
 
-def teacher_targets(distillation: Distillation, examples: Sequence[Example], cache: Path | None = None) -> TeacherTargets:
-    """Every teacher's predictions on ``examples`` (read from ``cache`` when it holds them for as many)."""
+def teacher_targets(distillation: Distillation, examples: Sequence[Example], cache: Path | None = None,
+                    role: str = "teacher") -> TeacherTargets:
+    """Every teacher's predictions on ``examples`` (read from ``cache`` when it holds them for as many); ``role``
+    names them in what is printed."""
     from .train import encode_examples, predict
 
     if cache is not None and cache.is_file():
-        with np.load(cache) as saved:
-            if saved["logits"].shape[:2] == (len(distillation.teachers), len(examples)):
-                return TeacherTargets(saved["logits"], saved["related"])
+        try:
+            with np.load(cache) as saved:
+                if saved["logits"].shape[:2] == (len(distillation.teachers), len(examples)):
+                    return TeacherTargets(saved["logits"], saved["related"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # a cache cut off or damaged: predict again
+            print(f"note: {cache} cannot be read: the teachers predict again")
     logits, related = [], []
     for path in distillation.teachers:
         teacher = Checkpoint.load(path)
         if teacher.labels != LABELS:
-            raise BuildError(f"teacher {teacher.path} has labels {list(teacher.labels)}, not {list(LABELS)}")
+            raise BuildError(f"{role} {teacher.path} has labels {list(teacher.labels)}, not {list(LABELS)}")
         encoder = teacher.encoder()
         polarity, relatedness = predict(teacher.model(), encoder, encode_examples(encoder, examples))
         logits.append(polarity)
         if relatedness is not None:
             related.append(relatedness)
-        print(f"teacher {path}: predicted {len(examples)} tweets")
+        print(f"{role} {path}: predicted {len(examples)} tweets")
     targets = TeacherTargets(np.stack(logits), np.mean(related, 0) if related else np.full(len(examples), np.nan))
     if cache is not None:
         buffer = io.BytesIO()

@@ -28,6 +28,9 @@ def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, da
     A member trained on any of those tweets is refused."""
     if len(paths) < 2:
         raise BuildError(f"an ensemble takes at least 2 checkpoints, got {len(paths)}")
+    twice = sorted({str(p) for p in paths if [str(q) for q in paths].count(str(p)) > 1})
+    if twice:
+        raise BuildError(f"checkpoint {', '.join(twice)} given twice: an ensemble's members are different runs")
     members = [Checkpoint.load(p) for p in paths]
     _, gap, val = members[0].parts(data_source)
     parts = {name: tweets for name, tweets in zip(PARTS, (val, gap)) if with_polarity(tweets)}
@@ -35,8 +38,9 @@ def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, da
         raise BuildError(f"checkpoint {members[0].path} has no validation split (trained on everything): give a run "
                          "with one first, to score the ensemble on")
     for member in members:
-        check_unseen(member, [*val, *gap], role="ensemble member")
-    targets = teacher_targets(Distillation(tuple(str(m.path) for m in members)), [*val, *gap])
+        check_unseen(member, [*val, *gap], "ensemble member", f"give runs that left out {members[0].path}'s validation "
+                     "and gap tweets (trained on its split, or on fewer tweets)")
+    targets = teacher_targets(Distillation(tuple(str(m.path) for m in members)), [*val, *gap], role="member")
     rows = {"validation": slice(0, len(val)), "gap": slice(len(val), None)}
     held = {name: targets.rows(rows[name]) for name in parts}
     related = {name: None if np.isnan(t.related).all() else t.related for name, t in held.items()}

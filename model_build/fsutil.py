@@ -6,6 +6,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -72,6 +73,22 @@ def finished_dirs(parent: Path, holding: str) -> list[Path]:
     return sorted(p for p in Path(parent).iterdir() if not p.name.startswith(".") and (p / holding).is_file())
 
 
+def check_folder(target: Path) -> None:
+    """Refuse a file (or a link) where an output folder goes: it is the user's, and is left as it is."""
+    if (target.exists() or target.is_symlink()) and not target.is_dir():
+        raise BuildError(f"{target} is a file, not a folder: give a new or empty folder")
+
+
+def check_output(target: Path, holds: str, kind: str | None = None) -> None:
+    """Refuse an output folder unless it is absent, empty, or an earlier output of its kind (it holds ``holds``; its
+    ``kind`` in the message): a file, or a folder of anything else, is the user's and is left as it is."""
+    target = Path(target)
+    check_folder(target)
+    leftover = re.compile(r"\..+\.(tmp-.+|old)")  # atomic_dir's temporaries and old versions of an output inside
+    if target.is_dir() and not (target / holds).exists() and any(not leftover.fullmatch(p.name) for p in target.iterdir()):
+        raise BuildError(f"{target} holds other files and no {kind or holds}: give a new or empty folder")
+
+
 @contextmanager
 def atomic_dir(target: Path, holds: str) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the block succeeds: in one step where the system
@@ -79,8 +96,7 @@ def atomic_dir(target: Path, holds: str) -> Iterator[Path]:
     second fails; where even that fails, the next call puts it back first). A ``target`` that holds anything but
     is no earlier output of this kind (it lacks the file ``holds``) is refused: a user's folder is never replaced."""
     target = Path(target)
-    if target.is_dir() and any(target.iterdir()) and not (target / holds).exists():
-        raise BuildError(f"{target} holds other files and no {holds}: give a new or empty folder")
+    check_output(target, holds)
     target.parent.mkdir(parents=True, exist_ok=True)
     old = target.parent / f".{target.name}.old"
     if old.is_dir() and not (target.exists() or target.is_symlink()):

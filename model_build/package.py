@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
+from dataclasses import fields
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -15,7 +16,7 @@ from app.classifier import Classifier
 from .checkpoint import Checkpoint
 from .data import Example, with_polarity
 from .errors import BuildError
-from .fsutil import atomic_dir, write_json
+from .fsutil import atomic_dir, check_folder, check_output, write_json
 from .metrics import best_threshold, relatedness_metrics
 from .offsets import OffsetSource, in_short, negative_offset, offset_logits
 from .splits import UNSEEN_ENTITIES, Holdout
@@ -95,7 +96,13 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     check_version(version)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
-        raise BuildError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+        raise BuildError(f"variants: {f'unknown {unknown}' if unknown else 'none given'}; choose from {', '.join(VARIANTS)}")
+    if len(set(variants)) < len(variants):
+        raise BuildError(f"variants: {', '.join(sorted({v for v in variants if variants.count(v) > 1}))} given twice")
+    if len(variants) > 1:
+        check_folder(Path(out))  # the bundles' parent
+    for variant in variants:  # before the conversion, not after it
+        check_output(Path(out) if len(variants) == 1 else Path(out) / variant, MANIFEST)
     if unseen is not None and unseen.data.holdout.holdout is not Holdout.ENTITIES:
         raise BuildError(f"checkpoint {unseen.path} was not trained with --holdout entities")
     if related_threshold is not None and not 0 < related_threshold < 1:
@@ -108,7 +115,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         raise BuildError(f"related threshold: checkpoint {checkpoint.path} has no relatedness head")
     train_set, gap_set, val_set = checkpoint.parts(data_source)
     held_out = bool(with_polarity(val_set) or with_polarity(gap_set))
-    _check_holdout_run(holdout_run, held_out)
+    _check_holdout_run(holdout_run, held_out, checkpoint)
     unseen_tweets = unseen.parts(data_source)[2] if unseen is not None else []
     _check_unseen(unseen, unseen_tweets, related_threshold)
     measured = holdout_run or checkpoint
@@ -208,8 +215,10 @@ def _unseen_figures(unseen: Checkpoint | None, tweets: Sequence[Example], thresh
                              "chosen": source.value}
 
 
-def _check_holdout_run(holdout_run: Checkpoint | None, held_out: bool) -> None:
-    """Refuse a --holdout-run that cannot stand in for this checkpoint's figures, before anything is computed."""
+def _check_holdout_run(holdout_run: Checkpoint | None, held_out: bool, checkpoint: Checkpoint) -> None:
+    """Refuse a --holdout-run that cannot stand in for this checkpoint's figures, before anything is computed: one
+    validated after a time holdout, reading its input as the checkpoint does, trained on the same data (its split
+    apart) from the same base."""
     if holdout_run is None:
         return
     if held_out:
@@ -217,6 +226,14 @@ def _check_holdout_run(holdout_run: Checkpoint | None, held_out: bool) -> None:
                          "(a validation split or a time gap)")
     if holdout_run.data.holdout.holdout is not Holdout.TIME or not holdout_run.validation_metrics():
         raise BuildError(f"checkpoint {holdout_run.path} was not trained with a time holdout and validated")
+    same = {"input format": (holdout_run.input_format, checkpoint.input_format),
+            "base": (holdout_run.base_model, checkpoint.base_model),
+            "data": tuple(tuple(getattr(c.data, f.name) for f in fields(c.data) if f.name != "holdout")
+                          for c in (holdout_run, checkpoint))}
+    differs = [name for name, (a, b) in same.items() if a != b]
+    if differs:
+        raise BuildError(f"checkpoint {holdout_run.path} differs from {checkpoint.path} in its {', '.join(differs)}: "
+                         "--holdout-run is the same recipe on the same data, trained with a time holdout")
 
 
 def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], out: Path, command: str,

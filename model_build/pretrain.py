@@ -16,7 +16,7 @@ from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat
 from .base import Architecture, base_model_type, resolve_base
 from .checkpoint import DataSpec
 from .data import Example, example_key
-from .errors import BuildError
+from .errors import BuildError, readable
 from .fsutil import atomic_dir, write_json
 from .runs import as_json, claim_run, finish_run, last_checkpoint, run_settings
 from .settings import Device
@@ -200,7 +200,8 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         return out / "model", False
     if config.threads:
         torch.set_num_threads(config.threads)
-    tokenizer = AutoTokenizer.from_pretrained(config.base)
+    with readable(f"base {config.base}"):
+        tokenizer = AutoTokenizer.from_pretrained(config.base)
     vocab, lowercase = resolve_base(config.base, out / "base_vocab")
     encoder = text_encoder(vocab, lowercase, InputFormat.TEXT, config.max_length)
     order = list(range(len(texts)))
@@ -216,7 +217,8 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
             return _mlm_loss(model, inputs)[0]
 
     torch.manual_seed(config.seed)
-    model, info = AutoModelForMaskedLM.from_pretrained(config.base, output_loading_info=True)
+    with readable(f"base {config.base}"):
+        model, info = AutoModelForMaskedLM.from_pretrained(config.base, output_loading_info=True)
     head = "new" if any(k.startswith("cls.") for k in info["missing_keys"]) else "the base's"
     before = _held_out_score(model, held_batches)
     print(f"masked-LM head: {head}; held-out masked tokens before: loss {before['masked_loss']} "

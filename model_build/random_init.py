@@ -6,8 +6,11 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
+from app.text import TextSettings, TweetEncoder
+
 from .base import Architecture
 from .data import LABELS
+from .errors import readable
 from .fsutil import atomic_dir, write_json
 
 RANDOM_FILE = "random_init.json"  # what init-random drew (architecture, size, seed), beside the weights
@@ -45,7 +48,9 @@ def save_random_model(arch: Architecture, size: Size, vocab_file: Path, out_dir:
     import torch
     from transformers import AutoModelForSequenceClassification, BertTokenizerFast
 
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    with readable(f"vocabulary {vocab_file}"):  # a WordPiece vocabulary with BERT's special tokens, as training needs
+        TweetEncoder(vocab_file, TextSettings(), pair=True)
+        tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
     config = _config(arch, size, tokenizer.vocab_size)
     config.num_labels = len(LABELS)
     config.id2label = dict(enumerate(LABELS))

@@ -137,8 +137,9 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
     """Compare the TF-IDF baseline, the checkpoint's float model and every bundle in ``bundles_dir`` on the
     checkpoint's validation split (and on its time gap's tweets, where it has them); write report.md, report.json
     and plots to ``out``; return the table."""
-    from .fsutil import finished_dirs, write_json, write_text
+    from .fsutil import check_output, finished_dirs, write_json, write_text
 
+    check_output(out, "report.json", "report (report.json)")  # a folder of the user's own report.md is left alone
     train_set, gap_set, val_set = checkpoint.parts(data_source)
     if not with_polarity(val_set):
         raise BuildError(f"checkpoint {checkpoint.path} has no validation split to report on (trained on everything)")

@@ -7,8 +7,8 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import BuildError
-from .fsutil import write_json
+from .errors import BuildError, readable
+from .fsutil import check_output, write_json
 
 
 def as_json(config) -> dict:
@@ -58,8 +58,33 @@ def last_checkpoint(trainer_dir: Path) -> str | None:
 
     last = get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
     if last:
+        _check_resumable(Path(last))
         print(f"resuming from {Path(last).name}")
     return last
+
+
+def _check_resumable(checkpoint: Path) -> None:
+    """A Trainer checkpoint whose files all read (its state, its weights' headers, and every PyTorch archive whole),
+    or a BuildError of one line: a write cut off or a disk that failed leaves one that the Trainer would refuse with a
+    traceback mid-way."""
+    import zipfile
+
+    from safetensors import safe_open
+
+    with readable(f"Trainer checkpoint {checkpoint} (cut off or damaged: delete it to resume from the one before, or "
+                  "give a new --out)"):
+        json.loads((checkpoint / "trainer_state.json").read_text())
+        for weights in sorted(checkpoint.glob("*.safetensors")):
+            with safe_open(str(weights), framework="np"):
+                pass
+        for archive in sorted([*checkpoint.glob("*.pt"), *checkpoint.glob("*.pth"), *checkpoint.glob("*.bin")]):
+            try:  # torch.save's archives: a zip whose members' checksums must hold
+                with zipfile.ZipFile(archive) as zipped:
+                    damaged = zipped.testzip()
+            except zipfile.BadZipFile as exc:
+                raise ValueError(f"{archive.name}: {exc}") from None
+            if damaged is not None:
+                raise ValueError(f"{archive.name}: {damaged} fails its checksum")
 
 
 RUN_FILE = "run.json"  # in the run directory: the settings it was started with, and whether it finished
@@ -107,6 +132,7 @@ def claim_run(out: Path, settings: dict) -> bool:
             raise BuildError(f"run directory {out} was started with other settings ({', '.join(differ)}): "
                              "rerun it as it was to resume, or give a new --out")
         return finished
+    check_output(out, RUN_FILE, "run (run.json)")  # a file, or a folder of the user's, never becomes a run
     write_json(out / RUN_FILE, {"settings": settings, "finished": False})
     return False
 

@@ -12,6 +12,7 @@ from typing import Sequence
 from .checkpoint import Checkpoint, save_checkpoint
 from .data import Example, example_key, with_polarity
 from .errors import BuildError
+from .fsutil import check_output
 from .settings import Pooling
 from .train import encode_examples, mean_weights, predict, score_gap, validation_metrics
 
@@ -64,8 +65,7 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
                              "a run)")
         print(f"soup made earlier in {out}: nothing to do")
         return earlier
-    if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):  # .best.tmp-*: a write cut off
-        raise BuildError(f"{out} holds other files and no soup (best/): give a new or empty --out")
+    check_output(out, "best", "soup (best/)")
     checkpoints = [Checkpoint.load(p) for p in paths]
     gap, val = _check_ingredients(checkpoints)
     models = [c.model() for c in checkpoints]

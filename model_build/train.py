@@ -18,7 +18,7 @@ from .base import base_model_type, resolve_base
 from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint
 from .data import LABELS, Example, load_sentiment, load_stance, with_polarity
 from .distill import TARGETS_FILE, Distillation, check_unseen, teacher_targets
-from .errors import BuildError
+from .errors import BuildError, readable
 from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
 from .pretrain import check_base_unseen
@@ -142,7 +142,8 @@ def choose_max_length(lengths: Sequence[int]) -> int:
 
 def text_encoder(vocab: Path, lowercase: bool, input_format: InputFormat, max_length: int) -> TweetEncoder:
     """The text pipeline training uses: the one the edge serves (app.text), with the base model's vocabulary."""
-    return TweetEncoder(vocab, TextSettings(max_length=max_length, lowercase=lowercase), input_format.pair)
+    with readable(f"vocabulary {vocab}"):
+        return TweetEncoder(vocab, TextSettings(max_length=max_length, lowercase=lowercase), input_format.pair)
 
 
 def encode_examples(encoder: TweetEncoder, examples: Sequence[Example]):
@@ -495,8 +496,9 @@ class _Run:
                                     [e.weight for e in train_set], y_sentiment, soft, soft_related)
         torch.manual_seed(config.seed)
         if init is None:
-            self.model = ReputationModel.from_base(config.base, LABELS, self.related, bool(config.sentiment),
-                                                   config.pooling or Pooling.CLS)
+            with readable(f"base {config.base}"):
+                self.model = ReputationModel.from_base(config.base, LABELS, self.related, bool(config.sentiment),
+                                                       config.pooling or Pooling.CLS)
         else:
             if init.labels != LABELS:
                 raise BuildError(f"checkpoint {init.path} has labels {list(init.labels)}, not {list(LABELS)}")

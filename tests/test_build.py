@@ -77,6 +77,79 @@ def test_outputs_never_replace_another_kind_of_folder(built, tmp_path):
         cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", vocab, "--out", str(tmp_path / "base"))
 
 
+def test_a_users_file_or_folder_is_never_an_output(built, tmp_path):
+    """A file where an output folder goes, a folder of the user's where a run or a report goes, and a file inside a
+    bundle or checkpoint given to --json: refused in one line before any work, each left as it was."""
+    tmp, _, _ = built
+    data, vocab = str(FIXTURES / "tweets.csv"), str(FIXTURES / "vocab.txt")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "report.md").write_text("mine")
+    checkpoint = str(tmp / "run" / "best")
+    lines = [
+        refused("package", "--checkpoint", checkpoint, "--variants", "float32", "--out", str(tmp_path / "notes.txt")),
+        refused("init-random", "--arch", "bert", "--size", "tiny", "--vocab", vocab, "--out", str(tmp_path / "notes.txt")),
+        refused("package", "--checkpoint", checkpoint, "--variants", "float32,float16", "--out", str(tmp_path / "notes.txt")),
+    ]
+    assert all(line.endswith("notes.txt is a file, not a folder: give a new or empty folder") for line in lines), lines
+    line = refused("train", "--data", data, "--base", str(tmp / "base"), "--epochs", "1", "--out", str(tmp_path / "mine"))
+    assert line.endswith("mine holds other files and no run (run.json): give a new or empty folder")
+    line = refused("report", "--checkpoint", checkpoint, "--bundles", str(tmp / "bundles"), "--out", str(tmp_path / "mine"))
+    assert line.endswith("mine holds other files and no report (report.json): give a new or empty folder")
+    assert "float32 given twice" in refused("package", "--checkpoint", checkpoint, "--variants", "float32,float32",
+                                            "--out", str(tmp_path / "b"))
+    assert "variants: none given" in refused("package", "--checkpoint", checkpoint, "--variants", ",,", "--out",
+                                             str(tmp_path / "b"))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tmp / "bundles" / "float32", bundle)
+    manifest = (bundle / "manifest.json").read_bytes()
+    line = refused("evaluate", "--bundle", str(bundle), "--data", data, "--json", str(bundle / "manifest.json"))
+    assert line.endswith("is a bundle, checkpoint or run folder: give a file outside it")
+    assert (bundle / "manifest.json").read_bytes() == manifest
+    assert "is a folder" in refused("evaluate", "--bundle", str(bundle), "--data", data, "--json", "")
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "mine" / "report.md").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "mine", "notes.txt"]
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["report.md"]
+
+
+def test_damaged_weights_vocabularies_and_trainer_checkpoints_are_one_line(built, tmp_path):
+    """A checkpoint's weights cut off or its vocabulary of garbage, a base's too, a vocabulary without BERT's special
+    tokens for init-random, and a run resumed from a Trainer checkpoint cut off: one line each, no traceback."""
+    tmp, _, _ = built
+    data = str(FIXTURES / "tweets.csv")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp / "run" / "best", damaged)
+    weights = (damaged / "model.safetensors").read_bytes()
+    (damaged / "model.safetensors").write_bytes(weights[:200])
+    for args in (["package", "--checkpoint", str(damaged), "--variants", "float32", "--out", str(tmp_path / "b")],
+                 ["ensemble", "--checkpoint", str(tmp / "run" / "best"), "--checkpoint", str(damaged)]):
+        line = refused(*args)
+        assert line.startswith(f"error: checkpoint {damaged}: cannot be read (SafetensorError: "), line
+    (damaged / "model.safetensors").write_bytes(weights)
+    (damaged / "vocab.txt").write_bytes(b"\xcd\xff garbage")
+    assert f"checkpoint {damaged}'s vocabulary: cannot be read (UnicodeDecodeError" in refused(
+        "package", "--checkpoint", str(damaged), "--out", str(tmp_path / "b"))
+    (tmp_path / "abc.txt").write_text("a\nb\nc\n")
+    line = refused("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(tmp_path / "abc.txt"), "--out",
+                   str(tmp_path / "base"))
+    assert line.startswith(f"error: vocabulary {tmp_path / 'abc.txt'}: cannot be read (ValueError: ") and "lacks special" in line
+    base = tmp_path / "bad-base"
+    shutil.copytree(tmp / "base", base)
+    (base / "model.safetensors").write_bytes(b"x" * 100)
+    line = refused("train", "--data", data, "--base", str(base), "--epochs", "1", "--out", str(tmp_path / "r"))
+    assert line.startswith(f"error: base {base}: cannot be read (") and "Traceback" not in line
+    shutil.copytree(tmp / "run", tmp_path / "run")
+    run_file = tmp_path / "run" / "run.json"
+    run_file.write_text(json.dumps({**json.loads(run_file.read_text()), "finished": False}))  # cut off
+    last = max((tmp_path / "run" / "trainer").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    optimizer = last / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:1000])
+    line = refused("train", "--data", data, "--base", str(tmp / "base"), "--out", str(tmp_path / "run"), "--epochs", "2",
+                   "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3")
+    assert line.startswith(f"error: Trainer checkpoint {last} (cut off or damaged: delete it to resume from the one "
+                           "before, or give a new --out): cannot be read (ValueError: optimizer.pt: "), line
+
+
 def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
     """A run cut off after its last checkpoint resumes there: nothing is trained again, the history and best epoch
     come back from the checkpoint; a finished run resumes nothing, and other settings are refused."""
@@ -276,9 +349,14 @@ def test_build_commands_fail_with_one_line(args, message):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--threads", "-1", "argument --threads: must be at least 1, got -1"),
+    ("--threads", "-1", "argument --threads: must be from 1 to 256, got -1"),
+    ("--threads", "100000", "argument --threads: must be from 1 to 256, got 100000"),
     ("--seed", "-1", "argument --seed: must be from 0 to 4294967295, got -1"),
-    ("--learning-rate", "-1", "argument --learning-rate: expected a number of 0 or more, got '-1'"),
+    ("--learning-rate", "-1", "argument --learning-rate: expected a number from 0 to 1, got '-1'"),
+    ("--learning-rate", "1e308", "argument --learning-rate: must be at most 1, got 1e308"),
+    ("--extra-weight", "inf", "argument --extra-weight: expected a finite number, got 'inf'"),
+    ("--related-weight", "nan", "argument --related-weight: expected a finite number, got 'nan'"),
+    ("--rdrop", "1e308", "argument --rdrop: must be at most 1000, got 1e308"),
     ("--limit", "0", "argument --limit: must be at least 1, got 0"),
 ])
 def test_bad_training_options_are_argparse_lines_before_a_run_is_claimed(tmp_path, capsys, option, value, message):

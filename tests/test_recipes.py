@@ -462,7 +462,7 @@ def test_a_soup_of_different_recipes_or_of_one_run_or_over_a_run_is_refused(teac
         "soup", "--checkpoint", t1, "--checkpoint", t1, "--out", str(tmp / "t1"))
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")  # a folder of the user's: refused, left as it is
-    assert "mine holds other files and no soup (best/): give a new or empty --out" in refused(
+    assert "mine holds other files and no soup (best/): give a new or empty folder" in refused(
         "soup", "--checkpoint", t1, "--checkpoint", t1, "--out", str(tmp_path / "mine"))
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
@@ -514,6 +514,7 @@ def test_an_ensemble_is_scored_on_the_first_runs_held_out_tweets_with_its_member
     line = refused("ensemble", "--checkpoint", str(tmp_path / "half" / "best"), "--checkpoint", str(t1))
     assert line.startswith(f"error: ensemble member {t1} was trained on ") and "of the held-out tweets" in line
     assert "at least 2 checkpoints, got 1" in refused("ensemble", "--checkpoint", str(t1))
+    assert f"checkpoint {t1} given twice" in refused("ensemble", "--checkpoint", str(t1), "--checkpoint", str(t1))
 
 
 def test_a_probed_run_cut_off_resumes_without_fitting_again_and_one_started_over_fits_again(teachers, tmp_path,
