@@ -67,6 +67,14 @@ def describe_header(names: Sequence[str] | None, known: Iterable[str]) -> str:
     return found or "none"
 
 
+def repeated_columns(names: Sequence[str] | None, read: Iterable[str]) -> str | None:
+    """Why a CSV header cannot be read, where it names a column read more than once (the csv module would keep the
+    last, silently), else None."""
+    names = list(names or ())
+    twice = sorted({n for n in read if names.count(n) > 1})
+    return f"column {', '.join(twice)} appears more than once in the header: give each column once" if twice else None
+
+
 def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
     """The JSON objects of JSONL lines; None for a non-blank line that is not one."""
     for line in lines:
@@ -94,6 +102,8 @@ def read_records(path: Path) -> Iterator[dict]:
                 if not reader.fieldnames or "text" not in reader.fieldnames:
                     raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
                                      f"{describe_header(reader.fieldnames, ('text', 'entity'))}")
+                if why := repeated_columns(reader.fieldnames, ("text", "entity")):
+                    raise InputError(f"{path}: {why}")
                 for record in reader:  # a row cut by an unquoted comma: its fields are pieces of the tweet
                     yield {"_error": SURPLUS} if SURPLUS_KEY in record else record
             except csv.Error as exc:  # an unclosed quote ran on, or a field over the csv module's size limit

@@ -17,7 +17,7 @@ from app.text import InputFormat, TextSettings, TweetEncoder
 
 from .data import Example, LoadReport, example_key, load, load_table
 from .errors import BuildError, readable
-from .fsutil import atomic_dir, write_json
+from .fsutil import atomic_dir, check_weights, write_json
 from .splits import UNSEEN_ENTITIES, Holdout, SplitSpec
 
 SUMMARY_FILE = "train_summary.json"
@@ -244,13 +244,9 @@ class Checkpoint:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise BuildError(f"checkpoint {root}: unreadable ({type(exc).__name__}: {exc})") from None
-        from safetensors import safe_open
-
         checkpoint.encoder()  # its vocabulary reads, and its weights' headers (a file cut off, or of garbage)
         with readable(f"checkpoint {root}"):
-            for weights in sorted(root.glob("*.safetensors")):
-                with safe_open(str(weights), framework="np"):
-                    pass
+            check_weights(root)
         return checkpoint
 
     @property

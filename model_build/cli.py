@@ -424,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="where the checkpoint's training data is now (default: where it was)")
     p.add_argument("--bundles", required=True, help="directory holding one bundle per variant")
     p.add_argument("--out", required=True, help="directory for report.md, report.json and PNG plots")
-    p.add_argument("--chosen", default="dynamic-int8", choices=VARIANTS, help="variant whose confusion matrix is plotted")
+    p.add_argument("--chosen", choices=VARIANTS,
+                   help="variant whose confusion matrix is plotted (default: dynamic-int8 where packaged, else the first)")
     p.add_argument("--threads", type=THREADS)
     p.set_defaults(func=cmd_report)
 

@@ -17,9 +17,9 @@ from app.offline import (
     READ_AS_JSONL,
     SURPLUS,
     SURPLUS_KEY,
-    describe_columns,
     describe_header,
     iter_jsonl,
+    repeated_columns,
 )
 
 from .errors import BuildError
@@ -182,7 +182,7 @@ def _rows(path: Path, columns: Sequence[str], report: LoadReport) -> Iterator[di
     rows = _checked(reader, path)
     header = next(rows, None)
     if header is None or any(c not in header for c in columns):
-        raise DataError(f"{path}: expected columns {list(columns)}, found {describe_columns(header or ())}")
+        raise DataError(f"{path}: expected columns {list(columns)}, found {describe_header(header, columns)}")
     index = [header.index(c) for c in columns]
     for row in rows:
         if len(row) != len(header):
@@ -283,6 +283,8 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
         if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
             raise DataError(f"{path}: expected columns text,label[,entity][,related], found "
                             f"{describe_header(reader.fieldnames, ('text', 'label', 'entity', 'related'))}")
+        if why := repeated_columns(reader.fieldnames, ("text", "label", "entity", "related")):
+            raise DataError(f"{path}: {why}")
     examples = []
     for number, record in enumerate(records, 1):  # as the offline command's "line": blank lines and the header not counted
         where = f"record {number}"

@@ -55,13 +55,13 @@ class TeacherTargets:
 
 def check_unseen(checkpoint: Checkpoint, held_out: Sequence[Example], role: str = "teacher",
                  remedy: str = "use one trained on this run's split (or one that leaves them out), or hold out none "
-                               "(--val-fraction 0 --gap-fraction 0)") -> None:
+                               "(--val-fraction 0 --gap-fraction 0)", source: str | None = None) -> None:
     """Refuse a teacher, ``--init`` checkpoint or ensemble member that was trained on any of the held-out tweets (its
     targets or its weights would leak them into the figures)."""
     if not held_out:
         return
     try:
-        seen = {example_key(e) for e in checkpoint.data.splits()[0]}
+        seen = {example_key(e) for e in checkpoint.data.splits(source)[0]}
     except BuildError as exc:
         raise BuildError(f"{role} {checkpoint.path}: its training data, to check it against the held-out tweets: {exc}") \
             from None

@@ -28,7 +28,8 @@ def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, da
     A member trained on any of those tweets is refused."""
     if len(paths) < 2:
         raise BuildError(f"an ensemble takes at least 2 checkpoints, got {len(paths)}")
-    twice = sorted({str(p) for p in paths if [str(q) for q in paths].count(str(p)) > 1})
+    resolved = [Path(p).resolve() for p in paths]
+    twice = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
     if twice:
         raise BuildError(f"checkpoint {', '.join(twice)} given twice: an ensemble's members are different runs")
     members = [Checkpoint.load(p) for p in paths]
@@ -37,9 +38,10 @@ def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, da
     if "validation" not in parts:
         raise BuildError(f"checkpoint {members[0].path} has no validation split (trained on everything): give a run "
                          "with one first, to score the ensemble on")
-    for member in members:
+    for member in members[1:]:  # the first one's own split is the one scored; data it named is read from --data too
         check_unseen(member, [*val, *gap], "ensemble member", f"give runs that left out {members[0].path}'s validation "
-                     "and gap tweets (trained on its split, or on fewer tweets)")
+                     "and gap tweets (trained on its split, or on fewer tweets)",
+                     data_source if member.data.source == members[0].data.source else None)
     targets = teacher_targets(Distillation(tuple(str(m.path) for m in members)), [*val, *gap], role="member")
     rows = {"validation": slice(0, len(val)), "gap": slice(len(val), None)}
     held = {name: targets.rows(rows[name]) for name in parts}
@@ -67,7 +69,7 @@ def format_ensemble(result: dict) -> str:
     parts = [name for name in PARTS if name in result]
     lines = [f"{m['checkpoint']}: " + ", ".join(f"{name} {short(m[name])}" for name in parts) for m in result["members"]]
     lines.append("members' mean: " + ", ".join(f"{name} {short(result['members_mean'][name])}" for name in parts))
-    lines.append(f"ensemble of {len(result['members'])}, probabilities averaged, {result['negative_offset']:+.1f} on "
+    lines.append(f"ensemble of {len(result['members'])}, probabilities averaged, {result['negative_offset']:+g} on "
                  "negative: " + ", ".join(f"{name} {short(in_short(result[name]))}" + (
                      f", relatedness {result[name]['relatedness']['accuracy']:.4f}" if "relatedness" in result[name]
                      else "") for name in parts))

@@ -73,10 +73,21 @@ def finished_dirs(parent: Path, holding: str) -> list[Path]:
     return sorted(p for p in Path(parent).iterdir() if not p.name.startswith(".") and (p / holding).is_file())
 
 
+def check_weights(folder: Path) -> None:
+    """Open every safetensors file in ``folder``: a header cut off or of garbage, or a file shorter than its header
+    says, raises here (the library's error, for :func:`~model_build.errors.readable`) rather than mid-way."""
+    from safetensors import safe_open
+
+    for weights in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(str(weights), framework="np"):
+            pass
+
+
 def check_folder(target: Path) -> None:
     """Refuse a file (or a link) where an output folder goes: it is the user's, and is left as it is."""
     if (target.exists() or target.is_symlink()) and not target.is_dir():
-        raise BuildError(f"{target} is a file, not a folder: give a new or empty folder")
+        what = "a file" if target.exists() else "a link to nothing"
+        raise BuildError(f"{target} is {what}, not a folder: give a new or empty folder")
 
 
 def check_output(target: Path, holds: str, kind: str | None = None) -> None:

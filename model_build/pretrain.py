@@ -18,7 +18,7 @@ from .checkpoint import DataSpec
 from .data import Example, example_key
 from .errors import BuildError, readable
 from .fsutil import atomic_dir, write_json
-from .runs import as_json, claim_run, finish_run, last_checkpoint, run_settings
+from .runs import RunKind, as_json, claim_run, finish_run, last_checkpoint, run_settings
 from .settings import Device
 
 SUMMARY_FILE = "pretrain_summary.json"  # in OUT/model beside the encoder
@@ -195,7 +195,7 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
     config.device.check()
     _base_architecture(config.base)
     settings = {**run_settings(config), "texts": sources}
-    if claim_run(out, settings):
+    if claim_run(out, settings, RunKind.PRETRAIN):
         print(f"pretraining finished earlier in {out}: nothing to resume")
         return out / "model", False
     if config.threads:
@@ -248,5 +248,5 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         base_encoder.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / SUMMARY_FILE, summary)
-    finish_run(out, settings)
+    finish_run(out, settings, RunKind.PRETRAIN)
     return out / "model", True

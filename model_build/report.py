@@ -132,12 +132,12 @@ class _Comparison:
 _SAME_RUN = ("config", "command", "history", "best_epoch", "averaged")
 
 
-def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen: str = "dynamic-int8",
+def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen: str | None = None,
                  threads: int | None = None, data_source: str | None = None) -> str:
     """Compare the TF-IDF baseline, the checkpoint's float model and every bundle in ``bundles_dir`` on the
     checkpoint's validation split (and on its time gap's tweets, where it has them); write report.md, report.json
     and plots to ``out``; return the table."""
-    from .fsutil import check_output, finished_dirs, write_json, write_text
+    from .fsutil import atomic_dir, check_output, finished_dirs, write_json, write_text
 
     check_output(out, "report.json", "report (report.json)")  # a folder of the user's own report.md is left alone
     train_set, gap_set, val_set = checkpoint.parts(data_source)
@@ -159,19 +159,19 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
         if any(manifest.get("training", {}).get(k) != summary.get(k) for k in _SAME_RUN):
             raise BuildError(f"bundle {path} was not packaged from checkpoint {checkpoint.path} (its manifest's "
                              "training differs): report on bundles of that checkpoint")
+    packaged = [m["quantization"] for m in manifests]
+    if chosen is not None and chosen not in packaged:
+        raise BuildError(f"--chosen {chosen}: no such bundle in {bundles_dir} (there: {', '.join(packaged)})")
     offsets = manifests[0].get("label_offsets", {})
     if any(m.get("label_offsets", {}) != offsets for m in manifests):
         raise BuildError(f"{bundles_dir}: the bundles' label offsets differ; report on bundles packaged together")
     compare = _Comparison(train_set, model, checkpoint.encoder(), paths, threads, offsets)
-    out.mkdir(parents=True, exist_ok=True)
     baseline, framework, bundles = compare.on(val_set, "validation")
     framework["model_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
     unseen = next((m["metrics"]["unseen_entities"] for m in reversed(manifests)
                    if "unseen_entities" in m.get("metrics", {})), {})
     rows = comparison_rows(framework, bundles, baseline)
-    chosen = chosen if chosen in bundles else next(iter(bundles))
-    plot_confusion(bundles[chosen], f"{chosen}, validation", out / "confusion.png")
-    plot_tradeoffs(rows, out / "tradeoffs.png")
+    chosen = chosen or ("dynamic-int8" if "dynamic-int8" in bundles else next(iter(bundles)))
     table = markdown_table(rows)
     sections = [f"# Variants compared on the validation split ({checkpoint.data.holdout.holdout.value} holdout, "
                 f"n={framework['n']})\n\n{table}\n"]
@@ -201,9 +201,12 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
     sections.append(f"Latency: one tweet at a time with the edge runtime, {threads or 'default'} thread(s). "
                     "Sizes are the model file; 'smaller than BERT-large' uses the study's 1.34 GB.\n\n"
                     f"![confusion matrix of {chosen}](confusion.png)\n\n![accuracy against size and latency](tradeoffs.png)\n")
-    write_text(out / "report.md", "\n".join(sections))
-    write_json(out / "report.json", {"rows": rows, "baseline": baseline, "framework": framework, "bundles": bundles,
-                                     "unseen_entities": unseen, "gap": gap})
+    with atomic_dir(out, "report.json") as tmp:  # the whole report or the earlier one: a run cut off can be rerun
+        plot_confusion(bundles[chosen], f"{chosen}, validation", tmp / "confusion.png")
+        plot_tradeoffs(rows, tmp / "tradeoffs.png")
+        write_text(tmp / "report.md", "\n".join(sections))
+        write_json(tmp / "report.json", {"rows": rows, "baseline": baseline, "framework": framework,
+                                         "bundles": bundles, "unseen_entities": unseen, "gap": gap})
     return table
 
 

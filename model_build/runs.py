@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
+from enum import Enum
 from pathlib import Path
 
 from .errors import BuildError, readable
-from .fsutil import check_output, write_json
+from .fsutil import check_output, check_weights, write_json
 
 
 def as_json(config) -> dict:
@@ -69,14 +70,10 @@ def _check_resumable(checkpoint: Path) -> None:
     traceback mid-way."""
     import zipfile
 
-    from safetensors import safe_open
-
     with readable(f"Trainer checkpoint {checkpoint} (cut off or damaged: delete it to resume from the one before, or "
                   "give a new --out)"):
         json.loads((checkpoint / "trainer_state.json").read_text())
-        for weights in sorted(checkpoint.glob("*.safetensors")):
-            with safe_open(str(weights), framework="np"):
-                pass
+        check_weights(checkpoint)
         for archive in sorted([*checkpoint.glob("*.pt"), *checkpoint.glob("*.pth"), *checkpoint.glob("*.bin")]):
             try:  # torch.save's archives: a zip whose members' checksums must hold
                 with zipfile.ZipFile(archive) as zipped:
@@ -103,16 +100,27 @@ def _differing(new: dict, old: dict, prefix: str = "") -> list[str]:
     return names
 
 
-def _record(out: Path) -> tuple[dict, bool] | None:
-    """The settings a run in ``out`` was started with and whether it finished; None where none was started."""
+class RunKind(str, Enum):
+    """What a run directory holds a run of (its run.json's ``kind``; absent in those written before it was kept)."""
+
+    TRAIN = "train"
+    PRETRAIN = "pretrain"
+
+
+def _record(out: Path, kind: RunKind | None = None) -> tuple[dict, bool] | None:
+    """The settings a run in ``out`` was started with and whether it finished; None where none was started. A run of
+    another ``kind`` is refused."""
     path = out / RUN_FILE
     if not path.is_file():
         return None
     try:
         started = json.loads(path.read_text())
-        return dict(started["settings"]), bool(started["finished"])
-    except (ValueError, KeyError, TypeError):
+        record, recorded_kind = (dict(started["settings"]), bool(started["finished"])), started.get("kind")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise BuildError(f"{path}: not a run record this build wrote: give a new --out") from None
+    if kind is not None and recorded_kind not in (None, kind.value):
+        raise BuildError(f"run directory {out} holds a {recorded_kind} run, not a {kind.value} run: give a new --out")
+    return record
 
 
 def started_settings(out: Path) -> dict | None:
@@ -121,10 +129,10 @@ def started_settings(out: Path) -> dict | None:
     return record[0] if record else None
 
 
-def claim_run(out: Path, settings: dict) -> bool:
-    """Record the run's settings in ``out`` or check them against those it was started with; True when a run with
-    these settings already finished there (early stopping included), so that a rerun resumes nothing."""
-    record = _record(out)
+def claim_run(out: Path, settings: dict, kind: RunKind) -> bool:
+    """Record the run's kind and settings in ``out`` or check them against those it was started with; True when a run
+    with these settings already finished there (early stopping included), so that a rerun resumes nothing."""
+    record = _record(out, kind)
     if record:
         recorded, finished = record
         differ = _differing(settings, recorded)
@@ -133,10 +141,10 @@ def claim_run(out: Path, settings: dict) -> bool:
                              "rerun it as it was to resume, or give a new --out")
         return finished
     check_output(out, RUN_FILE, "run (run.json)")  # a file, or a folder of the user's, never becomes a run
-    write_json(out / RUN_FILE, {"settings": settings, "finished": False})
+    write_json(out / RUN_FILE, {"kind": kind.value, "settings": settings, "finished": False})
     return False
 
 
-def finish_run(out: Path, settings: dict) -> None:
+def finish_run(out: Path, settings: dict, kind: RunKind) -> None:
     """Mark the run in ``out`` finished: a rerun with the same settings does nothing."""
-    write_json(out / RUN_FILE, {"settings": settings, "finished": True})
+    write_json(out / RUN_FILE, {"kind": kind.value, "settings": settings, "finished": True})

@@ -23,7 +23,7 @@ from .fsutil import write_json
 from .metrics import classification_metrics, relatedness_metrics
 from .pretrain import check_base_unseen
 from .probe import PROBE_FILE, LinearProbe, fit_heads
-from .runs import as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings, started_settings
+from .runs import RunKind, as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings, started_settings
 from .settings import ClassWeighting, Device, Pooling, StanceHead
 
 if TYPE_CHECKING:
@@ -620,7 +620,7 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
             settings["extra_sha256"] = {path: sha256_file(Path(path)) for path in data.extra}
         else:
             print(f"note: {config.out_dir} was started before runs recorded their --extra files' content: not checked")
-    if claim_run(Path(config.out_dir), settings):
+    if claim_run(Path(config.out_dir), settings, RunKind.TRAIN):
         best = Checkpoint.load(Path(config.out_dir) / "best")
         print(f"training finished earlier in {config.out_dir} (best epoch {best.summary.get('best_epoch')}): "
               "nothing to resume")
@@ -667,5 +667,5 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     best = run.out / "best"
     write_json(best / SUMMARY_FILE, {**Checkpoint.load(best).summary, "history": run.history,
                                      "seconds": summary["seconds"]})
-    finish_run(run.out, settings)
+    finish_run(run.out, settings, RunKind.TRAIN)
     return score_gap(best, gap_set)  # after the run is marked finished: one cut off scores on the next call

@@ -100,6 +100,11 @@ def test_a_users_file_or_folder_is_never_an_output(built, tmp_path):
                                             "--out", str(tmp_path / "b"))
     assert "variants: none given" in refused("package", "--checkpoint", checkpoint, "--variants", ",,", "--out",
                                              str(tmp_path / "b"))
+    shutil.copytree(tmp / "bundles" / "float32", tmp_path / "only" / "float32")
+    line = refused("report", "--checkpoint", checkpoint, "--bundles", str(tmp_path / "only"), "--chosen", "dynamic-int8",
+                   "--out", str(tmp_path / "r"))
+    assert line.endswith("--chosen dynamic-int8: no such bundle in " + str(tmp_path / "only") + " (there: float32)")
+    shutil.rmtree(tmp_path / "only")
     bundle = tmp_path / "bundle"
     shutil.copytree(tmp / "bundles" / "float32", bundle)
     manifest = (bundle / "manifest.json").read_bytes()

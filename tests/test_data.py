@@ -150,6 +150,9 @@ def test_no_tweet_text_in_the_load_report_and_no_rows_merged_by_a_quote(tmp_path
     with pytest.raises(DataError, match=r"found 2 others \(a name other than entity, label, related and text is not "
                                         r"shown: without a header row it is a tweet's\)$"):
         load_table(path)
+    path.write_text("text,label,text\nfine,positive,other\n")
+    with pytest.raises(DataError, match=r"column text appears more than once in the header: give each column once$"):
+        load_table(path)
     path.write_text("Text,label\nfine,positive\n")
     with pytest.raises(DataError, match=r"found 'Text', label; column names are matched exactly, in lower case$"):
         load_table(path)

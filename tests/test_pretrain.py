@@ -80,6 +80,10 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
     assert "of the held-out tweets" in refused(*train, "--gap-fraction", "0.3", "--out", str(tree / "leak"))
     assert "nothing to resume" in cli(*args)
     assert "started with other settings (max_steps)" in refused(*args[:-2], "--max-steps", "41", *args[-2:])
+    # one kind of run's folder given to the other command: said so, not as other settings
+    assert refused(*args[:-1], str(tree / "run")).endswith(f"{tree / 'run'} holds a train run, not a pretrain run: "
+                                                            "give a new --out")
+    assert refused(*train, "--out", str(tree / "dapt")).endswith("holds a pretrain run, not a train run: give a new --out")
 
 
 def test_head_warmup_updates_the_new_head_alone_then_the_encoder_too(tree):

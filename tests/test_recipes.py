@@ -514,7 +514,7 @@ def test_an_ensemble_is_scored_on_the_first_runs_held_out_tweets_with_its_member
     line = refused("ensemble", "--checkpoint", str(tmp_path / "half" / "best"), "--checkpoint", str(t1))
     assert line.startswith(f"error: ensemble member {t1} was trained on ") and "of the held-out tweets" in line
     assert "at least 2 checkpoints, got 1" in refused("ensemble", "--checkpoint", str(t1))
-    assert f"checkpoint {t1} given twice" in refused("ensemble", "--checkpoint", str(t1), "--checkpoint", str(t1))
+    assert f"checkpoint {t1}, {t1}/ given twice" in refused("ensemble", "--checkpoint", str(t1), "--checkpoint", f"{t1}/")
 
 
 def test_a_probed_run_cut_off_resumes_without_fitting_again_and_one_started_over_fits_again(teachers, tmp_path,
