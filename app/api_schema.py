@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from .feedback import Correction
+from .text import invisible_class, visible
 from .validation import ApiError, ClassifyRequest
 
 TEMPLATE = Path(__file__).with_name("openapi.json")
@@ -30,12 +31,16 @@ class ApiSchema:
 
     @classmethod
     def build(cls, max_tweets: int, max_text_chars: int, labels: tuple[str, ...], related: bool,
-              pair_input: bool) -> ApiSchema:
-        """``related``: the bundle has the relatedness head; a pair model gives it only for tweets with an entity."""
+              pair_input: bool, feedback: bool) -> ApiSchema:
+        """``related``: the bundle has the relatedness head; a pair model gives it only for tweets with an entity.
+        ``feedback``: POST /feedback is served (FEEDBACK_FILE), else left out of the document."""
         document = json.loads(TEMPLATE.read_text(encoding="utf-8"))
+        if not feedback:
+            del document["paths"]["/feedback"]
         schemas = document["components"]["schemas"]
         for field in schemas["Tweet"]["properties"].values():
             field["maxLength"] = max_text_chars
+        schemas["Tweet"]["properties"]["text"]["pattern"] = f"[^{invisible_class()}]"
         schemas["Batch"]["properties"]["tweets"]["maxItems"] = max_tweets
         for name in ("Result", "SingleResult"):
             schemas[name]["properties"]["label"]["enum"] = list(labels)
@@ -64,6 +69,8 @@ class ApiSchema:
         if error is not None:
             raise _api_error(error)
         tweets = body["tweets"] if batch else [body]
+        for i, tweet in enumerate(tweets):
+            _check_visible(tweet["text"], ["tweets", i, "text"] if batch else ["text"])
         return ClassifyRequest([t["text"] for t in tweets], [t.get("entity") for t in tweets], batch)
 
     def parse_feedback(self, body: Any) -> Correction:
@@ -75,6 +82,8 @@ class ApiSchema:
         error = min(self._feedback.iter_errors(body), key=lambda e: "else" in e.schema_path, default=None)
         if error is not None:
             raise _api_error(error)
+        for field in ("text", "entity"):
+            _check_visible(body[field], [field])
         return Correction(body["text"], body["entity"], body.get("label"), body.get("related"))
 
 
@@ -84,6 +93,17 @@ def _where(path) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{part}"
     return f"'{out}'"
+
+
+def _check_visible(text: str, path: list) -> None:
+    """A text that the schema let through and preprocessing leaves empty (an HTML entity of an invisible character)."""
+    if not visible(text):
+        raise _empty(_where(path), text)
+
+
+def _empty(where: str, text: str) -> ApiError:
+    invisible = ": it holds only invisible or control characters, which the model does not read" if text.strip() else ""
+    return ApiError(400, "empty_field", f"{where} must not be empty{invisible}")
 
 
 def _api_error(error: ValidationError) -> ApiError:
@@ -97,7 +117,7 @@ def _api_error(error: ValidationError) -> ApiError:
     if rule == "type" and error.instance is None and path[-1:] == ["text"]:
         return ApiError(400, "missing_field", f"{where} is required")
     if rule in ("minLength", "pattern"):
-        return ApiError(400, "empty_field", f"{where} must not be empty")
+        return _empty(where, error.instance)
     if rule == "maxLength":
         return ApiError(413, "text_too_long", f"{where} is longer than {error.validator_value} characters")
     if rule == "maxItems":

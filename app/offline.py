@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from .classifier import Classifier
 from .errors import AppError
+from .text import visible
 
 CHUNK = 64
 
@@ -31,11 +32,11 @@ _NAME = re.compile(r"[A-Za-z_][\w.-]{0,39}")
 
 
 def text_error(text: object, max_chars: int) -> str | None:
-    """Why a text cannot be classified (missing, blank, not a string, over ``max_chars``: MAX_TEXT_CHARS, as the API's
-    413), or None."""
+    """Why a text cannot be classified (missing, blank or of only invisible characters, not a string, over
+    ``max_chars``: MAX_TEXT_CHARS, as the API's 413), or None."""
     if text is not None and not isinstance(text, str):  # a JSON number, list or object
         return NOT_STRING
-    if not (isinstance(text, str) and text.strip()):
+    if not (isinstance(text, str) and visible(text)):
         return EMPTY_TEXT
     return f"text longer than {max_chars} characters (MAX_TEXT_CHARS)" if len(text) > max_chars else None
 

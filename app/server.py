@@ -43,7 +43,8 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     metrics.observe_memory()
     model_ref = {"name": bundle.name, "version": bundle.version}
     model_summary = {**bundle.summary(), "runtime": runtime, "threads": config.threads}
-    api = ApiSchema.build(config.max_tweets, config.max_text_chars, bundle.labels, bundle.has_related, bundle.pair_input)
+    api = ApiSchema.build(config.max_tweets, config.max_text_chars, bundle.labels, bundle.has_related, bundle.pair_input,
+                          feedback=config.feedback_file is not None)
     page = Page.build(auth=config.auth_token is not None)
     feedback_log = (FeedbackLog(config.feedback_file, config.feedback_max_bytes, model_ref, metrics.feedback)
                     if config.feedback_file else None)

@@ -72,6 +72,35 @@ def _clean_char(ch: str) -> str:
 _ASCII_CLEAN = {i: _clean_char(chr(i)) for i in range(128) if _clean_char(chr(i)) != chr(i)}
 
 
+def _shown(ch: str) -> bool:
+    """Whether preprocessing keeps a character as other than space: Python's printable characters (not control,
+    format as zero-width and bidi, surrogate, private-use, unassigned or separator), the space too left out."""
+    return ch.isprintable() and not ch.isspace()
+
+
+def visible(text: str) -> bool:
+    """Whether preprocessing keeps anything of a text but spaces (HTML entities read as their characters)."""
+    return any(map(_shown, html.unescape(text)))
+
+
+@functools.cache
+def invisible_class() -> str:
+    """The characters ``visible`` does not count, as the inside of a regular expression's character class (ranges of
+    this Python's Unicode database: code points as ``\\uXXXX``, those beyond as themselves), for the API schema."""
+    ranges: list[list[int]] = []
+    for code, ch in enumerate(map(chr, range(0x110000))):
+        if not _shown(ch):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return "".join(_spell(a) if a == b else f"{_spell(a)}-{_spell(b)}" for a, b in ranges)
+
+
+def _spell(code: int) -> str:
+    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+
 def preprocess(text: str, settings: TextSettings) -> str:
     """Normalise one tweet (or entity name): HTML entities, Unicode, URLs, mentions, spacing."""
     text = html.unescape(text[: settings.max_chars * 2])

@@ -21,6 +21,7 @@ from app.offline import (
     iter_jsonl,
     repeated_columns,
 )
+from app.text import visible
 
 from .errors import BuildError
 
@@ -246,7 +247,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
             why = "unknown entity"
         elif language and info[key]["language"].upper() != language.upper():
             why = f"language not {language.upper()}"
-        elif not texts.get(key, "").strip():
+        elif not visible(texts.get(key, "")):
             why = EMPTY_TEXT
         if why:
             report.drop(why)
@@ -302,7 +303,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
             label = None
         if text is not None and not isinstance(text, str):
             report.drop(NOT_STRING, where)
-        elif not isinstance(text, str) or not text.strip():
+        elif not isinstance(text, str) or not visible(text):
             report.drop(EMPTY_TEXT, where)
         elif label is not None and label not in LABELS:
             report.drop(f"unknown label (not one of {', '.join(LABELS)})", where)

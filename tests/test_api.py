@@ -286,6 +286,17 @@ def test_whitespace_of_every_kind_is_blank(client, blank):
     assert post(client, {"text": f"{blank}x{blank}"}).status_code == 200
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200d\ufeff \u202e", "\x00\x7f", "&#8203;"])
+def test_a_text_of_only_invisible_characters_is_empty(client, invisible):
+    """Characters preprocessing drops (zero-width, bidi, control; an HTML entity of one) leave nothing to classify:
+    refused as empty, named by its place in a batch; as an entity, the tweet has none (no relatedness)."""
+    error = post(client, {"text": invisible}).get_json()["error"]
+    assert error["code"] == "empty_field" and error["message"].startswith("'text' must not be empty")
+    r = post(client, {"tweets": [{"text": "fine"}, {"text": f" {invisible} "}]})
+    assert r.status_code == 400 and r.get_json()["error"]["message"].startswith("'tweets[1].text' must not be empty")
+    assert post(client, {"text": f"{invisible}ok"}).status_code == 200
+
+
 def test_default_bundle_serves_relatedness_and_its_figures():
     """The default bundle (1.1.0 or later) has both heads: `related` on every result (high for a tweet about the
     entity, low for one that never names it; how well it reads an ambiguous name is what its figures measure),

@@ -72,6 +72,8 @@ def test_each_correction_is_one_json_line(tmp_path):
     ({"text": "a", "entity": "Acme"}, 400, "missing_field"),
     ({**GOOD, "text": " \u3000 "}, 400, "empty_field"),
     ({**GOOD, "entity": ""}, 400, "empty_field"),
+    ({**GOOD, "text": "\u200b\u200b"}, 400, "empty_field"),
+    ({**GOOD, "entity": "\u2060"}, 400, "empty_field"),
     ({**GOOD, "entity": None}, 400, "invalid_field"),
     ({**GOOD, "text": 5}, 400, "invalid_field"),
     ({**GOOD, "label": "awful"}, 400, "invalid_field"),
@@ -125,7 +127,8 @@ def test_off_without_feedback_file(tmp_path):
     assert r.status_code == 404 and r.get_json() == client.post("/nowhere", json=GOOD).get_json()
     assert r.get_json()["error"]["code"] == "not_found"
     assert client.get("/feedback").status_code == 404
-    assert "/feedback" in client.get("/openapi.json").get_json()["paths"]
+    assert "/feedback" not in client.get("/openapi.json").get_json()["paths"]
+    assert "/feedback" in make_client(tmp_path / "on.jsonl").get("/openapi.json").get_json()["paths"]
     assert "reputation_feedback_total{" not in client.get("/metrics").get_data(as_text=True)
     assert list(tmp_path.iterdir()) == []
 

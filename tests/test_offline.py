@@ -28,11 +28,12 @@ def test_csv_to_jsonl_file(tmp_path):
 def test_jsonl_to_stdout(tmp_path):
     src = tmp_path / "day.jsonl"
     src.write_text(json.dumps({"text": "bad service", "entity": "Globex Bank"}) + "\nnot json\n"
-                   + json.dumps({"text": "ok"}) + "\n", encoding="utf-8")
+                   + json.dumps({"text": "ok"}) + "\n" + json.dumps({"text": "\u200b \u2066"}) + "\n", encoding="utf-8")
     result = run(str(src), "--no-progress")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in result.stdout.splitlines()]
-    assert [("label" in x, x["line"]) for x in lines] == [(True, 1), (False, 2), (True, 3)]
+    assert [("label" in x, x["line"]) for x in lines] == [(True, 1), (False, 2), (True, 3), (False, 4)]
+    assert lines[3] == {"line": 4, "error": "empty or missing text"}  # only invisible characters
     assert not any({"related", "about"} & set(x) for x in lines)
 
 
