@@ -15,7 +15,7 @@ from jsonschema.exceptions import ValidationError
 
 from .feedback import Correction
 from .text import invisible_class, visible
-from .validation import ApiError, ClassifyRequest
+from .validation import ApiError, ClassifyRequest, ErrorCode
 
 TEMPLATE = Path(__file__).with_name("openapi.json")
 
@@ -59,11 +59,11 @@ class ApiSchema:
     def parse_classify(self, body: Any) -> ClassifyRequest:
         """A single tweet ``{"text", "entity"?}`` or a batch ``{"tweets": [...]}``, checked against the document."""
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid_body", "the body must be a JSON object")
+            raise ApiError(400, ErrorCode.INVALID_BODY, "the body must be a JSON object")
         if "text" in body and "tweets" in body:
-            raise ApiError(400, "invalid_body", "send either 'text' (one tweet) or 'tweets' (a list), not both")
+            raise ApiError(400, ErrorCode.INVALID_BODY, "send either 'text' (one tweet) or 'tweets' (a list), not both")
         if "text" not in body and "tweets" not in body:
-            raise ApiError(400, "missing_field", "'text' (one tweet) or 'tweets' (a list) is required")
+            raise ApiError(400, ErrorCode.MISSING_FIELD, "'text' (one tweet) or 'tweets' (a list) is required")
         batch = "tweets" in body
         error = next((self._batch if batch else self._tweet).iter_errors(body), None)
         if error is not None:
@@ -77,7 +77,7 @@ class ApiSchema:
         """A correction ``{"text", "entity", "label"?, "related"?}`` (no label only with related false), checked
         against the document."""
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid_body", "the body must be a JSON object")
+            raise ApiError(400, ErrorCode.INVALID_BODY, "the body must be a JSON object")
         # A missing label is reported last: a 'related' that is not a boolean says more than its else branch does.
         error = min(self._feedback.iter_errors(body), key=lambda e: "else" in e.schema_path, default=None)
         if error is not None:
@@ -103,7 +103,7 @@ def _check_visible(text: str, path: list) -> None:
 
 def _empty(where: str, text: str) -> ApiError:
     invisible = ": it holds only invisible or control characters, which the model does not read" if text.strip() else ""
-    return ApiError(400, "empty_field", f"{where} must not be empty{invisible}")
+    return ApiError(400, ErrorCode.EMPTY_FIELD, f"{where} must not be empty{invisible}")
 
 
 def _api_error(error: ValidationError) -> ApiError:
@@ -113,23 +113,23 @@ def _api_error(error: ValidationError) -> ApiError:
     if rule == "required":
         missing = next(k for k in error.validator_value if k not in error.instance)
         unless = " unless 'related' is false" if missing == "label" and "else" in error.schema_path else ""
-        return ApiError(400, "missing_field", f"{_where([*path, missing])} is required{unless}")
+        return ApiError(400, ErrorCode.MISSING_FIELD, f"{_where([*path, missing])} is required{unless}")
     if rule == "type" and error.instance is None and path[-1:] == ["text"]:
-        return ApiError(400, "missing_field", f"{where} is required")
+        return ApiError(400, ErrorCode.MISSING_FIELD, f"{where} is required")
     if rule in ("minLength", "pattern"):
         return _empty(where, error.instance)
     if rule == "maxLength":
-        return ApiError(413, "text_too_long", f"{where} is longer than {error.validator_value} characters")
+        return ApiError(413, ErrorCode.TEXT_TOO_LONG, f"{where} is longer than {error.validator_value} characters")
     if rule == "maxItems":
-        return ApiError(413, "batch_too_large",
+        return ApiError(413, ErrorCode.BATCH_TOO_LARGE,
                         f"'tweets' holds {len(error.instance)} items; the limit is {error.validator_value}")
     if path == ["tweets"]:
-        return ApiError(400, "invalid_field", "'tweets' must be a non-empty list of objects")
+        return ApiError(400, ErrorCode.INVALID_FIELD, "'tweets' must be a non-empty list of objects")
     if rule == "type":
-        return ApiError(400, "invalid_field", f"{where} must be of type {' or '.join(_types(error.validator_value))}")
+        return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} must be of type {' or '.join(_types(error.validator_value))}")
     if rule == "enum":
-        return ApiError(400, "invalid_field", f"{where} must be one of {', '.join(map(str, error.validator_value))}")
-    return ApiError(400, "invalid_field", f"{where} breaks the schema's '{rule}' rule")
+        return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} must be one of {', '.join(map(str, error.validator_value))}")
+    return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} breaks the schema's '{rule}' rule")
 
 
 def _types(value: str | list[str]) -> list[str]:

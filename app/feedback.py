@@ -18,11 +18,12 @@ from pathlib import Path
 from prometheus_client import Counter
 
 from .offline import JSONL_SUFFIXES
-from .validation import ApiError
+from .validation import ApiError, ErrorCode
 
 log = logging.getLogger(__name__)
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NO_LABEL = "none"  # the feedback counter's label for a correction without one
 
 
 class Outcome(str, Enum):
@@ -46,7 +47,7 @@ class Correction:
     @property
     def counted_as(self) -> str:
         """The feedback counter's ``label``: the label, or ``none``."""
-        return self.label or "none"
+        return self.label or NO_LABEL
 
     def line(self, model: dict) -> bytes:
         """The JSON line: ASCII only, so no character of the text (U+2028, NEL, ...) can split the line."""
@@ -94,12 +95,12 @@ class FeedbackLog:
             self._counter.labels(Outcome.FAILED.value, correction.counted_as).inc()
             log.error("feedback: cannot write %s: %s", self.path, exc.strerror)
             if exc.errno in _NO_SPACE:
-                raise ApiError(507, "insufficient_storage", "the device has no room for the correction; "
+                raise ApiError(507, ErrorCode.INSUFFICIENT_STORAGE, "the device has no room for the correction; "
                                "nothing was stored") from None
-            raise ApiError(500, "storage_error", "the correction could not be written to the device's storage") from None
+            raise ApiError(500, ErrorCode.STORAGE_ERROR, "the correction could not be written to the device's storage") from None
         self._counter.labels(outcome.value, correction.counted_as).inc()
         if outcome is Outcome.FULL:
-            raise ApiError(507, "feedback_full", f"this correction would take the feedback file over its limit of "
+            raise ApiError(507, ErrorCode.FEEDBACK_FULL, f"this correction would take the feedback file over its limit of "
                            f"{self.max_bytes} bytes (FEEDBACK_MAX_BYTES); nothing was stored")
 
     def _store(self, line: bytes) -> Outcome:

@@ -1,5 +1,6 @@
 """gunicorn settings from environment variables, and prometheus-client multiprocess housekeeping."""
 
+import fcntl
 import os
 import re
 import socket
@@ -88,12 +89,23 @@ def _bind_error() -> str | None:
 METRIC_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 
 
+_claimed: list[int] = []  # the metrics directory's descriptor, locked for as long as this service runs
+
+
 def _empty_metrics_dir(directory: Path) -> None:
-    """Delete the metric files of earlier runs; refuse a directory that holds anything else (it is not ours)."""
+    """Claim the directory and delete the metric files of earlier runs; refuse a directory that holds anything else
+    (it is not ours) or that a running service has claimed (its metrics would be deleted under it)."""
     if not directory.is_dir():
         _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} " + ("is not a directory" if directory.exists() else "does not exist"))
     if not os.access(directory, os.W_OK | os.X_OK):
         _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} is not writable")
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)  # shared with the workers it forks, released at exit
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _fail(f"PROMETHEUS_MULTIPROC_DIR {directory} is in use by another running service: give each service a "
+              "directory of its own")
+    _claimed.append(fd)
     entries = list(directory.iterdir())
     foreign = [e.name for e in entries if not (METRIC_FILE.fullmatch(e.name) and e.is_file())]
     if foreign:

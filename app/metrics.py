@@ -7,11 +7,24 @@ import time
 from enum import Enum
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.metrics_core import Metric
 
+from .feedback import NO_LABEL, Outcome
 from .stats import RecentCounts, without_ring
+from .validation import ErrorCode
+
+disable_created_metrics()  # no *_created series: the multiprocess mode has none, so both modes export the same
 
 # Request latency spans a 1 ms health check to a 64-tweet batch of several hundred ms.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -41,6 +54,12 @@ class Relatedness(str, Enum):
         if about is None:
             return cls.UNKNOWN
         return cls.RELATED if about else cls.UNRELATED
+
+    @classmethod
+    def possible(cls, has_related: bool, pair_input: bool) -> list[Relatedness]:
+        """The values a bundle's predictions can take: unknown without the head, or for a pair model's tweet
+        without an entity."""
+        return [cls.RELATED, cls.UNRELATED] * has_related + [cls.UNKNOWN] * (not has_related or pair_input)
 
 
 def _resident_bytes() -> int:
@@ -92,6 +111,17 @@ class Metrics:
                              registry=registry, multiprocess_mode="min")
         self.started.set(time.time())
         self.recent = RecentCounts(registry)
+
+    def start_series(self, labels: Sequence[str], related: Sequence[Relatedness], feedback: bool) -> None:
+        """Every series the counters can have, at 0 from the start, so that rate() and alerts see a first event."""
+        for label in labels:
+            for value in related:
+                self.predictions.labels(label, value.value)
+        for code in ErrorCode:
+            self.errors.labels(code.value)
+        for outcome in Outcome if feedback else ():
+            for label in (*labels, NO_LABEL):
+                self.feedback.labels(outcome.value, label)
 
     def observe_memory(self, max_age: float = 0.0) -> None:
         """Update this process's resident memory, unless it was read less than ``max_age`` seconds ago."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from gunicorn.http.errors import ParseException
-from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .api_schema import ApiSchema
 from .bundle import Bundle
@@ -20,13 +20,13 @@ from .feedback import FeedbackLog
 from .metrics import Metrics, Relatedness, method_label
 from .page import ASSET_MAX_AGE, SECURITY_HEADERS, Page
 from .stats import service_stats
-from .validation import ApiError, parse_json_body
+from .validation import ApiError, ErrorCode, parse_json_body
 
 log = logging.getLogger(__name__)
 OPEN_ENDPOINTS = frozenset({"healthz", "readyz", "openapi", "index", "static"})  # index: the page at /
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
-               412: "precondition_failed", 413: "body_too_large", 415: "unsupported_media_type",
-               416: "range_not_satisfiable"}
+_HTTP_CODES = {400: ErrorCode.BAD_REQUEST, 401: ErrorCode.UNAUTHORIZED, 404: ErrorCode.NOT_FOUND,
+               405: ErrorCode.METHOD_NOT_ALLOWED, 408: ErrorCode.REQUEST_TIMEOUT, 412: ErrorCode.PRECONDITION_FAILED,
+               413: ErrorCode.BODY_TOO_LARGE, 415: ErrorCode.UNSUPPORTED_MEDIA_TYPE, 416: ErrorCode.RANGE_NOT_SATISFIABLE}
 
 
 def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
@@ -41,6 +41,8 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     metrics.model_info.labels(bundle.name, bundle.version, bundle.quantization, runtime).set(1)
     metrics.model_bytes.labels(bundle.name, bundle.version).set(bundle.model_bytes)
     metrics.observe_memory()
+    metrics.start_series(bundle.labels, Relatedness.possible(bundle.has_related, bundle.pair_input),
+                         feedback=config.feedback_file is not None)
     model_ref = {"name": bundle.name, "version": bundle.version}
     model_summary = {**bundle.summary(), "runtime": runtime, "threads": config.threads}
     api = ApiSchema.build(config.max_tweets, config.max_text_chars, bundle.labels, bundle.has_related, bundle.pair_input,
@@ -50,10 +52,10 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
                     if config.feedback_file else None)
     log.info("serving bundle %s %s (%s) with %s", bundle.name, bundle.version, bundle.quantization, runtime)
 
-    def fail(status: int, code: str, message: str) -> Response:
-        metrics.errors.labels(code).inc()
+    def fail(status: int, code: ErrorCode, message: str) -> Response:
+        metrics.errors.labels(code.value).inc()
         metrics.recent.add(errors=1)
-        response = jsonify({"error": {"code": code, "message": message}})
+        response = jsonify({"error": {"code": code.value, "message": message}})
         response.status_code = status
         if status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="reputation"'
@@ -72,16 +74,27 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.auth_token.encode()):
-                return fail(401, "unauthorized", "a valid bearer token is required")
+                return fail(401, ErrorCode.UNAUTHORIZED, "a valid bearer token is required")
         return None
+
+    def route() -> str:
+        """The request's route, a known one's under a method it does not take (405) too; "unmatched" for a path
+        that is none (its own label would let clients grow /metrics without end)."""
+        if request.url_rule:
+            return request.url_rule.rule
+        unmatched = request.routing_exception
+        if isinstance(unmatched, MethodNotAllowed) and unmatched.valid_methods:
+            rule, _ = app.create_url_adapter(request).match(method=unmatched.valid_methods[0], return_rule=True)
+            return rule.rule
+        return "unmatched"
 
     @app.after_request
     def _observe(response: Response) -> Response:
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        endpoint = route()
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         if response.status_code == 412 and not response.is_json:  # a failed If-Match: werkzeug would send the file
             response.close()
-            response = fail(412, "precondition_failed", "the If-Match condition does not hold")
+            response = fail(412, ErrorCode.PRECONDITION_FAILED, "the If-Match condition does not hold")
         metrics.requests.labels(endpoint, method_label(request.method), str(response.status_code)).observe(elapsed)
         response.headers.update(SECURITY_HEADERS)
         return response
@@ -95,7 +108,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         status = exc.code or 500
         message = (f"the body is over the limit of {config.max_body_bytes} bytes (MAX_BODY_BYTES)" if status == 413
                    else exc.description or exc.name)
-        response = fail(status, _HTTP_CODES.get(status, "http_error"), message)
+        response = fail(status, _HTTP_CODES.get(status, ErrorCode.HTTP_ERROR), message)
         for name, value in exc.get_headers():  # such as Allow on a 405
             if name.lower() != "content-type":
                 response.headers[name] = value
@@ -104,7 +117,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     @app.errorhandler(Exception)
     def _internal(exc: Exception) -> Response:
         log.error("internal error: %s", type(exc).__name__)
-        return fail(500, "internal", "internal error")
+        return fail(500, ErrorCode.INTERNAL, "internal error")
 
     @app.get("/")
     def index() -> Response:
@@ -145,9 +158,9 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
                     and request.environ["wsgi.input"].read(1):
                 raise RequestEntityTooLarge()
         except (OSError, ClientDisconnected):  # the client went silent mid-body (receive timeout) or left
-            raise ApiError(408, "request_timeout", "the request body did not arrive in time") from None
+            raise ApiError(408, ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive in time") from None
         except ParseException:  # gunicorn's reader of a chunked body: a malformed chunk (its bytes not repeated)
-            raise ApiError(400, "malformed_request", "malformed chunked body") from None
+            raise ApiError(400, ErrorCode.MALFORMED_REQUEST, "malformed chunked body") from None
         return parse_json_body(raw, request.content_type)
 
     @app.post("/classify")

@@ -140,7 +140,7 @@ def service_stats(families: Iterable[Metric], labels: Sequence[str], now: float)
         "uptime_seconds": round(now - started, 1),
         **windows,
         "latency_ms": {**quantile, "requests": int(buckets[-1][1]) if buckets else 0},
-        "errors_since_start": errors,
+        "errors_since_start": {code: n for code, n in errors.items() if n},  # the counter's series start at 0
         "workers": [{"pid": pid, "resident_bytes": int(rss),
                      "tweets_last_60m": sum(sum(c["tweets"].values()) for p, c in hour if p == pid)}
                     for pid, rss in sorted(resident.items())],

@@ -4,15 +4,44 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from .errors import AppError
 
 
+class ErrorCode(str, Enum):
+    """The stable ``code`` of an error response, as the API documents it and the errors counter labels it."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_ENCODING = "invalid_encoding"
+    INVALID_BODY = "invalid_body"
+    MISSING_FIELD = "missing_field"
+    EMPTY_FIELD = "empty_field"
+    INVALID_FIELD = "invalid_field"
+    MALFORMED_REQUEST = "malformed_request"
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    REQUEST_TIMEOUT = "request_timeout"
+    PRECONDITION_FAILED = "precondition_failed"
+    BODY_TOO_LARGE = "body_too_large"
+    TEXT_TOO_LONG = "text_too_long"
+    BATCH_TOO_LARGE = "batch_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
+    HTTP_ERROR = "http_error"  # any other status the web framework answers
+    INTERNAL = "internal"
+    STORAGE_ERROR = "storage_error"
+    FEEDBACK_FULL = "feedback_full"
+    INSUFFICIENT_STORAGE = "insufficient_storage"
+
+
 class ApiError(AppError):
     """A client-visible error: HTTP status, a stable code and a message (never the tweet text)."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: ErrorCode, message: str):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -29,23 +58,23 @@ class ClassifyRequest:
 
 
 def _reject_constant(name: str) -> Any:
-    raise ApiError(400, "invalid_json", f"{name} is not valid JSON")
+    raise ApiError(400, ErrorCode.INVALID_JSON, f"{name} is not valid JSON")
 
 
 def parse_json_body(raw: bytes, content_type: str | None) -> Any:
     """Decode a JSON body strictly: UTF-8 only, no NaN or Infinity."""
     mimetype = (content_type or "").split(";")[0].strip().lower()
     if mimetype != "application/json" and not (mimetype.startswith("application/") and mimetype.endswith("+json")):
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+        raise ApiError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_encoding", "the body is not valid UTF-8") from None
+        raise ApiError(400, ErrorCode.INVALID_ENCODING, "the body is not valid UTF-8") from None
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
+        raise ApiError(400, ErrorCode.INVALID_JSON, f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
     except ValueError:  # an integer over Python's 4,300 digits
-        raise ApiError(400, "invalid_json", "a number in the JSON is too long") from None
+        raise ApiError(400, ErrorCode.INVALID_JSON, "a number in the JSON is too long") from None
     except RecursionError:
-        raise ApiError(400, "invalid_json", "JSON nested too deeply") from None
+        raise ApiError(400, ErrorCode.INVALID_JSON, "JSON nested too deeply") from None

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Config
 from app.server import create_app
@@ -150,6 +151,47 @@ def test_metrics_move_after_requests(client):
                  'reputation_http_request_duration_seconds_count{endpoint="/classify",method="POST",status="200"}'):
         assert name in after
     assert "great" not in after and "bad news" not in after
+
+
+def test_a_method_a_route_does_not_take_is_counted_under_that_route():
+    client = create_app(Config(bundle=TINY_BUNDLE, threads=1)).test_client()
+    assert [client.open(path, method=method).status_code for method, path in
+            [("DELETE", "/classify"), ("BREW", "/healthz"), ("PUT", "/nowhere")]] == [405, 405, 404]
+    text = client.get("/metrics").get_data(as_text=True)
+    for endpoint, method, status in [("/classify", "DELETE", "405"), ("/healthz", "other", "405"),
+                                     ("unmatched", "PUT", "404")]:
+        assert metric_value(text, "reputation_http_request_duration_seconds_count", endpoint=endpoint, method=method,
+                            status=status) == 1
+
+
+def _counter_series(client, family: str, *labels: str) -> dict[tuple, float]:
+    families = text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
+    return {tuple(s.labels[n] for n in labels): s.value for f in families if f.name == family for s in f.samples}
+
+
+@pytest.mark.parametrize("bundle, input_format, related", [
+    (TINY_RELATED_BUNDLE, None, ("related", "unrelated", "unknown")),  # a pair model: a tweet without an entity
+    (TINY_RELATED_BUNDLE, "text", ("related", "unrelated")),
+    (TINY_BUNDLE, None, ("unknown",)),  # no relatedness head
+])
+def test_every_counter_series_is_there_at_zero_from_the_start(tmp_path, bundle, input_format, related):
+    """A first prediction, error or correction is one that rate() and alerts see: each series the bundle, the API and
+    FEEDBACK_FILE allow is exported at 0 before any request, and no other (nor *_created ones, which the
+    multiprocess mode lacks)."""
+    if input_format:
+        bundle = with_manifest(bundle, tmp_path / "bundle", input_format=input_format)
+    labels = ("positive", "neutral", "negative")
+    client = create_app(Config(bundle=bundle, threads=1, feedback_file=tmp_path / "feedback.jsonl")).test_client()
+    predictions = _counter_series(client, "reputation_predictions", "label", "related")
+    assert predictions == {(label, r): 0 for label in labels for r in related}
+    errors = _counter_series(client, "reputation_errors", "code")
+    assert {"invalid_json", "empty_field", "unauthorized", "not_found", "internal", "feedback_full"} <= set(
+        code for (code,) in errors) and set(errors.values()) == {0}
+    assert _counter_series(client, "reputation_feedback", "outcome", "label") == {
+        (outcome, label): 0 for outcome in ("stored", "full", "failed") for label in (*labels, "none")}
+    assert "_created" not in client.get("/metrics").get_data(as_text=True)
+    off = create_app(Config(bundle=bundle, threads=1)).test_client()
+    assert _counter_series(off, "reputation_feedback", "outcome", "label") == {}
 
 
 def test_related_in_results_and_counted_where_the_bundle_has_that_head(client):

@@ -319,6 +319,25 @@ def test_metrics_dir_holding_other_files_is_refused_and_left_alone(tmp_path):
     assert sorted(p.name for p in shared.iterdir()) == ["counter_123.db", "notes.txt"]
 
 
+def test_a_metrics_dir_another_service_uses_is_refused_and_its_files_kept(tmp_path):
+    """A second service on a running one's PROMETHEUS_MULTIPROC_DIR would delete its live metric files (its workers
+    then write to deleted files: counts lost until restart): refused; once the first has stopped, the start works."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    with running({"PROMETHEUS_MULTIPROC_DIR": str(directory)}, tmp_path / "first") as first:
+        assert requests.post(first.url + "/classify", json={"text": "a tweet"}, timeout=10).status_code == 200
+        files = sorted(p.name for p in directory.iterdir())
+        _start_fails(tmp_path / "second", {"PROMETHEUS_MULTIPROC_DIR": str(directory)},
+                     f"reputation service cannot start: PROMETHEUS_MULTIPROC_DIR {directory} is in use by another "
+                     "running service")
+        assert sorted(p.name for p in directory.iterdir()) == files
+        assert requests.post(first.url + "/classify", json={"text": "a tweet"}, timeout=10).status_code == 200
+        text = requests.get(first.url + "/metrics", timeout=10).text
+        assert metric_value(text, "reputation_batch_size_count") == 2
+    with running({"PROMETHEUS_MULTIPROC_DIR": str(directory)}, tmp_path / "third") as third:
+        assert metric_value(requests.get(third.url + "/metrics", timeout=10).text, "reputation_batch_size_count") == 0
+
+
 def test_bad_setting_is_refused_at_start(tmp_path):
     _start_fails(tmp_path, {"WORKERS": "many"}, "WORKERS must be an integer")
 
