@@ -37,7 +37,9 @@ class Format(str, Enum):
             # Quoted fields may hold newlines and doubled quotes, as Python's csv module writes them. As the offline
             # command's reader: a quote in a quoted field that is not doubled (an unclosed quote closing on a later
             # row) fails the job instead of merging the rows between, and so does a field over the csv module's limit.
-            return reader.options(header=True, multiLine=True, escape='"', mode="PERMISSIVE",
+            # Every file's first row is its header, the same in each (enforceSchema off: Spark would otherwise
+            # drop a file's first row, maybe a tweet, and take its columns by position).
+            return reader.options(header=True, enforceSchema=False, multiLine=True, escape='"', mode="PERMISSIVE",
                                   unescapedQuoteHandling="RAISE_ERROR",
                                   maxCharsPerColumn=str(csv.field_size_limit())).csv(path)
         return reader.parquet(path)

@@ -28,6 +28,7 @@ from . import worker
 from .formats import CORRUPT, Format
 from .worker import ABOUT, ENTITY, ERROR, PREDICTED, RELATED, SCORES, TEXT, Task
 
+_READ_FILE = re.compile(r"while reading file (\S+?)\.?\s")  # in Spark's FAILED_READ_FILE message
 _PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
 PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
 # The driver's loggers (and in local mode the executors') that print a failed task's Java stack trace, and with it
@@ -35,7 +36,8 @@ PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the ex
 _TASK_FAILURE_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager",
                          "org.apache.spark.sql.execution.datasources.FileFormatWriter",
                          "org.apache.spark.TaskContextImpl", "org.apache.spark.util.Utils",
-                         "org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter")
+                         "org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter",
+                         "org.apache.spark.sql.catalyst.csv.CSVHeaderChecker")  # quotes a CSV's first row
 
 
 class BulkError(Exception):
@@ -199,16 +201,34 @@ def _file_system(spark, path: str):
     return fs, fs.makeQualified(hadoop_path)
 
 
-def check_paths(spark, opts: Options) -> None:
-    """INPUT exists (a file, a directory or a glob that matches) and OUTPUT does not unless ``overwrite``: checked
-    before Spark reads anything (its own check logs a Java stack trace first)."""
+def check_paths(spark, opts: Options, bundle: Path) -> None:
+    """INPUT exists (a file, a directory or a glob that matches); OUTPUT neither holds an input nor is inside or around
+    the bundle, and does not exist, or with ``overwrite`` is an earlier job's output: checked before Spark reads
+    anything (its own check logs a Java stack trace first)."""
     fs, source = _file_system(spark, opts.input)
     found = fs.globStatus(source)
     if found is None or len(found) == 0:
         raise BulkError(f"{opts.input}: no such file or directory")
     fs, final = _file_system(spark, opts.output)
-    if fs.exists(final) and not opts.overwrite:
-        raise BulkError(f"{opts.output} exists (pass --overwrite to replace it)")
+    target = final.toString()
+    model = _file_system(spark, bundle.resolve().as_uri())[1].toString()
+    if _within(model, target) or _within(target, model):
+        raise BulkError(f"{opts.output} is the bundle's folder, inside it or around it: give another OUTPUT")
+    if any(_within(status.getPath().toString(), target) for status in found):
+        raise BulkError(f"{opts.output} is the input or holds it: give another OUTPUT")
+    if fs.exists(final):
+        if not opts.overwrite:
+            raise BulkError(f"{opts.output} exists (pass --overwrite to replace it)")
+        marker = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(final, "_SUCCESS")
+        if not fs.exists(marker):
+            raise BulkError(f"{opts.output} is not an earlier job's output (no _SUCCESS in it), which is all that "
+                            "--overwrite replaces")
+
+
+def _within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (qualified paths)."""
+    folder = folder.rstrip("/")
+    return path.rstrip("/") == folder or path.startswith(folder + "/")
 
 
 def write(spark, frame, opts: Options) -> dict[str | None, int]:
@@ -254,14 +274,27 @@ def _one_line_errors(read_hint: str = ""):
         if "Traceback" in text and raised:
             line = raised[-1]
         elif line.endswith(":"):  # a wrapper with nothing after its colon: the Java exception's deepest cause
-            cause = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
-            while cause is not None and cause.getCause() is not None:
-                cause = cause.getCause()
-            line = f"{line} {(_lines(str(cause)) or [''])[0]}" if cause is not None else line
+            line = f"{line} {(_lines(_causes(exc)[-1]) or [''])[0]}"
         java_missing = "JAVA_GATEWAY" in text and shutil.which("java") is None and not os.environ.get("JAVA_HOME")
         hint = " (Spark needs Java 17: make bulk installs openjdk-17-jre-headless)" if java_missing else ""
-        hint += read_hint if "FAILED_READ_FILE" in line else ""
+        # Messages that quote a CSV record or header row (in a file without one, a tweet) are not repeated.
+        if any("CSV header does not conform" in cause for cause in _causes(exc)):
+            file = _READ_FILE.search(line)
+            line = (f"{file.group(1) if file else 'a CSV file'}: its first row is not the header row of the first file "
+                    "(every CSV file of the input needs the same one)")
+        elif "MALFORMED_CSV_RECORD" in line or "TextParsingException" in line:
+            line = "a CSV record could not be read"
+        hint += read_hint if any(m in line for m in ("FAILED_READ_FILE", "CSV record")) else ""
         raise BulkError(f"Spark: {line}{hint}") from None
+
+
+def _causes(exc: Exception) -> list[str]:
+    """The messages of a Java exception and of its causes, outermost first (the exception's own text if not Java's)."""
+    cause, messages = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None), []
+    while cause is not None:
+        messages.append(str(cause))
+        cause = cause.getCause()
+    return messages or [str(exc)]
 
 
 def _lines(text: str) -> list[str]:
@@ -283,7 +316,7 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
         csv_hint = f" (an unclosed quote, or a field over {csv.field_size_limit()} characters?)"
         with _one_line_errors(csv_hint if source_format is Format.CSV else ""):
             spark = spark or start(opts)
-            check_paths(spark, opts)
+            check_paths(spark, opts, bundle.path)
             task = Task(archive=ship(spark, bundle), labels=bundle.labels, has_related=bundle.has_related,
                         threads=opts.threads, bucket=config.length_bucket, max_batch=config.inference_batch,
                         max_chars=config.max_text_chars, dropped=(CORRUPT,) if opts.keep_text else (TEXT, CORRUPT))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -220,3 +221,45 @@ def test_a_csv_may_start_with_a_byte_order_mark(spark, tmp_path):
     counts = run(Options(input=str(tmp_path / "excel.csv"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
                          output_format=Format.JSONL), spark)
     assert counts == {None: 1} and read_jsonl_dir(tmp_path / "out")[0]["entity"] == "Acme"
+
+
+def test_overwrite_replaces_an_earlier_output_only(spark, tmp_path):
+    """--overwrite never takes the bundle (its folder, one inside or around it), the input, or a user's file."""
+    bundle, src, user = tmp_path / "bundle", tmp_path / "in" / "day.jsonl", tmp_path / "notes.txt"
+    shutil.copytree(TINY_BUNDLE, bundle)
+    src.parent.mkdir()
+    src.write_text(json.dumps({"id": 1, "text": "fine"}) + "\n")
+    user.write_text("a user's notes")
+
+    def job(output: Path, source: Path = src) -> dict:
+        return run(Options(input=str(source), output=str(output), bundle=bundle, overwrite=True,
+                           input_format=Format.JSONL, output_format=Format.JSONL), spark)
+
+    for output, message in [(bundle, "is the bundle's folder, inside it or around it"),
+                            (bundle / "labels", "is the bundle's folder, inside it or around it"),
+                            (tmp_path, "is the bundle's folder, inside it or around it"),
+                            (src.parent, "is the input or holds it"),
+                            (user, "is not an earlier job's output (no _SUCCESS in it)")]:
+        with pytest.raises(BulkError, match=re.escape(f"{output} {message}")):
+            job(output, src.parent)
+    assert Bundle.load(bundle).name and user.read_text() == "a user's notes" and src.exists()
+    assert job(tmp_path / "out") == {None: 1} and job(tmp_path / "out") == {None: 1}
+
+
+def test_csv_read_errors_quote_no_record_nor_header_row(spark, tmp_path, capfd):
+    """Spark quotes the record it could not read (a field over the limit) and a file's header row (in a file without
+    one, a tweet; Spark used to drop it silently): one line without either, the file named."""
+    (tmp_path / "big.csv").write_text(f'id,text,entity\n1,"SECRET tweet {"y" * 140_000}",Acme\n')
+    folder = tmp_path / "day"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,text,entity\n1,Acme is fine,Acme\n")
+    (folder / "b.csv").write_text("2,I SECRETLY hate Acme,Acme\n3,other,Acme\n")
+    for source, message in [(tmp_path / "big.csv", "Spark: a CSV record could not be read (an unclosed quote, or a "
+                                                    "field over 131072 characters?)"),
+                            (folder, f"Spark: {(folder / 'b.csv').as_uri()}: its first row is not the header row of "
+                                     "the first file (every CSV file of the input needs the same one)")]:
+        with pytest.raises(BulkError) as refused:
+            run(Options(input=str(source), output=str(tmp_path / "out"), bundle=TINY_BUNDLE, input_format=Format.CSV),
+                spark)
+        assert str(refused.value).replace("file:///", "file:/") == message.replace("file:///", "file:/")
+        assert "SECRET" not in "".join(capfd.readouterr()) and not (tmp_path / "out").exists()
