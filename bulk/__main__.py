@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -51,10 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-format", type=_format(Format.PARQUET, Format.JSONL), default=Format.PARQUET,
                    metavar="{parquet,jsonl}", help="output format (default: parquet)")
     p.add_argument("--keep-text", action="store_true", help="write the text column too")
-    p.add_argument("--threads", type=whole_number(1), default=1,
+    p.add_argument("--threads", type=whole_number(1, 256), default=1,
                    help="interpreter threads per task, and Spark cores per task (default 1)")
-    p.add_argument("--partitions", type=whole_number(1), help="repartition the input into N (default: at least one per core)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--partitions", type=whole_number(1, 1_000_000),
+                   help="repartition the input into N, at most 1,000,000 (default: at least one per core)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it is an earlier job's output")
     p.add_argument("--conf", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="a Spark setting (repeatable)")
     args = parser.parse_args(argv)
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                       input_format=args.format, output_format=args.output_format, keep_text=args.keep_text,
                       threads=args.threads, partitions=args.partitions, overwrite=args.overwrite,
                       conf=tuple(args.conf))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: the partial output deleted on the way out
     try:
         counts = run(options)
     except BulkError as exc:
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{clear}error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)  # the job's partial output is deleted on the way out
+        print("interrupted", file=sys.stderr)
         return 130
     errors = {reason: n for reason, n in counts.items() if reason is not None}
     detail = f" ({'; '.join(f'{reason}: {n}' for reason, n in sorted(errors.items()))})" if errors else ""

@@ -7,8 +7,9 @@ from enum import Enum
 
 from app.offline import READ_AS_JSONL
 
-# Spark's PERMISSIVE mode puts a JSONL line that is not a JSON object in this column.
-CORRUPT = "_corrupt_record"
+# Spark's PERMISSIVE mode puts a JSONL line that is not a JSON object in this column (not Spark's default name,
+# _corrupt_record, which an input may hold as a column of its own).
+CORRUPT = "_reputation_bulk_unreadable_line"
 
 
 class Format(str, Enum):
@@ -40,9 +41,10 @@ class Format(str, Enum):
             # Every file's first row is its header, the same in each (enforceSchema off: Spark would otherwise
             # drop a file's first row, maybe a tweet, and take its columns by position).
             return reader.options(header=True, enforceSchema=False, multiLine=True, escape='"', mode="PERMISSIVE",
+                                  columnNameOfCorruptRecord=CORRUPT,
                                   unescapedQuoteHandling="RAISE_ERROR",
                                   maxCharsPerColumn=str(csv.field_size_limit())).csv(path)
-        return reader.parquet(path)
+        return reader.options(mergeSchema=True).parquet(path)  # files of a folder with other columns: all kept
 
     def write(self, frame, path: str) -> None:
         """Write a DataFrame as a directory of part files (JSONL or Parquet)."""

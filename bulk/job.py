@@ -22,7 +22,7 @@ from app.bundle import Bundle
 from app.classifier import Classifier
 from app.config import Config, ConfigError
 from app.errors import AppError
-from app.offline import describe_columns, describe_header
+from app.offline import describe_columns, describe_header, repeated_columns
 
 from . import worker
 from .formats import CORRUPT, Format
@@ -161,6 +161,10 @@ def prepare(frame, partitions: int | None, parallelism: int, csv_header: bool = 
     for name in frame.columns:  # Excel's CSV starts with a byte-order mark, which Spark keeps in the first name
         if name.startswith("\ufeff"):
             frame = frame.withColumnRenamed(name, name.removeprefix("\ufeff"))
+    # Spark reads a CSV header that names a column twice as name<index> for each: offline refuses it so.
+    named = [next((base for base in (TEXT, ENTITY) if c == f"{base}{i}"), c) for i, c in enumerate(frame.columns)]
+    if csv_header and (why := repeated_columns(named, (TEXT, ENTITY))):
+        raise BulkError(why)
     if TEXT not in frame.columns:
         columns = [c for c in frame.columns if c != CORRUPT]
         raise BulkError(f"the input has no '{TEXT}' column (columns: "
@@ -316,6 +320,7 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
         csv_hint = f" (an unclosed quote, or a field over {csv.field_size_limit()} characters?)"
         with _one_line_errors(csv_hint if source_format is Format.CSV else ""):
             spark = spark or start(opts)
+            spark.conf.set("spark.sql.caseSensitive", "true")  # 'ID' beside 'id', 'Label' beside the output's 'label'
             check_paths(spark, opts, bundle.path)
             task = Task(archive=ship(spark, bundle), labels=bundle.labels, has_related=bundle.has_related,
                         threads=opts.threads, bucket=config.length_bucket, max_batch=config.inference_batch,

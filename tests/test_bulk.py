@@ -8,8 +8,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -206,6 +208,8 @@ def test_missing_or_tampered_bundle_fails_at_once_in_one_line(tmp_path):
     (["--format", "xml"], "argument --format: expected one of jsonl, csv, parquet, got 'xml'"),
     (["--output-format", "csv"], "argument --output-format: expected one of parquet, jsonl, got 'csv'"),
     (["--partitions", "abc"], "argument --partitions: expected a whole number, got 'abc'"),
+    (["--partitions", "99999999999"], "argument --partitions: must be from 1 to 1000000, got 99999999999"),
+    (["--threads", "100000"], "argument --threads: must be from 1 to 256, got 100000"),
 ])
 def test_bad_options_are_one_line_before_spark_starts(capsys, args, message):
     from bulk.__main__ import main
@@ -263,3 +267,49 @@ def test_csv_read_errors_quote_no_record_nor_header_row(spark, tmp_path, capfd):
                 spark)
         assert str(refused.value).replace("file:///", "file:/") == message.replace("file:///", "file:/")
         assert "SECRET" not in "".join(capfd.readouterr()) and not (tmp_path / "out").exists()
+
+
+def test_columns_told_apart_by_case_a_repeated_one_refused_and_parquet_files_merged(spark, tmp_path):
+    """'Label' beside the output's label and 'ID' beside 'id' are columns of their own (Spark, case-insensitive by
+    default, stopped the job); a CSV header naming text or entity twice is refused as offline refuses it (Spark renamed
+    both and ran without them); Parquet files of a folder with other columns keep them all."""
+    def job(source: Path, fmt: Format) -> list[dict]:
+        out = tmp_path / f"out-{source.name}"
+        run(Options(input=str(source), output=str(out), bundle=TINY_RELATED_BUNDLE, input_format=fmt,
+                    output_format=Format.JSONL), spark)
+        return sorted(read_jsonl_dir(out), key=lambda r: str(r.get("id")))
+
+    (tmp_path / "case.csv").write_text("id,text,entity,Label,_corrupt_record\n1,Acme is great,Acme,positive,x\n")
+    (row,) = job(tmp_path / "case.csv", Format.CSV)  # Spark's default name for a bad line's column is data here
+    assert row["Label"] == "positive" and row["label"] in ("positive", "neutral", "negative") and "related" in row
+    assert row["_corrupt_record"] == "x" and "error" not in row
+    (tmp_path / "case.jsonl").write_text('{"id": 1, "text": "fine"}\n{"id": 2, "ID": "x", "text": "ok"}\n')
+    assert [(r["id"], r.get("ID"), "label" in r) for r in job(tmp_path / "case.jsonl", Format.JSONL)] == [
+        (1, None, True), (2, "x", True)]
+    for header, twice in (("id,text,entity,entity", "entity"), ("id,text,text", "text")):
+        (tmp_path / "twice.csv").write_text(f"{header}\n1,a,b{',c' * (header.count(',') - 2)}\n")
+        with pytest.raises(BulkError, match=f"^column {twice} appears more than once in the header: give each column "
+                                            "once$"):
+            job(tmp_path / "twice.csv", Format.CSV)
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1], "text": ["fine"]}), folder / "a.parquet")
+    pq.write_table(pa.table({"id": [2], "text": ["Acme recalls phones"], "entity": ["Acme"]}), folder / "b.parquet")
+    rows = job(folder, Format.PARQUET)
+    assert [(r["id"], r.get("entity"), "related" in r) for r in rows] == [(1, None, False), (2, "Acme", True)]
+
+
+def test_sigterm_mid_write_leaves_no_partial_output(tmp_path):
+    """A job stopped by SIGTERM (systemd, a scheduler) as by Ctrl-C: 'interrupted', exit 130, no OUTPUT nor partial."""
+    src = tmp_path / "day.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": f"tweet number {i} about Acme"}) + "\n" for i in range(60_000)))
+    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bulk.__main__ import main; sys.exit(main())"
+    job = subprocess.Popen([sys.executable, "-c", boot, "classify", str(src), "out", "--bundle", str(TINY_BUNDLE),
+                            "--master", LOCAL, *QUIET], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("out.partial-*")) and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    stderr = job.communicate(timeout=120)[1]
+    assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.*"))
