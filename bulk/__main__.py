@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -13,13 +14,19 @@ from bulk.formats import Format
 from bulk.job import BulkError, Options, run
 
 # The master URLs Spark 4 takes (its "Master URLs" documentation).
-_MASTER = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|(spark|k8s)://\S+")
+_N = r"[1-9]\d*"
+_HOST_PORT = r"[^\s:/,]+:\d{1,5}"
+_MASTER = re.compile(rf"local(\[(\*|{_N})(,{_N})?\])?|local-cluster\[{_N},{_N},{_N}\]|yarn"
+                     rf"|spark://{_HOST_PORT}(,{_HOST_PORT})*|k8s://\S+")
 
 
 def _master(raw: str) -> str:
     if not _MASTER.fullmatch(raw):
         raise argparse.ArgumentTypeError(f"expected local, local[N], local[*], yarn, spark://HOST:PORT or "
                                          f"k8s://HOST:PORT, got {raw!r}")
+    if raw == "yarn" and not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
+        raise argparse.ArgumentTypeError("yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR set to the cluster's "
+                                         "configuration (Spark's 'Running Spark on YARN')")
     return raw
 
 

@@ -32,12 +32,14 @@ _READ_FILE = re.compile(r"while reading file (\S+?)\.?\s")  # in Spark's FAILED_
 _PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
 PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
 # The driver's loggers (and in local mode the executors') that print a failed task's Java stack trace, and with it
-# the record it failed on, maybe a tweet: the job's error is the one line the command prints last.
-_TASK_FAILURE_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager",
-                         "org.apache.spark.sql.execution.datasources.FileFormatWriter",
-                         "org.apache.spark.TaskContextImpl", "org.apache.spark.util.Utils",
-                         "org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter",
-                         "org.apache.spark.sql.catalyst.csv.CSVHeaderChecker")  # quotes a CSV's first row
+# the record it failed on, maybe a tweet (the job's error is the one line the command prints last), a CSV file's
+# first row, or a stack trace for a glob input that matches (its check for a streaming sink's metadata).
+_QUIET_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager",
+                  "org.apache.spark.sql.execution.datasources.FileFormatWriter",
+                  "org.apache.spark.TaskContextImpl", "org.apache.spark.util.Utils",
+                  "org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter",
+                  "org.apache.spark.sql.catalyst.csv.CSVHeaderChecker",
+                  "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink")
 
 
 class BulkError(Exception):
@@ -86,20 +88,20 @@ def start(opts: Options):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    _quiet_task_failures(spark)
+    _quiet_loggers(spark)
     context = spark.sparkContext
     print(f"Spark {spark.version}, master {context.master}, UI {context.uiWebUrl or 'off'}", file=sys.stderr)
     return spark
 
 
-def _quiet_task_failures(spark) -> None:
-    """Turn off _TASK_FAILURE_LOGGERS through Log4j 2 (Spark's own logging); a driver with another logging backend
+def _quiet_loggers(spark) -> None:
+    """Turn off _QUIET_LOGGERS through Log4j 2 (Spark's own logging); a driver with another logging backend
     keeps them, with a note."""
     from py4j.protocol import Py4JError
 
     log4j = spark.sparkContext._jvm.org.apache.logging.log4j
     try:
-        for name in _TASK_FAILURE_LOGGERS:
+        for name in _QUIET_LOGGERS:
             log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
     except Py4JError:
         print("note: this Spark does not log through Log4j 2: a failed task's log may show the record it failed on",

@@ -210,9 +210,16 @@ def test_missing_or_tampered_bundle_fails_at_once_in_one_line(tmp_path):
     (["--partitions", "abc"], "argument --partitions: expected a whole number, got 'abc'"),
     (["--partitions", "99999999999"], "argument --partitions: must be from 1 to 1000000, got 99999999999"),
     (["--threads", "100000"], "argument --threads: must be from 1 to 256, got 100000"),
+    (["--master", "local[0]"], "got 'local[0]'"),
+    (["--master", "spark://x:notaport"], "got 'spark://x:notaport'"),
+    (["--master", "yarn"], "argument --master: yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR set to the cluster's "
+                           "configuration (Spark's 'Running Spark on YARN')"),
 ])
-def test_bad_options_are_one_line_before_spark_starts(capsys, args, message):
+def test_bad_options_are_one_line_before_spark_starts(capsys, monkeypatch, args, message):
     from bulk.__main__ import main
+
+    monkeypatch.delenv("HADOOP_CONF_DIR", raising=False)
+    monkeypatch.delenv("YARN_CONF_DIR", raising=False)
 
     with pytest.raises(SystemExit) as exit_:
         main(["classify", "in.jsonl", "out", *args])
@@ -313,3 +320,12 @@ def test_sigterm_mid_write_leaves_no_partial_output(tmp_path):
     stderr = job.communicate(timeout=120)[1]
     assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.*"))
+
+
+def test_a_glob_input_logs_no_stack_trace(tmp_path):
+    """Spark's reader looks for a streaming sink's metadata at the glob's literal path and logs a Java stack trace."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "day.jsonl").write_text(json.dumps({"text": "fine"}) + "\n")
+    result = bulk_command(tmp_path, "in/*.jsonl", "out", "--bundle", str(TINY_BUNDLE), "--master", LOCAL, *QUIET)
+    assert result.returncode == 0 and result.stderr.strip().splitlines()[-1] == "classified 1 tweets, 0 errors; wrote out"
+    assert not [line for line in result.stderr.splitlines() if line.strip().startswith("at ")], result.stderr[-3000:]
