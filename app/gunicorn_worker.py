@@ -16,11 +16,13 @@ from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 
 from .config import ServerConfig
+from .validation import ErrorCode
 
 # The API's error codes for the statuses gunicorn answers itself (a request it could not parse; a 500 where a
 # response broke down after the application ran).
-PROTOCOL_ERROR_CODES = {400: "malformed_request", 403: "forbidden", 414: "request_line_too_long",
-                        417: "expectation_failed", 431: "headers_too_large", 501: "not_implemented"}
+PROTOCOL_ERROR_CODES = {400: ErrorCode.MALFORMED_REQUEST, 403: ErrorCode.FORBIDDEN,
+                        414: ErrorCode.REQUEST_LINE_TOO_LONG, 417: ErrorCode.EXPECTATION_FAILED,
+                        431: ErrorCode.HEADERS_TOO_LARGE, 501: ErrorCode.NOT_IMPLEMENTED}
 SOCKET_ERROR = "Socket error processing request."  # what gthread logs, with a traceback, for a socket that failed
 # gunicorn's lines that quote what a client sent (a request line, a header, a chunk: a tweet, where the client put one)
 INVALID_REQUEST = "Invalid request from ip="
@@ -44,7 +46,7 @@ def _reason(text: str) -> str:
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page."""
-    code = PROTOCOL_ERROR_CODES.get(status_int, "internal")
+    code = PROTOCOL_ERROR_CODES.get(status_int, ErrorCode.INTERNAL).value
     reason = HTTPStatus(status_int).phrase  # gunicorn's own says "Bad Request" for a 501
     body = json.dumps({"error": {"code": code, "message": without_client_bytes(mesg) or reason}}).encode("utf-8")
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"

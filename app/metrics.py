@@ -118,7 +118,8 @@ class Metrics:
             for value in related:
                 self.predictions.labels(label, value.value)
         for code in ErrorCode:
-            self.errors.labels(code.value)
+            if code.counted:
+                self.errors.labels(code.value)
         for outcome in Outcome if feedback else ():
             for label in (*labels, NO_LABEL):
                 self.feedback.labels(outcome.value, label)

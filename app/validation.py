@@ -11,7 +11,8 @@ from .errors import AppError
 
 
 class ErrorCode(str, Enum):
-    """The stable ``code`` of an error response, as the API documents it and the errors counter labels it."""
+    """The stable ``code`` of an error response, as the API documents it (and the errors counter labels those the
+    application answers: not the protocol errors gunicorn answers itself, which never reach it)."""
 
     INVALID_JSON = "invalid_json"
     INVALID_ENCODING = "invalid_encoding"
@@ -36,6 +37,21 @@ class ErrorCode(str, Enum):
     STORAGE_ERROR = "storage_error"
     FEEDBACK_FULL = "feedback_full"
     INSUFFICIENT_STORAGE = "insufficient_storage"
+    # answered by gunicorn (app/gunicorn_worker.py), not counted
+    FORBIDDEN = "forbidden"
+    REQUEST_LINE_TOO_LONG = "request_line_too_long"
+    EXPECTATION_FAILED = "expectation_failed"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    NOT_IMPLEMENTED = "not_implemented"
+
+    @property
+    def counted(self) -> bool:
+        """Whether the application answers it (so the errors counter can count it)."""
+        return self not in _GUNICORN_ONLY
+
+
+_GUNICORN_ONLY = frozenset({ErrorCode.FORBIDDEN, ErrorCode.REQUEST_LINE_TOO_LONG, ErrorCode.EXPECTATION_FAILED,
+                            ErrorCode.HEADERS_TOO_LARGE, ErrorCode.NOT_IMPLEMENTED})
 
 
 class ApiError(AppError):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import signal
 import sys
 from pathlib import Path
 
@@ -24,9 +22,6 @@ def _master(raw: str) -> str:
     if not _MASTER.fullmatch(raw):
         raise argparse.ArgumentTypeError(f"expected local, local[N], local[*], yarn, spark://HOST:PORT or "
                                          f"k8s://HOST:PORT, got {raw!r}")
-    if raw == "yarn" and not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
-        raise argparse.ArgumentTypeError("yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR set to the cluster's "
-                                         "configuration (Spark's 'Running Spark on YARN')")
     return raw
 
 
@@ -71,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
                       input_format=args.format, output_format=args.output_format, keep_text=args.keep_text,
                       threads=args.threads, partitions=args.partitions, overwrite=args.overwrite,
                       conf=tuple(args.conf))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: the partial output deleted on the way out
     try:
         counts = run(options)
     except BulkError as exc:

@@ -10,9 +10,11 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import sys
 import tarfile
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from . import worker
 from .formats import CORRUPT, Format
 from .worker import ABOUT, ENTITY, ERROR, PREDICTED, RELATED, SCORES, TEXT, Task
 
+CASE_SENSITIVE = "spark.sql.caseSensitive"
 _READ_FILE = re.compile(r"while reading file (\S+?)\.?\s")  # in Spark's FAILED_READ_FILE message
 _PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
 PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
@@ -87,6 +90,8 @@ def start(opts: Options):
     for key, value in {**settings, **dict(opts.conf)}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if threading.current_thread() is threading.main_thread():  # SIGTERM as Ctrl-C: PySpark's handler cancels the jobs
+        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
     spark.sparkContext.setLogLevel("WARN")
     _quiet_loggers(spark)
     context = spark.sparkContext
@@ -164,15 +169,17 @@ def prepare(frame, partitions: int | None, parallelism: int, csv_header: bool = 
         if name.startswith("\ufeff"):
             frame = frame.withColumnRenamed(name, name.removeprefix("\ufeff"))
     # Spark reads a CSV header that names a column twice as name<index> for each: offline refuses it so.
-    named = [next((base for base in (TEXT, ENTITY) if c == f"{base}{i}"), c) for i, c in enumerate(frame.columns)]
+    renamed = {base for base in (TEXT, ENTITY) if base not in frame.columns
+               and sum(c == f"{base}{i}" for i, c in enumerate(frame.columns)) > 1}
+    named = [next((base for base in renamed if c == f"{base}{i}"), c) for i, c in enumerate(frame.columns)]
     if csv_header and (why := repeated_columns(named, (TEXT, ENTITY))):
         raise BulkError(why)
     if TEXT not in frame.columns:
         columns = [c for c in frame.columns if c != CORRUPT]
         raise BulkError(f"the input has no '{TEXT}' column (columns: "
                         f"{describe_header(columns, (TEXT, ENTITY)) if csv_header else describe_columns(columns)})")
-    for name in PREDICTED:
-        if name in frame.columns:
+    for name in frame.columns:  # in any case: a case-insensitive reader of the output would find it twice
+        if name.lower() in PREDICTED:
             frame = frame.withColumnRenamed(name, f"input_{name}")
             print(f"note: the input's column '{name}' is written as 'input_{name}'", file=sys.stderr)
     # Bytes that are not UTF-8 become U+FFFD, as the offline command reads them (errors="replace").
@@ -217,11 +224,12 @@ def check_paths(spark, opts: Options, bundle: Path) -> None:
         raise BulkError(f"{opts.input}: no such file or directory")
     fs, final = _file_system(spark, opts.output)
     target = final.toString()
-    model = _file_system(spark, bundle.resolve().as_uri())[1].toString()
-    if _within(model, target) or _within(target, model):
-        raise BulkError(f"{opts.output} is the bundle's folder, inside it or around it: give another OUTPUT")
-    if any(_within(status.getPath().toString(), target) for status in found):
-        raise BulkError(f"{opts.output} is the input or holds it: give another OUTPUT")
+    jvm = spark.sparkContext._jvm
+    local = jvm.org.apache.hadoop.fs.FileSystem.getLocal(spark.sparkContext._jsc.hadoopConfiguration())
+    model = local.makeQualified(jvm.org.apache.hadoop.fs.Path(str(bundle.resolve()))).toString()
+    for folder, what in [(model, "the bundle's folder")] + [(s.getPath().toString(), "the input") for s in found]:
+        if _within(folder, target) or _within(target, folder):
+            raise BulkError(f"{opts.output} is {what}, inside it or around it: give another OUTPUT")
     if fs.exists(final):
         if not opts.overwrite:
             raise BulkError(f"{opts.output} exists (pass --overwrite to replace it)")
@@ -263,9 +271,9 @@ def write(spark, frame, opts: Options) -> dict[str | None, int]:
 
 
 @contextlib.contextmanager
-def _one_line_errors(read_hint: str = ""):
+def _one_line_errors(read_hint: str = "", start_hint: str = ""):
     """Spark's and Py4J's exceptions as a BulkError with the first line of their message (``read_hint`` after a
-    file that could not be read)."""
+    file that could not be read, ``start_hint`` after a JVM that did not start)."""
     from py4j.protocol import Py4JError, Py4JJavaError
     from pyspark.errors import PySparkException
 
@@ -283,6 +291,7 @@ def _one_line_errors(read_hint: str = ""):
             line = f"{line} {(_lines(_causes(exc)[-1]) or [''])[0]}"
         java_missing = "JAVA_GATEWAY" in text and shutil.which("java") is None and not os.environ.get("JAVA_HOME")
         hint = " (Spark needs Java 17: make bulk installs openjdk-17-jre-headless)" if java_missing else ""
+        hint += start_hint if "JAVA_GATEWAY" in text else ""
         # Messages that quote a CSV record or header row (in a file without one, a tweet) are not repeated.
         if any("CSV header does not conform" in cause for cause in _causes(exc)):
             file = _READ_FILE.search(line)
@@ -317,12 +326,16 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
     source_format = opts.input_format or Format.of(opts.input)
     if source_format is None:
         raise BulkError(f"cannot tell the format of {opts.input} from its name: pass --format jsonl, csv or parquet")
-    own = spark is None
+    own, case_sensitive = spark is None, None
+    yarn = opts.master == "yarn" and not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR"))
     try:
         csv_hint = f" (an unclosed quote, or a field over {csv.field_size_limit()} characters?)"
-        with _one_line_errors(csv_hint if source_format is Format.CSV else ""):
+        yarn_hint = " (yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR, here or in Spark's spark-env.sh)" if yarn else ""
+        with _one_line_errors(csv_hint if source_format is Format.CSV else "", yarn_hint):
             spark = spark or start(opts)
-            spark.conf.set("spark.sql.caseSensitive", "true")  # 'ID' beside 'id', 'Label' beside the output's 'label'
+            case_sensitive = spark.conf.get(CASE_SENSITIVE)
+            if CASE_SENSITIVE not in dict(opts.conf):  # columns 'ID' and 'id' told apart, unless the user says not
+                spark.conf.set(CASE_SENSITIVE, "true")
             check_paths(spark, opts, bundle.path)
             task = Task(archive=ship(spark, bundle), labels=bundle.labels, has_related=bundle.has_related,
                         threads=opts.threads, bucket=config.length_bucket, max_batch=config.inference_batch,
@@ -333,3 +346,5 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
     finally:
         if own and spark is not None:
             spark.stop()  # before the error is printed, so that Spark's last lines come before it
+        elif case_sensitive is not None:
+            spark.conf.set(CASE_SENSITIVE, case_sensitive)  # a caller's session as it was

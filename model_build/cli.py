@@ -84,10 +84,14 @@ def cmd_train(args) -> int:
     given = {"weight": args.distill_weight, "temperature": args.temperature}
     distillation = Distillation(tuple(args.teacher), **{k: v for k, v in given.items() if v is not None}) \
         if args.teacher else None
+    if args.extra_weight is not None and not args.extra:
+        raise BuildError("--extra-weight applies to the --extra tweets: give --extra")
+    if len({Path(f).resolve() for f in args.extra}) < len(args.extra):
+        raise BuildError("an --extra file is given twice: its tweets would count double; give each file once")
     holdout = SplitSpec(Holdout(args.holdout), args.val_fraction, args.gap_fraction, args.seed)
     data = DataSpec(str(args.data), _split(args), _language(args), args.limit, not args.polarity_only, holdout,
-                    tuple(args.extra), args.extra_weight, args.sample, args.also_language, args.full_names,
-                    args.recency)
+                    tuple(args.extra), 1.0 if args.extra_weight is None else args.extra_weight, args.sample,
+                    args.also_language, args.full_names, args.recency)
     input_format = InputFormat(args.input_format) if args.input_format else \
         init.input_format if init is not None else InputFormat.PAIR
     examples, report = data.load()
@@ -273,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra", action="append", default=[], metavar="FILE",
                    help="a CSV / JSONL of your own labelled tweets (text,label,entity[,related]) added to --data; "
                         "repeatable")
-    p.add_argument("--extra-weight", type=WEIGHT, default=1.0, help="loss weight of the --extra examples")
+    p.add_argument("--extra-weight", type=WEIGHT, help="loss weight of the --extra examples (default 1)")
     p.add_argument("--also-language", metavar="LANG",
                    help="RepLab tweets of this language (ES) train too, none later than its entity's latest training "
                         "tweet of --language; validation stays in --language")

@@ -310,7 +310,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
         elif label is None and not (unrelated and related is not None):
             report.drop("not about the entity (no polarity)" if related is False else "no polarity label", where)
         else:
-            entity = entity if isinstance(entity, str) and entity.strip() else None
+            entity = entity if isinstance(entity, str) and visible(entity) else None  # as the service reads it
             examples.append(Example(text, label, entity, related=True if label and related is None else related))
     report.kept = len(examples)
     report.without_entity = sum(e.entity is None for e in examples)

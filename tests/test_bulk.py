@@ -212,14 +212,9 @@ def test_missing_or_tampered_bundle_fails_at_once_in_one_line(tmp_path):
     (["--threads", "100000"], "argument --threads: must be from 1 to 256, got 100000"),
     (["--master", "local[0]"], "got 'local[0]'"),
     (["--master", "spark://x:notaport"], "got 'spark://x:notaport'"),
-    (["--master", "yarn"], "argument --master: yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR set to the cluster's "
-                           "configuration (Spark's 'Running Spark on YARN')"),
 ])
-def test_bad_options_are_one_line_before_spark_starts(capsys, monkeypatch, args, message):
+def test_bad_options_are_one_line_before_spark_starts(capsys, args, message):
     from bulk.__main__ import main
-
-    monkeypatch.delenv("HADOOP_CONF_DIR", raising=False)
-    monkeypatch.delenv("YARN_CONF_DIR", raising=False)
 
     with pytest.raises(SystemExit) as exit_:
         main(["classify", "in.jsonl", "out", *args])
@@ -235,8 +230,9 @@ def test_a_csv_may_start_with_a_byte_order_mark(spark, tmp_path):
 
 
 def test_overwrite_replaces_an_earlier_output_only(spark, tmp_path):
-    """--overwrite never takes the bundle (its folder, one inside or around it), the input, or a user's file."""
-    bundle, src, user = tmp_path / "bundle", tmp_path / "in" / "day.jsonl", tmp_path / "notes.txt"
+    """--overwrite never takes the bundle (its folder, one inside or around it, a space in its path too), the input
+    (nor a folder inside or around it), or a user's file."""
+    bundle, src, user = tmp_path / "my bundle", tmp_path / "in" / "day.jsonl", tmp_path / "notes.txt"
     shutil.copytree(TINY_BUNDLE, bundle)
     src.parent.mkdir()
     src.write_text(json.dumps({"id": 1, "text": "fine"}) + "\n")
@@ -249,7 +245,8 @@ def test_overwrite_replaces_an_earlier_output_only(spark, tmp_path):
     for output, message in [(bundle, "is the bundle's folder, inside it or around it"),
                             (bundle / "labels", "is the bundle's folder, inside it or around it"),
                             (tmp_path, "is the bundle's folder, inside it or around it"),
-                            (src.parent, "is the input or holds it"),
+                            (src.parent, "is the input, inside it or around it"),
+                            (src.parent / "labels", "is the input, inside it or around it"),
                             (user, "is not an earlier job's output (no _SUCCESS in it)")]:
         with pytest.raises(BulkError, match=re.escape(f"{output} {message}")):
             job(output, src.parent)
@@ -277,7 +274,7 @@ def test_csv_read_errors_quote_no_record_nor_header_row(spark, tmp_path, capfd):
 
 
 def test_columns_told_apart_by_case_a_repeated_one_refused_and_parquet_files_merged(spark, tmp_path):
-    """'Label' beside the output's label and 'ID' beside 'id' are columns of their own (Spark, case-insensitive by
+    """'ID' beside 'id' is a column of its own and 'Label' is written as input_Label (Spark, case-insensitive by
     default, stopped the job); a CSV header naming text or entity twice is refused as offline refuses it (Spark renamed
     both and ran without them); Parquet files of a folder with other columns keep them all."""
     def job(source: Path, fmt: Format) -> list[dict]:
@@ -288,7 +285,7 @@ def test_columns_told_apart_by_case_a_repeated_one_refused_and_parquet_files_mer
 
     (tmp_path / "case.csv").write_text("id,text,entity,Label,_corrupt_record\n1,Acme is great,Acme,positive,x\n")
     (row,) = job(tmp_path / "case.csv", Format.CSV)  # Spark's default name for a bad line's column is data here
-    assert row["Label"] == "positive" and row["label"] in ("positive", "neutral", "negative") and "related" in row
+    assert row["input_Label"] == "positive" and row["label"] in ("positive", "neutral", "negative") and "related" in row
     assert row["_corrupt_record"] == "x" and "error" not in row
     (tmp_path / "case.jsonl").write_text('{"id": 1, "text": "fine"}\n{"id": 2, "ID": "x", "text": "ok"}\n')
     assert [(r["id"], r.get("ID"), "label" in r) for r in job(tmp_path / "case.jsonl", Format.JSONL)] == [
@@ -304,6 +301,7 @@ def test_columns_told_apart_by_case_a_repeated_one_refused_and_parquet_files_mer
     pq.write_table(pa.table({"id": [2], "text": ["Acme recalls phones"], "entity": ["Acme"]}), folder / "b.parquet")
     rows = job(folder, Format.PARQUET)
     assert [(r["id"], r.get("entity"), "related" in r) for r in rows] == [(1, None, False), (2, "Acme", True)]
+    assert spark.conf.get("spark.sql.caseSensitive") == "false"  # the caller's session as it was
 
 
 def test_sigterm_mid_write_leaves_no_partial_output(tmp_path):

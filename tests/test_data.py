@@ -112,11 +112,12 @@ def test_an_unclosed_quote_names_its_line(tmp_path):
 
 def test_csv_and_jsonl(tmp_path):
     csv_file = tmp_path / "t.csv"
-    csv_file.write_text('text,label,entity\n"Great, really",Positive,Acme\nmeh,neutral,\n,negative,Acme\nbad,angry,Acme\n')
+    csv_file.write_text('text,label,entity\n"Great, really",Positive,Acme\nmeh,neutral,\u200b\n,negative,Acme\n'
+                        'bad,angry,Acme\n\u200b\u2066,neutral,Acme\n', encoding="utf-8")
     examples, report = load_table(csv_file)
     assert [(e.text, e.label, e.entity) for e in examples] == [("Great, really", "positive", "Acme"), ("meh", "neutral", None)]
-    assert report.dropped == {"empty or missing text": 1, UNKNOWN_LABEL: 1}
-    assert report.lines()[1:] == ["dropped 1 rows: empty or missing text (record 3)",
+    assert report.dropped == {"empty or missing text": 2, UNKNOWN_LABEL: 1} and report.without_entity == 1
+    assert report.lines()[1:] == ["dropped 2 rows: empty or missing text (record 3, record 5)",
                                   f"dropped 1 rows: {UNKNOWN_LABEL} (record 4)"]  # records as the offline command counts
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text(json.dumps({"text": "ok", "label": "NEGATIVE", "entity": "BMW"}) + "\n[1]\n{broken\n\n"

@@ -613,6 +613,8 @@ def test_a_teacher_or_init_checkpoint_that_saw_held_out_tweets_is_refused(teache
     (["--layer-decay", "1.5"], "decay must be in (0, 1]"),
     (["--rdrop", "0"], "R-Drop weight must be positive"),
     (["--sentiment-weight", "1"], "give --sentiment"),
+    (["--extra-weight", "3"], "--extra-weight applies to the --extra tweets: give --extra"),
+    (["--extra", str(FIXTURES / "tweets.csv"), "--extra", f"{FIXTURES}/./tweets.csv"], "an --extra file is given twice"),
     (["--stance-weight", "1"], "give --stance"),
     (["--stance", "/nonexistent"], "no mapping.txt"),
     (["--stance", str(FIXTURES), "--stance-weight", "0"], "weight of the tweets in"),
