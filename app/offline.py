@@ -76,6 +76,14 @@ def repeated_columns(names: Sequence[str] | None, read: Iterable[str]) -> str | 
     return f"column {', '.join(twice)} appears more than once in the header: give each column once" if twice else None
 
 
+def not_text(path: Path) -> str | None:
+    """Why a file is not read as text, where NUL bytes in its first 8,000 say it is binary (as git tells), or None."""
+    with path.open("rb") as fh:
+        if b"\0" in fh.read(8000):
+            return "not a text file: it holds NUL bytes (compressed, a spreadsheet, or UTF-16?); give UTF-8 CSV or JSONL"
+    return None
+
+
 def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
     """The JSON objects of JSONL lines; None for a non-blank line that is not one."""
     for line in lines:
@@ -91,6 +99,8 @@ def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
 def read_records(path: Path) -> Iterator[dict]:
     """Records with at least 'text' (and optionally 'entity'); malformed JSONL lines and CSV rows with more fields
     than the header become errors."""
+    if why := not_text(path):
+        raise InputError(f"{path}: {why}")
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:  # -sig: Excel's CSV starts with a BOM
         if path.suffix.lower() in READ_AS_JSONL:
             for record in iter_jsonl(fh):

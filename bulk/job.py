@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tarfile
 import tempfile
@@ -72,6 +73,22 @@ def verify(path: Path) -> Bundle:
     except AppError as exc:  # a bad bundle, or no TFLite runtime
         raise BulkError(str(exc)) from None
     return bundle
+
+
+def check_master(master: str) -> None:
+    """Refuse a ``spark://`` master none of whose addresses takes a connection (Spark retries for about a minute and
+    prints Java's traces before giving up)."""
+    if not master.startswith("spark://"):
+        return
+    reasons = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+            return
+        except OSError as exc:
+            reasons.append(f"{address}: {exc.strerror or exc}")
+    raise BulkError(f"Spark master {master}: no connection ({'; '.join(reasons)}): is it started, and is this its address?")
 
 
 def start(opts: Options):
@@ -327,6 +344,8 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
     if source_format is None:
         raise BulkError(f"cannot tell the format of {opts.input} from its name: pass --format jsonl, csv or parquet")
     own, case_sensitive = spark is None, None
+    if own and opts.master:
+        check_master(opts.master)
     yarn = opts.master == "yarn" and not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR"))
     try:
         csv_hint = f" (an unclosed quote, or a field over {csv.field_size_limit()} characters?)"

@@ -84,10 +84,13 @@ class DataSpec:
             if other := sum(e.language not in kept for e in examples):
                 report.dropped[f"language not {self.language} or {self.also_language}"] += other
             examples = [e for e in examples if e.language in kept]
-            report.kept = len(examples)
-        examples = examples[: self.limit]
+        if self.limit is not None and self.limit < len(examples):
+            report.dropped[f"beyond the first {self.limit} (--limit)"] += len(examples) - self.limit
+            examples = examples[: self.limit]
         if self.sample is not None and self.sample < len(examples):
+            report.dropped[f"not among a seeded random {self.sample} (--sample)"] += len(examples) - self.sample
             examples = random.Random(self.holdout.seed).sample(examples, self.sample)
+        report.kept = len(examples)
         for path in self.extra:
             more, more_report = load_table(path, self.unrelated)
             if not more:
@@ -221,7 +224,8 @@ class Checkpoint:
 
         root = Path(path)
         if not root.is_dir():
-            raise BuildError(f"checkpoint {root}: no such directory (a 'train' run's best/)")
+            what = "not a directory" if root.exists() else "no such directory"
+            raise BuildError(f"checkpoint {root}: {what} (a 'train' run's best/)")
         if (root / MANIFEST).is_file():
             raise BuildError(f"checkpoint {root}: this is a bundle; give the checkpoint it was packaged from (its "
                              "manifest's training.config.out_dir, then best/)")

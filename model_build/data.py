@@ -19,6 +19,7 @@ from app.offline import (
     SURPLUS_KEY,
     describe_header,
     iter_jsonl,
+    not_text,
     repeated_columns,
 )
 from app.text import visible
@@ -266,14 +267,19 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
     return examples, report
 
 
+GIVEN_AGAIN = "the same entity and text given again later (the last one counts)"
+
+
 def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example], LoadReport]:
     """Read a CSV (header row) or JSONL file with text, label and optional entity and related columns.
 
     A row marked unrelated has no polarity (a label given there is ignored); such rows are kept only with
-    ``unrelated``.
+    ``unrelated``. A tweet given again with the same entity (corrected twice on the device) counts once, as last given.
     """
     path, report = Path(path), LoadReport()
     content = _read_text(path, report)
+    if why := not_text(path):
+        raise DataError(f"{path}: {why}")
     if path.suffix.lower() in READ_AS_JSONL:
         # None for a line that is not a JSON object; lines split as the offline command reads them (not at U+2028)
         records = list(iter_jsonl(io.StringIO(content, newline="")))
@@ -286,7 +292,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
                             f"{describe_header(reader.fieldnames, ('text', 'label', 'entity', 'related'))}")
         if why := repeated_columns(reader.fieldnames, ("text", "label", "entity", "related")):
             raise DataError(f"{path}: {why}")
-    examples = []
+    latest: dict[tuple[str | None, str], tuple[str, Example]] = {}  # by (entity, text), in the order last given
     for number, record in enumerate(records, 1):  # as the offline command's "line": blank lines and the header not counted
         where = f"record {number}"
         if record is None or SURPLUS_KEY in record:
@@ -311,7 +317,10 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
             report.drop("not about the entity (no polarity)" if related is False else "no polarity label", where)
         else:
             entity = entity if isinstance(entity, str) and visible(entity) else None  # as the service reads it
-            examples.append(Example(text, label, entity, related=True if label and related is None else related))
+            if earlier := latest.pop((entity, text), None):  # a tweet corrected again: its last correction counts
+                report.drop(GIVEN_AGAIN, earlier[0])
+            latest[entity, text] = where, Example(text, label, entity, related=True if label and related is None else related)
+    examples = [example for _, example in latest.values()]
     report.kept = len(examples)
     report.without_entity = sum(e.entity is None for e in examples)
     return examples, report

@@ -31,10 +31,11 @@ FULL_INT8_TOLERANCE = 0.25
 
 
 def entry_point(*args: str) -> str:
-    """The output of the real ``python -m model_build ARGS`` in its own interpreter, which must succeed."""
+    """The output (stdout, then stderr) of the real ``python -m model_build ARGS`` in its own interpreter, which must
+    succeed."""
     out = subprocess.run([sys.executable, "-m", "model_build", *args], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout
+    return out.stdout + out.stderr
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +240,7 @@ def test_every_variant_is_a_valid_bundle(built):
         sizes[variant] = bundle.model_bytes
     assert sizes["dynamic-int8"] < sizes["float16"] < sizes["float32"]
     assert "package: wrote" in out
+    assert "absl::InitializeLog" not in out and "cuda drivers" not in out  # TensorFlow's start-up lines kept off
 
 
 def test_variants_agree_with_the_framework_model(built):
@@ -412,7 +414,8 @@ def test_evaluate_scores_relatedness_only_where_a_pair_model_has_an_entity(tmp_p
               "--json", str(tmp_path / "m.json"))
     figures = json.loads((tmp_path / "m.json").read_text())
     assert figures["n"] == 2 and figures["relatedness"]["n"] == 2 and figures["relatedness"]["without_entity"] == 1
-    assert "(1 tweets without an entity not scored): n=2" in out
+    assert "(1 tweets without an entity not scored): n=2" in out and figures["read_without_entity"] == 1
+    assert "n=2  accuracy=" in out and "(1 without an entity, read as the tweet alone: the bundle learnt" in out
 
 
 def test_the_ambiguous_names_the_readme_scores_are_one_brand_tweet_and_one_other_sense_each(tmp_path):
@@ -492,6 +495,8 @@ def test_own_tweets_are_added_with_their_weight(built, tmp_path):
     assert "this is a bundle; give the checkpoint it was packaged from" in refused(
         "train", "--data", str(FIXTURES / "tweets.csv"), "--init", str(tmp / "bundles" / "dynamic-int8"), "--out",
         str(tmp_path / "x"))
+    assert "empty.csv: not a directory (a 'train' run's best/)" in refused(
+        "train", "--data", str(FIXTURES / "tweets.csv"), "--init", str(tmp_path / "empty.csv"), "--out", str(tmp_path / "x"))
 
 
 def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, tmp_path):

@@ -96,6 +96,7 @@ def test_init_continues_from_the_checkpoint_and_keeps_its_text_settings(unseen_r
     assert (best / "text_settings.json").read_text() == (base / "text_settings.json").read_text()
     summary = json.loads((best / "train_summary.json").read_text())
     assert summary["train_examples"] == 30 and summary["config"]["input_format"] == "entity+text"
+    assert summary["load"]["kept"] == 30 and summary["load"]["dropped"]["not among a seeded random 30 (--sample)"] > 0
     before, after = load_file(str(base / "model.safetensors")), load_file(str(best / "model.safetensors"))
     assert before.keys() == after.keys() and any((before[k] != after[k]).any() for k in before)
     assert (best / "related_head.safetensors").is_file()

@@ -1,10 +1,11 @@
 """Loaders on small files written here, broken ones included: each gives a clear error or a counted skip."""
 
+import gzip
 import json
 
 import pytest
 
-from model_build.data import DataError, load, load_replab, load_table, parse_related
+from model_build.data import GIVEN_AGAIN, DataError, load, load_replab, load_table, parse_related
 from model_build.errors import BuildError
 from model_build.splits import UNSEEN_ENTITIES, Holdout, SplitSpec, split_by_time
 from tests.conftest import FIXTURES
@@ -108,6 +109,9 @@ def test_an_unclosed_quote_names_its_line(tmp_path):
     table.write_text('text,label\nfine,positive\n"an unclosed quote' + "x" * 200_000 + ",neutral\n")
     with pytest.raises(DataError, match=r"t.csv: field larger than field limit \(131072\) by line 3 "):
         load_table(table)
+    table.write_bytes(gzip.compress(b"text,label\nfine,positive\n"))  # a compressed file: not blamed on its header
+    with pytest.raises(DataError, match="t.csv: not a text file: it holds NUL bytes"):
+        load_table(table)
 
 
 def test_csv_and_jsonl(tmp_path):
@@ -130,6 +134,21 @@ def test_csv_and_jsonl(tmp_path):
     (tmp_path / "w.csv").write_text("tweet,polarity\na,positive\n")
     with pytest.raises(DataError, match="expected columns text,label"):
         load_table(tmp_path / "w.csv")
+
+
+def test_a_tweet_corrected_again_counts_once_as_last_given(tmp_path):
+    """A feedback file where a person corrected a tweet twice: the later correction replaces the earlier one (same entity
+    and text, exactly), in the later one's place; the same text for another entity is another example."""
+    lines = [{"text": "recall of 300,000 cars", "entity": "BMW", "label": "neutral"},
+             {"text": "recall of 300,000 cars", "entity": "Audi", "label": "neutral"},
+             {"text": "love the new i3", "entity": "BMW", "label": "positive"},
+             {"text": "recall of 300,000 cars", "entity": "BMW", "label": "negative"},
+             {"text": "love the new i3", "entity": "BMW", "label": "positive"}]
+    path = tmp_path / "feedback.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    examples, report = load_table(path)
+    assert [(e.entity, e.label) for e in examples] == [("Audi", "neutral"), ("BMW", "negative"), ("BMW", "positive")]
+    assert report.lines()[1:] == [f"dropped 2 rows: {GIVEN_AGAIN} (record 1, record 3)"] and report.kept == 3
 
 
 def test_no_tweet_text_in_the_load_report_and_no_rows_merged_by_a_quote(tmp_path):

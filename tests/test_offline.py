@@ -1,5 +1,6 @@
 """`python -m app classify FILE`: CSV or JSONL in, JSONL out, in order, bad rows reported, no HTTP."""
 
+import gzip
 import json
 import subprocess
 
@@ -63,6 +64,10 @@ def test_unreadable_inputs_give_a_clear_error(tmp_path):
     result = run(str(tmp_path / "unclosed.csv"), "--out", str(tmp_path / "out.jsonl"))
     assert result.returncode == 2 and "unclosed.csv: field larger than field limit (131072) by file line 3" in result.stderr
     assert "Traceback" not in result.stderr and not list(tmp_path.glob("*out.jsonl*"))
+    for name, content in (("day.csv", gzip.compress(b"text\nfine\n")), ("day.jsonl", '{"text": "fine"}'.encode("utf-16"))):
+        (tmp_path / name).write_bytes(content)  # a compressed file, UTF-16 text: not blamed on a header or a quote
+        result = run(str(tmp_path / name))
+        assert result.returncode == 2 and f"{name}: not a text file: it holds NUL bytes" in result.stderr, result.stderr
 
 
 def test_an_entity_that_is_not_a_string_is_that_lines_error(tmp_path):

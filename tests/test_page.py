@@ -172,6 +172,9 @@ def test_one_tweet_and_a_batch_through_the_form(page, service):
     verdict = f"{served['label']} about BMW (related {100 * served['related']:.1f}%)"  # the default bundle has both heads
     assert served["about"]
     assert shown == [{"text": SINGLE, "label": served["label"], "verdict": verdict, "scores": as_shown(served)}]
+    # the entity isolated from the words around it (a right-to-left one cannot reverse them), tweets in their direction
+    assert text(page, "#results .verdict bdi") == "BMW"
+    assert page.find_element(By.CSS_SELECTOR, "#results .tweet").get_attribute("dir") == "auto"
     shown = classify_in_form(page, BATCH, "BMW")
     served = requests.post(service.url + "/classify", json={"tweets": [{"text": t, "entity": "BMW"} for t in BATCH]},
                            timeout=30).json()["results"]
@@ -184,7 +187,7 @@ def test_one_tweet_and_a_batch_through_the_form(page, service):
     assert widths == pytest.approx([s for r in served for s in r["scores"].values()], abs=0.01)
     page.find_element(By.ID, "copy").click()
     wait(page, lambda: text(page, "#copy-status").startswith("Copied"), message="copy as JSON failed")
-    assert json.loads(clipboard(page, service))["results"] == served
+    assert json.loads(clipboard(page, service))["results"] == [{"text": t, "entity": "BMW", **r} for t, r in zip(BATCH, served)]
     page.get(lan_url(service))
     wait(page, lambda: page.find_element(By.ID, "entity").get_attribute("value") == "BMW",
          message="entity not remembered")
@@ -209,6 +212,24 @@ def test_input_over_the_limits_is_refused_before_sending_and_an_error_replaces_t
     assert not page.find_element(By.ID, "copy").is_enabled()
     assert submit(f"{SINGLE}\n\n" + "\u00e9" * 4001) == "Line 3 has 4001 characters: the limit is 4000 (MAX_TEXT_CHARS)."
     assert len(classify_in_form(page, [SINGLE], "BMW")) == 1 and text(page, "#error") == ""
+
+
+def test_lines_are_named_as_in_the_box_and_lines_of_only_invisible_characters_are_left_out(service, browser):
+    """A line of only zero-width characters looks blank and is left out as blank ones are; where the page cannot check
+    (no /openapi.json read), the service's 'tweets[2]' becomes the box's line number."""
+    lines = ["Loving my new BMW", "", "BMW recalls cars", "\u200b\u2066", "BMW opens a plant"]
+    browser.get(lan_url(service))
+    wait(browser, lambda: "replab-polarity-minilm" in text(browser, "#model"), message="model card not filled")
+    shown = classify_in_form(browser, [line for line in lines if line.isprintable() and line], "BMW")
+    assert [s["text"] for s in shown] == [lines[0], lines[2], lines[4]] and text(browser, "#error") == ""
+    browser.execute_script("limits = null")  # as if /openapi.json could not be read: the service refuses the line
+    browser.execute_script("document.getElementById('tweet').value = arguments[0]", "\n".join(lines))
+    browser.find_element(By.ID, "classify").click()
+    wait(browser, lambda: text(browser, "#error"), message="no error shown")
+    assert text(browser, "#error") == ("Line 4 must not be empty: it holds only invisible or control characters, which "
+                                       "the model does not read (HTTP 400)")
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # read, and so cleared
+    assert len(errors) == 1 and "status of 400" in errors[0], errors
 
 
 def test_keyboard_only(page):
@@ -278,6 +299,38 @@ def test_phone_width_and_dark_theme(page):
     finally:
         page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_corrections_from_the_page_and_a_service_that_goes_away(tmp_path):
+    """With FEEDBACK_FILE each result can be corrected (a label, or not about the entity) and the line is stored; a
+    model card that could not be read is tried again; a stopped service is said to be unreachable, in words."""
+    feedback = tmp_path / "feedback.jsonl"
+    with serve(TINY_RELATED_BUNDLE, workers=1, threads=2, tflite_threads=1, FEEDBACK_FILE=str(feedback)) as svc, \
+            chromium() as driver:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/v1/model"]})
+        driver.get(lan_url(svc))
+        wait(driver, lambda: "cannot be reached" in text(driver, "#model"), message="no error on the model card")
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        wait(driver, lambda: "tiny-related-test" in text(driver, "#model"), timeout=15, message="model card not retried")
+        classify_in_form(driver, BATCH[:2], "BMW")
+        first, second = driver.find_elements(By.CSS_SELECTOR, "#results .result")
+        for item, choice in ((first, "negative"), (second, "")):
+            item.find_element(By.CSS_SELECTOR, f".correction option[value='{choice}']").click()
+            item.find_element(By.CSS_SELECTOR, ".correction button").click()
+            status = item.find_element(By.CSS_SELECTOR, ".correction [role=status]")
+            wait(driver, lambda: status.text.startswith("Stored"), message="correction not stored")  # noqa: B023
+        stored = [json.loads(line) for line in feedback.read_text().splitlines()]
+        assert [(s["text"], s["entity"], s["label"], s.get("related")) for s in stored] == \
+            [(BATCH[0], "BMW", "negative", None), (BATCH[1], "BMW", None, False)]
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#results .correction option")) == 2 * 4  # 3 labels, not about
+        save_screenshot(driver, "page-feedback.png")
+        svc.stop()
+        driver.find_element(By.ID, "classify").click()
+        unreachable = "The service cannot be reached: is it running, and is this its address?"
+        wait(driver, lambda: text(driver, "#error") == unreachable, message="unreachable service not said")
+        wait(driver, lambda: text(driver, "#live-status") == unreachable, timeout=15, message="live panel not told")
+        assert driver.find_element(By.ID, "live-status").get_attribute("class") == "error"
 
 
 def test_the_csp_checks_catch_an_inline_script(service, browser):

@@ -10,8 +10,12 @@ const $ = (id) => document.getElementById(id);
 class Unauthorized extends Error {}
 
 let statsTimer = null;
+let modelTimer = null;
 let lastAnswer = null;
-let limits = null; // this service's MAX_TWEETS and MAX_TEXT_CHARS, from /openapi.json: checked before sending
+// This service's MAX_TWEETS, MAX_TEXT_CHARS, which characters the model reads and whether it takes corrections
+// (POST /feedback), from /openapi.json: checked before sending.
+let limits = null;
+const UNREACHABLE = "The service cannot be reached: is it running, and is this its address?";
 
 function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -26,7 +30,12 @@ async function api(path, body) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new Error(UNREACHABLE); // the browser's own words ("Failed to fetch") say nothing to a user
+  }
   const answer = await response.json().catch(() => null);
   if (response.status === 401) throw new Unauthorized();
   if (!response.ok) {
@@ -53,6 +62,7 @@ function askForToken() {
   const rejected = token() !== null;
   sessionStorage.removeItem(TOKEN_KEY);
   clearTimeout(statsTimer);
+  clearTimeout(modelTimer);
   $("auth").hidden = false;
   $("auth-status").className = rejected ? "error" : "note";
   $("auth-status").textContent = rejected ? "That token was not accepted. Check it and try again."
@@ -74,10 +84,9 @@ async function useToken(event) {
   }
   sessionStorage.setItem(TOKEN_KEY, value);
   $("token").value = "";
-  if (await loadModel()) {
+  if (await startPanels()) {
     $("auth-status").className = "note";
     $("auth-status").textContent = "Token accepted; it is kept in this tab only.";
-    refreshStats();
   }
 }
 
@@ -92,34 +101,83 @@ function scoreBar(label, score) {
     el("span", { class: "score-value" }, percent(score)));
 }
 
-function showResults(texts, entity, results) {
+function showResults(texts, entity, results, unjudged) {
   const list = el("ol", { class: "results" });
   texts.forEach((text, i) => {
     const r = results[i];
     const item = el("li", { class: "result" },
-      el("p", { class: "tweet" }, text),
+      el("p", { class: "tweet", dir: "auto" }, text),
       el("p", { class: "verdict" }, el("span", { class: `label ${r.label}` }, r.label)));
-    if (typeof r.related === "number") {
-      const about = entity ? `about ${entity}` : "about the entity";
-      item.querySelector(".verdict").append(` ${r.about ? "" : "not "}${about} (related ${percent(r.related)})`);
+    if (typeof r.related === "number") { // the entity isolated: a right-to-left one cannot turn these words round
+      item.querySelector(".verdict").append(` ${r.about ? "" : "not "}about `, entity ? el("bdi", {}, entity) : "the entity",
+        ` (related ${percent(r.related)})`);
     }
     for (const [label, score] of Object.entries(r.scores)) item.append(scoreBar(label, score));
+    if (limits && limits.feedback) item.append(correction(text, entity, r.label, i + 1));
     list.append(item);
   });
   const counts = {};
   for (const r of results) counts[r.label] = (counts[r.label] || 0) + 1;
   const summary = Object.entries(counts).map(([label, n]) => `${n} ${label}`).join(", ");
-  $("results").replaceChildren(
-    el("p", { class: "summary" }, `${results.length} ${results.length === 1 ? "tweet" : "tweets"}: ${summary}.`), list);
+  const note = unjudged ? " Without an entity, whether they are about it is not judged." : "";
+  $("results").replaceChildren(el("p", { class: "summary" },
+    `${results.length} ${results.length === 1 ? "tweet" : "tweets"}: ${summary}.${note}`), list);
+}
+
+// A control under a result, where the service takes corrections: the right label, or "not about" the entity.
+function correction(text, entity, label, number) {
+  if (!entity) return el("p", { class: "note" }, "Give the entity to correct this label.");
+  const choice = el("select", { "aria-label": `Right label for tweet ${number}` },
+    ...limits.labels.map((name) => el("option", { value: name }, name)),
+    el("option", { value: "" }, `not about ${entity}`));
+  choice.value = label;
+  const send = el("button", { type: "button", class: "secondary" }, "Correct");
+  const status = el("span", { class: "note", role: "status" });
+  send.addEventListener("click", async () => {
+    const body = choice.value ? { text, entity, label: choice.value } : { text, entity, related: false };
+    send.disabled = true;
+    try {
+      await api("/feedback", body);
+      status.className = "note";
+      status.textContent = "Stored on this device, for the next adapted model.";
+    } catch (error) {
+      status.className = "error";
+      handle(error, status);
+    } finally {
+      send.disabled = false;
+    }
+  });
+  return el("div", { class: "row correction" }, choice, send, status);
 }
 
 async function loadLimits() {
   try {
-    const schemas = (await api("/openapi.json")).components.schemas;
-    limits = { tweets: schemas.Batch.properties.tweets.maxItems, chars: schemas.Tweet.properties.text.maxLength };
+    const spec = await api("/openapi.json");
+    const schemas = spec.components.schemas;
+    limits = {
+      tweets: schemas.Batch.properties.tweets.maxItems,
+      chars: schemas.Tweet.properties.text.maxLength,
+      visible: new RegExp(schemas.Tweet.properties.text.pattern, "u"), // a character the model reads
+      feedback: "/feedback" in spec.paths,
+      labels: schemas.Feedback.properties.label.enum,
+    };
   } catch {
     limits = null; // the service checks them anyway
   }
+}
+
+// Whether a line holds a character the model reads (not only spaces, zero-width or control characters).
+function readable(text) {
+  return limits ? limits.visible.test(text) : text !== "";
+}
+
+// The service's message in the form's words: its tweets[i] is line n of the box, its entity the field.
+function inFormWords(message, lines) {
+  return message.replace(/'(?:tweets\[(\d+)\]\.)?(text|entity)'/g, (whole, index, field) => {
+    if (field === "entity") return "The entity";
+    const line = lines[Number(index || 0)];
+    return line ? `Line ${line.line}` : whole;
+  });
 }
 
 // What is over this service's limits, in the words of the form ("" when nothing is).
@@ -139,21 +197,25 @@ function overLimits(lines, entity) {
   return "";
 }
 
-// An error in place of the results: what is shown and copied is never an earlier answer.
-function showError(error) {
+// An error in place of the results: what is shown and copied is never an earlier answer (cause: the error as
+// thrown, where error rewords it).
+function showError(error, cause = error) {
   lastAnswer = null;
   $("results").replaceChildren();
   $("copy").disabled = true;
   $("copy-status").textContent = "";
-  handle(error, $("error"));
+  handle(cause instanceof Unauthorized ? cause : error, $("error"));
 }
 
 async function classify(event) {
   event.preventDefault();
-  const lines = $("tweet").value.split("\n").map((t, i) => ({ line: i + 1, text: t.trim() })).filter((l) => l.text);
+  // Lines with nothing the model reads (blank, or only zero-width characters) are left out, as blank ones look.
+  const lines = $("tweet").value.split("\n").map((t, i) => ({ line: i + 1, text: t.trim() }))
+    .filter((l) => readable(l.text));
   const texts = lines.map((l) => l.text);
-  const entity = $("entity").value.trim();
-  localStorage.setItem(ENTITY_KEY, entity);
+  const typed = $("entity").value.trim();
+  localStorage.setItem(ENTITY_KEY, typed);
+  const entity = readable(typed) ? typed : ""; // one of only invisible characters is none, as the service reads it
   $("error").textContent = "";
   const refused = texts.length ? overLimits(lines, entity) : "Type a tweet first (one per line for several).";
   if (refused) {
@@ -165,12 +227,17 @@ async function classify(event) {
   const body = texts.length === 1 ? tweet(texts[0]) : { tweets: texts.map(tweet) };
   $("classify").disabled = true;
   try {
-    lastAnswer = await api("/classify", body);
-    showResults(texts, entity, lastAnswer.results || [lastAnswer]);
+    const answer = await api("/classify", body);
+    const results = answer.results || [answer];
+    // What "Copy as JSON" copies: each tweet with its entity and answer, so that pasted results need no matching.
+    lastAnswer = { results: texts.map((text, i) => ({ text, ...(entity ? { entity } : {}), ...results[i] })) };
+    // a model with the relatedness head that says nothing of it: a pair model given no entity
+    const unjudged = $("model").dataset.related === "yes" && !results.some((r) => "related" in r);
+    showResults(texts, entity, results, unjudged);
     $("copy").disabled = false;
     $("copy-status").textContent = "";
   } catch (error) {
-    showError(error);
+    showError(new Error(inFormWords(error.message, lines)), error);
   } finally {
     $("classify").disabled = false;
   }
@@ -194,7 +261,7 @@ async function copyJson() {
       return;
     }
   }
-  $("copy-status").textContent = "Copied the answer as JSON.";
+  $("copy-status").textContent = "Copied the tweets and their answers as JSON.";
 }
 
 // --- model card -----------------------------------------------------------------------------
@@ -203,14 +270,22 @@ function megabytes(bytes) {
   return (bytes / 1e6).toFixed(1) + " MB";
 }
 
+// The model card; false where it could not be read (tried again every few seconds, unless the token was refused).
 async function loadModel() {
+  clearTimeout(modelTimer);
   let model;
   try {
     model = await api("/v1/model");
   } catch (error) {
-    handle(error, $("model"));
+    if (error instanceof Unauthorized) {
+      askForToken();
+    } else {
+      $("model").replaceChildren(el("dt", {}, "Status"), el("dd", { class: "error" }, error.message));
+      modelTimer = setTimeout(startPanels, STATS_EVERY_MS);
+    }
     return false;
   }
+  $("model").dataset.related = (model.outputs || []).includes("related") ? "yes" : "no";
   const validation = (model.metrics && model.metrics.validation) || {};
   const rows = [
     ["Name", model.name],
@@ -270,7 +345,9 @@ async function refreshStats() {
   if (!document.hidden) { // no polling from a tab in the background
     try {
       showStats(await api("/v1/stats"));
+      $("live-status").className = "note";
     } catch (error) {
+      $("live-status").className = "error";
       handle(error, $("live-status"));
       if (error instanceof Unauthorized) return;
     }
@@ -279,6 +356,13 @@ async function refreshStats() {
 }
 
 // --- start ----------------------------------------------------------------------------------
+
+// The model card, then the live panel; true when the card could be read.
+async function startPanels() {
+  const ok = await loadModel();
+  if (ok) refreshStats();
+  return ok;
+}
 
 function start() {
   $("entity").value = localStorage.getItem(ENTITY_KEY) || "";
@@ -300,7 +384,7 @@ function start() {
       return;
     }
   }
-  loadModel().then((ok) => ok && refreshStats());
+  startPanels();
 }
 
 start();
