@@ -272,4 +272,4 @@ image-check:
 	bash deploy/image-check.sh
 
 clean:
-	rm -rf $(EDGE_VENV) $(DEV_VENV) .pytest_cache
+	rm -rf $(EDGE_VENV) $(DEV_VENV) .pytest_cache .arm64

@@ -1,6 +1,7 @@
 """gunicorn settings from environment variables, and prometheus-client multiprocess housekeeping."""
 
 import fcntl
+import ipaddress
 import os
 import re
 import socket
@@ -115,6 +116,14 @@ def _empty_metrics_dir(directory: Path) -> None:
         entry.unlink()
 
 
+def _beyond_loopback(host: str) -> bool:
+    """Whether a HOST takes connections from other machines (an address other than loopback, or a host name)."""
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host != "localhost"
+
+
 def on_starting(server):
     """Check the address, verify the bundle and prepare an empty multiprocess metrics directory, before
     gunicorn listens and any worker starts."""
@@ -123,6 +132,10 @@ def on_starting(server):
     if error:
         _fail(error)
     os.environ[RESOLVED] = str(bundle)
+    if _service.auth_token is None and _beyond_loopback(_server.host):
+        server.log.warning("no AUTH_TOKEN: anyone who can reach %s:%s may classify, read /metrics and /v1/stats%s; "
+                           "set AUTH_TOKEN or AUTH_TOKEN_FILE (README, Configuration)", _server.host, _server.port,
+                           " and add corrections to FEEDBACK_FILE" if _service.feedback_file else "")
     directory = _service.metrics_dir
     if directory is None:
         if workers > 1:

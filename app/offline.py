@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import sys
@@ -76,12 +77,9 @@ def repeated_columns(names: Sequence[str] | None, read: Iterable[str]) -> str | 
     return f"column {', '.join(twice)} appears more than once in the header: give each column once" if twice else None
 
 
-def not_text(path: Path) -> str | None:
-    """Why a file is not read as text, where NUL bytes in its first 8,000 say it is binary (as git tells), or None."""
-    with path.open("rb") as fh:
-        if b"\0" in fh.read(8000):
-            return "not a text file: it holds NUL bytes (compressed, a spreadsheet, or UTF-16?); give UTF-8 CSV or JSONL"
-    return None
+# A file with NUL in its first SNIFF bytes is not text (as git tells binary files): refused with NOT_TEXT.
+SNIFF = 8000
+NOT_TEXT = "not a text file: it holds NUL bytes (compressed, a spreadsheet, or UTF-16?); give UTF-8 CSV or JSONL"
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
@@ -99,9 +97,10 @@ def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
 def read_records(path: Path) -> Iterator[dict]:
     """Records with at least 'text' (and optionally 'entity'); malformed JSONL lines and CSV rows with more fields
     than the header become errors."""
-    if why := not_text(path):
-        raise InputError(f"{path}: {why}")
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:  # -sig: Excel's CSV starts with a BOM
+    with path.open("rb") as raw:  # opened once: a pipe (/dev/stdin, <(zcat ...)) can be read only once
+        if b"\0" in raw.peek(SNIFF)[:SNIFF]:
+            raise InputError(f"{path}: {NOT_TEXT}")
+        fh = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")  # -sig: Excel's CSV's BOM
         if path.suffix.lower() in READ_AS_JSONL:
             for record in iter_jsonl(fh):
                 yield record if record is not None else {"_error": NOT_JSON}

@@ -84,8 +84,10 @@ def check_master(master: str) -> None:
     for address in master.removeprefix("spark://").split(","):
         host, _, port = address.rpartition(":")
         try:
-            socket.create_connection((host, int(port)), timeout=5).close()
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
             return
+        except ValueError:
+            reasons.append(f"{address}: the port is not a number")
         except OSError as exc:
             reasons.append(f"{address}: {exc.strerror or exc}")
     raise BulkError(f"Spark master {master}: no connection ({'; '.join(reasons)}): is it started, and is this its address?")

@@ -107,6 +107,7 @@ chroot --userspec=65534:65534 "$ROOTFS" /usr/bin/env -i PATH=/usr/bin:/bin HOME=
 SERVICE_PID=$!
 
 cd "$ROOT"
-"$HOST_PYTHON" deploy/arm64_smoke.py --url "http://127.0.0.1:$PORT" --token "$TOKEN" --bundle bundles/default
-step "smoke test passed over loopback (service log: $CACHE/service-$SUITE.log)"
+"$HOST_PYTHON" deploy/arm64_smoke.py --url "http://127.0.0.1:$PORT" --token "$TOKEN" --bundle bundles/default --workers 2
+HUNG=$(grep -c "WORKER TIMEOUT" "$CACHE/service-$SUITE.log" || true)
+step "smoke test passed over loopback, both workers classifying ($HUNG stuck after fork and replaced first; service log: $CACHE/service-$SUITE.log)"
 say "workers: $(chroot "$ROOTFS" /opt/reputation/.venv-edge/bin/python -c 'import platform; print(platform.machine(), platform.python_version())') under QEMU; all passed in $((SECONDS - STARTED)) s"

@@ -1,5 +1,6 @@
 """Smoke test of a running service from the host: /readyz, one single and one batch classification whose
-labels must equal this (x86) machine's own run of the same bundle, and /metrics counting them.
+labels must equal this (x86) machine's own run of the same bundle, every worker classifying (one that hangs after
+fork under QEMU must be replaced and its successor serve), and /metrics counting them.
 
     python deploy/arm64_smoke.py --url http://127.0.0.1:18080 --token TOKEN --bundle bundles/default
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -45,6 +47,7 @@ def main() -> int:
     p.add_argument("--token")
     p.add_argument("--bundle", default="bundles/default")
     p.add_argument("--ready-timeout", type=float, default=900)
+    p.add_argument("--workers", type=int, default=2, help="the service's WORKERS: each must classify a tweet")
     args = p.parse_args()
     failures = []
 
@@ -73,12 +76,26 @@ def main() -> int:
     if args.token and status != 401:
         failures.append(f"no token: {status}, expected 401")
 
+    # One tweet a connection until every worker has classified some, by the service's own count: a worker stuck
+    # after fork takes none, and is replaced by gunicorn after about 2 x TIMEOUT (gunicorn_conf.py).
+    started, sent, serving = time.monotonic(), 0, set()
+    while len(serving) < args.workers and time.monotonic() - started < args.ready_timeout:
+        call(f"{args.url}/classify", args.token, TWEETS[sent % len(TWEETS)])
+        sent += 1
+        status, body = call(f"{args.url}/v1/stats", args.token)
+        serving = {w["pid"] for w in json.loads(body)["workers"] if w["tweets_last_60m"] > 0} if status == 200 else set()
+    print(f"smoke: {len(serving)} of {args.workers} workers classified tweets, after {sent} more requests and "
+          f"{time.monotonic() - started:.0f} s")
+    if len(serving) < args.workers:
+        failures.append(f"workers: {len(serving)} of {args.workers} classified tweets within {args.ready_timeout:g} s")
+
     status, body = call(f"{args.url}/metrics", args.token)
     text = body.decode()
     tweets_counted = metric_value(text, "reputation_predictions_total")
+    expected = 1 + len(TWEETS) + sent  # the single, the batch and one a connection (not the one without the token)
     print(f"smoke: /metrics -> {status}, reputation_predictions_total {tweets_counted:g}")
-    if status != 200 or tweets_counted < 1 + len(TWEETS):
-        failures.append(f"metrics: {status}, {tweets_counted} tweets counted, expected {1 + len(TWEETS)}")
+    if status != 200 or tweets_counted != expected:
+        failures.append(f"metrics: {status}, {tweets_counted} tweets counted, expected {expected}")
 
     for f in failures:
         print(f"smoke: FAILED {f}")

@@ -32,18 +32,20 @@ VARIANTS = tuple(v.value for v in Variant)
 
 
 def _quiet_tensorflow():
-    """TensorFlow, its C++ start-up lines (oneDNN, no CUDA driver: written before its log level applies) kept off
-    stderr unless the import fails."""
+    """TensorFlow, its C++ start-up lines (oneDNN, no CUDA driver, cuInit failed on a machine without a GPU: written
+    before its log level applies, or as errors) kept off stderr unless the import or the devices' listing fails."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     sys.stderr.flush()
-    saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
+        saved = os.dup(2)
         os.dup2(held.fileno(), 2)
         try:
             import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA's start (cuInit) here, not at the first conversion
         except BaseException:
             os.dup2(saved, 2)
             held.seek(0)

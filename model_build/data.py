@@ -14,12 +14,13 @@ from app.offline import (
     EMPTY_TEXT,
     NOT_JSON,
     NOT_STRING,
+    NOT_TEXT,
     READ_AS_JSONL,
+    SNIFF,
     SURPLUS,
     SURPLUS_KEY,
     describe_header,
     iter_jsonl,
-    not_text,
     repeated_columns,
 )
 from app.text import visible
@@ -278,8 +279,8 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
     """
     path, report = Path(path), LoadReport()
     content = _read_text(path, report)
-    if why := not_text(path):
-        raise DataError(f"{path}: {why}")
+    if "\0" in content[:SNIFF]:  # NUL decodes as itself
+        raise DataError(f"{path}: {NOT_TEXT}")
     if path.suffix.lower() in READ_AS_JSONL:
         # None for a line that is not a JSON object; lines split as the offline command reads them (not at U+2028)
         records = list(iter_jsonl(io.StringIO(content, newline="")))
@@ -313,12 +314,15 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
             report.drop(EMPTY_TEXT, where)
         elif label is not None and label not in LABELS:
             report.drop(f"unknown label (not one of {', '.join(LABELS)})", where)
-        elif label is None and not (unrelated and related is not None):
-            report.drop("not about the entity (no polarity)" if related is False else "no polarity label", where)
-        else:
+        elif label is None and related is None:
+            report.drop("no polarity label", where)
+        else:  # a label, or whether the tweet is about the entity (without a label: kept only with ``unrelated``)
             entity = entity if isinstance(entity, str) and visible(entity) else None  # as the service reads it
             if earlier := latest.pop((entity, text), None):  # a tweet corrected again: its last correction counts
                 report.drop(GIVEN_AGAIN, earlier[0])
+            if label is None and not unrelated:
+                report.drop("not about the entity (no polarity)" if related is False else "no polarity label", where)
+                continue
             latest[entity, text] = where, Example(text, label, entity, related=True if label and related is None else related)
     examples = [example for _, example in latest.values()]
     report.kept = len(examples)

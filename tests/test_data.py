@@ -149,6 +149,9 @@ def test_a_tweet_corrected_again_counts_once_as_last_given(tmp_path):
     examples, report = load_table(path)
     assert [(e.entity, e.label) for e in examples] == [("Audi", "neutral"), ("BMW", "negative"), ("BMW", "positive")]
     assert report.lines()[1:] == [f"dropped 2 rows: {GIVEN_AGAIN} (record 1, record 3)"] and report.kept == 3
+    # "not about it" after a label: the label goes, also where tweets not about the entity are not kept
+    path.write_text("".join(json.dumps(line) + "\n" for line in (lines[0], {**lines[0], "label": None, "related": False})))
+    assert load_table(path)[0] == [] and [(e.label, e.related) for e in load_table(path, unrelated=True)[0]] == [(None, False)]
 
 
 def test_no_tweet_text_in_the_load_report_and_no_rows_merged_by_a_quote(tmp_path):

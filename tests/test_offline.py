@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import shlex
 import subprocess
 
 from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_manifest
@@ -68,6 +69,17 @@ def test_unreadable_inputs_give_a_clear_error(tmp_path):
         (tmp_path / name).write_bytes(content)  # a compressed file, UTF-16 text: not blamed on a header or a quote
         result = run(str(tmp_path / name))
         assert result.returncode == 2 and f"{name}: not a text file: it holds NUL bytes" in result.stderr, result.stderr
+
+
+def test_a_pipe_is_read_whole(tmp_path):
+    """Input from a pipe (``cat day.csv | ... /dev/stdin``) is read once: the check for a binary file takes nothing."""
+    (tmp_path / "day.csv").write_text("id,text,entity\n" + "".join(f"{i},tweet {i} about Acme,Acme\n" for i in range(1000)))
+    command = f"cat {shlex.quote(str(tmp_path / 'day.csv'))} | {shlex.quote(EDGE_PYTHON)} -m app classify --bundle " \
+              f"{shlex.quote(str(TINY_BUNDLE))} --no-progress /dev/stdin"
+    result = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [x["id"] for x in lines] == [str(i) for i in range(1000)] and all("label" in x for x in lines)
 
 
 def test_an_entity_that_is_not_a_string_is_that_lines_error(tmp_path):

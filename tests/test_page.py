@@ -176,8 +176,9 @@ def test_one_tweet_and_a_batch_through_the_form(page, service):
     assert text(page, "#results .verdict bdi") == "BMW"
     assert page.find_element(By.CSS_SELECTOR, "#results .tweet").get_attribute("dir") == "auto"
     shown = classify_in_form(page, BATCH, "BMW")
-    served = requests.post(service.url + "/classify", json={"tweets": [{"text": t, "entity": "BMW"} for t in BATCH]},
-                           timeout=30).json()["results"]
+    answer = requests.post(service.url + "/classify", json={"tweets": [{"text": t, "entity": "BMW"} for t in BATCH]},
+                           timeout=30).json()
+    served = answer["results"]
     assert [s["text"] for s in shown] == BATCH
     assert [(s["label"], s["scores"]) for s in shown] == [(r["label"], as_shown(r)) for r in served]
     assert text(page, "#results .summary").startswith("3 tweets:")
@@ -187,7 +188,8 @@ def test_one_tweet_and_a_batch_through_the_form(page, service):
     assert widths == pytest.approx([s for r in served for s in r["scores"].values()], abs=0.01)
     page.find_element(By.ID, "copy").click()
     wait(page, lambda: text(page, "#copy-status").startswith("Copied"), message="copy as JSON failed")
-    assert json.loads(clipboard(page, service))["results"] == [{"text": t, "entity": "BMW", **r} for t, r in zip(BATCH, served)]
+    assert json.loads(clipboard(page, service)) == {
+        "results": [{"text": t, "entity": "BMW", **r} for t, r in zip(BATCH, served)], "model": answer["model"]}
     page.get(lan_url(service))
     wait(page, lambda: page.find_element(By.ID, "entity").get_attribute("value") == "BMW",
          message="entity not remembered")
@@ -220,8 +222,11 @@ def test_lines_are_named_as_in_the_box_and_lines_of_only_invisible_characters_ar
     lines = ["Loving my new BMW", "", "BMW recalls cars", "\u200b\u2066", "BMW opens a plant"]
     browser.get(lan_url(service))
     wait(browser, lambda: "replab-polarity-minilm" in text(browser, "#model"), message="model card not filled")
-    shown = classify_in_form(browser, [line for line in lines if line.isprintable() and line], "BMW")
-    assert [s["text"] for s in shown] == [lines[0], lines[2], lines[4]] and text(browser, "#error") == ""
+    wait(browser, lambda: browser.execute_script("return limits !== null"), message="/openapi.json not read")
+    browser.execute_script("document.getElementById('tweet').value = arguments[0]", "\n".join(lines))
+    browser.find_element(By.ID, "classify").click()
+    wait(browser, lambda: len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) == 3, message="no results")
+    assert [s["text"] for s in shown_results(browser)] == [lines[0], lines[2], lines[4]] and text(browser, "#error") == ""
     browser.execute_script("limits = null")  # as if /openapi.json could not be read: the service refuses the line
     browser.execute_script("document.getElementById('tweet').value = arguments[0]", "\n".join(lines))
     browser.find_element(By.ID, "classify").click()

@@ -284,6 +284,18 @@ def _start_fails(tmp_path, env_extra, fragment):
     assert fragment in service.log_text(), service.log_text()
 
 
+def test_no_token_on_a_network_address_is_said_at_start(tmp_path):
+    """HOST beyond loopback without AUTH_TOKEN: anyone on the network may classify; the start says so once, a
+    loopback-only service or one with a token does not."""
+    logs = {}
+    for name, settings in (("open", {"HOST": "0.0.0.0"}), ("local", {}), ("token", {"HOST": "0.0.0.0", "AUTH_TOKEN": "t" * 20})):
+        (tmp_path / name).mkdir()
+        with running(settings, tmp_path / name) as service:
+            logs[name] = service.log_text()
+    assert logs["open"].count("no AUTH_TOKEN: anyone who can reach 0.0.0.0:") == 1, logs["open"]
+    assert "no AUTH_TOKEN" not in logs["local"] + logs["token"]
+
+
 def test_missing_bundle_is_refused_at_start(tmp_path):
     _start_fails(tmp_path, {"BUNDLE": str(tmp_path / "nowhere")}, "not a directory")
 

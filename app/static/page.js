@@ -1,5 +1,6 @@
 // The page at GET /: classify tweets, show the model card and the live panel (GET /v1/stats).
-// No framework and no build step. Tweet text only ever goes to POST /classify, never into storage.
+// No framework and no build step. Tweet text only ever goes to POST /classify (and to POST /feedback when the user
+// corrects a label), never into storage.
 "use strict";
 
 const STATS_EVERY_MS = 5000;
@@ -228,9 +229,10 @@ async function classify(event) {
   $("classify").disabled = true;
   try {
     const answer = await api("/classify", body);
-    const results = answer.results || [answer];
+    const results = (answer.results || [answer]).map(({ model, ...result }) => result); // one answer's model, below
     // What "Copy as JSON" copies: each tweet with its entity and answer, so that pasted results need no matching.
-    lastAnswer = { results: texts.map((text, i) => ({ text, ...(entity ? { entity } : {}), ...results[i] })) };
+    lastAnswer = { results: texts.map((text, i) => ({ text, ...(entity ? { entity } : {}), ...results[i] })),
+      model: answer.model };
     // a model with the relatedness head that says nothing of it: a pair model given no entity
     const unjudged = $("model").dataset.related === "yes" && !results.some((r) => "related" in r);
     showResults(texts, entity, results, unjudged);
@@ -357,8 +359,10 @@ async function refreshStats() {
 
 // --- start ----------------------------------------------------------------------------------
 
-// The model card, then the live panel; true when the card could be read.
+// This service's limits, the model card, then the live panel (again after a failure: the service may have restarted
+// with other settings); true when the card could be read.
 async function startPanels() {
+  loadLimits();
   const ok = await loadModel();
   if (ok) refreshStats();
   return ok;
@@ -375,10 +379,10 @@ function start() {
   });
   $("copy").addEventListener("click", copyJson);
   $("auth-form").addEventListener("submit", useToken);
-  loadLimits();
   if (document.body.dataset.auth === "on") {
     $("auth").hidden = false;
     if (!token()) {
+      loadLimits();
       $("model").replaceChildren(el("dt", {}, "Status"), el("dd", {}, "waiting for the access token"));
       $("token").focus();
       return;
