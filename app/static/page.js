@@ -198,14 +198,13 @@ function overLimits(lines, entity) {
   return "";
 }
 
-// An error in place of the results: what is shown and copied is never an earlier answer (cause: the error as
-// thrown, where error rewords it).
-function showError(error, cause = error) {
+// An error in place of the results: what is shown and copied is never an earlier answer.
+function showError(error) {
   lastAnswer = null;
   $("results").replaceChildren();
   $("copy").disabled = true;
   $("copy-status").textContent = "";
-  handle(cause instanceof Unauthorized ? cause : error, $("error"));
+  handle(error, $("error"));
 }
 
 async function classify(event) {
@@ -239,7 +238,8 @@ async function classify(event) {
     $("copy").disabled = false;
     $("copy-status").textContent = "";
   } catch (error) {
-    showError(new Error(inFormWords(error.message, lines)), error);
+    error.message = inFormWords(error.message, lines); // reworded in place: an Unauthorized stays one
+    showError(error);
   } finally {
     $("classify").disabled = false;
   }
