@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from .feedback import Correction
-from .text import invisible_class, visible
+from .text import visible, visible_class
 from .validation import ApiError, ClassifyRequest, ErrorCode
 
 TEMPLATE = Path(__file__).with_name("openapi.json")
@@ -40,7 +40,7 @@ class ApiSchema:
         schemas = document["components"]["schemas"]
         for field in schemas["Tweet"]["properties"].values():
             field["maxLength"] = max_text_chars
-        schemas["Tweet"]["properties"]["text"]["pattern"] = f"[^{invisible_class()}]"
+        schemas["Tweet"]["properties"]["text"]["pattern"] = f"[{visible_class()}]"
         schemas["Batch"]["properties"]["tweets"]["maxItems"] = max_tweets
         for name in ("Result", "SingleResult"):
             schemas[name]["properties"]["label"]["enum"] = list(labels)

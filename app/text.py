@@ -84,12 +84,14 @@ def visible(text: str) -> bool:
 
 
 @functools.cache
-def invisible_class() -> str:
-    """The characters ``visible`` does not count, as the inside of a regular expression's character class (ranges of
-    this Python's Unicode database: code points as ``\\uXXXX``, those beyond as themselves), for the API schema."""
+def visible_class() -> str:
+    """The characters ``visible`` counts, as the inside of a regular expression's character class (ranges of this
+    Python's Unicode database: code points as ``\\uXXXX``, those beyond as themselves), for the API schema. Named
+    rather than negated: a generator (Hypothesis, for the API's fuzz tests) builds a class from its members, and the
+    invisible ones (unassigned code points above all) are six times as many."""
     ranges: list[list[int]] = []
     for code, ch in enumerate(map(chr, range(0x110000))):
-        if not _shown(ch):
+        if _shown(ch):
             if ranges and ranges[-1][1] == code - 1:
                 ranges[-1][1] = code
             else:

@@ -224,11 +224,12 @@ def test_bad_options_are_one_line_before_spark_starts(capsys, args, message):
 
 def test_a_spark_master_that_takes_no_connection_is_one_line_at_once(tmp_path):
     """Not a minute of Spark's retries and Java's traces: the job checks a spark:// master's address first."""
-    with socket.socket() as unused:  # a port nothing listens on once closed
+    (tmp_path / "in.jsonl").write_text('{"text": "fine"}\n')
+    with socket.socket() as unused:  # bound and not listening: a connection is refused, and nothing else takes the port
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    (tmp_path / "in.jsonl").write_text('{"text": "fine"}\n')
-    result = bulk_command(tmp_path, "in.jsonl", "out", "--bundle", str(TINY_BUNDLE), "--master", f"spark://127.0.0.1:{port}")
+        result = bulk_command(tmp_path, "in.jsonl", "out", "--bundle", str(TINY_BUNDLE), "--master",
+                              f"spark://127.0.0.1:{port}")
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
         f"error: Spark master spark://127.0.0.1:{port}: no connection (127.0.0.1:{port}: Connection refused): is it "
         "started, and is this its address?"), result.stderr
