@@ -89,6 +89,8 @@ def markdown(results: dict, goals: dict) -> str:
         out += _table(["model", "variant", "threads", "MB", "load s", "median ms", "p95 ms", "tweets/s", "peak RSS MB"],
                       [[r["model"], r["quantization"], r["threads"], round(r["model_bytes"] / 1e6, 1), r["load_seconds"],
                         r["median_ms"], r["p95_ms"], r["tweets_per_s"], r["peak_rss_mb"]] for r in results["study"]])
+        if "study_skipped" in results:
+            out += ["", f"Skipped: {results['study_skipped']}."]
     if "load" in results:
         out += ["", "## 5. Load", "", "Closed-loop clients on loopback, one tweet per request.", ""]
         out += _table(["workers", "clients", "s", "tweets/s", "p50 ms", "p95 ms", "p99 ms", "5xx", "conn. errors",
