@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -41,6 +43,15 @@ def _setting(raw: str) -> tuple[str, str]:
     return key, value
 
 
+def _without_py4j_tracebacks() -> None:
+    """py4j logs a call cut short (Ctrl-C, SIGTERM) through the root logger, with tracebacks, before the job says
+    'interrupted': the root logger as logging would set it up at that call, less py4j's records. Where a program has
+    set up logging already (the tests' pytest), it is left as it is."""
+    handler = logging.StreamHandler()
+    handler.addFilter(lambda record: f"{os.sep}py4j{os.sep}" not in record.pathname)
+    logging.basicConfig(handlers=[handler])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bulk", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                       input_format=args.format, output_format=args.output_format, keep_text=args.keep_text,
                       threads=args.threads, partitions=args.partitions, overwrite=args.overwrite,
                       conf=tuple(args.conf))
+    _without_py4j_tracebacks()
     try:
         counts = run(options)
     except BulkError as exc:

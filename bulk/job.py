@@ -33,17 +33,20 @@ from .worker import ABOUT, ENTITY, ERROR, PREDICTED, RELATED, SCORES, TEXT, Task
 
 CASE_SENSITIVE = "spark.sql.caseSensitive"
 _READ_FILE = re.compile(r"while reading file (\S+?)\.?\s")  # in Spark's FAILED_READ_FILE message
+_ALREADY_EXISTS = re.compile(r"column (`[^`]*`) already exists")  # in Spark's COLUMN_ALREADY_EXISTS message
 _PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
 PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
 # The driver's loggers (and in local mode the executors') that print a failed task's Java stack trace, and with it
 # the record it failed on, maybe a tweet (the job's error is the one line the command prints last), a CSV file's
-# first row, or a stack trace for a glob input that matches (its check for a streaming sink's metadata).
+# first row, a stack trace for a glob input that matches (its check for a streaming sink's metadata), or the warning
+# that the error about a JSON key given twice repeats.
 _QUIET_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager",
                   "org.apache.spark.sql.execution.datasources.FileFormatWriter",
                   "org.apache.spark.TaskContextImpl", "org.apache.spark.util.Utils",
                   "org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter",
                   "org.apache.spark.sql.catalyst.csv.CSVHeaderChecker",
-                  "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink")
+                  "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink",
+                  "org.apache.spark.sql.execution.datasources.DataSource")
 
 
 class BulkError(Exception):
@@ -312,14 +315,32 @@ def _one_line_errors(read_hint: str = "", start_hint: str = ""):
         hint = " (Spark needs Java 17: make bulk installs openjdk-17-jre-headless)" if java_missing else ""
         hint += start_hint if "JAVA_GATEWAY" in text else ""
         # Messages that quote a CSV record or header row (in a file without one, a tweet) are not repeated.
-        if any("CSV header does not conform" in cause for cause in _causes(exc)):
+        header_cause = next((cause for cause in _causes(exc) if "CSV header does not conform" in cause), None)
+        if header_cause is not None:
             file = _READ_FILE.search(line)
-            line = (f"{file.group(1) if file else 'a CSV file'}: its first row is not the header row of the first file "
-                    "(every CSV file of the input needs the same one)")
+            line = f"{file.group(1) if file else 'a CSV file'}: " + (
+                "its header row names a column more than once: give each column once" if _named_twice(header_cause)
+                else "its first row is not the header row of the first file (every CSV file of the input needs the "
+                     "same one)")
+        elif "COLUMN_ALREADY_EXISTS" in line:  # JSON: Spark reads each key as a column
+            key = _ALREADY_EXISTS.search(line)
+            line = (f"an object in the input gives {f'the key {key.group(1)}' if key else 'a key'} twice, which Spark's JSON "
+                    "reader cannot read (the offline command keeps the last): give each key once")
         elif "MALFORMED_CSV_RECORD" in line or "TextParsingException" in line:
             line = "a CSV record could not be read"
         hint += read_hint if any(m in line for m in ("FAILED_READ_FILE", "CSV record")) else ""
         raise BulkError(f"Spark: {line}{hint}") from None
+
+
+def _named_twice(message: str) -> bool:
+    """Whether Spark's CSV header message is about a name the header gives twice (Spark's schema has it as name<index>
+    for each), rather than another file's header row."""
+    header = re.search(r"^ *Header: (.*)$", message, re.MULTILINE)
+    mismatch = re.search(r"Expected: (.*) but found: (.*)$", message, re.MULTILINE)
+    if not (header and mismatch):
+        return False
+    expected, found = mismatch.groups()
+    return header.group(1).split(", ").count(found) > 1 and re.fullmatch(re.escape(found) + r"\d+", expected) is not None
 
 
 def _causes(exc: Exception) -> list[str]:

@@ -236,6 +236,22 @@ def test_a_spark_master_that_takes_no_connection_is_one_line_at_once(tmp_path):
     assert "Traceback" not in result.stderr and "Spark 4" not in result.stderr and not (tmp_path / "out").exists()
 
 
+def test_a_name_given_twice_is_said_so(spark, tmp_path):
+    """A CSV header naming a column other than text or entity twice (Spark renamed both and then blamed the file's
+    first row as another file's header), and a JSON object giving a key twice (Spark's reader stops the job on it and
+    said 'choose another name'): one line each that says what is wrong, and no output."""
+    (tmp_path / "twice.csv").write_text("text,id,id\nfine,1,2\n")
+    (tmp_path / "twice.jsonl").write_text('{"text": "fine"}\n{"text": "ok", "id": 1, "id": 2}\n')
+    for name, message in (("twice.csv", f"{(tmp_path / 'twice.csv').as_uri()}: its header row names a column more "
+                                        "than once: give each column once"),
+                          ("twice.jsonl", "an object in the input gives the key `id` twice, which Spark's JSON reader "
+                                          "cannot read (the offline command keeps the last): give each key once")):
+        with pytest.raises(BulkError) as error:
+            run(Options(input=str(tmp_path / name), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
+                        output_format=Format.JSONL), spark)
+        assert str(error.value) == f"Spark: {message}" and not (tmp_path / "out").exists()
+
+
 def test_a_csv_may_start_with_a_byte_order_mark(spark, tmp_path):
     """Excel's CSV UTF-8 does; Spark keeps the mark in the first column's name, the job takes it off."""
     (tmp_path / "excel.csv").write_text("\ufefftext,entity\ngreat phone,Acme\n", encoding="utf-8")
@@ -319,19 +335,26 @@ def test_columns_told_apart_by_case_a_repeated_one_refused_and_parquet_files_mer
     assert spark.conf.get("spark.sql.caseSensitive") == "false"  # the caller's session as it was
 
 
-def test_sigterm_mid_write_leaves_no_partial_output(tmp_path):
-    """A job stopped by SIGTERM (systemd, a scheduler) as by Ctrl-C: 'interrupted', exit 130, no OUTPUT nor partial."""
+@pytest.mark.parametrize("group", [False, True], ids=["sigterm", "ctrl-c"])
+def test_stopped_mid_write_leaves_no_partial_output(tmp_path, group):
+    """A job stopped by SIGTERM (systemd, a scheduler), or by Ctrl-C at a terminal (SIGINT to the job and its JVM):
+    'interrupted', exit 130, no OUTPUT nor partial, and no traceback (py4j logged its interrupted call's)."""
     src = tmp_path / "day.jsonl"
     src.write_text("".join(json.dumps({"id": i, "text": f"tweet number {i} about Acme"}) + "\n" for i in range(60_000)))
     boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bulk.__main__ import main; sys.exit(main())"
     job = subprocess.Popen([sys.executable, "-c", boot, "classify", str(src), "out", "--bundle", str(TINY_BUNDLE),
-                            "--master", LOCAL, *QUIET], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+                            "--master", LOCAL, *QUIET], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                           start_new_session=group)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("out.partial-*")) and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    job.send_signal(signal.SIGTERM)
+    if group:
+        os.killpg(job.pid, signal.SIGINT)
+    else:
+        job.send_signal(signal.SIGTERM)
     stderr = job.communicate(timeout=120)[1]
     assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.*"))
 
 
