@@ -112,7 +112,7 @@ def read_records(path: Path) -> Iterator[dict]:
                 if not reader.fieldnames or "text" not in reader.fieldnames:
                     raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
                                      f"{describe_header(reader.fieldnames, ('text', 'entity'))}")
-                if why := repeated_columns(reader.fieldnames, reader.fieldnames):  # each is written out
+                if why := repeated_columns(reader.fieldnames, ("text", "entity")):
                     raise InputError(f"{path}: {why}")
                 for record in reader:  # a row cut by an unquoted comma: its fields are pieces of the tweet
                     yield {"_error": SURPLUS} if SURPLUS_KEY in record else record

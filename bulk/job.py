@@ -38,15 +38,13 @@ _PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): "
 PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
 # The driver's loggers (and in local mode the executors') that print a failed task's Java stack trace, and with it
 # the record it failed on, maybe a tweet (the job's error is the one line the command prints last), a CSV file's
-# first row, a stack trace for a glob input that matches (its check for a streaming sink's metadata), or the warning
-# that the error about a JSON key given twice repeats.
+# first row, or a stack trace for a glob input that matches (its check for a streaming sink's metadata).
 _QUIET_LOGGERS = ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager",
                   "org.apache.spark.sql.execution.datasources.FileFormatWriter",
                   "org.apache.spark.TaskContextImpl", "org.apache.spark.util.Utils",
                   "org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter",
                   "org.apache.spark.sql.catalyst.csv.CSVHeaderChecker",
-                  "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink",
-                  "org.apache.spark.sql.execution.datasources.DataSource")
+                  "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink")
 
 
 class BulkError(Exception):
@@ -319,28 +317,31 @@ def _one_line_errors(read_hint: str = "", start_hint: str = ""):
         if header_cause is not None:
             file = _READ_FILE.search(line)
             line = f"{file.group(1) if file else 'a CSV file'}: " + (
-                "its header row names a column more than once: give each column once" if _named_twice(header_cause)
-                else "its first row is not the header row of the first file (every CSV file of the input needs the "
-                     "same one)")
-        elif "COLUMN_ALREADY_EXISTS" in line:  # JSON: Spark reads each key as a column
+                _header_problem(header_cause) or "its first row is not the header row of the first file (every CSV "
+                                                 "file of the input needs the same one)")
+        elif "COLUMN_ALREADY_EXISTS" in line:  # a JSON object giving a key twice: Spark reads each key as a column
             key = _ALREADY_EXISTS.search(line)
-            line = (f"an object in the input gives {f'the key {key.group(1)}' if key else 'a key'} twice, which Spark's JSON "
-                    "reader cannot read (the offline command keeps the last): give each key once")
+            line = (f"the input names {f'the column {key.group(1)}' if key else 'a column'} twice (a key given twice in "
+                    "a JSON object, or a column in a file), which Spark cannot read: give each once")
         elif "MALFORMED_CSV_RECORD" in line or "TextParsingException" in line:
             line = "a CSV record could not be read"
         hint += read_hint if any(m in line for m in ("FAILED_READ_FILE", "CSV record")) else ""
         raise BulkError(f"Spark: {line}{hint}") from None
 
 
-def _named_twice(message: str) -> bool:
-    """Whether Spark's CSV header message is about a name the header gives twice (Spark's schema has it as name<index>
-    for each), rather than another file's header row."""
-    header = re.search(r"^ *Header: (.*)$", message, re.MULTILINE)
+def _header_problem(message: str) -> str | None:
+    """What Spark's CSV header message says of the file's own header row: a name given twice (Spark's schema has each
+    as name<index>) or none (as _c<index>); None where it is another file's header row."""
     mismatch = re.search(r"Expected: (.*) but found: (.*)$", message, re.MULTILINE)
-    if not (header and mismatch):
-        return False
+    if mismatch is None:
+        return None
     expected, found = mismatch.groups()
-    return header.group(1).split(", ").count(found) > 1 and re.fullmatch(re.escape(found) + r"\d+", expected) is not None
+    if not found.strip() and re.fullmatch(r"_c\d+", expected):
+        return ("its header row has a column without a name (a spreadsheet's empty last columns?): name each column "
+                "or remove it")
+    if found and re.fullmatch(re.escape(found) + r"\d+", expected, re.IGNORECASE):
+        return "its header row names a column more than once: give each column once"
+    return None
 
 
 def _causes(exc: Exception) -> list[str]:

@@ -236,16 +236,20 @@ def test_a_spark_master_that_takes_no_connection_is_one_line_at_once(tmp_path):
     assert "Traceback" not in result.stderr and "Spark 4" not in result.stderr and not (tmp_path / "out").exists()
 
 
-def test_a_name_given_twice_is_said_so(spark, tmp_path):
-    """A CSV header naming a column other than text or entity twice (Spark renamed both and then blamed the file's
-    first row as another file's header), and a JSON object giving a key twice (Spark's reader stops the job on it and
-    said 'choose another name'): one line each that says what is wrong, and no output."""
+def test_a_name_given_twice_or_none_is_said_so(spark, tmp_path):
+    """A CSV header naming a column other than text or entity twice, or none (a spreadsheet's empty last columns):
+    Spark renamed them and then blamed the file's first row as another file's header; a JSON object giving a key
+    twice: Spark stopped the job with 'choose another name'. One line each that says what is wrong, and no output."""
     (tmp_path / "twice.csv").write_text("text,id,id\nfine,1,2\n")
+    (tmp_path / "unnamed.csv").write_text("text,entity,,\nfine,Acme,,\n")
     (tmp_path / "twice.jsonl").write_text('{"text": "fine"}\n{"text": "ok", "id": 1, "id": 2}\n')
-    for name, message in (("twice.csv", f"{(tmp_path / 'twice.csv').as_uri()}: its header row names a column more "
-                                        "than once: give each column once"),
-                          ("twice.jsonl", "an object in the input gives the key `id` twice, which Spark's JSON reader "
-                                          "cannot read (the offline command keeps the last): give each key once")):
+    for name, message in (
+            ("twice.csv", f"{(tmp_path / 'twice.csv').as_uri()}: its header row names a column more than once: give "
+                          "each column once"),
+            ("unnamed.csv", f"{(tmp_path / 'unnamed.csv').as_uri()}: its header row has a column without a name (a "
+                            "spreadsheet's empty last columns?): name each column or remove it"),
+            ("twice.jsonl", "the input names the column `id` twice (a key given twice in a JSON object, or a column in "
+                            "a file), which Spark cannot read: give each once")):
         with pytest.raises(BulkError) as error:
             run(Options(input=str(tmp_path / name), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
                         output_format=Format.JSONL), spark)

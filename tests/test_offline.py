@@ -204,11 +204,10 @@ def test_no_tweet_text_in_the_messages_about_columns(tmp_path):
     (tmp_path / "oneword.csv").write_text("Acme,secretword\n", encoding="utf-8")
     result = run(str(tmp_path / "oneword.csv"), "--no-progress")
     assert result.returncode == 2 and "secretword" not in result.stderr and "found 2 others" in result.stderr
-    for header, twice in (("text,entity,text", "text"), ("id,text,id", "id")):  # another column: it is written out
-        (tmp_path / "twice.csv").write_text(f"{header}\n1,great phone,Acme\n", encoding="utf-8")
-        result = run(str(tmp_path / "twice.csv"), "--no-progress")
-        assert result.returncode == 2 and result.stderr.strip().endswith(f"column {twice} appears more than once in the "
-                                                                         "header: give each column once"), result.stderr
+    (tmp_path / "twice.csv").write_text("text,entity,text\ngreat phone,Acme,other\n", encoding="utf-8")
+    result = run(str(tmp_path / "twice.csv"), "--no-progress")
+    assert result.returncode == 2 and result.stderr.strip().endswith("column text appears more than once in the header: "
+                                                                     "give each column once"), result.stderr
     (tmp_path / "cased.csv").write_text("Text,Entity\ngreat phone,Acme\n", encoding="utf-8")
     result = run(str(tmp_path / "cased.csv"), "--no-progress")
     assert result.stderr.strip().endswith("found 'Text', 'Entity'; column names are matched exactly, in lower case")
