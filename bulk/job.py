@@ -319,7 +319,7 @@ def _one_line_errors(read_hint: str = "", start_hint: str = ""):
             line = f"{file.group(1) if file else 'a CSV file'}: " + (
                 _header_problem(header_cause) or "its first row is not the header row of the first file (every CSV "
                                                  "file of the input needs the same one)")
-        elif "COLUMN_ALREADY_EXISTS" in line:  # a JSON object giving a key twice: Spark reads each key as a column
+        elif "COLUMN_ALREADY_EXISTS" in line:  # a name given twice: a JSON object's key, a Parquet file's column
             key = _ALREADY_EXISTS.search(line)
             line = (f"the input names {f'the column {key.group(1)}' if key else 'a column'} twice (a key given twice in "
                     "a JSON object, or a column in a file), which Spark cannot read: give each once")
