@@ -113,7 +113,8 @@ default-bundle: brand-base
 # class weights, --class-weighting none, against the negative offset, and the four with R-Drop, --rdrop 1, three
 # seeds, and --rdrop 8, one; and the four with TweetEval's stance tweets on the sentiment head, --stance
 # --stance-head sentiment, three seeds, and on the polarity head, --stance, three; and TweetEval's ironic tweets as
-# negative sentiment, three; and ensembles of the four's seeds, and of those fifteen runs). Each run's line
+# negative sentiment, three; and ensembles of the four's seeds, and of those fifteen runs; on 2026-12-07, the four
+# with the tweets' @handles as written, --keep-mentions). Each run's line
 # also scores it on the gap's tweets when it ends, or, for a run that finished before that, when rerun.
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
 # shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe; --rdrop, two
@@ -187,6 +188,7 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt $(IRONY_SENTIME
 	    --out runs/mt-time2-stack-stance-s$$seed || exit 1; done
 	for seed in 13 14 15; do $(BUILD) train $(TIMEGAP) --seed $$seed $(subst $(EMOTION_SENTIMENT),$(IRONY_SENTIMENT),$(STACK)) \
 	    --out runs/mt-time2-stack-irony-s$$seed || exit 1; done
+	$(BUILD) train $(TIMEGAP) --seed 13 $(STACK) --keep-mentions --out runs/mt-time2-stack-km-s13
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
 	    --out runs/soup-time2-stack-s13-14
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \

@@ -41,7 +41,7 @@ class TextSettings:
     max_length: int = 64
     lowercase: bool = True
     url_token: str = "http"
-    mention_token: str = "@user"
+    mention_token: str | None = "@user"  # what every @handle becomes; None keeps the handles as written
     max_chars: int = 2000
 
     def to_dict(self) -> dict:
@@ -109,7 +109,8 @@ def preprocess(text: str, settings: TextSettings) -> str:
     text = unicodedata.normalize("NFC", text)
     text = text.translate(_ASCII_CLEAN) if text.isascii() else "".join(_clean_char(ch) for ch in text)
     text = _URL.sub(settings.url_token, text)
-    text = _MENTION.sub(settings.mention_token, text)
+    if settings.mention_token is not None:
+        text = _MENTION.sub(settings.mention_token, text)
     return _SPACE.sub(" ", text).strip()[: settings.max_chars]
 
 

@@ -111,7 +111,7 @@ def cmd_train(args) -> int:
         class_weighting=ClassWeighting(args.class_weighting), related_weight=args.related_weight,
         patience=args.patience, seed=args.seed, device=Device(args.device), threads=args.threads, distillation=distillation,
         checkpoint_every=args.checkpoint_every, average_last=args.average_last, label_smoothing=args.label_smoothing,
-        focal_gamma=args.focal_gamma, layer_decay=args.layer_decay, rdrop=args.rdrop,
+        focal_gamma=args.focal_gamma, layer_decay=args.layer_decay, rdrop=args.rdrop, keep_mentions=args.keep_mentions or None,
         pooling=Pooling(args.pooling) if args.pooling else None,
         probe=LinearProbe(**({} if args.probe_c is None else {"c": args.probe_c})) if args.probe_first else None,
         sentiment=sentiment, stance=stance,
@@ -313,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="R-Drop (Liang et al. 2021): pass each batch twice, with different dropout, and add ALPHA x "
                         "the mean of the two KL divergences (each way) between the two passes' polarity "
                         "distributions (twice the compute per step)")
+    p.add_argument("--keep-mentions", action="store_true",
+                   help="read the tweets' @handles as written (@BMW_UK), where by default every one is @user "
+                        "(TweetEval's convention); stored in the bundle, so serving does the same")
     p.add_argument("--pooling", choices=[v.value for v in Pooling],
                    help="what the heads read: cls, the [CLS] token through BERT's pooler (default); mean, the mean "
                         "of the tokens' last hidden states (the pooling sentence-embedding bases were trained with); "

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from app.offline import READ_AS_JSONL
-from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat
+from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings
 
 from .base import Architecture, base_model_type, resolve_base
 from .checkpoint import DataSpec
@@ -203,7 +203,7 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
     with readable(f"base {config.base}"):
         tokenizer = AutoTokenizer.from_pretrained(config.base)
     vocab, lowercase = resolve_base(config.base, out / "base_vocab")
-    encoder = text_encoder(vocab, lowercase, InputFormat.TEXT, config.max_length)
+    encoder = text_encoder(vocab, TextSettings(max_length=config.max_length, lowercase=lowercase), InputFormat.TEXT)
     order = list(range(len(texts)))
     random.Random(config.seed).shuffle(order)
     rows = [{"input_ids": e.ids} for e in encoder.encode([texts[i] for i in order])]

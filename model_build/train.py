@@ -84,6 +84,7 @@ class TrainConfig:
     probe: LinearProbe | None = None  # the heads fitted on the base's frozen features before fine-tuning (LP-FT)
     layer_decay: float | None = None  # each layer's learning rate this times the one above's (ReputationModel.layer_rates)
     rdrop: float | None = None  # weight of R-Drop's consistency loss between two dropout passes (consistency_loss)
+    keep_mentions: bool | None = None  # True: the @handles as written, not all one token (--init keeps its checkpoint's)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -109,6 +110,8 @@ class TrainConfig:
             raise BuildError("the sentiment task's head is new: start from --base, not --init")
         if self.pooling is not None and self.init is not None:
             raise BuildError("--init keeps its checkpoint's pooling: --pooling goes with --base")
+        if self.keep_mentions and self.init is not None:
+            raise BuildError("--init keeps its checkpoint's text settings: --keep-mentions goes with --base")
         if self.probe is not None and self.init is not None:
             raise BuildError("--probe-first fits new heads on a base's features: start from --base, not --init")
         if self.stance is not None and self.distillation is not None:
@@ -140,10 +143,10 @@ def choose_max_length(lengths: Sequence[int]) -> int:
     return int(min(128, max(16, math.ceil(p / 8) * 8)))
 
 
-def text_encoder(vocab: Path, lowercase: bool, input_format: InputFormat, max_length: int) -> TweetEncoder:
+def text_encoder(vocab: Path, settings: TextSettings, input_format: InputFormat) -> TweetEncoder:
     """The text pipeline training uses: the one the edge serves (app.text), with the base model's vocabulary."""
     with readable(f"vocabulary {vocab}"):
-        return TweetEncoder(vocab, TextSettings(max_length=max_length, lowercase=lowercase), input_format.pair)
+        return TweetEncoder(vocab, settings, input_format.pair)
 
 
 def encode_examples(encoder: TweetEncoder, examples: Sequence[Example]):
@@ -474,16 +477,17 @@ class _Run:
         if init is not None and init.input_format is not config.input_format:
             raise BuildError(f"checkpoint {init.path} reads {init.input_format.value} input, not {config.input_format.value}")
         if init is not None:
-            self.vocab, lowercase = init.vocab_path, init.text_settings.lowercase
+            self.vocab, text = init.vocab_path, init.text_settings
         else:
             self.vocab, lowercase = resolve_base(config.base, self.out / "base_vocab")
-        probe = text_encoder(self.vocab, lowercase, config.input_format, 512)
+            text = TextSettings(lowercase=lowercase, **({"mention_token": None} if config.keep_mentions else {}))
+        probe = text_encoder(self.vocab, replace(text, max_length=MAX_LENGTH), config.input_format)
         lengths = [len(e.ids) for e in encode_examples(probe, train_set[:own])]
         self.length_stats = length_stats(lengths)
         self.max_length = init.text_settings.max_length if init is not None else \
             config.max_length or choose_max_length(lengths)
         print(f"token lengths ({config.input_format.value}): {self.length_stats}; max_length {self.max_length}")
-        self.encoder = text_encoder(self.vocab, lowercase, config.input_format, self.max_length)
+        self.encoder = text_encoder(self.vocab, replace(text, max_length=self.max_length), config.input_format)
         self.val_set, self.val_enc = val_set, encode_examples(self.encoder, val_set)
         self.y_polarity = [LABELS.index(e.label) if e.label is not None else -100 for e in train_set]
         self.y_related = [float(e.related) if e.related is not None else math.nan for e in train_set]

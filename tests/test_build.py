@@ -223,6 +223,27 @@ def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_pa
         assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole), step
 
 
+def test_a_run_that_keeps_the_handles_is_served_with_them(built, tmp_path):
+    """--keep-mentions: the checkpoint and its bundle read @handles as written, so two tweets that differ only in the
+    handle get different scores, where the default's bundle reads both as @user; --init keeps its own settings."""
+    from model_build.checkpoint import Checkpoint
+
+    tmp, _, _ = built
+    data = str(FIXTURES / "tweets.csv")
+    train = ["train", "--data", data, "--epochs", "1", "--val-fraction", "0.25", "--gap-fraction", "0", "--threads", "2",
+             "--keep-mentions"]
+    cli(*train, "--base", str(tmp / "base"), "--out", str(tmp_path / "run"))
+    assert Checkpoint.load(tmp_path / "run" / "best").text_settings.mention_token is None
+    cli("package", "--data", data, "--checkpoint", str(tmp_path / "run" / "best"), "--variants", "dynamic-int8",
+        "--out", str(tmp_path / "bundles"), "--name", "tiny-handles", "--version", "1.0.0")
+    tweets, entities = ["great day @acme", "great day @user"], ["acme", "acme"]
+    kept = Classifier(Bundle.load(tmp_path / "bundles")).classify(tweets, entities)
+    anonymised = Classifier(Bundle.load(tmp / "bundles" / "dynamic-int8")).classify(tweets, entities)
+    assert kept[0].scores != kept[1].scores and anonymised[0].scores == anonymised[1].scores
+    assert "--keep-mentions goes with --base" in refused(*train, "--init", str(tmp / "run" / "best"), "--out",
+                                                         str(tmp_path / "again"))
+
+
 def test_every_variant_is_a_valid_bundle(built):
     tmp, _, out = built
     sizes = {}

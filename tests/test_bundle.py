@@ -54,6 +54,7 @@ def test_missing_file_and_missing_manifest(tiny_bundle_copy):
     (lambda m: m.update(labels=["Good", "good", "bad"]), "differ only in case"),
     (lambda m: m["preprocessing"].update(lowercase="no"), "manifest 'preprocessing.lowercase': 'no' is not of type"),
     (lambda m: m["preprocessing"].update(stemming=True), "'stemming' was unexpected"),
+    (lambda m: m["preprocessing"].update(mention_token=1), "manifest 'preprocessing.mention_token': 1 is not of type"),
     (lambda m: m.update(version="latest"), "manifest 'version'"),
     (lambda m: m.update(input_format="image"), "input_format"),
     (lambda m: m.update(quantization="int4"), "quantization"),

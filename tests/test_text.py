@@ -13,6 +13,12 @@ def test_preprocess_normalises_urls_mentions_entities_and_spacing():
     assert preprocess(raw, SETTINGS) == "RT @user: Great deal & more http http"
 
 
+def test_preprocess_keeps_the_handles_where_the_settings_say_so():
+    kept = TextSettings(max_length=64, mention_token=None)
+    assert preprocess("RT @Some_User: hi @BMW_UK, mail a@b.com", kept) == "RT @Some_User: hi @BMW_UK, mail a@b.com"
+    assert preprocess("RT @Some_User: hi @BMW_UK, mail a@b.com", SETTINGS) == "RT @user: hi @user, mail a@b.com"
+
+
 def test_preprocess_drops_lone_surrogates_and_bidi_controls():
     assert preprocess("a\ud800b\u202ec\ufeff", SETTINGS) == "abc"
 
@@ -73,7 +79,8 @@ def test_build_and_edge_sides_give_identical_ids(replab_sample):
 
     with tempfile.TemporaryDirectory() as tmp:
         vocab, lowercase = resolve_base(str(MINILM), Path(tmp))
-        build = text_encoder(vocab, lowercase, InputFormat.PAIR, bundle.text_settings.max_length)
+        build = text_encoder(vocab, TextSettings(max_length=bundle.text_settings.max_length, lowercase=lowercase),
+                             InputFormat.PAIR)
         build_ids = [e.ids for e in encode_examples(build, replab_sample)]
     edge = Classifier(bundle, threads=1).encoder
     edge_ids = [e.ids for e in edge.encode([e.text for e in replab_sample], [e.entity for e in replab_sample])]
