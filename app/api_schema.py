@@ -65,6 +65,9 @@ class ApiSchema:
         if "text" not in body and "tweets" not in body:
             raise ApiError(400, ErrorCode.MISSING_FIELD, "'text' (one tweet) or 'tweets' (a list) is required")
         batch = "tweets" in body
+        if batch and "entity" in body:  # else silently ignored: every tweet would be read without its entity
+            raise ApiError(400, ErrorCode.INVALID_BODY, "'entity' goes in each of 'tweets' ({\"text\": ..., "
+                                                        "\"entity\": ...}), not beside them")
         error = next((self._batch if batch else self._tweet).iter_errors(body), None)
         if error is not None:
             raise _api_error(error)

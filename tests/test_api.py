@@ -63,6 +63,7 @@ def test_batch_keeps_input_order(client):
     (b'"text"', 400, "invalid_body"),
     (b"{}", 400, "missing_field"),
     (b'{"text": "a", "tweets": []}', 400, "invalid_body"),
+    (b'{"tweets": [{"text": "a"}], "entity": "Acme"}', 400, "invalid_body"),
     (b'{"text": ""}', 400, "empty_field"),
     (b'{"text": "   "}', 400, "empty_field"),
     (b'{"text": 5}', 400, "invalid_field"),
@@ -92,6 +93,7 @@ def test_client_errors(client, body, status, code):
 @pytest.mark.parametrize("body, says", [
     (b"{}", "'text' (one tweet) or 'tweets' (a list) is required"),
     (b'{"text": "a", "tweets": []}', "not both"),
+    (b'{"tweets": [{"text": "a"}], "entity": "Acme"}', "'entity' goes in each of 'tweets'"),
     (json.dumps({"text": "x" * 5000}).encode(), "over the limit of 4096 bytes (MAX_BODY_BYTES)"),
 ])
 def test_client_error_messages(client, body, says):
