@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from .errors import AppError
-from .text import TextSettings
+from .text import TextSettings, TweetEncoder, name_key
 
 SCHEMA_VERSION = 1
 DEFAULT_RELATED_THRESHOLD = 0.5  # a manifest's related_threshold where it states none
@@ -54,11 +54,17 @@ class Bundle:
     has_related: bool = False
     related_threshold: float = DEFAULT_RELATED_THRESHOLD  # a tweet is about the entity from this probability up
     label_offsets: tuple[float, ...] = ()  # one per label, added to its polarity logit; () adds nothing
+    entity_aliases: tuple[tuple[str, str], ...] = ()  # (another name of an entity, the name it was trained with)
 
     def adjusted(self, logits: np.ndarray) -> np.ndarray:
         """Polarity logits (one column per label, in ``labels`` order) with the manifest's label offsets added: what
         the label and the scores are taken from."""
         return logits + np.asarray(self.label_offsets, dtype=logits.dtype) if any(self.label_offsets) else logits
+
+    def encoder(self) -> TweetEncoder:
+        """The bundle's text pipeline: its vocabulary, preprocessing and entity aliases (ValueError for a vocabulary
+        that cannot serve)."""
+        return TweetEncoder(self.vocab_path, self.text_settings, self.pair_input, self.entity_aliases)
 
     def manifest(self) -> dict[str, Any]:
         """A fresh copy of the whole manifest."""
@@ -68,7 +74,7 @@ class Bundle:
         """The manifest's public part: what a client may see at /v1/model."""
         manifest = self.manifest()
         keys = ("name", "version", "labels", "outputs", "base_model", "input_format", "quantization",
-                "created", "metrics", "runtimes", "training", "notes")
+                "created", "metrics", "runtimes", "training", "entity_aliases", "notes")
         out = {k: manifest[k] for k in keys if k in manifest}
         out["max_length"] = self.text_settings.max_length
         if self.has_related:
@@ -113,6 +119,7 @@ class Bundle:
             has_related="related" in manifest.get("outputs", ()),
             related_threshold=float(manifest.get("related_threshold", DEFAULT_RELATED_THRESHOLD)),
             label_offsets=tuple(float(offsets.get(label, 0.0)) for label in labels),
+            entity_aliases=tuple(sorted(manifest.get("entity_aliases", {}).items())),
         )
 
 
@@ -142,7 +149,29 @@ def _validate(manifest: Any) -> tuple[tuple[str, ...], TextSettings]:
     for key in ("model_file", "vocab_file"):
         if manifest[key] not in manifest["files"]:
             raise BundleError(f"manifest '{key}' {manifest[key]!r} has no checksum in 'files'")
-    return labels, TextSettings.from_dict(manifest["preprocessing"])
+    settings = TextSettings.from_dict(manifest["preprocessing"])
+    _check_aliases(manifest, settings)
+    return labels, settings
+
+
+def _check_aliases(manifest: dict, settings: TextSettings) -> None:
+    """Entity aliases apply to a model that reads entity names, each matching one name as preprocessing reads it."""
+    aliases = manifest.get("entity_aliases", {})
+    if aliases and manifest["input_format"] != "entity+text":
+        raise BundleError(f"manifest 'entity_aliases' is set, but 'input_format' {manifest['input_format']!r} reads "
+                          "no entity")
+    seen: dict[str, str] = {}
+    for alias, name in aliases.items():
+        key = name_key(alias, settings)
+        empty = next((n for n in (alias, name) if not name_key(n, settings)), None)
+        if empty is not None:
+            raise BundleError(f"manifest 'entity_aliases' names {empty!r}, which preprocessing leaves empty")
+        if key in seen:
+            raise BundleError(f"manifest 'entity_aliases' names {seen[key]!r} and {alias!r}, which read the same")
+        seen[key] = alias
+    chained = next((name for name in aliases.values() if name_key(name, settings) in seen), None)
+    if chained is not None:
+        raise BundleError(f"manifest 'entity_aliases' maps a name to {chained!r}, which is an alias itself")
 
 
 def _verify_files(root: Path, files: Mapping[str, Any]) -> None:

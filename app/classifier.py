@@ -10,7 +10,7 @@ import numpy as np
 
 from .bundle import Bundle, BundleError
 from .runtime import load_runtime
-from .text import TweetEncoder, preprocess_name
+from .text import preprocess_name
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -54,7 +54,7 @@ class Classifier:
         self.bucket = max(1, bucket)
         self.max_batch = max(1, max_batch)
         try:
-            self.encoder = TweetEncoder(bundle.vocab_path, bundle.text_settings, bundle.pair_input)
+            self.encoder = bundle.encoder()
         except ValueError as exc:
             raise BundleError(f"bundle {bundle.path}: {exc}") from None
         self.runtime = load_runtime()

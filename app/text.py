@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer, normalizers, pre_tokenizers, processors
@@ -103,15 +103,22 @@ def _spell(code: int) -> str:
     return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
 
 
+def _characters(text: str, settings: TextSettings) -> str:
+    """HTML entities read, Unicode composed, control and invisible characters dropped or made spaces."""
+    text = unicodedata.normalize("NFC", html.unescape(text[: settings.max_chars * 2]))
+    return text.translate(_ASCII_CLEAN) if text.isascii() else "".join(_clean_char(ch) for ch in text)
+
+
+def _spaced(text: str, settings: TextSettings) -> str:
+    return _SPACE.sub(" ", text).strip()[: settings.max_chars]
+
+
 def preprocess(text: str, settings: TextSettings) -> str:
     """Normalise one tweet (or entity name): HTML entities, Unicode, URLs, mentions, spacing."""
-    text = html.unescape(text[: settings.max_chars * 2])
-    text = unicodedata.normalize("NFC", text)
-    text = text.translate(_ASCII_CLEAN) if text.isascii() else "".join(_clean_char(ch) for ch in text)
-    text = _URL.sub(settings.url_token, text)
+    text = _URL.sub(settings.url_token, _characters(text, settings))
     if settings.mention_token is not None:
         text = _MENTION.sub(settings.mention_token, text)
-    return _SPACE.sub(" ", text).strip()[: settings.max_chars]
+    return _spaced(text, settings)
 
 
 @functools.lru_cache(maxsize=1024)  # entity names are client input: bounded (at most ~4 MB of them)
@@ -120,12 +127,23 @@ def preprocess_name(name: str, settings: TextSettings) -> str:
     return preprocess(name, settings)
 
 
-class TweetEncoder:
-    """WordPiece encoder for single tweets or (entity, tweet) pairs, built from a vocab file."""
+@functools.lru_cache(maxsize=1024)
+def name_key(name: str, settings: TextSettings) -> str:
+    """What an entity name is matched by against a bundle's aliases: preprocessed with its URLs and handles as
+    written (each a name of its own), lower case where the model reads lower case."""
+    key = _spaced(_characters(name, settings), settings)
+    return key.lower() if settings.lowercase else key
 
-    def __init__(self, vocab_file: str | Path, settings: TextSettings, pair: bool):
+
+class TweetEncoder:
+    """WordPiece encoder for single tweets or (entity, tweet) pairs, built from a vocab file; ``aliases``, pairs of
+    (another name of an entity, the name it was trained with), have an entity named by the first read as the second."""
+
+    def __init__(self, vocab_file: str | Path, settings: TextSettings, pair: bool,
+                 aliases: Iterable[tuple[str, str]] = ()):
         self.settings = settings
         self.pair = pair
+        self._aliases = {name_key(alias, settings): preprocess(name, settings) for alias, name in aliases}
         vocab = _read_vocab(Path(vocab_file))
         missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in vocab]
         if missing:
@@ -154,8 +172,12 @@ class TweetEncoder:
             return self._tokenizer.encode_batch(clean)
         if entities is None or len(entities) != len(texts):
             raise ValueError("an entity is needed for every tweet")
-        names = [preprocess_name(e or "", self.settings) for e in entities]
+        names = [self.alias(e) or preprocess_name(e, self.settings) if e else "" for e in entities]
         return self._tokenizer.encode_batch(list(zip(names, clean)))
+
+    def alias(self, entity: str) -> str | None:
+        """The name an entity name stands for, preprocessed, where it is one of the aliases; None otherwise."""
+        return self._aliases.get(name_key(entity, self.settings)) if self._aliases else None
 
     def pad(self, encodings: Sequence[Encoding], length: int) -> dict[str, np.ndarray]:
         """Model inputs for a batch, padded (never truncated) to ``length``."""

@@ -12,7 +12,6 @@ import numpy as np
 
 from app.bundle import Bundle
 from app.classifier import Classifier
-from app.text import TweetEncoder
 from model_build.checkpoint import Checkpoint
 
 from .data import ROOT
@@ -40,7 +39,7 @@ class _Peer:
     with the bundle's label offsets."""
 
     def __init__(self, bundle: Bundle, checkpoint: Checkpoint):
-        self.encoder = TweetEncoder(bundle.vocab_path, bundle.text_settings, bundle.pair_input)
+        self.encoder = bundle.encoder()
         self.bundle = bundle
         self.from_checkpoint = [list(checkpoint.labels).index(n) for n in bundle.labels]  # bundle's label order
 

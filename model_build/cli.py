@@ -421,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use the bundle's own time gap of --data (the tweets between its training and validation)")
     p.add_argument("--full-names", action="store_true",
                    help="pair each RepLab tweet with its entity's full name (Bayerische Motoren Werke AG) instead of "
-                        "its query (BMW): how much the way a brand is named moves the labels")
+                        "its query (BMW): how much the way a brand is named moves the labels (a bundle reads the names "
+                        "in its entity_aliases as their queries)")
     p.add_argument("--json", help="also write the metrics to this file")
     p.add_argument("--threads", type=THREADS)
     p.set_defaults(func=cmd_evaluate)

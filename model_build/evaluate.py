@@ -75,6 +75,8 @@ def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int 
                                       [labels.index(p.label) for _, p in polar], labels)
     if bundle.pair_input and (alone := sum(e.entity is None for e, _ in polar)):
         metrics["read_without_entity"] = alone  # the tweet alone, as the service reads it: not the pairs it learnt
+    if aliased := sum(bool(e.entity and classifier.encoder.alias(e.entity)) for e, _ in polar):
+        metrics["read_by_alias"] = aliased  # the entity named otherwise than in training: read as that name
     labelled = [(e, p) for e, p in zip(examples, predictions) if e.related is not None]
     known = [(e, p) for e, p in labelled if p.about is not None]  # a pair model says nothing without an entity
     if bundle.has_related and known:
@@ -103,6 +105,8 @@ def format_metrics(m: dict) -> str:
     lines = [f"n={m['n']}  accuracy={m['accuracy']:.4f}  macro-F1={m['macro_f1']:.4f}"]
     if alone := m.get("read_without_entity"):
         lines[0] += f"  ({alone} without an entity, read as the tweet alone: the bundle learnt (entity, tweet) pairs)"
+    if aliased := m.get("read_by_alias"):
+        lines[0] += f"  ({aliased} with an entity named by one of the bundle's entity_aliases, read as the name it maps to)"
     if "latency" in m:
         lat = m["latency"]
         lines.append(

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from app.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from app.classifier import Classifier
+from app.text import TextSettings, name_key
 
 from .checkpoint import Checkpoint
 from .data import Example, with_polarity
@@ -128,6 +129,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         related_threshold = unseen_related["threshold"]
     stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, related_threshold,
                                 offsets.get("negative"))
+    aliases = trained_names(train_set, checkpoint.text_settings) if checkpoint.input_format.pair else {}
     encoder = checkpoint.encoder()
     calibration_inputs = representative_inputs(encode_examples(encoder, train_set), encoder, calibration)
     converted = convert(checkpoint, variants, calibration_inputs)
@@ -170,10 +172,25 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
             extra={"conversion": note, "training": training, "command": command, "metrics": dict(metrics),
                    **({"related_threshold": related_threshold} if related_threshold is not None else {}),
                    **({"label_offsets": offsets} if offsets else {}),
+                   **({"entity_aliases": aliases} if aliases else {}),
                    **({"notes": notes} if notes else {})},
             evaluate=evaluate,
         ))
     return bundles
+
+
+def trained_names(train_set: Sequence[Example], settings: TextSettings) -> dict[str, str]:
+    """The bundle's entity aliases: the full names of the entities a model was trained on, each mapped to the name
+    their training tweets carried (RepLab's query: Bayerische Motoren Werke AG to BMW). A name read as a trained one
+    (a full name some training tweets carried, as with ``--full-names``), as nothing, or as the full name of two
+    entities is left out."""
+    trained = {name_key(e.entity, settings) for e in train_set if e.entity}
+    named: dict[str, tuple[str, set[str]]] = {}  # by key: the first spelling of a full name, the names it stands for
+    for e in train_set:
+        key = name_key(e.entity_name, settings) if e.entity and e.entity_name else ""
+        if key and key not in trained:
+            named.setdefault(key, (e.entity_name, set()))[1].add(e.entity)
+    return dict(sorted((full, min(names)) for full, names in named.values() if len(names) == 1))
 
 
 class ThresholdSource(str, Enum):

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Config
@@ -270,6 +271,23 @@ def test_label_offsets_decide_labels_in_results_metrics_and_model(tmp_path):
     assert client.get("/v1/model").get_json()["label_offsets"] == {"negative": 30.0}
 
 
+def test_an_entity_named_by_an_alias_is_answered_as_the_name_it_stands_for(tmp_path):
+    """A bundle's entity_aliases: /classify answers a tweet about an entity named by one (any case) exactly as with
+    the name it maps to; /v1/model lists them, as the OpenAPI document's ModelSummary describes."""
+    aliases = {"The Acme Corporation": "Acme"}
+    client = create_app(Config(bundle=with_manifest(TINY_RELATED_BUNDLE, tmp_path / "bundle", entity_aliases=aliases),
+                               threads=1)).test_client()
+    texts = ("Acme recalls phones", "I love Acme", "Acme shares up 5%")
+    answers = {name: post(client, {"tweets": [{"text": text, "entity": name} for text in texts]}).get_json()["results"]
+               for name in ("Acme", "the ACME corporation", "Acme Corporation")}
+    assert answers["the ACME corporation"] == answers["Acme"] != answers["Acme Corporation"]
+    model = client.get("/v1/model").get_json()
+    assert model["entity_aliases"] == aliases
+    summary = client.get("/openapi.json").get_json()["components"]["schemas"]["ModelSummary"]
+    Draft202012Validator(summary).validate(model)
+    assert "entity_aliases" in summary["properties"]
+
+
 def test_auth_required_except_health(auth_client):
     body = json.dumps({"text": "great"})
     for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKEN}"}):
@@ -364,6 +382,21 @@ def test_default_bundle_serves_relatedness_and_its_figures():
         assert figures["n"] > 1000 and 0 < figures["macro_f1"] < 1 and 0 < figures["accuracy"] < 1
         assert set(figures["per_class"]) == classes
     assert len(metrics["unseen_entities"]["entities"]) == 12 and "time gap" in metrics["validation"]["model"]
+
+
+def test_the_default_bundle_reads_its_brands_full_names_as_their_queries():
+    """The default bundle (1.5.0 or later) maps RepLab's full names that read otherwise than their queries to them: a
+    tweet about BMW named Bayerische Motoren Werke AG, in any case, is answered as with BMW, which the model itself
+    reads apart (the same tweet with a name that is not an alias)."""
+    from tests.conftest import DEFAULT_BUNDLE
+
+    client = create_app(Config(bundle=DEFAULT_BUNDLE, threads=1)).test_client()
+    aliases = client.get("/v1/model").get_json()["entity_aliases"]
+    assert len(aliases) == 33 and aliases["Bayerische Motoren Werke AG"] == "BMW"
+    tweets = ["Stuck on the M25 again, my new 3 series broke down twice this month", "Loving the new i4, so quiet"]
+    answers = {name: post(client, {"tweets": [{"text": t, "entity": name} for t in tweets]}).get_json()["results"]
+               for name in ("BMW", "bayerische motoren werke ag", "Bayerische Motoren Werke")}
+    assert answers["bayerische motoren werke ag"] == answers["BMW"] != answers["Bayerische Motoren Werke"]
 
 
 def test_an_integer_over_pythons_digit_limit_is_invalid_json_not_a_500():

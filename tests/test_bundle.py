@@ -68,6 +68,12 @@ def test_missing_file_and_missing_manifest(tiny_bundle_copy):
     (lambda m: m.update(label_offsets={"negative": -0.4, "Negative": 1}), "names a label twice"),
     (lambda m: m.update(label_offsets={"negative": "-0.4"}), "manifest 'label_offsets.negative': '-0.4' is not of type"),
     (lambda m: m.update(label_offsets={"negative": float("nan")}), "'label_offsets.negative' is nan, not a finite"),
+    (lambda m: m.update(entity_aliases={"Acme Inc": ""}), "manifest 'entity_aliases.Acme Inc': '' should be non-empty"),
+    (lambda m: m.update(entity_aliases={"Acme Inc": "Acme"}, input_format="text"), "'input_format' 'text' reads no entity"),
+    (lambda m: m.update(entity_aliases={"\u200b": "Acme"}), "names '\\u200b', which preprocessing leaves empty"),
+    (lambda m: m.update(entity_aliases={"Acme Inc": "Acme", "ACME  inc": "Acme"}), "'Acme Inc' and 'ACME  inc', which "
+                                                                                  "read the same"),
+    (lambda m: m.update(entity_aliases={"Acme Inc": "Acme", "acme": "ACME"}), "maps a name to 'Acme', which is an alias"),
 ])
 def test_manifest_mismatch_is_refused(tiny_bundle_copy, change, fragment):
     path = tiny_bundle_copy / "manifest.json"

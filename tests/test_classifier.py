@@ -102,3 +102,21 @@ def test_scores_are_probabilities(classifier):
     assert set(p.scores) == set(classifier.bundle.labels)
     assert abs(sum(p.scores.values()) - 1) < 1e-4
     assert p.label == max(p.scores, key=p.scores.get)
+
+
+def test_an_entity_named_by_an_alias_is_read_as_the_name_it_stands_for(tmp_path):
+    """A manifest's entity_aliases have a tweet about an entity named by its alias (in any case and spacing) scored
+    as with the name it maps to: label, scores and relatedness; other names are read as they are. /v1/model's
+    summary lists the aliases."""
+    texts = [text for text, _ in TWEETS]
+    plain = Classifier(Bundle.load(TINY_RELATED_BUNDLE), threads=1)
+    aliases = {"Zorblax Holdings Ltd": "Zorblax", "The Acme Corporation": "Acme", "www.acme.com": "Acme"}
+    bundle = Bundle.load(with_manifest(TINY_RELATED_BUNDLE, tmp_path / "bundle", entity_aliases=aliases))
+    assert bundle.summary()["entity_aliases"] == aliases and "entity_aliases" not in plain.bundle.summary()
+    aliased = Classifier(bundle, threads=1)
+    for alias, name in [*aliases.items(), ("  zorblax  HOLDINGS ltd ", "Zorblax")]:
+        by_name = plain.classify(texts, [name] * len(texts))
+        assert plain.classify(texts, [alias] * len(texts)) != by_name  # the model reads the two apart
+        assert aliased.classify(texts, [alias] * len(texts)) == by_name == aliased.classify(texts, [name] * len(texts))
+    for other in ("Zorblax Holdings", "Acme Corporation Ltd", "www.globex.com", "https://www.acme.com"):  # a URL too
+        assert aliased.classify(texts, [other] * len(texts)) == plain.classify(texts, [other] * len(texts))

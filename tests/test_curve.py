@@ -139,6 +139,8 @@ def test_unseen_entity_figures_go_into_the_manifest_and_the_report(unseen_run):
     metrics = Bundle.load(tmp / "bundles" / "dynamic-int8").summary()["metrics"]
     unseen, measured = metrics["unseen_entities"], json.loads((tmp / "run" / "best" / "validation.json").read_text())
     assert unseen["entities"] == ["Acme"] and "best epoch 1 of 1" in unseen["model"]  # names: the data has one
+    # the trained entity's full name is read as its query; the held-out entity's is not known to this model
+    assert Bundle.load(tmp / "bundles" / "dynamic-int8").entity_aliases == (("Zorblax Ltd", "Zorblax"),)
     for key in ("n", "accuracy", "macro_f1", "per_class"):
         assert unseen[key] == measured[key] and unseen["relatedness"][key] == measured["relatedness"][key]
     assert set(metrics["relatedness"]["per_class"]) == {"unrelated", "related"}

@@ -2,9 +2,11 @@
 
 import gzip
 import json
+from dataclasses import replace
 
 import pytest
 
+from app.text import TextSettings
 from model_build.data import GIVEN_AGAIN, DataError, load, load_replab, load_table, parse_related
 from model_build.errors import BuildError
 from model_build.splits import UNSEEN_ENTITIES, Holdout, SplitSpec, split_by_time
@@ -293,6 +295,28 @@ def test_a_share_of_the_training_tweets_is_named_by_the_entitys_full_name(tmp_pa
     assert len({tuple(h) for h in halves}) > 2 and 0.3 < sum(h.count("BoA") for h in halves) / 80 < 0.7
     with pytest.raises(BuildError, match="full name must be in"):
         DataSpec(str(tmp_path), full_names=1.5)
+
+
+def test_a_bundles_aliases_are_the_full_names_its_training_tweets_never_carried(tmp_path):
+    """package's entity aliases map each trained entity's full name to the name its training tweets carried; a full
+    name some tweets carried (--full-names), one that reads as a trained name or as nothing, and one two entities
+    share are left out; entities not trained on get none."""
+    from model_build.checkpoint import DataSpec
+    from model_build.package import trained_names
+
+    write_replab(tmp_path)
+    settings = TextSettings()
+    train, val = DataSpec(str(tmp_path)).splits()
+    assert trained_names(train + val, settings) == {"BMW AG": "BMW", "BoA": "Bank of America"}
+    assert trained_names([e for e in train + val if e.entity == "BMW"], settings) == {"BMW AG": "BMW"}
+    boa, bmw = train[0], next(e for e in train + val if e.entity == "BMW")
+    assert trained_names([boa, boa.named_in_full(), bmw], settings) == {"BMW AG": "BMW"}  # BoA trained as itself
+    assert trained_names([boa, replace(bmw, entity_name="BoA")], settings) == {}  # the full name of both
+    assert trained_names([replace(boa, entity_name=" BANK of  america "), replace(bmw, entity_name="\u200b"),
+                          replace(bmw, entity="Acme", entity_name="www.acme.com")], settings) == {"www.acme.com": "Acme"}
+    assert trained_names([boa], replace(settings, lowercase=False)) == {"BoA": "Bank of America"}
+    assert trained_names([replace(boa, entity_name="bank of america")], replace(settings, lowercase=False)) == {
+        "bank of america": "Bank of America"}  # a model that reads case reads the two apart
 
 
 def test_recency_weights_each_entitys_training_tweets_by_their_order_in_time(tmp_path):

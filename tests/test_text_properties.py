@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.bundle import Bundle
-from app.text import TweetEncoder, preprocess, visible, visible_class
+from app.text import TweetEncoder, name_key, preprocess, visible, visible_class
 from tests.conftest import TINY_BUNDLE
 
 SPECIAL = st.sampled_from(["\x00", "\u200b", "\u200f", "\u202e", "\ufeff", "\ud800", "\udfff", "🙂", "👩‍👩‍👧", "مرحبا",
@@ -36,11 +36,22 @@ def test_any_text_encodes_within_length_and_deterministically(tiny, text, entity
     assert 3 <= len(first.ids) <= settings_.max_length
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXT, alias=TEXT)
+def test_any_alias_is_read_as_the_name_it_maps_to(tiny, text, alias):
+    """An entity named by a bundle's alias, whatever its characters, encodes as the name the alias maps to."""
+    settings_, encoder = tiny
+    if visible(alias) and name_key(alias, settings_) != name_key("Acme", settings_):
+        aliased = TweetEncoder(TINY_BUNDLE / "vocab.txt", settings_, pair=True, aliases=[(alias, "Acme")])
+        assert aliased.encode([text], [alias])[0].ids == encoder.encode([text], ["Acme"])[0].ids
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=TEXT)
 def test_visible_says_whether_preprocessing_keeps_anything(tiny, text):
-    """What the API, the offline command, bulk and training refuse as empty is what preprocessing empties."""
-    assert visible(text) == bool(preprocess(text, tiny[0]))
+    """What the API, the offline command, bulk and training refuse as empty (and a bundle as an alias) is what
+    preprocessing empties."""
+    assert visible(text) == bool(preprocess(text, tiny[0])) == bool(name_key(text, tiny[0]))
     if "&" not in text:  # the API schema's pattern (HTML entities are read only by the service)
         assert visible(text) == bool(re.search(f"[{visible_class()}]", text))
 
