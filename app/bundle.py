@@ -155,7 +155,8 @@ def _validate(manifest: Any) -> tuple[tuple[str, ...], TextSettings]:
 
 
 def _check_aliases(manifest: dict, settings: TextSettings) -> None:
-    """Entity aliases apply to a model that reads entity names, each matching one name as preprocessing reads it."""
+    """Entity aliases apply to a model that reads entity names, each alias matching one name as ``name_key`` reads it
+    and mapping it to another that is no alias."""
     aliases = manifest.get("entity_aliases", {})
     if aliases and manifest["input_format"] != "entity+text":
         raise BundleError(f"manifest 'entity_aliases' is set, but 'input_format' {manifest['input_format']!r} reads "
@@ -168,6 +169,8 @@ def _check_aliases(manifest: dict, settings: TextSettings) -> None:
             raise BundleError(f"manifest 'entity_aliases' names {empty!r}, which preprocessing leaves empty")
         if key in seen:
             raise BundleError(f"manifest 'entity_aliases' names {seen[key]!r} and {alias!r}, which read the same")
+        if key == name_key(name, settings):
+            raise BundleError(f"manifest 'entity_aliases' maps {alias!r} to {name!r}, which reads the same")
         seen[key] = alias
     chained = next((name for name in aliases.values() if name_key(name, settings) in seen), None)
     if chained is not None:

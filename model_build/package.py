@@ -90,7 +90,8 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     figures and chooses the relatedness threshold there (unless ``related_threshold`` is given; 0.5 without
     either), and ``holdout_run``, the same recipe trained with a time holdout, measures a checkpoint trained on
     everything. ``offset``, added to the negative logit (a number, or OffsetSource.CHOSEN on the measured run's
-    validation split), applies to every figure."""
+    validation split), applies to every figure. A pair-input bundle gets the full names of the entities trained on as
+    entity aliases (``trained_names``)."""
     from .convert import VARIANTS, convert, representative_inputs
     from .evaluate import evaluate_bundle
 
@@ -185,12 +186,12 @@ def trained_names(train_set: Sequence[Example], settings: TextSettings) -> dict[
     (a full name some training tweets carried, as with ``--full-names``), as nothing, or as the full name of two
     entities is left out."""
     trained = {name_key(e.entity, settings) for e in train_set if e.entity}
-    named: dict[str, tuple[str, set[str]]] = {}  # by key: the first spelling of a full name, the names it stands for
+    named: dict[str, tuple[str, dict[str, str]]] = {}  # by key: a full name's first spelling, the names it stands for
     for e in train_set:
         key = name_key(e.entity_name, settings) if e.entity and e.entity_name else ""
-        if key and key not in trained:
-            named.setdefault(key, (e.entity_name, set()))[1].add(e.entity)
-    return dict(sorted((full, min(names)) for full, names in named.values() if len(names) == 1))
+        if key and key not in trained and name_key(e.entity, settings):
+            named.setdefault(key, (e.entity_name, {}))[1].setdefault(name_key(e.entity, settings), e.entity)
+    return dict(sorted((full, next(iter(names.values()))) for full, names in named.values() if len(names) == 1))
 
 
 class ThresholdSource(str, Enum):

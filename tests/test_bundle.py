@@ -73,7 +73,9 @@ def test_missing_file_and_missing_manifest(tiny_bundle_copy):
     (lambda m: m.update(entity_aliases={"\u200b": "Acme"}), "names '\\u200b', which preprocessing leaves empty"),
     (lambda m: m.update(entity_aliases={"Acme Inc": "Acme", "ACME  inc": "Acme"}), "'Acme Inc' and 'ACME  inc', which "
                                                                                   "read the same"),
-    (lambda m: m.update(entity_aliases={"Acme Inc": "Acme", "acme": "ACME"}), "maps a name to 'Acme', which is an alias"),
+    (lambda m: m.update(entity_aliases={"Acme Inc": "Acme", "acme": "Acme Co"}), "maps a name to 'Acme', which is an alias"),
+    (lambda m: m.update(entity_aliases={"ACME ": "acme"}), "maps 'ACME ' to 'acme', which reads the same"),
+    (lambda m: m.update(entity_aliases={}), "manifest 'entity_aliases': {} should be non-empty"),
 ])
 def test_manifest_mismatch_is_refused(tiny_bundle_copy, change, fragment):
     path = tiny_bundle_copy / "manifest.json"

@@ -314,6 +314,7 @@ def test_a_bundles_aliases_are_the_full_names_its_training_tweets_never_carried(
     assert trained_names([boa, replace(bmw, entity_name="BoA")], settings) == {}  # the full name of both
     assert trained_names([replace(boa, entity_name=" BANK of  america "), replace(bmw, entity_name="\u200b"),
                           replace(bmw, entity="Acme", entity_name="www.acme.com")], settings) == {"www.acme.com": "Acme"}
+    assert trained_names([boa, replace(boa, entity="bank of AMERICA")], settings) == {"BoA": "Bank of America"}
     assert trained_names([boa], replace(settings, lowercase=False)) == {"BoA": "Bank of America"}
     assert trained_names([replace(boa, entity_name="bank of america")], replace(settings, lowercase=False)) == {
         "bank of america": "Bank of America"}  # a model that reads case reads the two apart
