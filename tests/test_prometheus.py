@@ -1,6 +1,7 @@
 """A real Prometheus server (Debian's prometheus package, which .ci/run installs) scraping a real gunicorn of two
-workers with a token, configured by the README's own scrape configuration: what the server stores is what the
-clients were answered, a killed worker resets no counter, and promtool passes the configuration and the metrics."""
+workers with a token, configured by the README's own configuration with the shipped rules: what the server stores and
+records is what the clients were answered, a killed worker resets no counter, and promtool passes the configuration,
+the metrics and the rules, whose unit tests it runs."""
 
 from __future__ import annotations
 
@@ -16,23 +17,30 @@ import pytest
 import requests
 
 from bench.server import free_port, serve, wait_ready
-from tests.conftest import ROOT, TINY_RELATED_BUNDLE
+from tests.conftest import DEFAULT_BUNDLE, ROOT
 
 pytestmark = pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("promtool")),
                                 reason="needs prometheus and promtool on PATH (apt-get install prometheus; .ci/run does)")
 
+RULES = ROOT / "deploy" / "prometheus" / "reputation-rules.yml"
 TOKEN = "a-token-for-prometheus-0123456789"
-TWEETS = ["Acme recalls phones", "I love my new Acme phone", "Acme opens a store", "the weather is nice", "Acme!!"]
+# (tweet, entity): the default bundle answers them negative, positive, not about the entity, and without one
+TWEETS = [("BMW recalls 300,000 cars over faulty airbags", "BMW"), ("Loving my new Audi!", "Audi"),
+          ("Made an apple pie for Sunday lunch", "Apple"), ("Barclays fined for mis-selling", "Barclays"),
+          ("What a great day", None), ("Traffic jam again on the way to work", None)]
 
 
-def readme_scrape_config(target: str, token_file: Path) -> str:
-    """The README's scrape configuration, its placeholders replaced, its token line in use, scraped each second."""
+def readme_config(target: str, token_file: Path) -> str:
+    """The README's Prometheus configuration, its placeholders replaced (the rules: this checkout's), its token line in
+    use, scraped and its rules evaluated each second."""
     section = ROOT.joinpath("README.md").read_text(encoding="utf-8").split("## Monitoring with Prometheus", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
     replaced = (block.replace("raspberrypi.local:8080", target).replace("/etc/prometheus/reputation_token", str(token_file))
+                .replace("/etc/prometheus/reputation-rules.yml", str(RULES))
                 .replace("scrape_interval: 15s", "scrape_interval: 1s").replace("# authorization:", "authorization:"))
-    assert replaced.count(target) == replaced.count(str(token_file)) == 1 and "authorization:" in replaced, block
-    return replaced
+    assert all(replaced.count(str(part)) == 1 for part in (target, token_file, RULES)), block
+    assert "authorization:" in replaced and "global:" not in replaced, block
+    return "global: {evaluation_interval: 1s}\n" + replaced
 
 
 class Prometheus:
@@ -55,7 +63,7 @@ class Prometheus:
 
     def until(self, promql: str, expected: dict, what: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
-        while (got := self._try(promql)) != expected:
+        while (got := self._try(promql)) != pytest.approx(expected, rel=1e-9):
             assert self.process.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, f"{what}: {promql} gave {got}, not {expected}"
             time.sleep(0.5)
@@ -80,13 +88,13 @@ def test_a_real_prometheus_stores_what_the_clients_were_answered(tmp_path):
     token_file.write_text(TOKEN + "\n")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     (tmp_path / "metrics").mkdir()
-    with serve(TINY_RELATED_BUNDLE, workers=2, log=tmp_path / "gunicorn.log", AUTH_TOKEN=TOKEN,
+    with serve(DEFAULT_BUNDLE, workers=2, log=tmp_path / "gunicorn.log", AUTH_TOKEN=TOKEN,
                PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics")) as service:
         metrics = requests.get(service.url + "/metrics", headers=auth, timeout=10).text
         lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True)
         assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint
         config = tmp_path / "prometheus.yml"
-        config.write_text(readme_scrape_config(f"127.0.0.1:{service.port}", token_file))
+        config.write_text(readme_config(f"127.0.0.1:{service.port}", token_file))
         check = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
         assert check.returncode == 0, check
         prometheus = Prometheus(config, tmp_path)
@@ -98,8 +106,8 @@ def test_a_real_prometheus_stores_what_the_clients_were_answered(tmp_path):
             def classify(rounds: int) -> None:
                 with requests.Session() as a, requests.Session() as b:  # two connections: both workers serve
                     for i in range(rounds):
-                        tweets = [{"text": text, "entity": "Acme"} if j % 2 else {"text": text}
-                                  for j, text in enumerate(TWEETS[: 1 + i % len(TWEETS)])]
+                        tweets = [{"text": text, **({"entity": entity} if entity else {})}
+                                  for text, entity in TWEETS[: 1 + i % len(TWEETS)]]
                         r = (a if i % 2 else b).post(service.url + "/classify", json={"tweets": tweets},
                                                      headers=auth, timeout=30)
                         assert r.status_code == 200, r.text
@@ -113,9 +121,18 @@ def test_a_real_prometheus_stores_what_the_clients_were_answered(tmp_path):
                              "the predictions counted by label and relatedness")
             prometheus.until("sum by (code) (reputation_errors_total) > 0", {_labels(code="unauthorized"): 1},
                              "the refused request, the only error")
+            assert {related for _, related in answered} == {"related", "unrelated", "unknown"}, answered
+            about = Counter()  # by label, the tweets not answered unrelated
+            for (label, related), n in answered.items():
+                if related != "unrelated":
+                    about[label] += n
+            assert about["negative"] and about["positive"], answered
+            prometheus.until("reputation:negative_share:30m", {target: about["negative"] / about.total()},
+                             "the recorded negative share of the tweets about the entity")
 
-            killed, survivor = (w.pid for w in service.workers())
-            service.workers()[0].send_signal(signal.SIGKILL)
+            victim, other = service.workers()
+            killed, survivor = victim.pid, other.pid
+            victim.send_signal(signal.SIGKILL)
             deadline = time.monotonic() + 30
             while killed in (pids := [w.pid for w in service.workers()]) or len(pids) < 2:
                 assert time.monotonic() < deadline, "worker not replaced"
@@ -128,5 +145,20 @@ def test_a_real_prometheus_stores_what_the_clients_were_answered(tmp_path):
             assert survivor in pids
             memory = "count by (pid) (reputation_worker_resident_memory_bytes)"  # a worker's, as it serves a scrape
             prometheus.until(memory, {(("pid", str(pid)),): 1 for pid in pids}, "one memory series per live worker")
+            rules = requests.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+            assert {(r["name"], r["health"], r.get("lastError", "")) for g in rules for r in g["rules"]} == {
+                (name, "ok", "") for name in ("reputation:tweets_about:rate30m", "reputation:negative_share:30m",
+                                              "ReputationNegativeSurge", "ReputationServiceDown",
+                                              "ReputationServerErrors", "ReputationWorkerMemoryHigh")}
         finally:
             prometheus.stop()
+
+
+def test_the_rules_pass_promtool_and_their_unit_tests():
+    """promtool check rules, then the unit tests beside the rules (a surge, a silent night, low traffic, the service
+    alerts), run by promtool test rules."""
+    check = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True)
+    assert check.returncode == 0 and "SUCCESS: 6 rules found" in check.stdout, check
+    tests = subprocess.run(["promtool", "test", "rules", RULES.with_suffix(".test.yml").name], cwd=RULES.parent,
+                           capture_output=True, text=True)
+    assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr
