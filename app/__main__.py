@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from .bundle import Bundle
 from .classifier import Classifier
 from .config import Config, ServerConfig
 from .errors import AppError, os_error_line
-from .offline import classify_file
+from .offline import check_output, classify_file, classify_into
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,22 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def classify(config: Config, file: Path, out: Path | None, bundle: Path | None, progress: bool) -> None:
-    if out and not out.parent.is_dir():
-        raise AppError(f"{out}: folder {out.parent} does not exist")
-    if out and out.is_dir():
-        raise AppError(f"{out} is a folder: give a file name")
+    if out:
+        check_output(out)
     classifier = Classifier(Bundle.load(bundle or config.bundle), threads=config.threads, bucket=config.length_bucket,
                             max_batch=config.inference_batch)
-    if out:  # written whole, synced and renamed into place, or not at all
-        tmp = out.with_name(f".{out.name}.partial")
-        try:
-            with tmp.open("w", encoding="utf-8") as stream:
-                counts = classify_file(classifier, file, stream, config.max_text_chars, progress)
-                stream.flush()
-                os.fsync(stream.fileno())
-            tmp.replace(out)
-        finally:
-            tmp.unlink(missing_ok=True)
+    if out:
+        counts = classify_into(classifier, file, out, config.max_text_chars, progress)
     else:
         counts = classify_file(classifier, file, sys.stdout, config.max_text_chars, progress)
     print(f"classified {counts['classified']} tweets, {counts['errors']} errors", file=sys.stderr)

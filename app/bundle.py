@@ -14,17 +14,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from .errors import AppError
-from .text import TextSettings, TweetEncoder, name_key
+from .text import InputFormat, TextSettings, TweetEncoder, name_key
 
 SCHEMA_VERSION = 1
 DEFAULT_RELATED_THRESHOLD = 0.5  # a manifest's related_threshold where it states none
 MANIFEST = "manifest.json"
 # The manifest's structure and allowed values (schema_version 1); checks across fields are in _validate.
 MANIFEST_SCHEMA = Draft202012Validator(json.loads(Path(__file__).with_name("manifest.schema.json").read_text()))
-
-
-class BundleError(AppError):
-    """A bundle that cannot be served; the message is one line saying why."""
 
 
 def sha256_file(path: Path) -> str:
@@ -76,6 +72,7 @@ class Bundle:
         keys = ("name", "version", "labels", "outputs", "base_model", "input_format", "quantization",
                 "created", "metrics", "runtimes", "training", "entity_aliases", "notes")
         out = {k: manifest[k] for k in keys if k in manifest}
+        out["labels"] = list(self.labels)  # as every answer names them: in lower case
         out["max_length"] = self.text_settings.max_length
         if self.has_related:
             out["related_threshold"] = self.related_threshold
@@ -86,29 +83,29 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | Path) -> "Bundle":
-        """Read and verify a bundle directory; raise BundleError with a one-line reason."""
+        """Read and verify a bundle directory; raise AppError with a one-line reason."""
         root = Path(path)
         if not root.is_dir():
-            raise BundleError(f"bundle {root}: not a directory")
+            raise AppError(f"bundle {root}: not a directory")
         try:
             manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise BundleError(f"bundle {root}: no {MANIFEST}") from None
+            raise AppError(f"bundle {root}: no {MANIFEST}") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"bundle {root}: {MANIFEST} is not valid JSON ({exc})") from None
+            raise AppError(f"bundle {root}: {MANIFEST} is not valid JSON ({exc})") from None
         try:
             labels, settings = _validate(manifest)
             offsets = {k.lower(): v for k, v in manifest.get("label_offsets", {}).items()}
             _verify_files(root, manifest["files"])
-        except BundleError as exc:
-            raise BundleError(f"bundle {root}: {exc}") from None
+        except AppError as exc:
+            raise AppError(f"bundle {root}: {exc}") from None
         model_file = manifest["model_file"]
         return cls(
             path=root,
             name=manifest["name"],
             version=manifest["version"],
             labels=labels,
-            pair_input=manifest["input_format"] == "entity+text",
+            pair_input=InputFormat(manifest["input_format"]).pair,
             quantization=manifest["quantization"],
             model_path=root / model_file,
             model_bytes=int(manifest["files"][model_file]["bytes"]),
@@ -125,30 +122,30 @@ class Bundle:
 
 def _validate(manifest: Any) -> tuple[tuple[str, ...], TextSettings]:
     if not isinstance(manifest, dict):
-        raise BundleError("manifest is not a JSON object")
+        raise AppError("manifest is not a JSON object")
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise BundleError(f"manifest schema_version {version} unsupported (this build reads {SCHEMA_VERSION})")
+        raise AppError(f"manifest schema_version {version} unsupported (this build reads {SCHEMA_VERSION})")
     error = best_match(MANIFEST_SCHEMA.iter_errors(manifest))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path)
-        raise BundleError(f"manifest '{where}': {error.message[:200]}" if where else f"manifest: {error.message[:200]}")
+        raise AppError(f"manifest '{where}': {error.message[:200]}" if where else f"manifest: {error.message[:200]}")
     labels = tuple(x.lower() for x in manifest["labels"])
     if len(set(labels)) != len(labels):
-        raise BundleError(f"manifest 'labels' {manifest['labels']} differ only in case")
+        raise AppError(f"manifest 'labels' {manifest['labels']} differ only in case")
     if "related_threshold" in manifest and "related" not in manifest.get("outputs", ()):
-        raise BundleError("manifest 'related_threshold' is set, but 'outputs' has no 'related'")
+        raise AppError("manifest 'related_threshold' is set, but 'outputs' has no 'related'")
     offsets = manifest.get("label_offsets", {})
     if len({label.lower() for label in offsets}) != len(offsets):
-        raise BundleError(f"manifest 'label_offsets' {sorted(offsets)} names a label twice")
+        raise AppError(f"manifest 'label_offsets' {sorted(offsets)} names a label twice")
     for label, offset in offsets.items():
         if label.lower() not in labels:
-            raise BundleError(f"manifest 'label_offsets' names {label!r}, which is not one of 'labels' {list(labels)}")
+            raise AppError(f"manifest 'label_offsets' names {label!r}, which is not one of 'labels' {list(labels)}")
         if not math.isfinite(offset):
-            raise BundleError(f"manifest 'label_offsets.{label}' is {offset}, not a finite number")
+            raise AppError(f"manifest 'label_offsets.{label}' is {offset}, not a finite number")
     for key in ("model_file", "vocab_file"):
         if manifest[key] not in manifest["files"]:
-            raise BundleError(f"manifest '{key}' {manifest[key]!r} has no checksum in 'files'")
+            raise AppError(f"manifest '{key}' {manifest[key]!r} has no checksum in 'files'")
     settings = TextSettings.from_dict(manifest["preprocessing"])
     _check_aliases(manifest, settings)
     return labels, settings
@@ -158,35 +155,35 @@ def _check_aliases(manifest: dict, settings: TextSettings) -> None:
     """Entity aliases apply to a model that reads entity names, each alias matching one name as ``name_key`` reads it
     and mapping it to another that is no alias."""
     aliases = manifest.get("entity_aliases", {})
-    if aliases and manifest["input_format"] != "entity+text":
-        raise BundleError(f"manifest 'entity_aliases' is set, but 'input_format' {manifest['input_format']!r} reads "
-                          "no entity")
+    if aliases and not InputFormat(manifest["input_format"]).pair:
+        raise AppError(f"manifest 'entity_aliases' is set, but 'input_format' {manifest['input_format']!r} reads "
+                       "no entity")
     seen: dict[str, str] = {}
     for alias, name in aliases.items():
         key = name_key(alias, settings)
         empty = next((n for n in (alias, name) if not name_key(n, settings)), None)
         if empty is not None:
-            raise BundleError(f"manifest 'entity_aliases' names {empty!r}, which preprocessing leaves empty")
+            raise AppError(f"manifest 'entity_aliases' names {empty!r}, which preprocessing leaves empty")
         if key in seen:
-            raise BundleError(f"manifest 'entity_aliases' names {seen[key]!r} and {alias!r}, which read the same")
+            raise AppError(f"manifest 'entity_aliases' names {seen[key]!r} and {alias!r}, which read the same")
         if key == name_key(name, settings):
-            raise BundleError(f"manifest 'entity_aliases' maps {alias!r} to {name!r}, which reads the same")
+            raise AppError(f"manifest 'entity_aliases' maps {alias!r} to {name!r}, which reads the same")
         seen[key] = alias
     chained = next((name for name in aliases.values() if name_key(name, settings) in seen), None)
     if chained is not None:
-        raise BundleError(f"manifest 'entity_aliases' maps a name to {chained!r}, which is an alias itself")
+        raise AppError(f"manifest 'entity_aliases' maps a name to {chained!r}, which is an alias itself")
 
 
 def _verify_files(root: Path, files: Mapping[str, Any]) -> None:
     for name, entry in files.items():
         if Path(name).name != name:
-            raise BundleError(f"file name {name!r} must not contain a path")
+            raise AppError(f"file name {name!r} must not contain a path")
         target = root / name
         if not target.is_file():
-            raise BundleError(f"file {name} is missing")
+            raise AppError(f"file {name} is missing")
         size = target.stat().st_size
         if size != entry.get("bytes"):
-            raise BundleError(f"file {name} is {size} bytes, manifest says {entry.get('bytes')} (truncated?)")
+            raise AppError(f"file {name} is {size} bytes, manifest says {entry.get('bytes')} (truncated?)")
         if sha256_file(target) != entry["sha256"]:
-            raise BundleError(f"file {name} fails its sha256 check (corrupt or modified)")
+            raise AppError(f"file {name} fails its sha256 check (corrupt or modified)")
 

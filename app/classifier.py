@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .bundle import Bundle, BundleError
+from .bundle import Bundle
+from .errors import AppError
 from .runtime import load_runtime
 from .text import preprocess_name
 
@@ -56,7 +57,7 @@ class Classifier:
         try:
             self.encoder = bundle.encoder()
         except ValueError as exc:
-            raise BundleError(f"bundle {bundle.path}: {exc}") from None
+            raise AppError(f"bundle {bundle.path}: {exc}") from None
         self.runtime = load_runtime()
         self._lock = threading.Lock()
         try:
@@ -66,15 +67,15 @@ class Classifier:
             outputs = self._interpreter.get_output_details()
             self._shape: tuple[int, int] | None = None
         except StopIteration:
-            raise BundleError(f"bundle {bundle.path}: model lacks inputs {INPUT_NAMES}") from None
+            raise AppError(f"bundle {bundle.path}: model lacks inputs {INPUT_NAMES}") from None
         except (ValueError, RuntimeError) as exc:
             raise self._incompatible(exc) from None
         # Outputs are told apart by width: polarity has one logit per label, relatedness one probability.
         widths = sorted(int(o["shape"][-1]) for o in outputs)
         expected = sorted([len(bundle.labels)] + [1] * bundle.has_related)
         if widths != expected:
-            raise BundleError(f"bundle {bundle.path}: model outputs have widths {widths}, the manifest's labels and "
-                              f"outputs need {expected}")
+            raise AppError(f"bundle {bundle.path}: model outputs have widths {widths}, the manifest's labels and "
+                           f"outputs need {expected}")
         self._output = next(o["index"] for o in outputs if o["shape"][-1] == len(bundle.labels))
         self._related = next((o["index"] for o in outputs if o["shape"][-1] == 1), None)
         try:
@@ -82,12 +83,12 @@ class Classifier:
         except (ValueError, RuntimeError) as exc:
             raise self._incompatible(exc) from None
 
-    def _incompatible(self, exc: Exception) -> BundleError:
+    def _incompatible(self, exc: Exception) -> AppError:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         verified = ", ".join(f"{name} {version}" for name, version in self.bundle.runtimes) or "none recorded"
-        return BundleError(
-            f"bundle {self.bundle.path}: {self.runtime.name} {self.runtime.version} cannot run this model "
-            f"({reason}); verified runtimes: {verified}"
+        return AppError(
+                        f"bundle {self.bundle.path}: {self.runtime.name} {self.runtime.version} cannot run this model "
+                        f"({reason}); verified runtimes: {verified}"
         )
 
     def invoke(self, inputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -10,11 +10,9 @@ from typing import Callable, Mapping
 from .errors import AppError
 from .feedback import check_file
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode: its files' directory
+
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "default"
-
-
-class ConfigError(AppError):
-    """An environment variable with an unusable value; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ class Config:
             length_bucket=_int(env, "LENGTH_BUCKET", default.length_bucket, 1, 128),
             inference_batch=_int(env, "INFERENCE_BATCH", default.inference_batch, 1, 256),
             auth_token=_auth_token(env),
-            metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
+            metrics_dir=Path(env[MULTIPROC_ENV]) if env.get(MULTIPROC_ENV) else None,
             log_level=_choice(env, "LOG_LEVEL", default.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"), str.upper),
             feedback_file=_feedback_file(env),
             feedback_max_bytes=_int(env, "FEEDBACK_MAX_BYTES", default.feedback_max_bytes, 1024, 1 << 40),
@@ -73,9 +71,9 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        raise AppError(f"{name} must be an integer, got {raw!r}") from None
     if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+        raise AppError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
@@ -83,7 +81,7 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
             normalise: Callable[[str], str]) -> str:
     raw = normalise(env.get(name, "").strip()) or default
     if raw not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        raise AppError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
     return raw
 
 
@@ -101,12 +99,12 @@ def _auth_token(env: Mapping[str, str]) -> str | None:
         try:
             token = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"{source}: {exc.strerror}") from None
+            raise AppError(f"{source}: {exc.strerror}") from None
         except UnicodeDecodeError:
-            raise ConfigError(f"{source} is not UTF-8 text") from None
+            raise AppError(f"{source} is not UTF-8 text") from None
     token = token.strip()
     if len(token) < 16 or not token.isprintable() or not token.isascii():  # HTTP header values are ASCII in practice
-        raise ConfigError(f"{source} must hold at least 16 printable ASCII characters")
+        raise AppError(f"{source} must hold at least 16 printable ASCII characters")
     return token
 
 
@@ -117,7 +115,7 @@ def _feedback_file(env: Mapping[str, str]) -> Path | None:
         return None
     why = check_file(Path(raw))
     if why:
-        raise ConfigError(f"FEEDBACK_FILE {why}")
+        raise AppError(f"FEEDBACK_FILE {why}")
     return Path(raw)
 
 
@@ -147,7 +145,7 @@ class ServerConfig:
         default = cls()
         host = env.get("HOST", "").strip() or default.host
         if any(c.isspace() for c in host) or "/" in host:
-            raise ConfigError(f"HOST must be an address or host name, got {host!r}")
+            raise AppError(f"HOST must be an address or host name, got {host!r}")
         return cls(
             host=host,
             port=_int(env, "PORT", default.port, 1, 65535),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from prometheus_client import Counter
 
-from .offline import JSONL_SUFFIXES
+from .jsonl import JSONL_SUFFIXES
 from .validation import ApiError, ErrorCode
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from gunicorn import systemd, util
 
-from app.config import Config, ConfigError, ServerConfig
+from app.config import Config, ServerConfig
+from app.errors import AppError
 from app.wsgi import RESOLVED
 
 try:
     _server, _service = ServerConfig.from_env(), Config.from_env()
-except ConfigError as exc:
+except AppError as exc:
     sys.exit(f"reputation service cannot start: {exc}")
 
 wsgi_app = "app.wsgi:create()"

@@ -20,8 +20,10 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 
+from .config import MULTIPROC_ENV
+from .errors import AppError
 from .feedback import NO_LABEL, Outcome
-from .stats import RecentCounts, without_ring
+from .stats import ERRORS, LATENCY, RESIDENT, STARTED, RecentCounts, without_ring
 from .validation import ErrorCode
 
 disable_created_metrics()  # no *_created series: the multiprocess mode has none, so both modes export the same
@@ -76,12 +78,17 @@ class Metrics:
     """The service's metrics. With ``multiprocess_dir`` every worker writes there and any one exports all."""
 
     def __init__(self, multiprocess_dir: Path | None = None):
+        named = os.environ.get(MULTIPROC_ENV)
+        if multiprocess_dir is not None and (not named or Path(named) != Path(multiprocess_dir)):
+            # prometheus-client writes its values where that variable, read when it was imported, says
+            raise AppError(f"metrics directory {multiprocess_dir} is not {MULTIPROC_ENV} ({named or 'unset'}): set "
+                           "that variable before the service starts")
         self.multiprocess_dir = multiprocess_dir
         self._memory_read_at = float("-inf")
         registry = None if multiprocess_dir else CollectorRegistry()
         self._registry = registry
         self.requests = Histogram(
-            "reputation_http_request_duration_seconds", "HTTP request latency by endpoint and status.",
+            LATENCY, "HTTP request latency by endpoint and status.",
             ["endpoint", "method", "status"], buckets=REQUEST_BUCKETS, registry=registry)
         self.inference = Histogram(
             "reputation_inference_duration_seconds", "Tokenisation and model time of one request's tweets.",
@@ -94,12 +101,12 @@ class Metrics:
         self.predictions = Counter(
             "reputation_predictions", "Predicted labels, and whether the tweet was judged about the entity.",
             ["label", "related"], registry=registry)
-        self.errors = Counter("reputation_errors", "Error responses by error code.", ["code"], registry=registry)
+        self.errors = Counter(ERRORS, "Error responses by error code.", ["code"], registry=registry)
         self.feedback = Counter(
             "reputation_feedback", "Corrections sent to POST /feedback that passed validation, by outcome and label.",
             ["outcome", "label"], registry=registry)
         self.resident = Gauge(
-            "reputation_worker_resident_memory_bytes", "Resident memory of each worker process.",
+            RESIDENT, "Resident memory of each worker process.",
             registry=registry, multiprocess_mode="liveall")
         self.model_info = Gauge(
             "reputation_model_info", "The loaded bundle (value 1).", ["name", "version", "quantization", "runtime"],
@@ -107,7 +114,7 @@ class Metrics:
         self.model_bytes = Gauge(
             "reputation_model_file_bytes", "Size of the loaded model file.", ["name", "version"],
             registry=registry, multiprocess_mode="livemax")
-        self.started = Gauge("reputation_start_time_seconds", "Unix time the first worker started.",
+        self.started = Gauge(STARTED, "Unix time the first worker started.",
                              registry=registry, multiprocess_mode="min")
         self.started.set(time.time())
         self.recent = RecentCounts(registry)

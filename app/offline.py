@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -14,21 +15,17 @@ from tqdm import tqdm
 
 from .classifier import Classifier
 from .errors import AppError
+from .jsonl import READ_AS_JSONL, iter_jsonl
 from .text import visible
 
 CHUNK = 64
 
 
-class InputError(AppError):
-    """An input file that cannot be read at all."""
-
-
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-READ_AS_JSONL = (*JSONL_SUFFIXES, ".json")  # input files read as JSONL (offline, bulk, the build side)
 # A record's errors, in the words bulk/ and model_build/ use too.
 EMPTY_TEXT, NOT_JSON, NOT_STRING = "empty or missing text", "line is not a JSON object", "text is not a string"
 SURPLUS = "more fields than the header"
 SURPLUS_KEY = object()  # where csv.DictReader puts a row's fields beyond the header's
+ERROR_KEY = object()  # where the reader puts why a record could not be read: no field name of the user's can be it
 _NAME = re.compile(r"[A-Za-z_][\w.-]{0,39}")
 
 
@@ -82,43 +79,31 @@ SNIFF = 8000
 NOT_TEXT = "not a text file: it holds NUL bytes (compressed, a spreadsheet, or UTF-16?); give UTF-8 CSV or JSONL"
 
 
-def iter_jsonl(lines: Iterable[str]) -> Iterator[dict | None]:
-    """The JSON objects of JSONL lines; None for a non-blank line that is not one."""
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):  # not JSON, an integer over 4,300 digits, nested too deeply
-            record = None
-        yield record if isinstance(record, dict) else None
-
-
 def read_records(path: Path) -> Iterator[dict]:
     """Records with at least 'text' (and optionally 'entity'); malformed JSONL lines and CSV rows with more fields
     than the header become errors."""
     with path.open("rb") as raw:  # opened once: a pipe (/dev/stdin, <(zcat ...)) can be read only once
         if b"\0" in raw.peek(SNIFF)[:SNIFF]:
-            raise InputError(f"{path}: {NOT_TEXT}")
+            raise AppError(f"{path}: {NOT_TEXT}")
         fh = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")  # -sig: Excel's CSV's BOM
         if path.suffix.lower() in READ_AS_JSONL:
             for record in iter_jsonl(fh):
-                yield record if record is not None else {"_error": NOT_JSON}
+                yield record if record is not None else {ERROR_KEY: NOT_JSON}
         else:
             # strict: a quote inside a quoted field that is not doubled (an unclosed quote that closes on a later
             # row, which would merge the rows between) or a quote still open at the end is an error, not a merge.
             reader = csv.DictReader(fh, restkey=SURPLUS_KEY, strict=True)
             try:
                 if not reader.fieldnames or "text" not in reader.fieldnames:
-                    raise InputError(f"{path}: a CSV needs a header row with a 'text' column, found "
-                                     f"{describe_header(reader.fieldnames, ('text', 'entity'))}")
+                    raise AppError(f"{path}: a CSV needs a header row with a 'text' column, found "
+                                   f"{describe_header(reader.fieldnames, ('text', 'entity'))}")
                 if why := repeated_columns(reader.fieldnames, ("text", "entity")):
-                    raise InputError(f"{path}: {why}")
+                    raise AppError(f"{path}: {why}")
                 for record in reader:  # a row cut by an unquoted comma: its fields are pieces of the tweet
-                    yield {"_error": SURPLUS} if SURPLUS_KEY in record else record
+                    yield {ERROR_KEY: SURPLUS} if SURPLUS_KEY in record else record
             except csv.Error as exc:  # an unclosed quote ran on, or a field over the csv module's size limit
                 line = reader.reader.line_num  # of the file, header included (DictReader's counts whole rows only)
-                raise InputError(f"{path}: {exc} by file line {line} (an unclosed quote on it or before it?)") from None
+                raise AppError(f"{path}: {exc} by file line {line} (an unclosed quote on it or before it?)") from None
 
 
 def record_error(record: dict, max_chars: int) -> str | None:
@@ -137,7 +122,8 @@ OUTPUT_FIELDS = ("line", "label", "scores", "related", "about", "error")
 def _kept(record: dict) -> dict:
     """A record's fields as written beside its result: all but the text (and the reader's own), one named like an
     output as ``input_<name>``."""
-    return {f"input_{k}" if k in OUTPUT_FIELDS else k: v for k, v in record.items() if k not in ("text", "_error")}
+    return {f"input_{k}" if k in OUTPUT_FIELDS else k: v for k, v in record.items()
+            if k != "text" and k is not ERROR_KEY}
 
 
 def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars: int, progress: bool = True) -> dict:
@@ -161,12 +147,12 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
 
     records = read_records(source)
     for line, record in enumerate(tqdm(records, unit="tweet", disable=not progress, file=sys.stderr), 1):
-        fields_seen.update(dict.fromkeys(k for k in record if k != "_error"))
+        fields_seen.update(dict.fromkeys(k for k in record if k is not ERROR_KEY))
         if held and "text" in fields_seen:
             out.write("".join(held))
             held.clear()
-        objects += record.get("_error") != NOT_JSON
-        error = record.get("_error") or record_error(record, max_chars)
+        objects += record.get(ERROR_KEY) != NOT_JSON
+        error = record.get(ERROR_KEY) or record_error(record, max_chars)
         if error:
             flush()
             row = json.dumps({"line": line, **_kept(record), "error": error}, ensure_ascii=False) + "\n"
@@ -178,8 +164,32 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
             flush()
     flush()
     if counts["errors"] and not objects:
-        raise InputError(f"{source}: no line is a JSON object (JSONL: one object per line)")
+        raise AppError(f"{source}: no line is a JSON object (JSONL: one object per line)")
     if fields_seen and "text" not in fields_seen:
-        raise InputError(f"{source}: no record has a 'text' field (fields: {describe_columns(fields_seen)})")
+        raise AppError(f"{source}: no record has a 'text' field (fields: {describe_columns(fields_seen)})")
     out.write("".join(held))  # records with no field at all ({}), each that record's error
+    return counts
+
+
+def check_output(out: Path) -> None:
+    """Refuse an output path that cannot be written (checked before a model is loaded)."""
+    if not out.parent.is_dir():
+        raise AppError(f"{out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise AppError(f"{out} is a folder: give a file name")
+
+
+def classify_into(classifier: Classifier, source: Path, out: Path, max_chars: int, progress: bool = True) -> dict:
+    """:func:`classify_file` into the file ``out`` (:func:`check_output`), written whole or not at all: into a file
+    of this process's own beside it, synced, then renamed into place (two runs writing the same ``out`` do not mix
+    their lines)."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        with tmp.open("x", encoding="utf-8") as stream:
+            counts = classify_file(classifier, source, stream, max_chars, progress)
+            stream.flush()
+            os.fsync(stream.fileno())
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return counts

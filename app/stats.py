@@ -26,7 +26,7 @@ from prometheus_client.metrics_core import Metric
 SLOTS = 60
 WINDOWS = (5, 60)  # minutes; a window is the current minute and the ones before it
 RING_PREFIX = "reputation_recent_"
-# The metrics read here, as app/metrics.py names them.
+# The metrics read here, named here for app/metrics.py too.
 LATENCY = "reputation_http_request_duration_seconds"
 ERRORS = "reputation_errors"
 RESIDENT = "reputation_worker_resident_memory_bytes"

@@ -192,5 +192,10 @@ class TweetEncoder:
 
 
 def _read_vocab(path: Path) -> dict[str, int]:
-    lines = path.read_text(encoding="utf-8").splitlines()
+    """A token a line, as transformers' BertTokenizer reads a vocabulary: lines end at a newline (or a carriage return)
+    only, not at U+2028, U+0085 or a form feed inside a token, where ``str.splitlines`` would split too."""
+    with path.open(encoding="utf-8") as fh:  # universal newlines: "\r\n" and "\r" read as "\n"
+        lines = fh.read().split("\n")
+    if lines[-1] == "":  # after the last line's newline
+        lines.pop()
     return {token: i for i, token in enumerate(lines)}

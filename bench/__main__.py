@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.arguments import number, whole_number
 from app.bundle import MANIFEST, Bundle
+from app.errors import AppError
 from model_build.checkpoint import Checkpoint
 from model_build.errors import BuildError
 from model_build.fsutil import finished_dirs, write_json, write_text
 
 from .data import DEFAULT_BUNDLE, DEFAULT_DATA, ROOT, bundle_checkpoint, data_spec, split_tweets, trained_on_everything
-from .load import load_points, soak
+from .load import SOAK_WARMUP, load_points, soak
 from .machine import machine_info
 from .measure import dynamic_vs_fixed, latency_ratio, peers, request_bodies, service_vs_raw
 from .report import markdown, plots
@@ -108,7 +111,7 @@ def run_plan(plan: Plan, args) -> dict:
         done("study table")
     if plan.load:
         results["load"] = load_points(args.bundle, request_bodies(validation), (1, 2), (1, 4, 16), plan.load_seconds,
-                                      1_000_000, os.cpu_count() or 1)
+                                      os.cpu_count() or 1)
         done("load")
     results["summary"] = {
         "service_vs_raw": results["service_vs_raw"]["service_vs_raw"],
@@ -137,8 +140,8 @@ def run_reliability(args) -> dict:
     cores = os.cpu_count() or 1
     workers = 2
     results = {"plan": "reliability", "machine": machine_info(), "bundle": str(args.bundle), "soak_interval": 30.0}
-    results["load"] = load_points(args.bundle, bodies, (workers,), (2 * workers, 10 * workers), 60, 1_000_000, cores)
-    results["soak"] = soak(args.bundle, bodies, workers, 2 * workers, args.soak_seconds, 60, results["soak_interval"], cores)
+    results["load"] = load_points(args.bundle, bodies, (workers,), (2 * workers, 10 * workers), 60, cores)
+    results["soak"] = soak(args.bundle, bodies, workers, 2 * workers, args.soak_seconds, results["soak_interval"], cores)
     results["summary"] = {
         "server_errors": sum(r["server_errors"] for r in results["load"]) + results["soak"]["server_errors"],
         "connection_errors": sum(sum(r["connection_errors"].values()) for r in results["load"])
@@ -158,12 +161,28 @@ def main(argv: list[str] | None = None) -> int:
                         "measured on stand-in weights either way)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RepLab 2013 root")
     p.add_argument("--against", type=Path, help="an earlier bundle: this one's latency over its, side by side")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads for points 1-3")
-    p.add_argument("--soak-seconds", type=float, default=600)
+    p.add_argument("--threads", type=whole_number(1, 64), default=1, help="interpreter threads for points 1-3")
+    p.add_argument("--soak-seconds", type=_soak_seconds, default=600,
+                   help=f"reliability: the soak's length, more than its {SOAK_WARMUP:g} s warm-up")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    p.add_argument("--tweets", type=int, default=20_000, help="bulk: tweets per run")
-    p.add_argument("--repeats", type=int, default=2, help="bulk: alternating runs of each")
+    p.add_argument("--tweets", type=whole_number(1), default=20_000, help="bulk: tweets per run")
+    p.add_argument("--repeats", type=whole_number(1), default=2, help="bulk: alternating runs of each")
     args = p.parse_args(argv)
+    try:
+        return _run(args)
+    except (AppError, BuildError) as exc:  # a bundle, checkpoint or data that cannot serve: one line
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+
+
+def _soak_seconds(raw: str) -> float:
+    value = number()(raw)
+    if value <= SOAK_WARMUP:
+        raise argparse.ArgumentTypeError(f"must be more than the soak's {SOAK_WARMUP:g} s warm-up, got {raw}")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.plan == "bulk":
         from .bulk import bulk_bench
         from .bulk import markdown as bulk_markdown

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from app.bundle import Bundle
+from app.errors import AppError
 from model_build.checkpoint import DataSpec
 from model_build.data import Example
 from model_build.splits import Holdout, SplitSpec
@@ -14,10 +15,18 @@ DEFAULT_BUNDLE = ROOT / "bundles" / "default"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "replab2013"
 
 
+def _training(bundle: Path) -> dict:
+    """How ``bundle`` was trained (its manifest's ``training``), the bundle loaded and checked first."""
+    training = Bundle.load(bundle).manifest().get("training")
+    if not isinstance(training, dict):
+        raise AppError(f"bundle {bundle}: its manifest says nothing of how it was trained, which the benchmarks read")
+    return training
+
+
 def data_spec(bundle: Path = DEFAULT_BUNDLE) -> DataSpec:
     """The data, and its split, of the run that made ``bundle``; for a bundle trained on everything, the same data
     split with the default time gap (the split its validation figures come from: tweets it saw in training)."""
-    spec = DataSpec.from_dict(json.loads((Path(bundle) / "manifest.json").read_text())["training"]["data"])
+    spec = DataSpec.from_dict(_training(bundle)["data"])
     if spec.holdout.val_fraction == 0:
         spec = spec.with_holdout(SplitSpec(Holdout.TIME, 0.15, 0.15, spec.holdout.seed))
     return spec
@@ -26,14 +35,14 @@ def data_spec(bundle: Path = DEFAULT_BUNDLE) -> DataSpec:
 def bundle_checkpoint(bundle: Path = DEFAULT_BUNDLE) -> Path:
     """Where the checkpoint ``bundle`` was converted from is when built here: its training run's ``best/`` (the
     manifest's ``out_dir``, relative to the project)."""
-    out_dir = json.loads((Path(bundle) / "manifest.json").read_text())["training"]["config"]["out_dir"]
+    out_dir = _training(bundle)["config"]["out_dir"]
     return ROOT / out_dir / "best"
 
 
 def trained_on_everything(bundle: Path = DEFAULT_BUNDLE) -> bool:
     """True when ``bundle`` saw the benchmark's "validation" tweets in training (fine for speed; its accuracy
     there compares runtimes, not models)."""
-    return json.loads((Path(bundle) / "manifest.json").read_text())["training"]["data"]["val_fraction"] == 0
+    return _training(bundle)["data"]["val_fraction"] == 0
 
 
 def split_tweets(data: Path = DEFAULT_DATA, bundle: Path = DEFAULT_BUNDLE) -> tuple[list[Example], list[Example]]:

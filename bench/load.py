@@ -9,9 +9,11 @@ from typing import Sequence
 from .loadgen import LoadSpec, run_load
 from .server import serve
 
+SOAK_WARMUP = 60.0  # seconds of a soak before its memory baseline
+
 
 def load_points(bundle: Path, bodies: Sequence[bytes], workers: Sequence[int], clients: Sequence[int],
-                seconds: float, max_requests: int, cores: int) -> list[dict]:
+                seconds: float, cores: int) -> list[dict]:
     """Tweets per second and latency percentiles at each client count, for each worker count; interpreter
     threads per worker = cores / workers; worker memory at the end of each worker count's runs."""
     rows = []
@@ -20,16 +22,16 @@ def load_points(bundle: Path, bodies: Sequence[bytes], workers: Sequence[int], c
         with serve(bundle, workers=w, threads=max(clients), tflite_threads=tflite_threads) as service:
             run_load(LoadSpec(service.port, clients=w, seconds=2), bodies)  # warm-up
             for c in clients:
-                result = run_load(LoadSpec(service.port, clients=c, seconds=seconds, max_requests=max_requests), bodies)
+                result = run_load(LoadSpec(service.port, clients=c, seconds=seconds), bodies)
                 rows.append({"workers": w, "tflite_threads": tflite_threads, "ready_seconds": service.ready_seconds,
                              **result, "worker_rss_mb": service.worker_rss_mb()})
     return rows
 
 
-def soak(bundle: Path, bodies: Sequence[bytes], workers: int, clients: int, seconds: float, warmup: float,
-         sample_every: float, cores: int) -> dict:
-    """Constant load for ``seconds``; workers' resident memory sampled throughout, compared with the level
-    right after ``warmup`` seconds."""
+def soak(bundle: Path, bodies: Sequence[bytes], workers: int, clients: int, seconds: float, sample_every: float,
+         cores: int) -> dict:
+    """Constant load for ``seconds`` (more than SOAK_WARMUP); workers' resident memory sampled throughout, compared
+    with the level right after SOAK_WARMUP seconds."""
     samples = []
     with serve(bundle, workers=workers, threads=max(4, clients), tflite_threads=max(1, cores // workers)) as service:
         started = time.perf_counter()
@@ -39,10 +41,10 @@ def soak(bundle: Path, bodies: Sequence[bytes], workers: int, clients: int, seco
             results.append(run_load(spec, bodies))
             samples.append({"t": round(time.perf_counter() - started, 1), "worker_rss_mb": service.worker_rss_mb(),
                             "master_rss_mb": service.master_rss_mb()})
-    after_warmup = next(s for s in samples if s["t"] >= warmup)
+    after_warmup = next(s for s in samples if s["t"] >= SOAK_WARMUP)
     base, end = sum(after_warmup["worker_rss_mb"]), sum(samples[-1]["worker_rss_mb"])
     return {
-        "workers": workers, "clients": clients, "seconds": seconds, "warmup_seconds": warmup,
+        "workers": workers, "clients": clients, "seconds": seconds, "warmup_seconds": SOAK_WARMUP,
         "requests": sum(r["requests"] for r in results),
         "server_errors": sum(r["server_errors"] for r in results),
         "connection_errors": sum(sum(r["connection_errors"].values()) for r in results),

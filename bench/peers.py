@@ -22,9 +22,8 @@ ONNX_DIR = ROOT / "build" / "bench" / "onnx"
 class Ours:
     """The bundle through the service's classifier (tokenisation, length buckets, interpreter)."""
 
-    name = "TFLite dynamic-int8 (ours)"
-
     def __init__(self, bundle: Bundle, threads: int):
+        self.name = f"TFLite {bundle.quantization} (ours)"
         self.classifier = Classifier(bundle, threads=threads)
         self.labels = list(bundle.labels)
         self.runtime = f"{self.classifier.runtime.name} {self.classifier.runtime.version}"

@@ -13,7 +13,7 @@ import numpy as np
 
 from app.bundle import Bundle
 from app.classifier import Classifier
-from app.offline import iter_jsonl
+from app.jsonl import iter_jsonl
 
 
 def peak_rss_mb() -> float:

@@ -11,23 +11,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from app.bundle import Bundle, BundleError
+from app.bundle import Bundle
+from app.errors import AppError
 from model_build.checkpoint import Checkpoint, DataSpec, save_checkpoint
 from model_build.convert import VARIANTS, convert, representative_inputs
 from model_build.data import Example
 from model_build.errors import BuildError
 from model_build.package import write_bundle
-from model_build.train import encode_examples
+from model_build.scoring import encode_examples
 
 from .data import ROOT
 
 STAND_INS = ROOT / "build" / "bench" / "stand-ins"
 
 
-def stand_in_checkpoint(base: str | Path, like: Bundle, data: DataSpec, out: Path, seed: int = 0,
+def stand_in_checkpoint(base: str | Path, like: Bundle, data: DataSpec, out: Path,
                         related: bool | None = None) -> Checkpoint:
     """``base``'s encoder with ``like``'s labels, text settings and relatedness head (or not, as ``related``
-    says); heads seeded with ``seed``."""
+    says); heads seeded with 0."""
     try:
         return Checkpoint.load(out)
     except BuildError:
@@ -36,9 +37,9 @@ def stand_in_checkpoint(base: str | Path, like: Bundle, data: DataSpec, out: Pat
 
     from model_build.model import ReputationModel
 
-    torch.manual_seed(seed)
+    torch.manual_seed(0)
     model = ReputationModel.from_base(str(base), like.labels, like.has_related if related is None else related)
-    summary = {"config": {"base": str(base), "input_format": like.manifest()["input_format"], "seed": seed},
+    summary = {"config": {"base": str(base), "input_format": like.manifest()["input_format"], "seed": 0},
                "data": data.to_dict(), "notes": "stand-in: base weights, untrained heads; for speed only"}
     return save_checkpoint(out, model, like.vocab_path, like.text_settings, summary)
 
@@ -73,7 +74,7 @@ def stand_in_bundles(checkpoint: Checkpoint, variants: Sequence[str], out: Path,
 def _loads(path: Path) -> bool:
     try:
         Bundle.load(path)
-    except BundleError:
+    except AppError:
         return False
     return True
 

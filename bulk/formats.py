@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from enum import Enum
 
-from app.offline import READ_AS_JSONL
+from app.jsonl import READ_AS_JSONL
 
 # Spark's PERMISSIVE mode puts a JSONL line that is not a JSON object in this column (not Spark's default name,
 # _corrupt_record, which an input may hold as a column of its own).

@@ -23,7 +23,7 @@ from pathlib import Path
 import app
 from app.bundle import Bundle
 from app.classifier import Classifier
-from app.config import Config, ConfigError
+from app.config import Config
 from app.errors import AppError
 from app.offline import describe_columns, describe_header, repeated_columns
 
@@ -361,7 +361,7 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
     """The whole job; counts of output rows by error (None: classified). Starts a session unless given one."""
     try:
         config = Config.offline_from_env()
-    except ConfigError as exc:
+    except AppError as exc:
         raise BulkError(str(exc)) from None
     bundle = verify(opts.bundle or config.bundle)
     source_format = opts.input_format or Format.of(opts.input)

@@ -30,6 +30,17 @@ def base_model_type(base: str) -> str:
         raise _unreadable(base, exc) from None
 
 
+def base_architecture(base: str, use: str) -> Architecture:
+    """The base's architecture, one of :class:`Architecture` (what the text pipeline, BERT's WordPiece with token types,
+    and the model's heads are built for), or a BuildError saying that ``use`` takes none other."""
+    model_type = base_model_type(base)
+    try:
+        return Architecture(model_type)
+    except ValueError:
+        names = " or ".join(a.value for a in Architecture)
+        raise BuildError(f"{base}: {use} takes {names} encoders, not {model_type}") from None
+
+
 def resolve_base(base: str, work_dir: Path) -> tuple[Path, bool]:
     """The base's vocabulary file, saved into ``work_dir``, and whether its tokenizer lower-cases."""
     from transformers import AutoTokenizer

@@ -8,6 +8,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from app.text import InputFormat, TextSettings, TweetEncoder
 from .data import Example, LoadReport, example_key, load, load_table
 from .errors import BuildError, readable
 from .fsutil import atomic_dir, check_weights, write_json
+from .settings import Pooling
 from .splits import UNSEEN_ENTITIES, Holdout, SplitSpec
 
 SUMMARY_FILE = "train_summary.json"
@@ -216,6 +218,7 @@ class Checkpoint:
     text_settings: TextSettings
     data: DataSpec
     summary_json: str
+    pooling: Pooling  # what its heads read (its config.json's)
 
     @classmethod
     def load(cls, path: str | Path) -> Checkpoint:
@@ -245,8 +248,10 @@ class Checkpoint:
                 text_settings=TextSettings.from_dict(json.loads((root / SETTINGS_FILE).read_text())),
                 data=DataSpec.from_dict(summary["data"]),
                 summary_json=json.dumps(summary, sort_keys=True),
+                pooling=Pooling.of(SimpleNamespace(**config)),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+            checkpoint.validation_metrics()  # read when asked: a file there must read now
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: a list where a map goes
             raise BuildError(f"checkpoint {root}: unreadable ({type(exc).__name__}: {exc})") from None
         checkpoint.encoder()  # its vocabulary reads, and its weights' headers (a file cut off, or of garbage)
         with readable(f"checkpoint {root}"):

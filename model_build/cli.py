@@ -15,8 +15,8 @@ from app.errors import AppError, os_error_line
 from app.text import InputFormat
 
 from .base import Architecture
-from .checkpoint import Checkpoint, DataSpec, split_digest
-from .convert import VARIANTS
+from .checkpoint import Checkpoint, DataSpec
+from .convert import VARIANTS, Variant
 from .errors import BuildError
 from .random_init import Size
 from .settings import ClassWeighting, Device, Pooling, StanceHead
@@ -71,7 +71,7 @@ def _stance(args):
 def cmd_train(args) -> int:
     from .distill import Distillation
     from .probe import LinearProbe
-    from .train import TrainConfig, train
+    from .train import TrainConfig, train_on
 
     init = Checkpoint.load(args.init) if args.init else None
     if init is not None and (args.base or args.max_length):
@@ -94,16 +94,6 @@ def cmd_train(args) -> int:
                     args.also_language, args.full_names, args.recency)
     input_format = InputFormat(args.input_format) if args.input_format else \
         init.input_format if init is not None else InputFormat.PAIR
-    examples, report = data.load()
-    for line in report.lines():
-        print(f"data: {line}")
-    for note in data.check(examples, report, input_format):
-        print(f"note: {note}")
-    train_set, gap_set, val_set = data.partition(examples)
-    untimed = holdout.holdout is Holdout.TIME and not any(e.timestamp is not None for e in examples)
-    gap = "none: the tweets have no time" if untimed and holdout.gap_fraction else f"{holdout.gap_fraction:.0%}"
-    print(f"split: {len(train_set)} training, {len(gap_set)} in the gap, {len(val_set)} validation "
-          f"({holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {gap})")
     config = TrainConfig(
         base=init.base_model if init is not None else args.base or DEFAULT_BASE, out_dir=Path(args.out),
         input_format=input_format, max_length=args.max_length, init=str(init.path) if init is not None else None,
@@ -116,8 +106,7 @@ def cmd_train(args) -> int:
         probe=LinearProbe(**({} if args.probe_c is None else {"c": args.probe_c})) if args.probe_first else None,
         sentiment=sentiment, stance=stance,
     )
-    checkpoint = train(config, data, train_set, val_set, args.command_line, report.to_dict(), gap_set,
-                       split_digest((train_set, gap_set, val_set)))
+    checkpoint = train_on(config, data, args.command_line)
     summary = checkpoint.summary
     v = summary.get("validation")
     scores = f": accuracy {v['accuracy']:.4f} macro-F1 {v['macro_f1']:.4f}" if v else " (no validation split)"
@@ -394,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "the time gap")
     p.add_argument("--checkpoint", required=True, help="a 'train' run's best/ directory")
     p.add_argument("--data", help="where the checkpoint's training data is now (default: where it was)")
-    p.add_argument("--variants", default="dynamic-int8", help="comma-separated: float32,float16,dynamic-int8,full-int8")
+    p.add_argument("--variants", default=Variant.DYNAMIC_INT8.value,
+                   help=f"comma-separated: {','.join(VARIANTS)}")
     p.add_argument("--out", required=True, help="the bundle directory (one variant) or a parent of one per variant")
     p.add_argument("--name", default="replab-polarity")
     p.add_argument("--version", default="0.1.0")

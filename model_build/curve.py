@@ -13,9 +13,10 @@ from .checkpoint import Checkpoint
 from .data import Example
 from .errors import BuildError
 from .figures import pyplot, save_png
-from .fsutil import write_json, write_text
+from .fsutil import atomic_dir, write_json, write_text
+from .scoring import predict_tweets, validation_metrics
 from .splits import Holdout
-from .train import TrainConfig, encode_examples, predict, train, validation_metrics
+from .train import TrainConfig, train
 
 MIN_TEST = 50  # an entity with fewer test tweets than this is left out of the curve
 
@@ -66,8 +67,7 @@ def _own_file(path: Path, examples: Sequence[Example]) -> Path:
 
 
 def _scores(checkpoint: Checkpoint, test: Sequence[Example]) -> dict:
-    encoder = checkpoint.encoder()
-    logits, related = predict(checkpoint.model(), encoder, encode_examples(encoder, test))
+    logits, related = predict_tweets(checkpoint.model(), checkpoint.encoder(), test)
     return validation_metrics(test, logits, related)
 
 
@@ -113,9 +113,13 @@ def _line(m: dict) -> str:
 
 
 def write_curve(result: dict, out: Path) -> str:
-    """curve.json, curve.md and curve.png in ``out``; returns the Markdown."""
+    """curve.json, curve.md and curve.png in ``out``, all three or none (``atomic_dir``); returns the Markdown."""
+    with atomic_dir(Path(out), "curve.json") as tmp:
+        return _write_curve(result, tmp)
+
+
+def _write_curve(result: dict, out: Path) -> str:
     plt = pyplot()
-    out = Path(out)
     write_json(out / "curve.json", result)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for weight in sorted({p["weight"] for p in result["points"]}):

@@ -10,17 +10,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from app.jsonl import READ_AS_JSONL, iter_jsonl
 from app.offline import (
     EMPTY_TEXT,
     NOT_JSON,
     NOT_STRING,
     NOT_TEXT,
-    READ_AS_JSONL,
     SNIFF,
     SURPLUS,
     SURPLUS_KEY,
     describe_header,
-    iter_jsonl,
     repeated_columns,
 )
 from app.text import visible
@@ -34,10 +33,6 @@ STANCE_TARGETS = {"abortion": "Legalization of Abortion", "atheism": "Atheism", 
                   "Concern", "feminist": "Feminist Movement", "hillary": "Hillary Clinton"}  # TweetEval's folders
 _RELATED = {"related": True, "true": True, "1": True, "yes": True,
             "unrelated": False, "false": False, "0": False, "no": False}
-
-
-class DataError(BuildError):
-    """Input data that cannot be read at all (missing file, wrong columns)."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +155,7 @@ def _read_text(path: Path, report: LoadReport) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise BuildError(f"{path}: file not found") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -170,13 +165,13 @@ def _read_text(path: Path, report: LoadReport) -> str:
 
 
 def _checked(reader, path: Path) -> Iterator:
-    """A csv reader's rows; a DataError saying by which line the csv module gave up (a field over its size limit,
+    """A csv reader's rows; a BuildError saying by which line the csv module gave up (a field over its size limit,
     most often one that an unclosed quote on that line or before it ran on)."""
     try:
         yield from reader
     except csv.Error as exc:  # a DictReader counts only the lines of whole rows: its reader counts this one too
         line = getattr(reader, "reader", reader).line_num
-        raise DataError(f"{path}: {exc} by line {line} (an unclosed quote on it or before it?)") from None
+        raise BuildError(f"{path}: {exc} by line {line} (an unclosed quote on it or before it?)") from None
 
 
 def _rows(path: Path, columns: Sequence[str], report: LoadReport) -> Iterator[dict[str, str]]:
@@ -185,7 +180,7 @@ def _rows(path: Path, columns: Sequence[str], report: LoadReport) -> Iterator[di
     rows = _checked(reader, path)
     header = next(rows, None)
     if header is None or any(c not in header for c in columns):
-        raise DataError(f"{path}: expected columns {list(columns)}, found {describe_header(header, columns)}")
+        raise BuildError(f"{path}: expected columns {list(columns)}, found {describe_header(header, columns)}")
     index = [header.index(c) for c in columns]
     for row in rows:
         if len(row) != len(header):
@@ -205,7 +200,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
     base = root / split
     for sub in ("tweet_info", "texts", "goldstandard"):
         if not (base / sub).is_dir():
-            raise DataError(f"{base / sub}: directory not found (expected the RepLab 2013 layout)")
+            raise BuildError(f"{base / sub}: directory not found (expected the RepLab 2013 layout)")
     entities = {
         r["entity_id"]: (r["query"].strip('"').strip(), r["category"], r["entity_name"].strip())
         for r in _rows(root / "replab2013_entities.tsv", ("entity_id", "query", "category", "entity_name"), report)
@@ -280,7 +275,7 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
     path, report = Path(path), LoadReport()
     content = _read_text(path, report)
     if "\0" in content[:SNIFF]:  # NUL decodes as itself
-        raise DataError(f"{path}: {NOT_TEXT}")
+        raise BuildError(f"{path}: {NOT_TEXT}")
     if path.suffix.lower() in READ_AS_JSONL:
         # None for a line that is not a JSON object; lines split as the offline command reads them (not at U+2028)
         records = list(iter_jsonl(io.StringIO(content, newline="")))
@@ -289,10 +284,10 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
         reader = csv.DictReader(io.StringIO(content, newline=""), restkey=SURPLUS_KEY, strict=True)
         records = list(_checked(reader, path))
         if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: expected columns text,label[,entity][,related], found "
-                            f"{describe_header(reader.fieldnames, ('text', 'label', 'entity', 'related'))}")
+            raise BuildError(f"{path}: expected columns text,label[,entity][,related], found "
+                             f"{describe_header(reader.fieldnames, ('text', 'label', 'entity', 'related'))}")
         if why := repeated_columns(reader.fieldnames, ("text", "label", "entity", "related")):
-            raise DataError(f"{path}: {why}")
+            raise BuildError(f"{path}: {why}")
     latest: dict[tuple[str | None, str], tuple[str, Example]] = {}  # by (entity, text), in the order last given
     for number, record in enumerate(records, 1):  # as the offline command's "line": blank lines and the header not counted
         where = f"record {number}"
@@ -330,17 +325,24 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
     return examples, report
 
 
+def text_lines(path: Path) -> list[str]:
+    """A text file's lines (UTF-8, undecodable bytes replaced), split where a line ends (newline, carriage return),
+    not at U+2028, U+0085 or a form feed inside a tweet, where ``str.splitlines`` would split too."""
+    with path.open(encoding="utf-8", errors="replace") as fh:  # universal newlines: "\r\n" and "\r" read as "\n"
+        lines = fh.read().split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def _tweeteval_mapping(folder: Path, allowed: Sequence[str]) -> dict[str, str]:
     """A TweetEval folder's ``mapping.txt`` (``id<TAB>name`` lines) as {id: name}, its names among ``allowed``."""
     try:
-        names = dict(line.split("\t") for line in (folder / "mapping.txt").read_text(errors="replace").splitlines()
-                     if line.strip())
+        names = dict(line.split("\t") for line in text_lines(folder / "mapping.txt") if line.strip())
     except ValueError:
-        raise DataError(f"{folder / 'mapping.txt'}: expected lines 'id<TAB>name'") from None
+        raise BuildError(f"{folder / 'mapping.txt'}: expected lines 'id<TAB>name'") from None
     except OSError:
-        raise DataError(f"{folder}: no mapping.txt (expected a TweetEval folder)") from None
+        raise BuildError(f"{folder}: no mapping.txt (expected a TweetEval folder)") from None
     if not set(names.values()) <= set(allowed):
-        raise DataError(f"{folder / 'mapping.txt'}: labels {sorted(names.values())} are not {list(allowed)}")
+        raise BuildError(f"{folder / 'mapping.txt'}: labels {sorted(names.values())} are not {list(allowed)}")
     return names
 
 
@@ -348,14 +350,14 @@ def _tweeteval_tweets(folder: Path, names: dict[str, str]) -> list[tuple[str, st
     """(tweet, label name) of every ``{split}_text.txt`` in ``folder`` with its ``{split}_labels.txt``."""
     rows = []
     for text_file in sorted(folder.glob("*_text.txt")):
-        texts = text_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        texts = text_lines(text_file)
         labels_file = text_file.with_name(text_file.name.replace("_text.txt", "_labels.txt"))
-        labels = labels_file.read_text(errors="replace").splitlines() if labels_file.is_file() else []
+        labels = text_lines(labels_file) if labels_file.is_file() else []
         if len(texts) != len(labels) or not set(labels) <= set(names):
-            raise DataError(f"{text_file}: {len(texts)} tweets against {len(labels)} labels, or an unknown label")
+            raise BuildError(f"{text_file}: {len(texts)} tweets against {len(labels)} labels, or an unknown label")
         rows += [(t, names[y]) for t, y in zip(texts, labels) if t.strip()]
     if not rows:
-        raise DataError(f"{folder}: no *_text.txt tweets")
+        raise BuildError(f"{folder}: no *_text.txt tweets")
     return rows
 
 
@@ -375,7 +377,7 @@ def load_stance(folder: str | Path) -> list[Example]:
     names = _tweeteval_mapping(folder, tuple(STANCE_POLARITY))
     targets = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not targets:
-        raise DataError(f"{folder}: no target folders (expected TweetEval's stance folder)")
+        raise BuildError(f"{folder}: no target folders (expected TweetEval's stance folder)")
     return [Example(_STANCE_TAG.sub("", t), STANCE_POLARITY[y], STANCE_TARGETS.get(target.name, target.name))
             for target in targets for t, y in _tweeteval_tweets(target, names)]
 
@@ -387,5 +389,5 @@ def load(source: str | Path, split: str = "training", language: str | None = "EN
     if source.is_dir():
         return load_replab(source, split, language, unrelated)
     if not source.exists():
-        raise DataError(f"{source}: no such file or directory")
+        raise BuildError(f"{source}: no such file or directory")
     return load_table(source, unrelated)

@@ -75,7 +75,7 @@ def teacher_targets(distillation: Distillation, examples: Sequence[Example], cac
                     role: str = "teacher") -> TeacherTargets:
     """Every teacher's predictions on ``examples`` (read from ``cache`` when it holds them for as many); ``role``
     names them in what is printed."""
-    from .train import encode_examples, predict
+    from .scoring import predict_tweets
 
     if cache is not None and cache.is_file():
         try:
@@ -89,8 +89,7 @@ def teacher_targets(distillation: Distillation, examples: Sequence[Example], cac
         teacher = Checkpoint.load(path)
         if teacher.labels != LABELS:
             raise BuildError(f"{role} {teacher.path} has labels {list(teacher.labels)}, not {list(LABELS)}")
-        encoder = teacher.encoder()
-        polarity, relatedness = predict(teacher.model(), encoder, encode_examples(encoder, examples))
+        polarity, relatedness = predict_tweets(teacher.model(), teacher.encoder(), examples)
         logits.append(polarity)
         if relatedness is not None:
             related.append(relatedness)

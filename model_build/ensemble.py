@@ -13,9 +13,8 @@ from .data import Example, with_polarity
 from .distill import Distillation, check_unseen, teacher_targets
 from .errors import BuildError
 from .offsets import OffsetSource, best_negative_offset, in_short, offset_logits
-from .train import validation_metrics
-
-PARTS = ("validation", "gap")
+from .scoring import validation_metrics
+from .splits import Part, held_out_parts
 
 
 def _figures(tweets: Sequence[Example], logits: np.ndarray, related: np.ndarray | None, offset: float) -> dict:
@@ -34,7 +33,7 @@ def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, da
         raise BuildError(f"checkpoint {', '.join(twice)} given twice: an ensemble's members are different runs")
     members = [Checkpoint.load(p) for p in paths]
     _, gap, val = members[0].parts(data_source)
-    parts = {name: tweets for name, tweets in zip(PARTS, (val, gap)) if with_polarity(tweets)}
+    parts = {name: tweets for name, tweets in held_out_parts(gap, val) if with_polarity(tweets)}
     if "validation" not in parts:
         raise BuildError(f"checkpoint {members[0].path} has no validation split (trained on everything): give a run "
                          "with one first, to score the ensemble on")
@@ -66,7 +65,7 @@ def format_ensemble(result: dict) -> str:
     def short(figures: dict) -> str:
         return f"{figures['accuracy']:.4f} / {figures['macro_f1']:.4f} (negative F1 {figures['negative_f1']:.3f})"
 
-    parts = [name for name in PARTS if name in result]
+    parts = [p.value for p in Part if p.value in result]
     lines = [f"{m['checkpoint']}: " + ", ".join(f"{name} {short(m[name])}" for name in parts) for m in result["members"]]
     lines.append("members' mean: " + ", ".join(f"{name} {short(result['members_mean'][name])}" for name in parts))
     lines.append(f"ensemble of {len(result['members'])}, probabilities averaged, {result['negative_offset']:+g} on "

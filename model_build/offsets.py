@@ -12,7 +12,8 @@ from sklearn.metrics import f1_score
 from .checkpoint import Checkpoint
 from .data import LABELS, Example, with_polarity
 from .errors import BuildError
-from .train import encode_examples, predict, validation_metrics
+from .scoring import predict_tweets, validation_metrics
+from .splits import held_out_parts
 
 GRID = tuple(round(-1.5 + 0.1 * i, 1) for i in range(21))  # the offsets tried: -1.5 to 0.5, step 0.1
 LIMIT = 10.0  # an offset given by hand is at most this far from 0
@@ -65,8 +66,8 @@ def negative_offset(checkpoint: Checkpoint, choice: float | OffsetSource,
         raise BuildError(f"checkpoint {checkpoint.path} has no validation split to choose the negative offset on "
                          "(give --holdout-run, or a number)")
     model, encoder = checkpoint.model(), checkpoint.encoder()
-    scored = {part: (tweets, *predict(model, encoder, encode_examples(encoder, tweets)))
-              for part, tweets in (("validation", val_set), ("gap", gap_set)) if with_polarity(tweets)}
+    scored = {part: (tweets, *predict_tweets(model, encoder, tweets))
+              for part, tweets in held_out_parts(gap_set, val_set) if with_polarity(tweets)}
     offset = best_negative_offset(*scored["validation"][:2]) if given is None else given
     source = OffsetSource.CHOSEN if given is None else OffsetSource.GIVEN
     figures: dict = {"offset": offset, "chosen": source.value, "without": {}}

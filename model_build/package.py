@@ -20,8 +20,8 @@ from .errors import BuildError
 from .fsutil import atomic_dir, check_folder, check_output, write_json
 from .metrics import best_threshold, relatedness_metrics
 from .offsets import OffsetSource, in_short, negative_offset, offset_logits
-from .splits import UNSEEN_ENTITIES, Holdout
-from .train import encode_examples, predict, validation_metrics
+from .scoring import encode_examples, predict_tweets, validation_metrics
+from .splits import UNSEEN_ENTITIES, Holdout, Part, held_out_parts
 
 MODEL_FILE = "model.tflite"
 VOCAB_FILE = "vocab.txt"
@@ -160,7 +160,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         if not held_out:
             return stand_in.get(variant, {"validation": {}})
         found = {"validation": {}}
-        for part, tweets in (("validation", val_set), ("gap", gap_set)):
+        for part, tweets in held_out_parts(gap_set, val_set):
             if with_polarity(tweets):
                 found[part] = _recorded(evaluate_bundle(tmp, tweets, threads))
         return _with_relatedness(found)
@@ -219,8 +219,7 @@ def _unseen_figures(unseen: Checkpoint | None, tweets: Sequence[Example], thresh
     those figures; None without relatedness labels)."""
     if unseen is None:
         return {}, {}, None
-    encoder = unseen.encoder()
-    logits, related = predict(unseen.model(), encoder, encode_examples(encoder, tweets))
+    logits, related = predict_tweets(unseen.model(), unseen.encoder(), tweets)
     polarity = validation_metrics(tweets, offset_logits(logits, offsets), related)
     plain = in_short(validation_metrics(tweets, logits, related)) if offsets else {}
     known = [i for i, e in enumerate(tweets) if e.related is not None]
@@ -263,6 +262,7 @@ def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], ou
     if holdout_run is None:
         return {}
     figures = {}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # as the bundle's own folder will be (atomic_dir)
     with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".holdout-run-") as tmp:
         for bundle in package_checkpoint(holdout_run, variants, Path(tmp) / "bundle", name="holdout-run",
                                          version="0.0.0", command=command, threads=threads, data_source=data_source,
@@ -271,7 +271,7 @@ def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], ou
             model = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
                      f"{bundle.quantization}; this bundle saw these tweets")
             found = {}
-            for part in ("validation", "gap"):
+            for part in (p.value for p in Part):
                 if part in metrics:
                     found[part] = {**metrics[part], "model": model}
                     if "relatedness" in found[part]:

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from app.offline import READ_AS_JSONL
+from app.jsonl import READ_AS_JSONL
 from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings
 
-from .base import Architecture, base_model_type, resolve_base
+from .base import base_architecture, resolve_base
 from .checkpoint import DataSpec
-from .data import Example, example_key
+from .data import Example, example_key, text_lines
 from .errors import BuildError, readable
 from .fsutil import atomic_dir, write_json
 from .runs import RunKind, as_json, claim_run, finish_run, last_checkpoint, run_settings
@@ -64,8 +64,7 @@ def file_texts(path: str | Path) -> list[str]:
     files = sorted(path.rglob(TEXT_FILE_GLOB)) if path.is_dir() else [path]
     if not files or not all(f.is_file() for f in files):
         raise BuildError(f"{path}: no text file (a file with one tweet per line, or a folder of {TEXT_FILE_GLOB})")
-    return [line.strip() for f in files for line in f.read_text(encoding="utf-8", errors="replace").splitlines()
-            if line.strip()]
+    return [line.strip() for f in files for line in text_lines(f) if line.strip()]
 
 
 def replab_examples(data: DataSpec) -> list[Example]:
@@ -165,13 +164,6 @@ def _head_warmup(encoder, steps: int):
     return HeadWarmup()
 
 
-def _base_architecture(base: str) -> None:
-    model_type = base_model_type(base)
-    if model_type not in {a.value for a in Architecture}:
-        names = " or ".join(a.value for a in Architecture)
-        raise BuildError(f"{base}: pretraining takes {names} encoders, not {model_type}")
-
-
 def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, command: str) -> tuple[Path, bool]:
     """Masked-language-model training of ``config.base`` on ``texts`` for ``max_steps`` (a new masked-LM head
     where the base has none, recorded); the encoder (its pooler kept from the base) and tokenizer go to
@@ -187,13 +179,13 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         TrainingArguments,
     )
 
-    from .train import text_encoder
+    from .scoring import text_encoder
 
     out = Path(config.out_dir)
     if len(texts) <= config.held_out:
         raise BuildError(f"{len(texts)} texts: more than the {config.held_out} held out are needed")
     config.device.check()
-    _base_architecture(config.base)
+    base_architecture(config.base, "pretraining")
     settings = {**run_settings(config), "texts": sources}
     if claim_run(out, settings, RunKind.PRETRAIN):
         print(f"pretraining finished earlier in {out}: nothing to resume")

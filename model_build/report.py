@@ -10,6 +10,7 @@ from app.bundle import DEFAULT_RELATED_THRESHOLD, MANIFEST, Bundle
 from app.text import TweetEncoder
 
 from .checkpoint import Checkpoint
+from .convert import Variant
 from .data import Example, with_polarity
 from .errors import BuildError
 from .figures import pyplot, save_png
@@ -19,7 +20,7 @@ BERT_LARGE_BYTES = 1_340_000_000  # the reference study's BERT-large model size,
 
 def comparison_rows(framework: dict, bundles: dict[str, dict], baseline: dict) -> list[dict]:
     """Table rows: the baseline, the framework (PyTorch float32) model, then each TFLite variant."""
-    float_bytes = bundles["float32"]["model_bytes"] if "float32" in bundles else None
+    float_bytes = bundles[Variant.FLOAT32.value]["model_bytes"] if Variant.FLOAT32.value in bundles else None
     rows = [
         {"model": "TF-IDF + logistic regression", "accuracy": baseline["accuracy"], "macro_f1": baseline["macro_f1"]},
         {"model": "PyTorch float32 (framework)", "accuracy": framework["accuracy"], "macro_f1": framework["macro_f1"],
@@ -113,11 +114,11 @@ class _Comparison:
         from .baseline import tfidf_baseline
         from .evaluate import evaluate_bundle, format_metrics
         from .offsets import offset_logits
-        from .train import encode_examples, predict, validation_metrics
+        from .scoring import predict_tweets, validation_metrics
 
         baseline = tfidf_baseline(with_polarity(self.train_set), with_polarity(tweets))
         print(f"report, {name}: TF-IDF + logistic regression\n" + format_metrics(baseline))
-        logits, related = predict(self.model, self.encoder, encode_examples(self.encoder, tweets))
+        logits, related = predict_tweets(self.model, self.encoder, tweets)
         framework = validation_metrics(tweets, offset_logits(logits, self.offsets), related)
         print(f"report, {name}: PyTorch float32\n" + format_metrics(framework))
         bundles = {}
@@ -171,7 +172,7 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
     unseen = next((m["metrics"]["unseen_entities"] for m in reversed(manifests)
                    if "unseen_entities" in m.get("metrics", {})), {})
     rows = comparison_rows(framework, bundles, baseline)
-    chosen = chosen or ("dynamic-int8" if "dynamic-int8" in bundles else next(iter(bundles)))
+    chosen = chosen or (Variant.DYNAMIC_INT8.value if Variant.DYNAMIC_INT8.value in bundles else next(iter(bundles)))
     table = markdown_table(rows)
     sections = [f"# Variants compared on the validation split ({checkpoint.data.holdout.holdout.value} holdout, "
                 f"n={framework['n']})\n\n{table}\n"]

@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Sequence
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .data import Example, example_key, with_polarity
 from .errors import BuildError
 from .fsutil import check_output
-from .settings import Pooling
-from .train import encode_examples, mean_weights, predict, score_gap, validation_metrics
+from .scoring import predict_tweets, validation_metrics
+from .train import mean_weights, score_gap
 
 # What may differ between a soup's runs: the seed, and where and on what each ran.
 _RUN_ONLY = ("seed", "out_dir", "threads", "device", "checkpoint_every")
@@ -32,7 +30,7 @@ def _check_ingredients(checkpoints: Sequence[Checkpoint]) -> tuple[list[Example]
     def traits(c: Checkpoint) -> dict:
         config = c.summary["config"]
         return {"data": replace(c.data, holdout=replace(c.data.holdout, seed=0)),
-                "pooling": Pooling.of(SimpleNamespace(**json.loads((c.path / "config.json").read_text()))),
+                "pooling": c.pooling,
                 "text settings": c.text_settings, "labels": c.labels, "relatedness head": c.related,
                 "vocabulary": c.vocab_path.read_bytes(),
                 **{f"--{k.replace('_', '-')}": v for k, v in config.items() if k not in _RUN_ONLY}}
@@ -55,7 +53,7 @@ def _check_ingredients(checkpoints: Sequence[Checkpoint]) -> tuple[list[Example]
 def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoint:
     """``out/best``: the mean weights of the checkpoints at ``paths``, with its validation figures, scored once on
     the gap's tweets (:func:`score_gap`); its summary's ``soup`` lists the runs and their own figures. The same
-    soup made earlier is returned as it is."""
+    soup made earlier is returned as it is, its gap scored if a cut-off run had not yet."""
     if len(paths) < 2:
         raise BuildError(f"a soup averages at least 2 checkpoints, got {len(paths)}")
     if (out / "best").exists():
@@ -63,8 +61,8 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
         if [i["checkpoint"] for i in earlier.summary.get("soup", ())] != [str(Path(p)) for p in paths]:
             raise BuildError(f"{out / 'best'} exists and is not this soup: give a new --out (a soup never replaces "
                              "a run)")
-        print(f"soup made earlier in {out}: nothing to do")
-        return earlier
+        print(f"soup made earlier in {out}: nothing to do" + ("" if "gap" in earlier.summary else " but score its gap"))
+        return earlier if "gap" in earlier.summary else score_gap(earlier.path, earlier.parts()[1])
     check_output(out, "best", "soup (best/)")
     checkpoints = [Checkpoint.load(p) for p in paths]
     gap, val = _check_ingredients(checkpoints)
@@ -84,8 +82,7 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
     summary |= {"config": config, "command": command, "soup": ingredients}
     metrics = logits = None
     if with_polarity(val):
-        encoder = first.encoder()
-        logits, related = predict(model, encoder, encode_examples(encoder, val))
+        logits, related = predict_tweets(model, first.encoder(), val)
         metrics = validation_metrics(val, logits, related)
         summary["validation"] = metrics
         print(f"soup of {len(checkpoints)}: validation accuracy {metrics['accuracy']:.4f} "

@@ -29,6 +29,18 @@ class Holdout(str, Enum):
     ENTITIES = "entities"  # every tweet of UNSEEN_ENTITIES
 
 
+class Part(str, Enum):
+    """A held-out part of a split, by the name its figures go under."""
+
+    VALIDATION = "validation"
+    GAP = "gap"
+
+
+def held_out_parts(gap: Sequence[Example], val: Sequence[Example]) -> list[tuple[str, Sequence[Example]]]:
+    """A split's held-out parts, validation first, each with the name its figures go under."""
+    return [(Part.VALIDATION.value, val), (Part.GAP.value, gap)]
+
+
 @dataclass(frozen=True)
 class SplitSpec:
     """A reproducible split of loaded examples into training and validation."""

@@ -14,17 +14,18 @@ import numpy as np
 from app.bundle import sha256_file
 from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings, TweetEncoder
 
-from .base import base_model_type, resolve_base
-from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint
+from .base import base_architecture, resolve_base
+from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint, split_digest
 from .data import LABELS, Example, load_sentiment, load_stance, with_polarity
 from .distill import TARGETS_FILE, Distillation, check_unseen, teacher_targets
 from .errors import BuildError, readable
 from .fsutil import write_json
-from .metrics import classification_metrics, relatedness_metrics
 from .pretrain import check_base_unseen
 from .probe import PROBE_FILE, LinearProbe, fit_heads
 from .runs import RunKind, as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings, started_settings
+from .scoring import encode_examples, pooled_features, predict, predict_tweets, text_encoder, validation_metrics
 from .settings import ClassWeighting, Device, Pooling, StanceHead
+from .splits import Holdout
 
 if TYPE_CHECKING:
     import torch
@@ -143,16 +144,6 @@ def choose_max_length(lengths: Sequence[int]) -> int:
     return int(min(128, max(16, math.ceil(p / 8) * 8)))
 
 
-def text_encoder(vocab: Path, settings: TextSettings, input_format: InputFormat) -> TweetEncoder:
-    """The text pipeline training uses: the one the edge serves (app.text), with the base model's vocabulary."""
-    with readable(f"vocabulary {vocab}"):
-        return TweetEncoder(vocab, settings, input_format.pair)
-
-
-def encode_examples(encoder: TweetEncoder, examples: Sequence[Example]):
-    return encoder.encode([e.text for e in examples], [e.entity for e in examples] if encoder.pair else None)
-
-
 def class_weights(labels: Sequence[int], scheme: ClassWeighting) -> np.ndarray:
     counts = np.maximum(np.bincount(np.asarray(labels, dtype=int), minlength=len(LABELS)).astype(float), 1)
     weights = {ClassWeighting.NONE: np.ones(len(LABELS)), ClassWeighting.SQRT: 1 / np.sqrt(counts),
@@ -160,69 +151,9 @@ def class_weights(labels: Sequence[int], scheme: ClassWeighting) -> np.ndarray:
     return weights * len(LABELS) / weights.sum()
 
 
-def _tensors(encoder: TweetEncoder, encodings, rows: Sequence[int], device):
-    import torch
-
-    batch = [encodings[i] for i in rows]
-    arrays = encoder.pad(batch, max(len(e.ids) for e in batch))
-    return {k: torch.from_numpy(v.astype(np.int64)).to(device) for k, v in arrays.items()}
-
-
-def _batches(model, encoder: TweetEncoder, encodings, batch_size: int):
-    """The encoded tweets' row numbers and input tensors, a batch of similar lengths at a time (the model in eval
-    mode: no dropout)."""
-    device = next(model.parameters()).device
-    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-    model.eval()
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        yield rows, _tensors(encoder, encodings, rows, device)
-
-
-def predict(model, encoder: TweetEncoder, encodings, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray | None]:
-    """Polarity logits and relatedness probabilities (None without that head) for encoded tweets, in order."""
-    import torch
-
-    logits = np.zeros((len(encodings), model.config.num_labels), dtype=np.float32)
-    related = np.zeros(len(encodings), dtype=np.float32) if model.related_head is not None else None
-    with torch.inference_mode():
-        for rows, inputs in _batches(model, encoder, encodings, batch_size):
-            polarity, relatedness = model(**inputs)
-            logits[rows] = polarity.float().cpu().numpy()
-            if related is not None:
-                related[rows] = torch.sigmoid(relatedness.float()).squeeze(-1).cpu().numpy()
-    return logits, related
-
-
-def pooled_features(model, encoder: TweetEncoder, encodings, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """What the label heads and the relatedness head read for each encoded tweet, in order: ``[tweets, hidden]``
-    float32 each, one array twice where they read the same."""
-    import torch
-
-    labels = np.zeros((len(encodings), model.config.hidden_size), dtype=np.float32)
-    related = labels if Pooling.of(model.config).heads_read_alike else np.zeros_like(labels)
-    with torch.inference_mode():
-        for rows, inputs in _batches(model, encoder, encodings, batch_size):
-            read_by_labels, read_by_related = model.pooled(**inputs)
-            labels[rows] = read_by_labels.float().cpu().numpy()
-            if related is not labels:
-                related[rows] = read_by_related.float().cpu().numpy()
-    return labels, related
-
-
 def mean_weights(states: Sequence[dict]) -> dict:
     """The element-wise mean of state dicts with the same keys (as float tensors)."""
     return {k: sum(s[k].float() for s in states) / len(states) for k in states[0]}
-
-
-def validation_metrics(examples: Sequence[Example], logits: np.ndarray, related: np.ndarray | None) -> dict:
-    """Polarity metrics on the examples that have a polarity label, and relatedness metrics where known."""
-    rows = [i for i, e in enumerate(examples) if e.label is not None]
-    metrics = classification_metrics([LABELS.index(examples[i].label) for i in rows], logits[rows].argmax(1), LABELS)
-    known = [i for i, e in enumerate(examples) if e.related is not None]
-    if related is not None and known:
-        metrics["relatedness"] = relatedness_metrics([examples[i].related for i in known], related[known])
-    return metrics
 
 
 def score_gap(best: Path, gap: Sequence[Example]) -> Checkpoint:
@@ -233,7 +164,7 @@ def score_gap(best: Path, gap: Sequence[Example]) -> Checkpoint:
     if "gap" in checkpoint.summary or not with_polarity(gap):
         return checkpoint
     encoder = checkpoint.encoder()
-    logits, related = predict(checkpoint.model(), encoder, encode_examples(encoder, gap))
+    logits, related = predict_tweets(checkpoint.model(), encoder, gap)
     metrics = validation_metrics(gap, logits, related)
     write_json(best / SUMMARY_FILE, {**checkpoint.summary, "gap": metrics})
     print(f"gap tweets ({metrics['n']} with polarity, never trained on): accuracy {metrics['accuracy']:.4f} "
@@ -597,6 +528,18 @@ class _Run:
             rdrop=config.rdrop)
 
 
+def _record_content(settings: dict, out: Path, key: str, what: str, paths: Sequence[str]) -> None:
+    """Add the sha256 of each of ``paths`` to a run's ``settings`` under ``key``, unless the run in ``out`` was
+    started before runs recorded it (then say so)."""
+    if not paths:
+        return
+    started = started_settings(out)
+    if started is None or key in started:
+        settings[key] = {path: sha256_file(Path(path)) for path in paths}
+    else:
+        print(f"note: {out} was started before runs recorded their {what} content: not checked")
+
+
 def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val_set: Sequence[Example],
           command: str, load_report: dict | None = None, gap_set: Sequence[Example] = (),
           digest: str | None = None) -> Checkpoint:
@@ -609,7 +552,7 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     stance = config.stance.examples() if config.stance else []
     config.device.check()
     if config.init is None:
-        base_model_type(config.base)  # readable, or one line before the run is claimed
+        base_architecture(config.base, "training")  # readable and of a kind built here, before the run is claimed
     held_out = [*val_set, *gap_set]
     check_base_unseen(config.base, held_out)
     for teacher in config.distillation.teachers if config.distillation else ():
@@ -618,12 +561,10 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         check_unseen(Checkpoint.load(config.init), held_out, "--init checkpoint")
     settings = run_settings(config)
     settings["data"] = data.to_dict()
-    if data.extra:  # their content: a file that grew since (a feedback file still collecting) is another run
-        started = started_settings(Path(config.out_dir))
-        if started is None or "extra_sha256" in started:
-            settings["extra_sha256"] = {path: sha256_file(Path(path)) for path in data.extra}
-        else:
-            print(f"note: {config.out_dir} was started before runs recorded their --extra files' content: not checked")
+    # the files' content: a file that grew since (a feedback file still collecting) is another run
+    _record_content(settings, Path(config.out_dir), "data_sha256", "--data file's",
+                    [data.source] if Path(data.source).is_file() else [])
+    _record_content(settings, Path(config.out_dir), "extra_sha256", "--extra files'", data.extra)
     if claim_run(Path(config.out_dir), settings, RunKind.TRAIN):
         best = Checkpoint.load(Path(config.out_dir) / "best")
         print(f"training finished earlier in {config.out_dir} (best epoch {best.summary.get('best_epoch')}): "
@@ -673,3 +614,21 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
                                      "seconds": summary["seconds"]})
     finish_run(run.out, settings, RunKind.TRAIN)
     return score_gap(best, gap_set)  # after the run is marked finished: one cut off scores on the next call
+
+
+def train_on(config: TrainConfig, data: DataSpec, command: str) -> Checkpoint:
+    """:func:`train` on ``data``: loaded (what was dropped, and why, printed), checked against ``config``'s input
+    format (notes printed) and split as it says (the split printed, and its digest kept in the summary)."""
+    examples, report = data.load()
+    for line in report.lines():
+        print(f"data: {line}")
+    for note in data.check(examples, report, config.input_format):
+        print(f"note: {note}")
+    train_set, gap_set, val_set = data.partition(examples)
+    holdout = data.holdout
+    untimed = holdout.holdout is Holdout.TIME and not any(e.timestamp is not None for e in examples)
+    gap = "none: the tweets have no time" if untimed and holdout.gap_fraction else f"{holdout.gap_fraction:.0%}"
+    print(f"split: {len(train_set)} training, {len(gap_set)} in the gap, {len(val_set)} validation "
+          f"({holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {gap})")
+    return train(config, data, train_set, val_set, command, report.to_dict(), gap_set,
+                 split_digest((train_set, gap_set, val_set)))

@@ -405,3 +405,13 @@ def test_an_integer_over_pythons_digit_limit_is_invalid_json_not_a_500():
     with pytest.raises(ApiError) as caught:
         parse_json_body(b'{"text": "a", "n": ' + b"1" * 4301 + b"}", "application/json")
     assert (caught.value.status, caught.value.code) == (400, "invalid_json")
+
+
+def test_a_metrics_directory_that_prometheus_client_does_not_write_to_is_refused(tmp_path, monkeypatch):
+    """prometheus-client's multiprocess mode follows PROMETHEUS_MULTIPROC_DIR: a config naming another directory would
+    serve empty metrics, so the factory refuses it in one line."""
+    from app.errors import AppError
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with pytest.raises(AppError, match=r"metrics directory .* is not PROMETHEUS_MULTIPROC_DIR \(unset\)"):
+        create_app(Config(bundle=TINY_BUNDLE, threads=1, metrics_dir=tmp_path))

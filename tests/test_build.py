@@ -132,6 +132,14 @@ def test_damaged_weights_vocabularies_and_trainer_checkpoints_are_one_line(built
         line = refused(*args)
         assert line.startswith(f"error: checkpoint {damaged}: cannot be read (SafetensorError: "), line
     (damaged / "model.safetensors").write_bytes(weights)
+    config = (damaged / "config.json").read_text()
+    for name, text in (("config.json", json.dumps({**json.loads(config), "id2label": []})),
+                       ("validation.json", "{cut off")):
+        kept = (damaged / name).read_text()
+        (damaged / name).write_text(text)
+        line = refused("package", "--checkpoint", str(damaged), "--out", str(tmp_path / "b"))
+        assert line.startswith(f"error: checkpoint {damaged}: unreadable ("), line
+        (damaged / name).write_text(kept)
     (damaged / "vocab.txt").write_bytes(b"\xcd\xff garbage")
     assert f"checkpoint {damaged}'s vocabulary: cannot be read (UnicodeDecodeError" in refused(
         "package", "--checkpoint", str(damaged), "--out", str(tmp_path / "b"))
@@ -302,7 +310,7 @@ def _agreement(checkpoint, bundles_dir, bucket: int = 1) -> dict:
     """PyTorch outputs against each variant's, on the fixture tweets at their own lengths (``bucket`` 1) or padded
     to a multiple of ``bucket``: polarity logits, and relatedness probabilities where the checkpoint has that head."""
     from model_build.checkpoint import Checkpoint
-    from model_build.train import predict
+    from model_build.scoring import predict
 
     checkpoint = Checkpoint.load(checkpoint)
     encoder = checkpoint.encoder()
@@ -513,6 +521,14 @@ def test_own_tweets_are_added_with_their_weight(built, tmp_path):
     assert "content: not checked" in out and "training finished earlier" in out
     assert f"and {brand}: these tweets split otherwise than when the run trained" in refused(
         "package", "--checkpoint", str(tmp_path / "run" / "best"), "--out", str(tmp_path / "b"))
+    own = tmp_path / "own.csv"  # the same for a --data file
+    shutil.copy(FIXTURES / "tweets.csv", own)
+    line = ["train", "--data", str(own), "--base", str(tmp / "base"), "--out", str(tmp_path / "own"), "--epochs", "1",
+            "--val-fraction", "0.25", "--gap-fraction", "0"]
+    cli(*line)
+    with own.open("a", encoding="utf-8") as fh:
+        fh.write("Zorblax fixed my phone in a day,positive,Zorblax\n")
+    assert "was started with other settings (data_sha256." in refused(*line)
     # A file of no usable tweet, or without entities for a model of (entity, tweet) pairs, is refused before a run.
     (tmp_path / "empty.csv").write_text("text,label,entity\n,positive,Zorblax\n", encoding="utf-8")
     assert "empty.csv: no usable examples (dropped: empty or missing text: 1)" in refused(
@@ -550,8 +566,8 @@ def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, 
     assert str(tmp / "run" / "best") in metrics["validation"]["model"] and not list(tmp_path.glob(".holdout-run-*"))
     assert not {"bundle", "name", "version"} & set(metrics["validation"])  # the stand-in bundle's, not this one's
     assert metrics["relatedness"]["threshold"] == 0.5  # none given, none chosen
-    cli(*package[:-4], "--related-threshold", "0.3", "--out", str(tmp_path / "at-0.3"))
-    manifest = Bundle.load(tmp_path / "at-0.3").manifest()
+    cli(*package[:-4], "--related-threshold", "0.3", "--out", str(tmp_path / "new" / "at-0.3"))  # a folder not yet made
+    manifest = Bundle.load(tmp_path / "new" / "at-0.3").manifest()
     assert manifest["related_threshold"] == manifest["metrics"]["relatedness"]["threshold"] == 0.3  # the run's too
     assert "give MAJOR.MINOR.PATCH" in refused(*package[:-1], "1.2.0-rc1")  # before minutes of conversion
     assert "this one has held-out tweets" in refused("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"),

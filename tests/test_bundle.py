@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from app.bundle import Bundle, BundleError
-from tests.conftest import TINY_BUNDLE
+from app.bundle import Bundle
+from app.errors import AppError
+from tests.conftest import TINY_BUNDLE, with_manifest
 
 
 def test_loads_the_tiny_bundle():
@@ -17,8 +18,13 @@ def test_loads_the_tiny_bundle():
         bundle.name = "other"
 
 
+def test_labels_written_in_upper_case_are_shown_as_answers_name_them(tmp_path):
+    bundle = Bundle.load(with_manifest(TINY_BUNDLE, tmp_path / "bundle", labels=["POSITIVE", "Neutral", "negative"]))
+    assert bundle.labels == ("positive", "neutral", "negative") and bundle.summary()["labels"] == list(bundle.labels)
+
+
 def _refused(path, fragment):
-    with pytest.raises(BundleError) as info:
+    with pytest.raises(AppError) as info:
         Bundle.load(path)
     message = str(info.value)
     assert fragment in message and "\n" not in message
@@ -97,7 +103,7 @@ def test_labels_not_matching_model_outputs_are_refused(tiny_bundle_copy):
     manifest = json.loads(path.read_text())
     manifest["labels"] = ["positive", "negative"]
     path.write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=r"model outputs have widths \[3\], .* need \[2\]"):
+    with pytest.raises(AppError, match=r"model outputs have widths \[3\], .* need \[2\]"):
         Classifier(Bundle.load(tiny_bundle_copy))
 
 
@@ -114,7 +120,7 @@ def test_outputs_not_matching_the_model_are_refused(tiny_bundle_copy, outputs, r
     manifest = json.loads(path.read_text())
     manifest["outputs"] = outputs
     path.write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match=reason):
+    with pytest.raises(AppError, match=reason):
         Classifier(Bundle.load(tiny_bundle_copy))
 
 

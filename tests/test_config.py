@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Config, ConfigError, ServerConfig
+from app.config import Config, ServerConfig
+from app.errors import AppError
 
 INT_VARS = [
     ("TFLITE_THREADS", "threads", 1, 64),
@@ -29,7 +30,7 @@ def test_integer_variables(name, field, low, high):
     assert getattr(Config.from_env({name: str(high)}), field) == high
     assert getattr(Config.from_env({name: f" {low} "}), field) == low
     for bad in ("abc", "1.5", str(low - 1), str(high + 1)):
-        with pytest.raises(ConfigError, match=name):
+        with pytest.raises(AppError, match=name):
             Config.from_env({name: bad})
 
 
@@ -40,7 +41,7 @@ def test_bundle_and_metrics_dir():
 
 def test_log_level():
     assert Config.from_env({"LOG_LEVEL": "debug"}).log_level == "DEBUG"
-    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+    with pytest.raises(AppError, match="LOG_LEVEL"):
         Config.from_env({"LOG_LEVEL": "chatty"})
 
 
@@ -52,7 +53,7 @@ def test_feedback_file(tmp_path):
     (tmp_path / "dir.jsonl").mkdir()
     for bad, reason in ((tmp_path / "absent" / "f.jsonl", "No such file or directory"),
                         (tmp_path / "dir.jsonl", "Is a directory"), (tmp_path / "feedback.csv", "must end in .jsonl")):
-        with pytest.raises(ConfigError, match=f"^FEEDBACK_FILE .*{reason}"):
+        with pytest.raises(AppError, match=f"^FEEDBACK_FILE .*{reason}"):
             Config.from_env({"FEEDBACK_FILE": str(bad)})
     assert not (tmp_path / "feedback.csv").exists()
 
@@ -63,27 +64,27 @@ def test_auth_token_sources(tmp_path):
     assert Config.from_env({"AUTH_TOKEN_FILE": str(tmp_path / "token")}).auth_token == "file-token-0123456789"
     (tmp_path / "auth_token").write_text("cred-token-0123456789")
     assert Config.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path)}).auth_token == "cred-token-0123456789"
-    with pytest.raises(ConfigError, match="^AUTH_TOKEN must hold at least 16"):
+    with pytest.raises(AppError, match="^AUTH_TOKEN must hold at least 16"):
         Config.from_env({"AUTH_TOKEN": "short"})
-    with pytest.raises(ConfigError, match="^AUTH_TOKEN must hold at least 16 printable ASCII"):  # curl sends UTF-8,
+    with pytest.raises(AppError, match="^AUTH_TOKEN must hold at least 16 printable ASCII"):  # curl sends UTF-8,
         Config.from_env({"AUTH_TOKEN": "p\u00e4sswort-geheim-1234"})  # the server reads headers as latin-1
-    with pytest.raises(ConfigError, match="^AUTH_TOKEN_FILE .*missing: No such file"):
+    with pytest.raises(AppError, match="^AUTH_TOKEN_FILE .*missing: No such file"):
         Config.from_env({"AUTH_TOKEN_FILE": str(tmp_path / "missing")})
     (tmp_path / "token").write_text("short\n")
-    with pytest.raises(ConfigError, match="^AUTH_TOKEN_FILE .*token must hold at least 16"):
+    with pytest.raises(AppError, match="^AUTH_TOKEN_FILE .*token must hold at least 16"):
         Config.from_env({"AUTH_TOKEN_FILE": str(tmp_path / "token")})
     (tmp_path / "token").write_bytes(b"\xff" * 20)
-    with pytest.raises(ConfigError, match="^AUTH_TOKEN_FILE .*token is not UTF-8 text"):
+    with pytest.raises(AppError, match="^AUTH_TOKEN_FILE .*token is not UTF-8 text"):
         Config.from_env({"AUTH_TOKEN_FILE": str(tmp_path / "token")})
     (tmp_path / "auth_token").write_text("\x00" * 20)
-    with pytest.raises(ConfigError, match="^systemd credential auth_token .* must hold at least 16 printable"):
+    with pytest.raises(AppError, match="^systemd credential auth_token .* must hold at least 16 printable"):
         Config.from_env({"CREDENTIALS_DIRECTORY": str(tmp_path)})
 
 
 def test_server_defaults_and_variables():
     assert ServerConfig.from_env({}).bind == "127.0.0.1:8080"
     assert ServerConfig.from_env({"HOST": "::1", "PORT": "9000"}).bind == "[::1]:9000"
-    with pytest.raises(ConfigError, match="HOST"):
+    with pytest.raises(AppError, match="HOST"):
         ServerConfig.from_env({"HOST": "a b"})
 
 
@@ -95,7 +96,7 @@ def test_server_defaults_and_variables():
 def test_server_integer_variables(name, field, low, high):
     assert getattr(ServerConfig.from_env({name: str(low)}), field) == low
     for bad in ("x", str(high + 1)):
-        with pytest.raises(ConfigError, match=name):
+        with pytest.raises(AppError, match=name):
             ServerConfig.from_env({name: bad})
 
 
@@ -103,5 +104,5 @@ def test_access_log():
     assert ServerConfig.from_env({}).access_log is False
     assert ServerConfig.from_env({"ACCESS_LOG": "1"}).access_log is True
     assert ServerConfig.from_env({"ACCESS_LOG": "0"}).access_log is False
-    with pytest.raises(ConfigError, match="ACCESS_LOG"):
+    with pytest.raises(AppError, match="ACCESS_LOG"):
         ServerConfig.from_env({"ACCESS_LOG": "yes"})

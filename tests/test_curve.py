@@ -159,7 +159,7 @@ def test_the_unseen_entities_polarity_takes_the_negative_offset(unseen_run, tmp_
     import numpy as np
 
     from model_build.checkpoint import Checkpoint
-    from model_build.train import encode_examples, predict, validation_metrics
+    from model_build.scoring import encode_examples, predict, validation_metrics
     from tests.conftest import splitting_threshold
 
     run = unseen_run / "run" / "best"
@@ -190,7 +190,7 @@ def test_the_relatedness_threshold_is_chosen_on_the_unseen_entities_or_given(uns
     from app.classifier import Classifier
     from model_build.checkpoint import Checkpoint
     from model_build.metrics import THRESHOLDS
-    from model_build.train import encode_examples, predict
+    from model_build.scoring import encode_examples, predict
     from tests.conftest import splitting_threshold
 
     run = unseen_run / "run" / "best"
@@ -250,3 +250,20 @@ def test_unseen_tweets_all_related_take_a_given_threshold_only(unseen_run, tmp_p
     stated = Bundle.load(tmp_path / "given").manifest()["metrics"]["unseen_entities"]["relatedness_at_threshold"]
     assert stated["threshold"] == 0.6 and stated["chosen"] == "given"
     assert stated["per_class"]["related"]["support"] == stated["n"] > 0
+
+
+def test_a_curve_report_that_fails_while_written_leaves_the_earlier_one_whole(tmp_path):
+    """curve.json, curve.png and curve.md are replaced together or not at all."""
+    from model_build.curve import write_curve
+
+    metrics = {"accuracy": 0.5, "macro_f1": 0.4, "per_class": {"negative": {"f1": 0.3}}}
+    result = {"entities": ["Acme"], "left_out": [], "spec": {"pool": 8}, "test_tweets": 10, "test_with_polarity": 8,
+              "command": "curve", "points": [{"weight": 1, "per_entity": 0, "metrics": metrics}]}
+    write_curve(result, tmp_path / "report")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "report").iterdir()}
+    assert sorted(before) == ["curve.json", "curve.md", "curve.png"]
+    broken = {**result, "points": [{"weight": 1, "per_entity": 4, "metrics": {"accuracy": 0.6, "macro_f1": 0.5}}]}
+    with pytest.raises(KeyError):  # its table lacks the negative class's F1: after curve.json and curve.png
+        write_curve(broken, tmp_path / "report")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "report").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary folder left

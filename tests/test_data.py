@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from app.text import TextSettings
-from model_build.data import GIVEN_AGAIN, DataError, load, load_replab, load_table, parse_related
+from model_build.data import GIVEN_AGAIN, load, load_replab, load_table, parse_related
 from model_build.errors import BuildError
 from model_build.splits import UNSEEN_ENTITIES, Holdout, SplitSpec, split_by_time
 from tests.conftest import FIXTURES
@@ -87,16 +87,16 @@ def test_invalid_utf8_is_read_with_replacement_and_counted(tmp_path):
 
 
 def test_missing_directory_and_wrong_columns(tmp_path):
-    with pytest.raises(DataError, match="directory not found"):
+    with pytest.raises(BuildError, match="directory not found"):
         load_replab(tmp_path)
     write_replab(tmp_path)
     (tmp_path / "training" / "goldstandard" / "goldstandard_polarity.dat").write_text('"entity"\t"id"\n')
-    with pytest.raises(DataError, match="expected columns"):
+    with pytest.raises(BuildError, match="expected columns"):
         load_replab(tmp_path)
     (tmp_path / "replab2013_entities.tsv").unlink()
-    with pytest.raises(DataError, match="file not found"):
+    with pytest.raises(BuildError, match="file not found"):
         load_replab(tmp_path)
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(BuildError, match="no such file"):
         load(tmp_path / "absent.csv")
 
 
@@ -105,14 +105,14 @@ def test_an_unclosed_quote_names_its_line(tmp_path):
     write_replab(tmp_path)
     texts = tmp_path / "training" / "texts" / "E2.tsv"
     texts.write_text(texts.read_text() + '"2"\t"b"\t"E2"\t"an unclosed quote' + "x" * 200_000 + "\n")
-    with pytest.raises(DataError, match=r"E2.tsv: field larger than field limit \(131072\) by line 3 "):
+    with pytest.raises(BuildError, match=r"E2.tsv: field larger than field limit \(131072\) by line 3 "):
         load_replab(tmp_path)
     table = tmp_path / "t.csv"
     table.write_text('text,label\nfine,positive\n"an unclosed quote' + "x" * 200_000 + ",neutral\n")
-    with pytest.raises(DataError, match=r"t.csv: field larger than field limit \(131072\) by line 3 "):
+    with pytest.raises(BuildError, match=r"t.csv: field larger than field limit \(131072\) by line 3 "):
         load_table(table)
     table.write_bytes(gzip.compress(b"text,label\nfine,positive\n"))  # a compressed file: not blamed on its header
-    with pytest.raises(DataError, match="t.csv: not a text file: it holds NUL bytes"):
+    with pytest.raises(BuildError, match="t.csv: not a text file: it holds NUL bytes"):
         load_table(table)
 
 
@@ -134,7 +134,7 @@ def test_csv_and_jsonl(tmp_path):
     assert report.lines()[1:] == ["dropped 2 rows: line is not a JSON object (record 2, record 3)",
                                   "dropped 1 rows: text is not a string (record 4)"]  # the blank line not counted
     (tmp_path / "w.csv").write_text("tweet,polarity\na,positive\n")
-    with pytest.raises(DataError, match="expected columns text,label"):
+    with pytest.raises(BuildError, match="expected columns text,label"):
         load_table(tmp_path / "w.csv")
 
 
@@ -169,17 +169,17 @@ def test_no_tweet_text_in_the_load_report_and_no_rows_merged_by_a_quote(tmp_path
     assert load_table(path)[1].dropped == {UNKNOWN_RELATED: 1}
     assert "courier" not in json.dumps(report.to_dict()) and "rude" not in json.dumps(report.to_dict())
     path.write_text("text,label\n" + "".join(f'"tweet {i}",positive\n' for i in range(5)).replace('"tweet 2"', '"tweet 2'))
-    with pytest.raises(DataError, match=r"t.csv: ',' expected after '\"' by line 5 \(an unclosed quote on it or before"):
+    with pytest.raises(BuildError, match=r"t.csv: ',' expected after '\"' by line 5 \(an unclosed quote on it or before"):
         load_table(path)
     path.write_text("Loved,positive\nmeh,neutral\n")  # no header row: its tweet is not named, one word as it is
-    with pytest.raises(DataError, match=r"found 2 others \(a name other than entity, label, related and text is not "
+    with pytest.raises(BuildError, match=r"found 2 others \(a name other than entity, label, related and text is not "
                                         r"shown: without a header row it is a tweet's\)$"):
         load_table(path)
     path.write_text("text,label,text\nfine,positive,other\n")
-    with pytest.raises(DataError, match=r"column text appears more than once in the header: give each column once$"):
+    with pytest.raises(BuildError, match=r"column text appears more than once in the header: give each column once$"):
         load_table(path)
     path.write_text("Text,label\nfine,positive\n")
-    with pytest.raises(DataError, match=r"found 'Text', label; column names are matched exactly, in lower case$"):
+    with pytest.raises(BuildError, match=r"found 'Text', label; column names are matched exactly, in lower case$"):
         load_table(path)
 
 
@@ -385,13 +385,26 @@ def test_stance_tweets_are_polarity_towards_their_target(tmp_path):
                    ("lunch time", "neutral", "Hillary Clinton", None, None),
                    ("love it", "positive", "my target", None, None)]  # an empty line is no tweet
     (tmp_path / "stance" / "mapping.txt").write_text("0\tnegative\n1\tneutral\n2\tpositive\n")
-    with pytest.raises(DataError, match=r"labels \['negative', 'neutral', 'positive'\] are not \['favor', 'none', "):
+    with pytest.raises(BuildError, match=r"labels \['negative', 'neutral', 'positive'\] are not \['favor', 'none', "):
         load_stance(tmp_path / "stance")
     write_stance(tmp_path / "flat", {})
-    with pytest.raises(DataError, match="no target folders"):
+    with pytest.raises(BuildError, match="no target folders"):
         load_stance(tmp_path / "flat")
     write_stance(tmp_path / "short", {"atheism": [("a", 0), ("b", 3)]})
-    with pytest.raises(DataError, match="2 tweets against 2 labels, or an unknown label"):
+    with pytest.raises(BuildError, match="2 tweets against 2 labels, or an unknown label"):
         load_stance(tmp_path / "short")
-    with pytest.raises(DataError, match="no mapping.txt"):
+    with pytest.raises(BuildError, match="no mapping.txt"):
         load_stance(tmp_path / "nowhere")
+
+
+def test_a_tweeteval_tweet_holding_a_line_separator_stays_one_tweet(tmp_path):
+    """A tweet a line, lines ending at a newline (\\r\\n too): U+2028, U+0085 or a form feed inside a tweet split
+    nothing."""
+    from model_build.data import load_sentiment
+
+    (tmp_path / "mapping.txt").write_text("0\tnegative\n1\tneutral\n2\tpositive\n", encoding="utf-8")
+    tweets = ["first line\u2028second line", "a\x85b", "page\x0cbreak", "plain"]
+    (tmp_path / "train_text.txt").write_text("\r\n".join(tweets) + "\r\n", encoding="utf-8", newline="")
+    (tmp_path / "train_labels.txt").write_text("2\r\n0\r\n1\r\n2\r\n", encoding="utf-8", newline="")
+    assert [(e.text, e.sentiment) for e in load_sentiment(tmp_path)] == list(
+        zip(tweets, ["positive", "negative", "neutral", "positive"]))

@@ -2,8 +2,10 @@
 
 import gzip
 import json
+import os
 import shlex
 import subprocess
+import time
 
 from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_manifest
 
@@ -128,6 +130,26 @@ def test_a_failed_run_leaves_no_partial_output(tmp_path):
     assert result.returncode == 2 and not out.exists() and not list(tmp_path.glob(".*partial"))
 
 
+def test_two_runs_writing_one_output_do_not_mix_their_lines(tmp_path):
+    """The first run waits on a pipe for its input while a second writes the same --out whole: the first then
+    finishes, and the file holds its lines alone."""
+    fifo, other = tmp_path / "slow.jsonl", tmp_path / "fast.jsonl"
+    os.mkfifo(fifo)
+    other.write_text("".join(json.dumps({"text": f"tweet {i}", "n": i}) + "\n" for i in range(50)), encoding="utf-8")
+    out = tmp_path / "labels.jsonl"
+    first = subprocess.Popen([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), str(fifo), "--out",
+                              str(out), "--no-progress"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".labels.jsonl*partial")) and time.monotonic() < deadline:  # it waits on the pipe
+        time.sleep(0.05)
+    second = run(str(other), "--out", str(out), "--no-progress")
+    assert second.returncode == 0, second.stderr
+    fifo.write_text(json.dumps({"text": "the slow one", "n": "slow"}) + "\n", encoding="utf-8")
+    assert first.wait(timeout=60) == 0, first.stderr.read()
+    assert [json.loads(x)["n"] for x in out.read_text().splitlines()] == ["slow"]
+    assert not list(tmp_path.glob(".*partial"))
+
+
 def test_an_output_folder_that_does_not_exist_is_named(tmp_path):
     (tmp_path / "day.csv").write_text("text\nhello\n", encoding="utf-8")
     out = tmp_path / "nowhere" / "labels.jsonl"
@@ -138,11 +160,12 @@ def test_an_output_folder_that_does_not_exist_is_named(tmp_path):
 
 def test_input_fields_named_like_an_output_are_kept_renamed(tmp_path):
     src = tmp_path / "gold.jsonl"
-    src.write_text(json.dumps({"text": "great phone", "entity": "Acme", "label": "gold-neutral", "related": "yes"}) + "\n",
-                   encoding="utf-8")
+    src.write_text(json.dumps({"text": "great phone", "entity": "Acme", "label": "gold-neutral", "related": "yes",
+                               "_error": "a field of the user's"}) + "\n", encoding="utf-8")
     result = run(str(src), "--no-progress")
     (line,) = [json.loads(x) for x in result.stdout.splitlines()]
     assert line["input_label"] == "gold-neutral" and line["input_related"] == "yes"
+    assert line["_error"] == "a field of the user's" and "error" not in line  # a field, not the reader's mark
     assert line["label"] in ("positive", "neutral", "negative")
 
 

@@ -34,7 +34,7 @@ def runs(tmp_path_factory):
 def _float_logits(run):
     """The run's float model on its validation tweets and its gap's: (tweets, polarity logits) each."""
     from model_build.checkpoint import Checkpoint
-    from model_build.train import encode_examples, predict
+    from model_build.scoring import encode_examples, predict
 
     checkpoint = Checkpoint.load(run)
     _, gap, val = checkpoint.data.parts()
@@ -44,7 +44,7 @@ def _float_logits(run):
 
 
 def _with_offset(tweets, logits, offset):
-    from model_build.train import validation_metrics
+    from model_build.scoring import validation_metrics
 
     return validation_metrics(tweets, logits + np.array([0, 0, offset], dtype=np.float32), None)
 

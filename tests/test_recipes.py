@@ -17,10 +17,11 @@ import torch
 
 from app.bundle import Bundle
 from app.classifier import Classifier
-from model_build.checkpoint import Checkpoint
+from model_build.checkpoint import SUMMARY_FILE, Checkpoint
 from model_build.data import LABELS
 from model_build.distill import TARGETS_FILE, Distillation, TeacherTargets
-from model_build.train import Targets, consistency_loss, encode_examples, predict, reputation_loss
+from model_build.scoring import encode_examples, predict
+from model_build.train import Targets, consistency_loss, reputation_loss
 from tests.conftest import FIXTURES, cli, refused
 from tests.test_curve import write_replab
 from tests.test_data import write_stance
@@ -160,9 +161,8 @@ def teachers(tmp_path_factory):
 def test_a_run_is_scored_once_on_its_time_gap_and_a_finished_one_without_it_gets_it(teachers, tmp_path):
     """The gap's tweets come between training and validation in each entity's time order; the summary's ``gap``
     figures are the checkpoint's own predictions on them."""
-    from model_build.checkpoint import SUMMARY_FILE
     from model_build.data import example_key
-    from model_build.train import validation_metrics
+    from model_build.scoring import validation_metrics
 
     tmp, common = teachers
     best = Checkpoint.load(tmp / "t1" / "best")
@@ -403,7 +403,7 @@ def test_a_soup_is_the_mean_of_its_runs_weights_validated_and_packaged_as_one_mo
     that packages like any other and says it is a soup; a soup of one run twice is that run."""
     from safetensors.numpy import load_file
 
-    from model_build.train import validation_metrics
+    from model_build.scoring import validation_metrics
 
     tmp, common = teachers
     cli(*common, "--seed", "3", "--out", str(tmp_path / "t3"))
@@ -430,6 +430,10 @@ def test_a_soup_is_the_mean_of_its_runs_weights_validated_and_packaged_as_one_mo
     made = (tmp_path / "soup" / "best" / "model.safetensors").stat().st_mtime_ns
     again = cli("soup", "--checkpoint", str(runs[0]), "--checkpoint", str(runs[1]), "--out", str(tmp_path / "soup"))
     assert "soup made earlier" in again and (tmp_path / "soup" / "best" / "model.safetensors").stat().st_mtime_ns == made
+    summary_file = soup.path / SUMMARY_FILE  # cut off after the soup was saved, before its gap was scored
+    summary_file.write_text(json.dumps({k: v for k, v in soup.summary.items() if k != "gap"}))
+    again = cli("soup", "--checkpoint", str(runs[0]), "--checkpoint", str(runs[1]), "--out", str(tmp_path / "soup"))
+    assert "gap tweets (" in again and Checkpoint.load(soup.path).summary["gap"] == soup.summary["gap"]
     cli("soup", "--checkpoint", str(runs[0]), "--checkpoint", str(runs[0]), "--out", str(tmp_path / "same"))
     same, alone = Checkpoint.load(tmp_path / "same" / "best").summary, Checkpoint.load(runs[0]).summary
     assert (same["validation"], same["gap"]) == (alone["validation"], alone["gap"])
@@ -474,7 +478,7 @@ def test_an_ensemble_is_scored_on_the_first_runs_held_out_tweets_with_its_member
     from scipy.special import softmax
 
     from model_build.offsets import in_short
-    from model_build.train import validation_metrics
+    from model_build.scoring import validation_metrics
 
     tmp, common = teachers
     t1, t2 = (tmp / name / "best" for name in ("t1", "t2"))
@@ -638,6 +642,7 @@ def test_a_teacher_or_init_checkpoint_that_saw_held_out_tweets_is_refused(teache
     (["--max-length", "600"], "give 8 to 512 tokens"),
     (["--max-length", "0"], "give 8 to 512 tokens"),
     (["--base", "/nonexistent/base"], "/nonexistent/base: not a readable base model"),
+    (["--base", "OTHER"], "training takes bert or mobilebert encoders, not distilbert"),  # not BERT's WordPiece
     pytest.param(["--device", "cuda"], "PyTorch sees no CUDA GPU",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here: cuda is not refused")),
 ])
@@ -645,7 +650,10 @@ def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, 
     tmp, common = teachers
     if "--init" in extra:  # --init takes the base and length from the checkpoint
         common = [a for i, a in enumerate(common) if a != "--base" and common[i - 1] != "--base"]
-    extra = [str(tmp / "t1" / "best") if a == "INIT" else a for a in extra]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"model_type": "distilbert"}')
+    named = {"INIT": str(tmp / "t1" / "best"), "OTHER": str(tmp_path / "other")}
+    extra = [named.get(a, a) for a in extra]
     assert message in refused(*common, *extra, "--out", str(tmp_path / "s"))
     assert not (tmp_path / "s").exists()
 

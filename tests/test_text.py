@@ -35,6 +35,15 @@ def test_pair_encoding_keeps_the_entity_and_truncates_the_tweet():
     assert e.tokens[:3] == ["[CLS]", "acme", "[SEP]"] and e.tokens[-1] == "[SEP]"
 
 
+def test_a_token_holding_a_line_separator_other_than_newline_keeps_every_id_in_place(tmp_path):
+    """A vocabulary is a token a line: U+2028, U+0085 or a form feed inside a token moves no later token's id."""
+    lines = (FIXTURES / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(lines[:5] + ["a\u2028b", "c\x85d", "e\x0cf"] + lines[5:]), encoding="utf-8")
+    (e,) = TweetEncoder(vocab, SETTINGS, pair=False).encode(["great acme"])
+    assert e.ids[1:-1] == [lines.index("great") + 3, lines.index("acme") + 3]
+
+
 def test_pad_masks_padding():
     enc = TweetEncoder(FIXTURES / "vocab.txt", SETTINGS, pair=False)
     encodings = enc.encode(["great", "acme recalls phones"])
@@ -70,7 +79,7 @@ def test_build_and_edge_sides_give_identical_ids(replab_sample):
     from app.classifier import Classifier
     from app.text import InputFormat
     from model_build.base import resolve_base
-    from model_build.train import encode_examples, text_encoder
+    from model_build.scoring import encode_examples, text_encoder
     from tests.conftest import DEFAULT_BUNDLE
 
     bundle = Bundle.load(DEFAULT_BUNDLE)

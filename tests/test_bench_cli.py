@@ -1,0 +1,35 @@
+"""`python -m bench`: a value it cannot run with, or a bundle that cannot serve, is one line and status 2, before any
+measuring."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, needs_replab, with_manifest
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["reliability", "--soak-seconds", "30"], "must be more than the soak's 60 s warm-up, got 30"),
+    (["bulk", "--repeats", "0"], "must be at least 1, got 0"),
+    (["bulk", "--tweets", "many"], "expected a whole number, got 'many'"),
+    (["quick", "--threads", "0"], "must be from 1 to 64, got 0"),
+])
+def test_a_value_the_benchmarks_cannot_run_with_is_refused_by_argparse(args, message):
+    result = bench(*args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@needs_replab
+def test_a_bundle_that_cannot_serve_is_one_line(tmp_path):
+    broken = with_manifest(ROOT / "bundles" / "default", tmp_path / "bundle", schema_version=0)
+    for bundle in (tmp_path / "absent", broken):
+        result = bench("smoke", "--bundle", str(bundle), "--out", str(tmp_path / "results"))
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()] and result.stderr.startswith(
+            f"bench: bundle {bundle}: "), result.stderr
+    assert not (tmp_path / "results").exists()
