@@ -87,8 +87,8 @@ class Classifier:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         verified = ", ".join(f"{name} {version}" for name, version in self.bundle.runtimes) or "none recorded"
         return AppError(
-                        f"bundle {self.bundle.path}: {self.runtime.name} {self.runtime.version} cannot run this model "
-                        f"({reason}); verified runtimes: {verified}"
+            f"bundle {self.bundle.path}: {self.runtime.name} {self.runtime.version} cannot run this model "
+            f"({reason}); verified runtimes: {verified}"
         )
 
     def invoke(self, inputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -183,9 +183,9 @@ def classify_into(classifier: Classifier, source: Path, out: Path, max_chars: in
     """:func:`classify_file` into the file ``out`` (:func:`check_output`), written whole or not at all: into a file
     of this process's own beside it, synced, then renamed into place (two runs writing the same ``out`` do not mix
     their lines)."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")  # one left by a killed run of this pid is written over
     try:
-        with tmp.open("x", encoding="utf-8") as stream:
+        with tmp.open("w", encoding="utf-8") as stream:
             counts = classify_file(classifier, source, stream, max_chars, progress)
             stream.flush()
             os.fsync(stream.fileno())

@@ -100,7 +100,8 @@ def run_plan(plan: Plan, args) -> dict:
         from .study import study_table, write_tweets
 
         variants = finished_dirs(VARIANTS_DIR, MANIFEST) if VARIANTS_DIR.is_dir() else []
-        bundles = {f"MiniLM-L6 fine-tuned/{p.name}": p for p in variants} or {"MiniLM-L6 fine-tuned/dynamic-int8": args.bundle}
+        bundles = {f"MiniLM-L6 fine-tuned/{p.name}": p for p in variants} or {
+            f"MiniLM-L6 fine-tuned/{Bundle.load(args.bundle).quantization}": args.bundle}
         if not variants:
             results["study_skipped"] = (f"the default model's other variants: none in {VARIANTS_DIR.relative_to(ROOT)}/ "
                                         "(make default-bundle writes them), so only the bundle itself is measured")

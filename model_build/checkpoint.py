@@ -253,6 +253,8 @@ class Checkpoint:
             checkpoint.validation_metrics()  # read when asked: a file there must read now
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: a list where a map goes
             raise BuildError(f"checkpoint {root}: unreadable ({type(exc).__name__}: {exc})") from None
+        except BuildError as exc:  # a pooling it does not know
+            raise BuildError(f"checkpoint {root}: {exc}") from None
         checkpoint.encoder()  # its vocabulary reads, and its weights' headers (a file cut off, or of garbage)
         with readable(f"checkpoint {root}"):
             check_weights(root)

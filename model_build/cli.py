@@ -223,6 +223,10 @@ def cmd_curve(args) -> int:
     except ValueError:
         raise BuildError(f"--sizes and --weights take comma-separated numbers, got {args.sizes!r} and {args.weights!r}") from None
     check_output(Path(args.out), "curve.json", "curve (curve.json)")  # before the runs, not after them
+    out, work = Path(args.out).resolve(), Path(args.work).resolve()
+    if work == out or out in work.parents:  # the report replaces --out whole: the runs would go with it
+        raise BuildError(f"--work {args.work} is inside --out {args.out}, which the report replaces whole: give a "
+                         "--work outside it")
     result = run_curve(Checkpoint.load(args.checkpoint), spec, Path(args.work), args.command_line, args.threads, args.data)
     print(write_curve(result, Path(args.out)))
     return 0

@@ -12,6 +12,7 @@ from .data import Example, example_key, with_polarity
 from .errors import BuildError
 from .fsutil import check_output
 from .scoring import predict_tweets, validation_metrics
+from .splits import Holdout
 from .train import mean_weights, score_gap
 
 # What may differ between a soup's runs: the seed, and where and on what each ran.
@@ -61,8 +62,10 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
         if [i["checkpoint"] for i in earlier.summary.get("soup", ())] != [str(Path(p)) for p in paths]:
             raise BuildError(f"{out / 'best'} exists and is not this soup: give a new --out (a soup never replaces "
                              "a run)")
-        print(f"soup made earlier in {out}: nothing to do" + ("" if "gap" in earlier.summary else " but score its gap"))
-        return earlier if "gap" in earlier.summary else score_gap(earlier.path, earlier.parts()[1])
+        holdout = earlier.data.holdout
+        scored = "gap" in earlier.summary or not holdout.gap_fraction or holdout.holdout is Holdout.ENTITIES  # or none
+        print(f"soup made earlier in {out}: nothing to do" + ("" if scored else " but score its gap"))
+        return earlier if scored else score_gap(earlier.path, earlier.parts()[1])
     check_output(out, "best", "soup (best/)")
     checkpoints = [Checkpoint.load(p) for p in paths]
     gap, val = _check_ingredients(checkpoints)

@@ -140,6 +140,10 @@ def test_damaged_weights_vocabularies_and_trainer_checkpoints_are_one_line(built
         line = refused("package", "--checkpoint", str(damaged), "--out", str(tmp_path / "b"))
         assert line.startswith(f"error: checkpoint {damaged}: unreadable ("), line
         (damaged / name).write_text(kept)
+    (damaged / "config.json").write_text(json.dumps({**json.loads(config), "reputation_pooling": "max"}))
+    line = refused("package", "--checkpoint", str(damaged), "--out", str(tmp_path / "b"))
+    assert line.startswith(f"error: checkpoint {damaged}: config.json: reputation_pooling 'max' is not one of"), line
+    (damaged / "config.json").write_text(config)
     (damaged / "vocab.txt").write_bytes(b"\xcd\xff garbage")
     assert f"checkpoint {damaged}'s vocabulary: cannot be read (UnicodeDecodeError" in refused(
         "package", "--checkpoint", str(damaged), "--out", str(tmp_path / "b"))

@@ -267,3 +267,12 @@ def test_a_curve_report_that_fails_while_written_leaves_the_earlier_one_whole(tm
         write_curve(broken, tmp_path / "report")
     assert {p.name: p.read_bytes() for p in (tmp_path / "report").iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary folder left
+
+
+def test_a_work_folder_inside_the_report_folder_is_refused_before_the_runs(unseen_run, tmp_path):
+    """The report replaces --out whole: runs kept under it would go with it (or keep it from being written)."""
+    common = ["curve", "--checkpoint", str(unseen_run / "run" / "best"), "--sizes", "0,4", "--pool", "8", "--out",
+              str(tmp_path / "report")]
+    for work in (tmp_path / "report", tmp_path / "report" / "runs"):
+        assert "is inside --out" in refused(*common, "--work", str(work))
+    assert not (tmp_path / "report").exists()

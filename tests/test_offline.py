@@ -310,3 +310,18 @@ def test_a_csv_separated_by_semicolons_is_refused_with_a_hint(tmp_path):
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].endswith(
         "found 1 other (a name other than entity and text is not shown: without a header row it is a tweet's); one column, "
         "that looks separated by ';', tabs or '|': a CSV here is comma-separated"), result.stderr
+
+
+def test_a_partial_file_left_by_a_killed_run_of_the_same_pid_is_written_over(tmp_path):
+    """A run killed before its clean-up leaves its partial file; a later run that gets the same pid (PID 1 in a
+    container, every time) writes over it."""
+    from app.bundle import Bundle
+    from app.classifier import Classifier
+    from app.offline import classify_into
+
+    (tmp_path / "day.csv").write_text("text\nhello\n", encoding="utf-8")
+    out = tmp_path / "labels.jsonl"
+    out.with_name(f".{out.name}.{os.getpid()}.partial").write_text("cut off", encoding="utf-8")
+    counts = classify_into(Classifier(Bundle.load(TINY_BUNDLE), threads=1), tmp_path / "day.csv", out, 100, False)
+    assert counts == {"classified": 1, "errors": 0} and json.loads(out.read_text())["line"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["day.csv", "labels.jsonl"]

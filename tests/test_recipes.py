@@ -449,6 +449,9 @@ def test_a_soup_of_runs_on_everything_has_no_figures_and_takes_their_place(teach
     soup = Checkpoint.load(tmp_path / "soup" / "best")
     assert "validation" not in soup.summary and "gap" not in soup.summary
     assert [i["validation"] for i in soup.summary["soup"]] == [{"accuracy": None, "macro_f1": None}] * 2
+    again = cli("soup", "--checkpoint", str(tmp_path / "1" / "best"), "--checkpoint", str(tmp_path / "3" / "best"),
+                "--out", str(tmp_path / "soup"))
+    assert "nothing to do" in again and "score its gap" not in again  # no gap: the data is not read again
 
 
 def test_a_soup_of_different_recipes_or_of_one_run_or_over_a_run_is_refused(teachers, tmp_path):
