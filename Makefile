@@ -115,8 +115,8 @@ default-bundle: brand-base
 # seeds, and --rdrop 8, one; and the four with TweetEval's stance tweets on the sentiment head, --stance
 # --stance-head sentiment, three seeds, and on the polarity head, --stance, three; and TweetEval's ironic tweets as
 # negative sentiment, three; and ensembles of the four's seeds, and of those fifteen runs; on 2026-12-07, the four
-# with the tweets' @handles as written, --keep-mentions). Each run's line
-# also scores it on the gap's tweets when it ends, or, for a run that finished before that, when rerun.
+# with the tweets' @handles as written, --keep-mentions, and in batches of 16, --batch-size 16, three seeds). Each
+# run's line also scores it on the gap's tweets when it ends, or, for a run that finished before that, when rerun.
 # About 17 minutes each on 2 cores left to them (16 to 20 with the sentiment task; 28 to 41 when the cores were
 # shared; the pretrainings 17 to 45: 1,000, 1,200 and 2,920 steps; --probe-first 3 more for its probe; --rdrop, two
 # passes a step, 30 to 33, 41 with other work on the cores; --stance 16 to 18 and 2 to 3 for the probe); rerun to
@@ -190,6 +190,8 @@ recipes: $(DEV_VENV)/.installed $(EMOTION_SENTIMENT)/mapping.txt $(IRONY_SENTIME
 	for seed in 13 14 15; do $(BUILD) train $(TIMEGAP) --seed $$seed $(subst $(EMOTION_SENTIMENT),$(IRONY_SENTIMENT),$(STACK)) \
 	    --out runs/mt-time2-stack-irony-s$$seed || exit 1; done
 	$(BUILD) train $(TIMEGAP) --seed 13 $(STACK) --keep-mentions --out runs/mt-time2-stack-km-s13
+	for seed in 13 14 15; do $(BUILD) train $(TIMEGAP) --seed $$seed $(STACK) --batch-size 16 \
+	    --out runs/mt-time2-stack-b16-s$$seed || exit 1; done
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
 	    --out runs/soup-time2-stack-s13-14
 	$(BUILD) soup --checkpoint runs/mt-time2-stack-s13/best --checkpoint runs/mt-time2-stack-s14/best \
