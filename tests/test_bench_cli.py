@@ -4,13 +4,24 @@ measuring."""
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from tests.conftest import ROOT, needs_replab, with_manifest
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    """``python -m bench ARGS``; where it were to run a benchmark instead of refusing, it and every process it started
+    (the servers run in sessions of their own) are killed at the timeout."""
+    with subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        try:
+            out, err = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            for child in [*psutil.Process(process.pid).children(recursive=True), process]:
+                child.kill()
+            raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 @pytest.mark.parametrize("args, message", [
