@@ -191,11 +191,14 @@ class TweetEncoder:
         return {"input_ids": batch[0], "attention_mask": batch[1], "token_type_ids": batch[2]}
 
 
-def _read_vocab(path: Path) -> dict[str, int]:
-    """A token a line, as transformers' BertTokenizer reads a vocabulary: lines end at a newline (or a carriage return)
-    only, not at U+2028, U+0085 or a form feed inside a token, where ``str.splitlines`` would split too."""
-    with path.open(encoding="utf-8") as fh:  # universal newlines: "\r\n" and "\r" read as "\n"
+def text_lines(path: Path, errors: str = "strict") -> list[str]:
+    """A UTF-8 file's lines (``errors`` as ``open`` takes it), split where a line ends (a newline or a carriage
+    return), as transformers' BertTokenizer reads a vocabulary: not at U+2028, U+0085 or a form feed inside a token or
+    a tweet, where ``str.splitlines`` would split too."""
+    with path.open(encoding="utf-8", errors=errors) as fh:  # universal newlines: "\r\n" and "\r" read as "\n"
         lines = fh.read().split("\n")
-    if lines[-1] == "":  # after the last line's newline
-        lines.pop()
-    return {token: i for i, token in enumerate(lines)}
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def _read_vocab(path: Path) -> dict[str, int]:
+    return {token: i for i, token in enumerate(text_lines(path))}

@@ -22,7 +22,7 @@ from app.offline import (
     describe_header,
     repeated_columns,
 )
-from app.text import visible
+from app.text import text_lines, visible
 
 from .errors import BuildError
 
@@ -325,18 +325,10 @@ def load_table(path: str | Path, unrelated: bool = False) -> tuple[list[Example]
     return examples, report
 
 
-def text_lines(path: Path) -> list[str]:
-    """A text file's lines (UTF-8, undecodable bytes replaced), split where a line ends (newline, carriage return),
-    not at U+2028, U+0085 or a form feed inside a tweet, where ``str.splitlines`` would split too."""
-    with path.open(encoding="utf-8", errors="replace") as fh:  # universal newlines: "\r\n" and "\r" read as "\n"
-        lines = fh.read().split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
-
-
 def _tweeteval_mapping(folder: Path, allowed: Sequence[str]) -> dict[str, str]:
     """A TweetEval folder's ``mapping.txt`` (``id<TAB>name`` lines) as {id: name}, its names among ``allowed``."""
     try:
-        names = dict(line.split("\t") for line in text_lines(folder / "mapping.txt") if line.strip())
+        names = dict(line.split("\t") for line in text_lines(folder / "mapping.txt", "replace") if line.strip())
     except ValueError:
         raise BuildError(f"{folder / 'mapping.txt'}: expected lines 'id<TAB>name'") from None
     except OSError:
@@ -350,9 +342,9 @@ def _tweeteval_tweets(folder: Path, names: dict[str, str]) -> list[tuple[str, st
     """(tweet, label name) of every ``{split}_text.txt`` in ``folder`` with its ``{split}_labels.txt``."""
     rows = []
     for text_file in sorted(folder.glob("*_text.txt")):
-        texts = text_lines(text_file)
+        texts = text_lines(text_file, "replace")
         labels_file = text_file.with_name(text_file.name.replace("_text.txt", "_labels.txt"))
-        labels = text_lines(labels_file) if labels_file.is_file() else []
+        labels = text_lines(labels_file, "replace") if labels_file.is_file() else []
         if len(texts) != len(labels) or not set(labels) <= set(names):
             raise BuildError(f"{text_file}: {len(texts)} tweets against {len(labels)} labels, or an unknown label")
         rows += [(t, names[y]) for t, y in zip(texts, labels) if t.strip()]

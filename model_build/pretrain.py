@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Sequence
 
 from app.jsonl import READ_AS_JSONL
-from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings
+from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings, text_lines
 
 from .base import base_architecture, resolve_base
 from .checkpoint import DataSpec
-from .data import Example, example_key, text_lines
+from .data import Example, example_key
 from .errors import BuildError, readable
 from .fsutil import atomic_dir, write_json
 from .runs import RunKind, as_json, claim_run, finish_run, last_checkpoint, run_settings
@@ -64,7 +64,7 @@ def file_texts(path: str | Path) -> list[str]:
     files = sorted(path.rglob(TEXT_FILE_GLOB)) if path.is_dir() else [path]
     if not files or not all(f.is_file() for f in files):
         raise BuildError(f"{path}: no text file (a file with one tweet per line, or a folder of {TEXT_FILE_GLOB})")
-    return [line.strip() for f in files for line in text_lines(f) if line.strip()]
+    return [line.strip() for f in files for line in text_lines(f, "replace") if line.strip()]
 
 
 def replab_examples(data: DataSpec) -> list[Example]:
