@@ -232,6 +232,8 @@ $(DEV_VENV)/.bench-installed: $(DEV_VENV)/.installed requirements-bench.txt
 EARLIER = build/bundle-1.0.0
 EARLIER_REV = 044ae08fde14111a1d017e47fe0b06641a73a136
 $(EARLIER)/manifest.json:
+	@git cat-file -e $(EARLIER_REV)^{commit} 2>/dev/null || { echo "make: bundle 1.0.0 comes from commit" \
+	    "$(EARLIER_REV), which this clone lacks (a shallow clone?): git fetch --unshallow" >&2; exit 2; }
 	rm -rf $(EARLIER).tmp && mkdir -p $(EARLIER).tmp
 	for f in manifest.json model.tflite vocab.txt; do git show $(EARLIER_REV):bundles/default/$$f > $(EARLIER).tmp/$$f || exit 1; done
 	rm -rf $(EARLIER) && mv $(EARLIER).tmp $(EARLIER)
@@ -276,5 +278,8 @@ systemd-check: $(EDGE_VENV)/.installed
 image-check:
 	bash deploy/image-check.sh
 
+# .arm64 holds root's files, and bind mounts of /dev and /sys where arm64-check was killed: never crossed.
 clean:
-	rm -rf $(EDGE_VENV) $(DEV_VENV) .pytest_cache .arm64
+	@! findmnt -rno TARGET | grep -q "^$(CURDIR)/.arm64/" || { echo "make: file systems are mounted under .arm64" \
+	    "(arm64-check killed?): umount -R them first" >&2; exit 2; }
+	rm -rf --one-file-system $(EDGE_VENV) $(DEV_VENV) $(BULK_VENV) .pytest_cache .hypothesis .arm64

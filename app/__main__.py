@@ -1,5 +1,5 @@
-"""``python -m app``: ``serve`` (Flask's server, for a quick try; the default), ``classify FILE`` offline, or
-``verify BUNDLE`` (load and warm it up: what gunicorn runs before it serves a bundle)."""
+"""``python -m app``: ``classify FILE`` offline, or ``verify BUNDLE`` (load and warm it up: what gunicorn runs
+before it serves a bundle). The service itself is gunicorn's (``make serve``)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from pathlib import Path
 
 from .bundle import Bundle
 from .classifier import Classifier
-from .config import Config, ServerConfig
+from .config import Config
 from .errors import AppError, os_error_line
-from .offline import check_output, classify_file, classify_into
+from .offline import check_input, check_output, classify_file, classify_into
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
-    sub.add_parser("serve", help="serve HTTP on HOST:PORT with Flask's development server (default)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{classify,verify}")
     p = sub.add_parser("classify", help="classify a CSV (text[,entity] columns) or JSONL file; JSONL out")
     p.add_argument("file", type=Path)
     p.add_argument("--out", type=Path, help="output file, written whole or not at all (default: standard output)")
@@ -30,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def classify(config: Config, file: Path, out: Path | None, bundle: Path | None, progress: bool) -> None:
+    check_input(file)
     if out:
         check_output(out)
     classifier = Classifier(Bundle.load(bundle or config.bundle), threads=config.threads, bucket=config.length_bucket,
@@ -53,16 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "verify":
             verify(args.bundle)
-        elif args.command == "classify":
+        else:
             config = Config.offline_from_env()
             logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
             classify(config, args.file, args.out, args.bundle, not args.no_progress)
-        else:
-            config, server = Config.from_env(), ServerConfig.from_env()
-            logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
-            from .server import create_app
-
-            create_app(config).run(host=server.host, port=server.port, threaded=True)
         return 0
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)

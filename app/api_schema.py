@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -17,7 +17,7 @@ from .feedback import Correction
 from .text import visible, visible_class
 from .validation import ApiError, ClassifyRequest, ErrorCode
 
-TEMPLATE = Path(__file__).with_name("openapi.json")
+TEMPLATE = resources.files(__package__).joinpath("openapi.json")  # read from a zip too (bulk's executors)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,7 +21,8 @@ SCHEMA_VERSION = 1
 DEFAULT_RELATED_THRESHOLD = 0.5  # a manifest's related_threshold where it states none
 MANIFEST = "manifest.json"
 # The manifest's structure and allowed values (schema_version 1); checks across fields are in _validate.
-MANIFEST_SCHEMA = Draft202012Validator(json.loads(Path(__file__).with_name("manifest.schema.json").read_text()))
+MANIFEST_SCHEMA = Draft202012Validator(json.loads(  # read from a zip too (bulk's executors)
+    resources.files(__package__).joinpath("manifest.schema.json").read_text(encoding="utf-8")))
 
 
 def sha256_file(path: Path) -> str:

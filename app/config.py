@@ -11,6 +11,7 @@ from .errors import AppError
 from .feedback import check_file
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode: its files' directory
+RESOLVED_ENV = "REPUTATION_RESOLVED_BUNDLE"  # the bundle the gunicorn master verified, for its workers to load
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "default"
 

@@ -171,6 +171,14 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
     return counts
 
 
+def check_input(source: Path) -> None:
+    """Refuse an input that is not there or is a folder (checked before a model is loaded; a pipe is not opened)."""
+    if not source.exists():
+        raise AppError(f"{source}: No such file or directory")
+    if source.is_dir():
+        raise AppError(f"{source} is a folder: give a CSV or JSONL file")
+
+
 def check_output(out: Path) -> None:
     """Refuse an output path that cannot be written (checked before a model is loaded)."""
     if not out.parent.is_dir():

@@ -59,7 +59,8 @@ def service_vs_raw(bundle_path: Path, tweets: Sequence[Example], chunk: int, chu
 
         result = alternate({"service": served, "raw interpreter": raw, "classifier in process": in_process,
                             "service, 16 tweets per request": served_batches}, chunked(len(tweets), chunk, chunks))
-        result |= {"worker_rss_mb": service.worker_rss_mb(), "ready_seconds": service.ready_seconds}
+        result |= {"worker_rss_mb": service.worker_rss_mb(), "service_pss_mb": service.pss_mb(),
+                   "ready_seconds": service.ready_seconds}
     return result | {"threads": threads, "service_vs_raw": result["first_over"]["raw interpreter"]}
 
 

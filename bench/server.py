@@ -35,6 +35,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Requests to the service on this machine never go through an HTTP proxy the environment names (http_proxy).
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def wait_ready(url: str, timeout: float, process: subprocess.Popen | None = None, workers: int = 0,
                interval: float = 0.05) -> float:
     """Poll ``url/readyz`` until it answers 200 (and ``process`` has ``workers`` children); the seconds it took.
@@ -45,7 +49,7 @@ def wait_ready(url: str, timeout: float, process: subprocess.Popen | None = None
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with status {process.returncode} during start")
         try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=max(2.0, interval)) as r:
+            with DIRECT.open(f"{url}/readyz", timeout=max(2.0, interval)) as r:
                 if r.status == 200 and (not workers or len(_children(process)) >= workers):
                     return round(time.perf_counter() - started, 2)
         except OSError:
@@ -85,6 +89,14 @@ class Service:
 
     def worker_rss_mb(self) -> list[float]:
         return [round(w.memory_info().rss / 2**20, 1) for w in self.workers()]
+
+    def pss_mb(self) -> float:
+        """The whole service's memory: the proportional set sizes of its master and workers (a page they share is
+        counted once, split between them)."""
+        import psutil
+
+        master = psutil.Process(self.process.pid)
+        return round(sum(p.memory_full_info().pss for p in [master, *master.children()]) / 2**20, 1)
 
     def master_rss_mb(self) -> float:
         import psutil

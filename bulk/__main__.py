@@ -15,7 +15,8 @@ from bulk.job import BulkError, Options, run
 
 # The master URLs Spark 4 takes (its "Master URLs" documentation).
 _N = r"[1-9]\d*"
-_HOST_PORT = r"[^\s:/,]+:\d{1,5}"
+_PORT = r"(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"  # 1 to 65535
+_HOST_PORT = rf"(\[[0-9A-Fa-f:.]+\]|[^\s:/,\[\]]+):{_PORT}"  # a name, an IPv4 address or an IPv6 one in brackets
 _MASTER = re.compile(rf"local(\[(\*|{_N})(,{_N})?\])?|local-cluster\[{_N},{_N},{_N}\]|yarn"
                      rf"|spark://{_HOST_PORT}(,{_HOST_PORT})*|k8s://\S+")
 

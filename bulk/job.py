@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 import threading
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import app
 from app.bundle import Bundle
 from app.classifier import Classifier
 from app.config import Config
-from app.errors import AppError
+from app.errors import AppError, os_error_line
 from app.offline import describe_columns, describe_header, repeated_columns
 
 from . import worker
@@ -77,8 +78,8 @@ def verify(path: Path) -> Bundle:
 
 
 def check_master(master: str) -> None:
-    """Refuse a ``spark://`` master none of whose addresses takes a connection (Spark retries for about a minute and
-    prints Java's traces before giving up)."""
+    """Refuse a ``spark://`` master (HOST:PORT, as the command line checks it) none of whose addresses takes a
+    connection (Spark retries for about a minute and prints Java's traces before giving up)."""
     if not master.startswith("spark://"):
         return
     reasons = []
@@ -87,8 +88,8 @@ def check_master(master: str) -> None:
         try:
             socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
             return
-        except ValueError:
-            reasons.append(f"{address}: the port is not a number")
+        except (ValueError, OverflowError):  # given in code, not through the command line's check
+            reasons.append(f"{address}: the port is not one from 1 to 65535")
         except OSError as exc:
             reasons.append(f"{address}: {exc.strerror or exc}")
     raise BulkError(f"Spark master {master}: no connection ({'; '.join(reasons)}): is it started, and is this its address?")
@@ -149,33 +150,29 @@ def _staging() -> Path:
     return path
 
 
-def _pack(archive: Path, files: list[Path], root: Path) -> None:
-    with tarfile.open(archive, "w") as tar:
-        for path in files:
-            tar.add(path, arcname=path.relative_to(root).as_posix())
-
-
 def ship(spark, bundle: Bundle) -> str:
-    """Give the executors the bundle and the code of ``app`` and ``bulk`` (its modules and the data files they
-    read), each a tar archive named by content that Spark unpacks under SparkFiles, added once per session; the
-    bundle archive's name."""
+    """Give the executors the bundle, a tar archive that Spark unpacks under SparkFiles, and the code of ``app`` and
+    ``bulk`` (their modules and the data files they read as resources), a zip that Spark puts on the Python workers'
+    path; each named by content and added once per session. The bundle archive's name."""
     files = [bundle.path / name for name in ("manifest.json", *sorted(bundle.manifest()["files"]))]
     sources = sorted(p for package in PACKAGES for p in package.rglob("*")
-                     if p.is_file() and "__pycache__" not in p.parts)
-    archive = _staging() / f"bundle-{_digest(files)}.tar"
-    code = _staging() / f"bulk-code-{_digest(sources)}.tar"
+                     if p.is_file() and "__pycache__" not in p.parts and p.parent.name != "static")
     context = spark.sparkContext
-    shipped = {Path(uri).name for uri in context.listArchives}
-    if archive.name not in shipped:
-        _pack(archive, files, bundle.path)
-        context.addArchive(str(archive))
-    if code.name not in shipped:
-        _pack(code, sources, PACKAGES[0].parent)
-        context.addArchive(str(code))
-        # Each Python worker puts SparkFiles/<include> on its sys.path before it unpickles a function: the list
-        # addPyFile fills, here given the directory the code archive unpacks to (a zip could not hold the data
-        # files app reads by path).
-        context._python_includes.append(code.name)
+    try:
+        archive = _staging() / f"bundle-{_digest(files)}.tar"
+        code = _staging() / f"bulk-code-{_digest(sources)}.zip"
+        if archive.name not in {Path(uri).name for uri in context.listArchives}:
+            with tarfile.open(archive, "w") as tar:
+                for path in files:
+                    tar.add(path, arcname=path.relative_to(bundle.path).as_posix())
+            context.addArchive(str(archive))
+        if code.name not in {Path(uri).name for uri in context.listFiles}:
+            with zipfile.ZipFile(code, "w") as zip_file:
+                for path in sources:
+                    zip_file.write(path, path.relative_to(PACKAGES[0].parent).as_posix())
+            context.addPyFile(str(code))
+    except OSError as exc:  # a full or read-only temporary folder
+        raise BulkError(f"cannot stage the bundle and code for Spark: {os_error_line(exc)}") from None
     return archive.name
 
 
@@ -250,13 +247,22 @@ def check_paths(spark, opts: Options, bundle: Path) -> None:
     for folder, what in [(model, "the bundle's folder")] + [(s.getPath().toString(), "the input") for s in found]:
         if _within(folder, target) or _within(target, folder):
             raise BulkError(f"{opts.output} is {what}, inside it or around it: give another OUTPUT")
-    if fs.exists(final):
-        if not opts.overwrite:
-            raise BulkError(f"{opts.output} exists (pass --overwrite to replace it)")
-        marker = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(final, "_SUCCESS")
-        if not fs.exists(marker):
-            raise BulkError(f"{opts.output} is not an earlier job's output (no _SUCCESS in it), which is all that "
-                            "--overwrite replaces")
+    _check_replaceable(spark, fs, final, opts)
+
+
+def _check_replaceable(spark, fs, final, opts: Options, meanwhile: bool = False) -> None:
+    """OUTPUT does not exist, or with ``overwrite`` is an earlier job's output; ``meanwhile``: checked again as the job
+    ends (another job's output may have appeared there, which is left as it is)."""
+    if not fs.exists(final):
+        return
+    if not opts.overwrite:
+        why = "exists (pass --overwrite to replace it)"
+    elif not fs.exists(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(final, "_SUCCESS")):
+        why = "is not an earlier job's output (no _SUCCESS in it), which is all that --overwrite replaces"
+    else:
+        return
+    raise BulkError(f"{opts.output} appeared while this job ran and {why}: it is left as it is, and this job's output "
+                    "is not kept" if meanwhile else f"{opts.output} {why}")
 
 
 def _within(path: str, folder: str) -> bool:
@@ -276,8 +282,12 @@ def write(spark, frame, opts: Options) -> dict[str | None, int]:
     try:
         opts.output_format.write(frame, partial_path.toString())
         rows = opts.output_format.read_column(spark, partial_path.toString(), ERROR).groupBy(ERROR).count().collect()
+        _check_replaceable(spark, fs, final, opts, meanwhile=True)  # checked at the start: another job may have written it
         if fs.exists(final) and not fs.rename(final, replaced):
             raise BulkError(f"could not move the old {opts.output} aside")
+        if fs.exists(final):  # a rename onto a folder would move this output into it
+            raise BulkError(f"{opts.output} appeared while this job ran: it is left as it is, and this job's output is "
+                            "not kept")
         if not fs.rename(partial_path, final):
             if fs.exists(replaced):
                 fs.rename(replaced, final)  # the old output back in place

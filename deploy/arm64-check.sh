@@ -32,31 +32,22 @@ trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || { say "needs root (debootstrap, chroot, mounts)"; exit 2; }
 [ -x "$HOST_PYTHON" ] || { say "no host edge Python at $HOST_PYTHON (run make test once, or set EDGE_PYTHON)"; exit 2; }
-if ! command -v debootstrap >/dev/null; then
-    say "installing debootstrap with apt-get"
-    apt-get install -y -q debootstrap >/dev/null
-fi
+install_missing debootstrap:debootstrap curl:curl xz:xz-utils dpkg-deb:dpkg
 # A static QEMU 10 in .arm64/qemu/ and the binfmt handler for aarch64 (deploy/qemu-binfmt.sh says why).
 # shellcheck source=deploy/qemu-binfmt.sh
 . "$ROOT/deploy/qemu-binfmt.sh" "$CACHE/qemu"
 step "host ready: $("$QEMU" --version | head -1), binfmt qemu-aarch64 $(head -1 /proc/sys/fs/binfmt_misc/qemu-aarch64)"
 
-if [ -f "$ROOTFS/.complete" ]; then
-    step "root file system: cached $ROOTFS"
-else
-    rm -rf "$ROOTFS.partial"
-    mkdir -p "$CACHE"
-    debootstrap --arch=arm64 --variant=minbase "$SUITE" "$ROOTFS.partial" "$MIRROR" > "$CACHE/debootstrap-$SUITE.log"
-    touch "$ROOTFS.partial/.complete"
-    mv "$ROOTFS.partial" "$ROOTFS"
-    step "root file system: debootstrap arm64 $SUITE into $ROOTFS"
-fi
+root_file_system "$ROOTFS" "$CACHE/debootstrap-$SUITE.log" --arch=arm64 --variant=minbase "$SUITE"
 say "emulated machine: $(chroot "$ROOTFS" uname -m), $(chroot "$ROOTFS" sh -c '. /etc/os-release; echo "$PRETTY_NAME"')"
 
+# /sys and /dev bound recursively, as slaves: unmounting the copies must not unmount the host's own (its mounts
+# are shared under systemd).
 for m in proc sys dev; do
     mkdir -p "$ROOTFS/$m"
     case $m in proc) mount -t proc proc "$ROOTFS/proc" ;; *) mount --rbind "/$m" "$ROOTFS/$m" ;; esac
     MOUNTS+=("$ROOTFS/$m")
+    [ "$m" = proc ] || mount --make-rslave "$ROOTFS/$m"
 done
 mkdir -p "$CACHE/pip-cache-$SUITE" "$ROOTFS/root/.cache/pip"
 mount --bind "$CACHE/pip-cache-$SUITE" "$ROOTFS/root/.cache/pip"
@@ -94,7 +85,7 @@ WORKDIR=$(sed -n 's/^WorkingDirectory=//p' "$UNIT")
 EXEC=$(sed -n 's/^ExecStart=//p' "$UNIT")
 RUNTIME_DIR=/run/$(sed -n 's/^RuntimeDirectory=//p' "$UNIT")
 CREDENTIALS=/run/credentials/reputation.service
-TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+TOKEN=$(new_token)
 rm -rf "$ROOTFS$RUNTIME_DIR" "$ROOTFS$CREDENTIALS"
 install -d -m 0700 -o 65534 -g 65534 "$ROOTFS$RUNTIME_DIR"
 install -d -m 0500 -o 65534 -g 65534 "$ROOTFS$CREDENTIALS"

@@ -19,9 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.bundle import Bundle  # noqa: E402
 from app.classifier import Classifier  # noqa: E402
-from bench.server import metric_value, wait_ready  # noqa: E402
+from bench.server import DIRECT, metric_value, wait_ready  # noqa: E402
 
 # Written for this check (not RepLab tweets): clear and mixed reputation signals.
+READY_TIMEOUT = 900  # seconds: a worker under QEMU takes minutes to load the bundle, one stuck after fork more
 TWEETS = [
     {"text": "Absolutely love my new car, best purchase I have made in years!", "entity": "BMW"},
     {"text": "Terrible service at the branch today, waited two hours and nobody helped", "entity": "Santander"},
@@ -31,11 +32,12 @@ TWEETS = [
 
 
 def call(url: str, token: str | None, body: dict | None = None, timeout: float = 600) -> tuple[int, bytes]:
+    """A request with the bearer token (none where None); its status and body."""
     request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json",
                                               **({"Authorization": f"Bearer {token}"} if token else {})})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with DIRECT.open(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -44,15 +46,14 @@ def call(url: str, token: str | None, body: dict | None = None, timeout: float =
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", required=True)
-    p.add_argument("--token")
+    p.add_argument("--token", required=True)
     p.add_argument("--bundle", default="bundles/default")
-    p.add_argument("--ready-timeout", type=float, default=900)
     p.add_argument("--workers", type=int, default=2, help="the service's WORKERS: each must classify a tweet")
     args = p.parse_args()
     failures = []
 
     try:
-        waited = wait_ready(args.url, args.ready_timeout, interval=2)
+        waited = wait_ready(args.url, READY_TIMEOUT, interval=2)
     except RuntimeError as exc:
         raise SystemExit(f"smoke: {exc}") from None
     print(f"smoke: /readyz 200 after {waited:.0f} s of waiting")
@@ -71,15 +72,15 @@ def main() -> int:
     if status != 200 or batch != reference:
         failures.append(f"batch: {status} {body[:200]!r}")
 
-    status, _ = call(f"{args.url}/classify", None if args.token else "x", TWEETS[0])
+    status, _ = call(f"{args.url}/classify", None, TWEETS[0])
     print(f"smoke: without the token -> {status}")
-    if args.token and status != 401:
+    if status != 401:
         failures.append(f"no token: {status}, expected 401")
 
     # One tweet a connection until every worker has classified some, by the service's own count: a worker stuck
     # after fork takes none, and is replaced by gunicorn after about 2 x TIMEOUT (gunicorn_conf.py).
     started, sent, serving = time.monotonic(), 0, set()
-    while len(serving) < args.workers and time.monotonic() - started < args.ready_timeout:
+    while len(serving) < args.workers and time.monotonic() - started < READY_TIMEOUT:
         call(f"{args.url}/classify", args.token, TWEETS[sent % len(TWEETS)])
         sent += 1
         status, body = call(f"{args.url}/v1/stats", args.token)
@@ -87,7 +88,7 @@ def main() -> int:
     print(f"smoke: {len(serving)} of {args.workers} workers classified tweets, after {sent} more requests and "
           f"{time.monotonic() - started:.0f} s")
     if len(serving) < args.workers:
-        failures.append(f"workers: {len(serving)} of {args.workers} classified tweets within {args.ready_timeout:g} s")
+        failures.append(f"workers: {len(serving)} of {args.workers} classified tweets within {READY_TIMEOUT} s")
 
     status, body = call(f"{args.url}/metrics", args.token)
     text = body.decode()

@@ -35,27 +35,13 @@ cleanup() {
     local rc=$?
     set +e
     for c in "$NAME" "$NAME-notoken"; do podman rm -f -i -t 5 "$c" >/dev/null 2>&1; done
-    if [ -n "$RUN" ]; then
-        mkdir -p "$CACHE/last-run"
-        cp "$RUN"/*.log "$CACHE/last-run/" 2>/dev/null
-        rm -rf "$RUN"
-        [ "$rc" = 0 ] || say "logs of this run: $CACHE/last-run/"
-    fi
+    keep_logs "$rc"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-missing=()
-for tool in podman:podman runc:runc debootstrap:debootstrap curl:curl xz:xz-utils; do
-    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
-    say "installing ${missing[*]} with apt-get"
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
-fi
+install_missing podman:podman runc:runc debootstrap:debootstrap curl:curl xz:xz-utils dpkg-deb:dpkg
 mkdir -p "$CACHE"
 RUN=$(mktemp -d "$CACHE/run.XXXXXX")
 
@@ -93,16 +79,9 @@ if podman image exists "$BASE" && [ "$(podman image inspect --format '{{.Archite
     step "base image: cached $BASE (arm64)"
 else
     base=$CACHE/base-bookworm-arm64
-    if [ ! -f "$base/.complete" ]; then
-        [ -n "$MIRROR" ] || die "no Debian mirror in /etc/apt: set DEBIAN_MIRROR"
-        rm -rf "$base.partial"
-        debootstrap --arch=arm64 --variant=minbase bookworm "$base.partial" "$MIRROR" > "$RUN/debootstrap.log" 2>&1 \
-            || { tail -20 "$RUN/debootstrap.log"; die "debootstrap"; }
-        rm -rf "$base.partial"/var/cache/apt/archives/*.deb "$base.partial"/var/lib/apt/lists/*
-        touch "$base.partial/.complete"
-        mv "$base.partial" "$base"
-    fi
-    tar -C "$base" --numeric-owner --exclude=./.complete -cf - . \
+    root_file_system "$base" "$RUN/debootstrap.log" --arch=arm64 --variant=minbase bookworm
+    tar -C "$base" --numeric-owner --exclude=./.complete --exclude='./var/cache/apt/archives/*.deb' \
+        --exclude='./var/lib/apt/lists/*' -cf - . \
         | podman import --arch arm64 --os linux --change 'CMD ["bash"]' - "$BASE" >/dev/null
     step "base image: debootstrap --arch=arm64 --variant=minbase bookworm imported as $BASE"
 fi
@@ -127,8 +106,8 @@ failures=()
 # and the check runs the HEALTHCHECK command itself (podman healthcheck run). Podman still complains
 # that it cannot reach systemd: those lines go to podman.log.
 for c in "$NAME" "$NAME-notoken"; do podman rm -f -i "$c" >/dev/null 2>&1; done
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+PORT=$(free_port)
+TOKEN=$(new_token)
 printf '%s\n' "$TOKEN" > "$RUN/auth_token"
 chgrp 10001 "$RUN/auth_token" && chmod 0440 "$RUN/auth_token"
 # The default network (netavark) with a port published on loopback; the host's network where it fails here.

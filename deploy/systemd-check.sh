@@ -61,29 +61,15 @@ cleanup() {
         [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
     done
     if [ -n "$RUN" ] && [ -d "$RUN" ]; then
-        mkdir -p "$CACHE/last-run"
-        cp "$RUN"/*.log "$RUN"/*.txt "$CACHE/last-run/" 2>/dev/null
-        rm -rf "$RUN"
+        keep_logs "$rc"
         say "container stopped and its files removed in $((SECONDS - STEP_START)) s"
-        [ "$rc" = 0 ] || say "logs of this run: $CACHE/last-run/"
     fi
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-missing=()
-command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
-command -v nsenter >/dev/null || missing+=(util-linux)
-command -v git >/dev/null || missing+=(git)
-command -v python3 >/dev/null || missing+=(python3)
-if [ ${#missing[@]} -gt 0 ]; then
-    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
-    say "installing ${missing[*]} with apt-get"
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing systemd-nspawn:systemd-container debootstrap:debootstrap nsenter:util-linux git:git python3:python3
 step "host: $(systemd-nspawn --version | head -1), $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup)"
 
 # 1. The cached root file system: one per suite, architecture and package list.
@@ -91,17 +77,7 @@ ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 KEY=$(printf '%s %s %s' "$SUITE" "$ARCH" "$PACKAGES" | sha256sum | cut -c1-12)
 ROOTFS=$CACHE/rootfs-$SUITE-$ARCH-$KEY
 mkdir -p "$CACHE" "$CACHE/pip-cache"
-if [ -f "$ROOTFS/.complete" ]; then
-    step "root file system: cached $ROOTFS"
-else
-    [ -n "$MIRROR" ] || die "no Debian mirror in /etc/apt: set DEBIAN_MIRROR"
-    rm -rf "$ROOTFS.partial"
-    debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS.partial" "$MIRROR" \
-        > "$CACHE/debootstrap-$SUITE-$ARCH.log" 2>&1 || { tail -20 "$CACHE/debootstrap-$SUITE-$ARCH.log"; die "debootstrap"; }
-    touch "$ROOTFS.partial/.complete"
-    mv "$ROOTFS.partial" "$ROOTFS"
-    step "root file system: debootstrap $SUITE $ARCH with $PACKAGES into $ROOTFS"
-fi
+root_file_system "$ROOTFS" "$CACHE/debootstrap-$SUITE-$ARCH.log" --variant=minbase --include="$PACKAGES" "$SUITE"
 # A fresh copy for this run: an overlay (the cached tree stays untouched, nothing to copy), else cp.
 RUN=$(mktemp -d "$CACHE/run.XXXXXX")
 mkdir -p "$RUN/root" "$RUN/upper" "$RUN/work"
@@ -113,9 +89,14 @@ else
     step "fresh root file system: a copy of the cached one in $RUN/root"
 fi
 
-# 2. The working tree as a commit (HEAD itself when nothing differs), in a bare repository to clone from.
+# 2. The working tree as a commit (HEAD itself when nothing differs), in a bare repository to clone from; the
+# objects it takes are written in this run's folder, not in the checkout's repository.
+git init -q --bare "$RUN/source.git"
 export GIT_INDEX_FILE=$RUN/index GIT_AUTHOR_NAME=systemd-check GIT_AUTHOR_EMAIL=systemd-check@localhost \
-    GIT_COMMITTER_NAME=systemd-check GIT_COMMITTER_EMAIL=systemd-check@localhost
+    GIT_COMMITTER_NAME=systemd-check GIT_COMMITTER_EMAIL=systemd-check@localhost \
+    GIT_ALTERNATE_OBJECT_DIRECTORIES=$(cd "$ROOT" && cd "$(git rev-parse --git-path objects)" && pwd) \
+    GIT_OBJECT_DIRECTORY=$RUN/objects
+mkdir -p "$RUN/objects"
 git -C "$ROOT" read-tree HEAD
 git -C "$ROOT" add -A
 TREE=$(git -C "$ROOT" write-tree)
@@ -127,8 +108,8 @@ else
     COMMIT=$(git -C "$ROOT" commit-tree "$TREE" -p HEAD -m "systemd-check: working tree")
     WHAT="HEAD $(git -C "$ROOT" rev-parse --short HEAD) with the working tree's changes (tree ${TREE:0:12})"
 fi
-git init -q --bare "$RUN/source.git"
 git -C "$ROOT" push -q "$RUN/source.git" "$COMMIT:refs/heads/main"
+unset GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
 git --git-dir="$RUN/source.git" symbolic-ref HEAD refs/heads/main
 step "source: $WHAT"
 
@@ -137,7 +118,7 @@ step "source: $WHAT"
 # through an inspecting proxy. On a host without systemd (this build machine, CI) nspawn keeps the cgroup it
 # is started in: a fresh one, removed afterwards; the container gets the unified (v2) hierarchy, as Raspberry
 # Pi OS and Ubuntu have.
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 NSPAWN=(systemd-nspawn -b -D "$RUN/root" -M "$NAME" --register=no --console=passive
         --bind-ro="$RUN/source.git:/srv/reputation.git" --bind="$CACHE/pip-cache:/root/.cache/pip")
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
@@ -184,9 +165,11 @@ chmod 0755 "$RUN/inside"
 inside() { "$RUN/inside" "$@"; }
 # Until its manager answers, then until booted. Early attempts find no manager: nothing printed before
 # /run/systemd/private exists, and "offline" before /run/systemd/system does (systemctl's sd_booted() check).
+# At most 5 minutes in all.
 state=
-for _ in $(seq 240); do
-    state=$(timeout 120 "$RUN/inside" systemctl is-system-running --wait 2>>"$RUN/boot-wait.log" || true)
+boot_deadline=$((SECONDS + 300))
+while [ "$SECONDS" -lt "$boot_deadline" ]; do
+    state=$(timeout $((boot_deadline - SECONDS + 1)) "$RUN/inside" systemctl is-system-running --wait 2>>"$RUN/boot-wait.log" || true)
     [ -n "$state" ] && [ "$state" != offline ] && break
     kill -0 "$NSPAWN_PID" 2>/dev/null || break
     sleep 0.5

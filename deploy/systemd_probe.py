@@ -25,18 +25,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.server import metric_value  # noqa: E402
+from bench.server import metric_value, wait_ready  # noqa: E402
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TWEET = {"text": "Terrible service at the branch today, waited two hours and nobody helped", "entity": "Santander"}
 BATCH = {"tweets": [TWEET, {"text": "Absolutely love my new car, best purchase in years!", "entity": "BMW"}]}
 UNIT_PROCS = "/sys/fs/cgroup/system.slice/reputation.service/cgroup.procs"
+FEEDBACK_FILE = "/var/lib/reputation/feedback.jsonl"  # systemd/README.md's drop-in: the unit's state directory
+READY_TIMEOUT = 180  # seconds for /readyz, at start and after each restart
 
 
 class Probe:
     def __init__(self, url: str, token: str, inside: str):
         parts = urlsplit(url)
-        self.host, self.port, self.token, self.inside = parts.hostname, parts.port or 80, token, inside
+        self.url, self.host, self.port, self.token, self.inside = url, parts.hostname, parts.port or 80, token, inside
         self.failures: list[str] = []
         self.step_started = time.monotonic()
 
@@ -71,6 +73,16 @@ class Probe:
     def unit_pids(self) -> set[int]:
         return {int(p) for p in self.run_inside("cat", UNIT_PROCS).split()}
 
+    def ready(self) -> bool:
+        """Whether /readyz answers 200 within READY_TIMEOUT (a failure otherwise)."""
+        try:
+            waited = wait_ready(self.url, READY_TIMEOUT, interval=0.25)
+        except RuntimeError as exc:
+            self.fail(str(exc))
+            return False
+        self.step(f"/readyz 200 after {waited:.1f} s")
+        return True
+
     def metrics(self) -> tuple[dict[str, str], str]:
         status, headers, body = self.request("GET", "/metrics")
         if status != 200:
@@ -84,19 +96,22 @@ def main() -> int:
     p.add_argument("--token-file", required=True, type=Path)
     p.add_argument("--inside", required=True)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--ready-timeout", type=float, default=180)
     p.add_argument("--latency-limit-ms", type=float, default=10.0)
     p.add_argument("--feedback-script",
                    help="a script inside the container that switches corrections on (systemd/README.md's drop-in)")
-    p.add_argument("--feedback-file", default="/var/lib/reputation/feedback.jsonl")
     args = p.parse_args()
     probe = Probe(args.url, args.token_file.read_text().strip(), args.inside)
+    try:
+        check(probe, args)
+    except (OSError, subprocess.CalledProcessError, ValueError) as exc:  # a refused connection, a failed command
+        probe.fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+    return 1 if probe.failures else 0
 
-    started = time.monotonic()
-    if not wait_ready(probe, args.ready_timeout):
-        return 1
-    probe.step(f"/readyz 200 after {time.monotonic() - started:.1f} s")
 
+def check(probe: Probe, args: argparse.Namespace) -> None:
+    """The checks in order; each failure is said and recorded, a check that cannot go on returns."""
+    if not probe.ready():
+        return
     status, _, body = probe.request("POST", "/classify", TWEET, token=False)
     probe.step(f"classify without the token -> {status}")
     if status != 401:
@@ -194,30 +209,17 @@ def main() -> int:
             probe.fail(f"latency run: {status}")
             break
     conn.close()
-    median = statistics.median(times) * 1e3 if times else float("inf")
-    probe.step(f"latency: median {median:.2f} ms, p90 {sorted(times)[int(len(times) * 0.9)] * 1e3:.2f} ms over "
-               f"{len(times)} single-tweet requests (limit {args.latency_limit_ms:g} ms)")
-    if median > args.latency_limit_ms:
-        probe.fail(f"median latency {median:.2f} ms above {args.latency_limit_ms:g} ms: is XNNPACK on?")
+    if times:
+        median = statistics.median(times) * 1e3
+        probe.step(f"latency: median {median:.2f} ms, p90 {sorted(times)[int(len(times) * 0.9)] * 1e3:.2f} ms over "
+                   f"{len(times)} single-tweet requests (limit {args.latency_limit_ms:g} ms)")
+        if median > args.latency_limit_ms:
+            probe.fail(f"median latency {median:.2f} ms above {args.latency_limit_ms:g} ms: is XNNPACK on?")
     if args.feedback_script:
-        check_feedback(probe, args.feedback_script, args.feedback_file, args.ready_timeout)
-    return 1 if probe.failures else 0
+        check_feedback(probe, args.feedback_script)
 
 
-def wait_ready(probe: Probe, timeout: float) -> bool:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            if probe.request("GET", "/readyz", token=False)[0] == 200:
-                return True
-        except OSError:
-            pass
-        time.sleep(0.25)
-    probe.fail(f"/readyz not 200 within {timeout:.0f} s")
-    return False
-
-
-def check_feedback(probe: Probe, script: str, path: str, timeout: float) -> None:
+def check_feedback(probe: Probe, script: str) -> None:
     """Off by default (404); the drop-in switches it on; corrections land in the state directory, the unit
     user's, 0600, and survive a restart."""
     correction = {**TWEET, "label": "negative", "related": True}
@@ -227,7 +229,7 @@ def check_feedback(probe: Probe, script: str, path: str, timeout: float) -> None
         probe.fail(f"/feedback without FEEDBACK_FILE answered {status}, expected 404")
     probe.run_inside("sh", "-eu", script)
     for round_ in (1, 2):
-        if not wait_ready(probe, timeout):
+        if not probe.ready():
             return
         status, _, body = probe.request("POST", "/feedback", correction)
         if status != 204:
@@ -235,11 +237,11 @@ def check_feedback(probe: Probe, script: str, path: str, timeout: float) -> None
             return
         if round_ == 1:
             probe.run_inside("systemctl", "restart", "reputation")
-    owner, mode = probe.run_inside("stat", "-L", "-c", "%u %a", path).split()
-    lines = [json.loads(line) for line in probe.run_inside("cat", path).splitlines()]
+    owner, mode = probe.run_inside("stat", "-L", "-c", "%u %a", FEEDBACK_FILE).split()
+    lines = [json.loads(line) for line in probe.run_inside("cat", FEEDBACK_FILE).splitlines()]
     main_pid = probe.run_inside("systemctl", "show", "-p", "MainPID", "--value", "reputation").strip()
     user = probe.run_inside("stat", "-c", "%u", f"/proc/{main_pid}")  # uids: no ps, no dynamic-user names here
-    probe.step(f"feedback with the drop-in: 204 twice, a restart between; {path}: {len(lines)} lines, owner {owner}, "
+    probe.step(f"feedback with the drop-in: 204 twice, a restart between; {FEEDBACK_FILE}: {len(lines)} lines, owner {owner}, "
                 f"mode {mode} (the unit runs as uid {user.strip()})")
     if len(lines) != 2 or any(r.get("text") != TWEET["text"] or r.get("label") != "negative" for r in lines):
         probe.fail(f"the feedback file holds {len(lines)} lines, expected both corrections")

@@ -91,7 +91,7 @@ def evaluate_bundle(path: str | Path, examples: Sequence[Example], threads: int 
         version=bundle.version,
         quantization=bundle.quantization,
         model_bytes=bundle.model_bytes,
-        bundle_bytes=sum(f.stat().st_size for f in Path(path).iterdir() if f.is_file()),
+        bundle_bytes=sum(int(f["bytes"]) for f in bundle.manifest()["files"].values()),  # its model and vocabulary
         runtime=f"{classifier.runtime.name} {classifier.runtime.version}",
         threads=threads,
         load_seconds=round(load_seconds, 3),

@@ -6,12 +6,16 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Iterator
 from unittest import mock
 
+import psutil
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -53,6 +57,59 @@ def refused(*args: str) -> str:
     return errors[0]
 
 
+# No example database (.hypothesis/examples): every run explores afresh, rather than replaying an earlier run's.
+settings.register_profile("suite", database=None)
+settings.load_profile("suite")
+
+
+def kill_tree(process) -> None:
+    """Kill a process and every process it started (servers and JVMs run in sessions of their own): for a test that
+    gives up waiting on a command, so that nothing is left running."""
+    try:
+        family = [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]
+    except psutil.NoSuchProcess:
+        return
+    for member in family:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.wait()
+
+
+def app_command(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m app ARGS`` in the edge environment, from the checkout: its status and text output."""
+    return subprocess.run([EDGE_PYTHON, "-m", "app", *args], cwd=ROOT, capture_output=True, text=True, env=env)
+
+
+def post_json(client, body, path: str = "/classify", content_type: str = "application/json", **kw):
+    """POST a body (bytes or text as they are, anything else as JSON) through a Flask test client."""
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post(path, data=data, content_type=content_type, **kw)
+
+
+class Stopped(Exception):
+    """What :func:`stopped_after_save` raises where a Ctrl-C would come."""
+
+
+@contextmanager
+def stopped_after_save(step: int | None = None) -> Iterator[None]:
+    """The real Trainer stopped right after it saves its checkpoint at ``step`` (its first, where None), as by Ctrl-C
+    then: the block must end so."""
+    from transformers.trainer_callback import CallbackHandler
+
+    saved = CallbackHandler.on_save
+
+    def stop_after(handler, args, state, control):
+        control = saved(handler, args, state, control)
+        if step is None or state.global_step == step:
+            raise Stopped
+        return control
+
+    with mock.patch.object(CallbackHandler, "on_save", stop_after), pytest.raises(Stopped):
+        yield
+
+
 needs_replab = pytest.mark.skipif(not REPLAB.is_dir(), reason=f"RepLab data not found at {REPLAB} (../shared absent)")
 needs_minilm = pytest.mark.skipif(not MINILM.is_dir(), reason=f"MiniLM base not found at {MINILM} (../shared absent)")
 
@@ -84,7 +141,16 @@ def splitting_threshold(probabilities) -> float:
 
 
 def real_bundles() -> list[Path]:
-    return [b for b in (DEFAULT_BUNDLE, TINY_BUNDLE, TINY_RELATED_BUNDLE) if (b / "manifest.json").is_file()]
+    """The committed bundles: the default one and the two tiny ones (with and without the relatedness head)."""
+    return [DEFAULT_BUNDLE, TINY_BUNDLE, TINY_RELATED_BUNDLE]
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny random BERT of the fixture vocabulary (``init-random``), made once: tests train from it, none changes it."""
+    base = tmp_path_factory.mktemp("tiny") / "base"
+    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(base))
+    return base
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,21 @@ import pytest
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.bundle import Bundle
 from app.config import Config
 from app.server import create_app
 from bench.server import metric_value
-from tests.conftest import TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_manifest
+from model_build.splits import UNSEEN_ENTITIES
+from tests.conftest import (
+    DEFAULT_BUNDLE,
+    REPLAB,
+    TINY_BUNDLE,
+    TINY_RELATED_BUNDLE,
+    needs_replab,
+    splitting_threshold,
+    with_manifest,
+)
+from tests.conftest import post_json as post
 
 TOKEN = "test-token-0123456789abcdef"
 
@@ -23,11 +34,6 @@ def client():
 @pytest.fixture(scope="module")
 def auth_client():
     return create_app(Config(bundle=TINY_BUNDLE, threads=1, auth_token=TOKEN)).test_client()
-
-
-def post(client, body, content_type="application/json", **kw):
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return client.post("/classify", data=data, content_type=content_type, **kw)
 
 
 def test_single_tweet(client):
@@ -137,6 +143,16 @@ def test_health_ready_model_openapi(client):
     assert model["runtime"].startswith("ai-edge-litert") and model["model_bytes"] > 0
     spec = client.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.") and "/classify" in spec["paths"]
+
+
+@pytest.mark.parametrize("bundle", [TINY_BUNDLE, TINY_RELATED_BUNDLE, DEFAULT_BUNDLE], ids=lambda p: p.name)
+def test_the_model_card_is_what_the_openapi_document_says(bundle):
+    """Every field /v1/model returns is one the served document describes, and valid as it says."""
+    client = create_app(Config(bundle=bundle, threads=1)).test_client()
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    model = client.get("/v1/model").get_json()
+    assert set(model) <= set(schemas["ModelSummary"]["properties"]), set(model) - set(schemas["ModelSummary"]["properties"])
+    Draft202012Validator({**schemas["ModelSummary"], "$defs": schemas}).validate(model)
 
 
 def test_metrics_move_after_requests(client):
@@ -365,8 +381,6 @@ def test_default_bundle_serves_relatedness_and_its_figures():
     entity, low for one that never names it; how well it reads an ambiguous name is what its figures measure),
     and /v1/model shows the validation, relatedness and unseen-entity figures, each with n, accuracy, macro-F1
     and per-class figures."""
-    from tests.conftest import DEFAULT_BUNDLE
-
     client = create_app(Config(bundle=DEFAULT_BUNDLE, threads=1)).test_client()
     body = post(client, {"tweets": [{"text": "Apple's new iPhone sells out in hours", "entity": "Apple"},
                                     {"text": "The weather is lovely in Lisbon today", "entity": "Apple"}]}).get_json()
@@ -381,22 +395,32 @@ def test_default_bundle_serves_relatedness_and_its_figures():
                              (metrics["unseen_entities"]["relatedness"], {"unrelated", "related"})):
         assert figures["n"] > 1000 and 0 < figures["macro_f1"] < 1 and 0 < figures["accuracy"] < 1
         assert set(figures["per_class"]) == classes
-    assert len(metrics["unseen_entities"]["entities"]) == 12 and "time gap" in metrics["validation"]["model"]
+    assert len(metrics["unseen_entities"]["entities"]) == len(UNSEEN_ENTITIES)
+    assert "time gap" in metrics["validation"]["model"]
 
 
 def test_the_default_bundle_reads_its_brands_full_names_as_their_queries():
     """The default bundle (1.5.0 or later) maps RepLab's full names that read otherwise than their queries to them: a
     tweet about BMW named Bayerische Motoren Werke AG, in any case, is answered as with BMW, which the model itself
     reads apart (the same tweet with a name that is not an alias)."""
-    from tests.conftest import DEFAULT_BUNDLE
-
     client = create_app(Config(bundle=DEFAULT_BUNDLE, threads=1)).test_client()
     aliases = client.get("/v1/model").get_json()["entity_aliases"]
-    assert len(aliases) == 33 and aliases["Bayerische Motoren Werke AG"] == "BMW"
+    assert aliases["Bayerische Motoren Werke AG"] == "BMW"
     tweets = ["Stuck on the M25 again, my new 3 series broke down twice this month", "Loving the new i4, so quiet"]
     answers = {name: post(client, {"tweets": [{"text": t, "entity": name} for t in tweets]}).get_json()["results"]
                for name in ("BMW", "bayerische motoren werke ag", "Bayerische Motoren Werke")}
     assert answers["bayerische motoren werke ag"] == answers["BMW"] != answers["Bayerische Motoren Werke"]
+
+
+@needs_replab
+def test_the_default_bundles_aliases_are_those_its_training_tweets_give():
+    """Every full name of a RepLab entity that reads otherwise than its query (33 of the 61), as `package` writes them
+    for the tweets the default bundle trained on (every English one)."""
+    from model_build.data import load_replab
+    from model_build.package import trained_names
+
+    bundle = Bundle.load(DEFAULT_BUNDLE)
+    assert dict(bundle.entity_aliases) == trained_names(load_replab(REPLAB)[0], bundle.text_settings)
 
 
 def test_an_integer_over_pythons_digit_limit_is_invalid_json_not_a_500():

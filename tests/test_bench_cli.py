@@ -4,10 +4,9 @@ measuring."""
 import subprocess
 import sys
 
-import psutil
 import pytest
 
-from tests.conftest import ROOT, needs_replab, with_manifest
+from tests.conftest import ROOT, kill_tree, needs_replab, with_manifest
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
@@ -18,8 +17,7 @@ def bench(*args: str) -> subprocess.CompletedProcess:
         try:
             out, err = process.communicate(timeout=120)
         except subprocess.TimeoutExpired:
-            for child in [*psutil.Process(process.pid).children(recursive=True), process]:
-                child.kill()
+            kill_tree(process)
             raise
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 

@@ -17,7 +17,7 @@ from app.bundle import Bundle
 from app.classifier import Classifier
 from app.text import TextSettings
 from model_build.cli import main
-from tests.conftest import FIXTURES, ROOT, cli, refused, with_manifest
+from tests.conftest import FIXTURES, ROOT, cli, refused, stopped_after_save, with_manifest
 
 with open(FIXTURES / "tweets.csv", encoding="utf-8") as _fh:
     FIXTURE_ROWS = list(csv.DictReader(_fh))
@@ -39,11 +39,11 @@ def entry_point(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, tiny_base):
     """A random tiny BERT, trained two epochs on the fixture tweets, packaged in all four variants."""
     tmp = tmp_path_factory.mktemp("build")
     data = str(FIXTURES / "tweets.csv")
-    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
+    (tmp / "base").symlink_to(tiny_base)
     train_out = entry_point("train", "--data", data, "--base", str(tmp / "base"), "--out", str(tmp / "run"), "--epochs",
                             "2", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3", "--threads", "2")
     package_out = entry_point("package", "--data", data, "--checkpoint", str(tmp / "run" / "best"), "--variants",
@@ -193,12 +193,11 @@ def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
     assert "run.json: not a run record this build wrote" in refused(*args)
 
 
-def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_path, monkeypatch):
+def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_path):
     """A run stopped right after a checkpoint inside its second epoch (as by Ctrl-C or a reboot) and rerun ends with
     the same weights, bit for bit, as the same run never stopped; so does one stopped inside its first epoch."""
     import torch
     from safetensors.torch import load_file
-    from transformers.trainer_callback import CallbackHandler
 
     tmp, _, _ = built
 
@@ -214,22 +213,10 @@ def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_pa
     run(tmp_path / "whole")  # 33 training tweets in batches of 4: 9 steps an epoch
     whole = final_weights(tmp_path / "whole")
 
-    class Stopped(Exception):
-        pass
-
-    saved = CallbackHandler.on_save
     for step in (12, 6):
-        def stop_after(handler, args, state, control, at=step):
-            control = saved(handler, args, state, control)
-            if state.global_step == at:
-                raise Stopped
-            return control
-
         out = tmp_path / f"stopped-{step}"
-        with monkeypatch.context() as patch:
-            patch.setattr(CallbackHandler, "on_save", stop_after)
-            with pytest.raises(Stopped):
-                run(out)
+        with stopped_after_save(step):
+            run(out)
         assert f"resuming from checkpoint-{step}" in run(out)
         resumed = final_weights(out)
         assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole), step
@@ -471,9 +458,9 @@ def test_the_ambiguous_names_the_readme_scores_are_one_brand_tweet_and_one_other
 
 
 def test_evaluate_pairs_replab_tweets_with_full_names_on_request(tmp_path):
-    from tests.test_data import write_replab
+    from tests.test_data import write_odd_replab
 
-    write_replab(tmp_path)  # 4 English tweets with polarity, 1 unrelated: Bank of America (BoA) and BMW (BMW AG)
+    write_odd_replab(tmp_path)  # 4 English tweets with polarity, 1 unrelated: Bank of America (BoA) and BMW (BMW AG)
     common = ("evaluate", "--data", str(tmp_path), "--bundle", str(FIXTURES / "tiny-bundle"))
     plain = cli(*common)
     assert "n=4 " in plain and "full name" not in plain
@@ -579,7 +566,7 @@ def test_a_bundle_trained_on_everything_gets_its_recipes_holdout_figures(built, 
                                                      str(tmp_path / "refused"))
 
 
-def test_a_bundle_of_a_time_gap_run_is_measured_on_its_gap_tweets_too(tmp_path):
+def test_a_bundle_of_a_time_gap_run_is_measured_on_its_gap_tweets_too(tmp_path, tiny_base):
     """A bundle packaged from a run with a time gap carries its quantised model's figures on the gap's tweets (the
     edge runtime's own predictions) beside the float model's; one trained on everything gets both from its
     --holdout-run, marked as that run's."""
@@ -589,8 +576,7 @@ def test_a_bundle_of_a_time_gap_run_is_measured_on_its_gap_tweets_too(tmp_path):
 
     data = str(tmp_path / "replab")
     write_replab(tmp_path / "replab")
-    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out",
-        str(tmp_path / "base"))
+    (tmp_path / "base").symlink_to(tiny_base)
     common = ["train", "--data", data, "--base", str(tmp_path / "base"), "--epochs", "1", "--learning-rate", "1e-3",
               "--batch-size", "8"]
     cli(*common, "--out", str(tmp_path / "run"))  # the default split: a validation 15% and a gap 15% before it

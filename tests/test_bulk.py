@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFAULT_BUNDLE, EDGE_PYTHON, FIXTURES, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE
+from tests.conftest import DEFAULT_BUNDLE, FIXTURES, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE, app_command, kill_tree
 
 pytest.importorskip("pyspark", reason="PySpark not installed (requirements-bulk.txt)")
 pytestmark = pytest.mark.skipif(shutil.which("java") is None,
@@ -28,8 +28,9 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from app.bundle import Bundle  # noqa: E402
 from app.classifier import Classifier  # noqa: E402
+from bulk import worker  # noqa: E402
 from bulk.formats import Format  # noqa: E402
-from bulk.job import BulkError, Options, classify, prepare, run, ship, start, verify  # noqa: E402
+from bulk.job import BulkError, Options, check_paths, classify, prepare, run, ship, start, verify, write  # noqa: E402
 
 LOCAL = "local[2]"
 QUIET = ("--conf", "spark.ui.enabled=false")
@@ -64,9 +65,8 @@ def test_same_labels_and_scores_as_the_offline_command(replab_sample, tmp_path):
                  + json.dumps({"id": "no-text", "entity": "BMW"}) + "\n")
     with src.open("ab") as fh:  # bytes that are not UTF-8: Spark's JSON reader cannot read the line
         fh.write(b'{"id": "bad-bytes", "text": "caf\xe9 \xff", "entity": "BMW"}\n')
-    offline = subprocess.run([EDGE_PYTHON, "-m", "app", "classify", str(src), "--out", str(tmp_path / "offline.jsonl"),
-                              "--bundle", str(DEFAULT_BUNDLE), "--no-progress"], cwd=ROOT, capture_output=True,
-                             text=True)
+    offline = app_command("classify", str(src), "--out", str(tmp_path / "offline.jsonl"), "--bundle", str(DEFAULT_BUNDLE),
+                          "--no-progress")
     assert offline.returncode == 0, offline.stderr
     expected = {r["id"]: r for r in map(json.loads, (tmp_path / "offline.jsonl").read_text().splitlines()) if "id" in r}
 
@@ -213,6 +213,8 @@ def test_missing_or_tampered_bundle_fails_at_once_in_one_line(tmp_path):
     (["--threads", "100000"], "argument --threads: must be from 1 to 256, got 100000"),
     (["--master", "local[0]"], "got 'local[0]'"),
     (["--master", "spark://x:notaport"], "got 'spark://x:notaport'"),
+    (["--master", "spark://x:65536"], "got 'spark://x:65536'"),
+    (["--master", "spark://::1:7077"], "got 'spark://::1:7077'"),  # an IPv6 address goes in brackets
 ])
 def test_bad_options_are_one_line_before_spark_starts(capsys, args, message):
     from bulk.__main__ import main
@@ -225,15 +227,20 @@ def test_bad_options_are_one_line_before_spark_starts(capsys, args, message):
 def test_a_spark_master_that_takes_no_connection_is_one_line_at_once(tmp_path):
     """Not a minute of Spark's retries and Java's traces: the job checks a spark:// master's address first."""
     (tmp_path / "in.jsonl").write_text('{"text": "fine"}\n')
-    with socket.socket() as unused:  # bound and not listening: a connection is refused, and nothing else takes the port
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-        result = bulk_command(tmp_path, "in.jsonl", "out", "--bundle", str(TINY_BUNDLE), "--master",
-                              f"spark://127.0.0.1:{port}")
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
-        f"error: Spark master spark://127.0.0.1:{port}: no connection (127.0.0.1:{port}: Connection refused): is it "
-        "started, and is this its address?"), result.stderr
-    assert "Traceback" not in result.stderr and "Spark 4" not in result.stderr and not (tmp_path / "out").exists()
+    for family, host, address in ((socket.AF_INET, "127.0.0.1", "127.0.0.1"), (socket.AF_INET6, "::1", "[::1]")):
+        with socket.socket(family) as unused:  # bound, not listening: a connection is refused, and nothing takes the port
+            try:
+                unused.bind((host, 0))
+            except OSError:  # a machine without IPv6
+                assert family == socket.AF_INET6
+                continue
+            port = unused.getsockname()[1]
+            result = bulk_command(tmp_path, "in.jsonl", "out", "--bundle", str(TINY_BUNDLE), "--master",
+                                  f"spark://{address}:{port}")
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
+            f"error: Spark master spark://{address}:{port}: no connection ({address}:{port}: Connection refused): is "
+            "it started, and is this its address?"), result.stderr
+        assert "Traceback" not in result.stderr and "Spark 4" not in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_a_name_given_twice_or_none_is_said_so(spark, tmp_path):
@@ -287,6 +294,31 @@ def test_overwrite_replaces_an_earlier_output_only(spark, tmp_path):
             job(output, src.parent)
     assert Bundle.load(bundle).name and user.read_text() == "a user's notes" and src.exists()
     assert job(tmp_path / "out") == {None: 1} and job(tmp_path / "out") == {None: 1}
+
+
+def test_an_output_another_job_wrote_meanwhile_is_left_as_it_is(spark, tmp_path):
+    """OUTPUT is checked when the job starts, and again before its output is renamed into place: one that appeared while
+    the job ran (another job's to the same OUTPUT) is neither replaced nor given this one's files inside it."""
+    src = tmp_path / "day.jsonl"
+    src.write_text(json.dumps({"id": 1, "text": "fine"}) + "\n")
+    bundle = verify(TINY_BUNDLE)
+    task = worker.Task(archive=ship(spark, bundle), labels=bundle.labels, has_related=False, threads=1, bucket=8,
+                       max_batch=16, max_chars=4000, dropped=("text",))
+    for overwrite in (False, True):
+        out = tmp_path / f"labels-{overwrite}"
+        opts = Options(input=str(src), output=str(out), bundle=TINY_BUNDLE, output_format=Format.JSONL,
+                       overwrite=overwrite)
+        check_paths(spark, opts, bundle.path)
+        out.mkdir()
+        (out / "part-00000.json").write_text('{"another": "job"}\n')  # no _SUCCESS: not replaced even with --overwrite
+        frame = prepare(Format.JSONL.read(spark, str(src)), None, 1)
+        why = "is not an earlier job's output (no _SUCCESS in it), which is all that --overwrite replaces" if overwrite \
+            else "exists (pass --overwrite to replace it)"
+        with pytest.raises(BulkError, match=re.escape(f"{out} appeared while this job ran and {why}: it is left as it "
+                                                      "is, and this job's output is not kept")):
+            write(spark, classify(frame, task), opts)
+        assert [p.name for p in out.iterdir()] == ["part-00000.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["day.jsonl", "labels-False", "labels-True"]
 
 
 def test_csv_read_errors_quote_no_record_nor_header_row(spark, tmp_path, capfd):
@@ -356,7 +388,11 @@ def test_stopped_mid_write_leaves_no_partial_output(tmp_path, group):
         os.killpg(job.pid, signal.SIGINT)
     else:
         job.send_signal(signal.SIGTERM)
-    stderr = job.communicate(timeout=120)[1]
+    try:
+        stderr = job.communicate(timeout=120)[1]
+    except subprocess.TimeoutExpired:
+        kill_tree(job)
+        raise
     assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
     assert "Traceback" not in stderr, stderr[-3000:]
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.*"))

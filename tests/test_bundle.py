@@ -6,7 +6,7 @@ import pytest
 
 from app.bundle import Bundle
 from app.errors import AppError
-from tests.conftest import TINY_BUNDLE, with_manifest
+from tests.conftest import TINY_BUNDLE, app_command, with_manifest
 
 
 def test_loads_the_tiny_bundle():
@@ -127,9 +127,6 @@ def test_outputs_not_matching_the_model_are_refused(tiny_bundle_copy, outputs, r
 def test_a_vocabulary_without_the_special_tokens_is_refused_by_verify(tiny_bundle_copy):
     """`python -m app verify` on a bundle whose (checksummed) vocabulary lacks [CLS]: one line, exit 2."""
     import hashlib
-    import subprocess
-
-    from tests.conftest import EDGE_PYTHON, ROOT
 
     vocab = tiny_bundle_copy / "vocab.txt"
     vocab.write_text("".join(t + "\n" for t in vocab.read_text().splitlines() if t != "[CLS]"))
@@ -138,7 +135,6 @@ def test_a_vocabulary_without_the_special_tokens_is_refused_by_verify(tiny_bundl
     manifest["files"]["vocab.txt"] = {"sha256": hashlib.sha256(vocab.read_bytes()).hexdigest(),
                                       "bytes": vocab.stat().st_size}
     path.write_text(json.dumps(manifest))
-    result = subprocess.run([EDGE_PYTHON, "-m", "app", "verify", str(tiny_bundle_copy)], cwd=ROOT, capture_output=True,
-                            text=True)
+    result = app_command("verify", str(tiny_bundle_copy))
     assert result.returncode == 2 and result.stderr.splitlines() == [
         f"error: bundle {tiny_bundle_copy}: vocabulary {vocab} lacks special tokens ['[CLS]']"], result.stderr

@@ -5,7 +5,7 @@ import pytest
 
 from app.bundle import Bundle
 from app.classifier import Classifier
-from tests.conftest import TINY_RELATED_BUNDLE, real_bundles, splitting_threshold, with_manifest
+from tests.conftest import DEFAULT_BUNDLE, TINY_RELATED_BUNDLE, real_bundles, splitting_threshold, with_manifest
 
 TWEETS = [
     ("Acme recalls 300000 phones over overheating batteries", "Acme"),
@@ -22,12 +22,12 @@ def classifier(request):
 
 
 @pytest.mark.parametrize("bucket", [1, 8])
-def test_sized_equals_full_padding(classifier, bucket):
+def test_sized_equals_full_padding(classifier, bucket, monkeypatch):
     texts, entities = zip(*TWEETS)
     encodings = classifier.encoder.encode(list(texts), list(entities))
     lengths = {len(e.ids) for e in encodings}
     assert len(lengths) > 2 and max(lengths) <= classifier.bundle.text_settings.max_length
-    classifier.bucket = bucket
+    monkeypatch.setattr(classifier, "bucket", bucket)
     sized = classifier.logits(encodings)
     full = classifier.logits(encodings, pad_to=classifier.bundle.text_settings.max_length)
     np.testing.assert_allclose(sized, full, rtol=1e-3, atol=1e-3)
@@ -47,6 +47,7 @@ def test_batch_equals_one_at_a_time(classifier):
 
 def test_related_only_where_the_bundle_has_that_head(classifier):
     predictions = classifier.classify([t for t, _ in TWEETS], [e for _, e in TWEETS])
+    assert classifier.bundle.has_related is (classifier.bundle.path in (DEFAULT_BUNDLE, TINY_RELATED_BUNDLE))
     if classifier.bundle.has_related:
         assert all(0 <= p.related <= 1 for p in predictions)
         assert all(p.to_dict()["related"] == p.related for p in predictions)

@@ -9,7 +9,7 @@ import pytest
 
 from app.bundle import Bundle
 from model_build.splits import UNSEEN_ENTITIES
-from tests.conftest import FIXTURES, cli, refused
+from tests.conftest import cli, refused
 from tests.test_build import FIXTURE_ROWS
 
 UNSEEN, SEEN = UNSEEN_ENTITIES[0], UNSEEN_ENTITIES[0].replace("E001", "E002")
@@ -49,11 +49,11 @@ def write_replab(root, unseen_unrelated: bool = True):
 
 
 @pytest.fixture(scope="module")
-def unseen_run(tmp_path_factory):
+def unseen_run(tmp_path_factory, tiny_base):
     """A tiny random BERT trained one epoch on the seen entity only (--holdout entities)."""
     tmp = tmp_path_factory.mktemp("curve")
     write_replab(tmp / "replab")
-    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
+    (tmp / "base").symlink_to(tiny_base)
     cli("train", "--data", str(tmp / "replab"), "--base", str(tmp / "base"), "--input-format", "entity+text",
         "--holdout", "entities", "--epochs", "1", "--learning-rate", "1e-3", "--out", str(tmp / "run"))
     return tmp

@@ -25,7 +25,10 @@ def info_row(tid, entity, lang="EN", ts=1000, dup="-1"):
     return f'"{tid}"\t"a"\t"{entity}"\t"u"\t"{lang}"\t"{ts}"\t""\t""\t""\t"{dup}"\n'
 
 
-def write_replab(root, info_bytes=None):
+def write_odd_replab(root, info_bytes=None):
+    """A RepLab 2013 tree of odd cases for the loader: a byte-order mark, a broken row, a duplicate, a Spanish tweet,
+    an empty text, unknown gold values, a gold row without its tweet (test_curve's ``write_replab`` writes one to train
+    on)."""
     (root / "training" / "tweet_info").mkdir(parents=True)
     (root / "training" / "texts").mkdir()
     (root / "training" / "goldstandard").mkdir()
@@ -51,7 +54,7 @@ def write_replab(root, info_bytes=None):
 
 
 def test_replab_join_filters_and_counts(tmp_path):
-    write_replab(tmp_path)
+    write_odd_replab(tmp_path)
     examples, report = load_replab(tmp_path)
     assert [(e.entity_id, e.tweet_id) for e in examples] == [("E1", "1"), ("E1", "2"), ("E1", "4"), ("E2", "1")]
     assert examples[0].text == 'Great "service" today' and examples[0].entity == "Bank of America"
@@ -65,21 +68,21 @@ def test_replab_join_filters_and_counts(tmp_path):
 
 
 def test_unrelated_tweets_join_with_no_polarity(tmp_path):
-    write_replab(tmp_path)
+    write_odd_replab(tmp_path)
     examples, report = load_replab(tmp_path, unrelated=True)
     assert [(e.tweet_id, e.label, e.related) for e in examples][-1] == ("7", None, False)
     assert report.kept == 5 and examples[-1].text == "apple pie"
 
 
 def test_all_languages(tmp_path):
-    write_replab(tmp_path)
+    write_odd_replab(tmp_path)
     examples, _ = load_replab(tmp_path, language=None)
     assert len(examples) == 5
 
 
 def test_invalid_utf8_is_read_with_replacement_and_counted(tmp_path):
     raw = (INFO_HEADER + info_row(1, "E1", ts=30) + info_row(2, "E1") + info_row(4, "E1")).encode()
-    write_replab(tmp_path, info_bytes=raw.replace(b'"a"', b'"\xff\xfe"', 1))
+    write_odd_replab(tmp_path, info_bytes=raw.replace(b'"a"', b'"\xff\xfe"', 1))
     examples, report = load_replab(tmp_path)
     assert report.undecodable_files == ["E1.dat"]
     assert len(examples) == 4
@@ -89,7 +92,7 @@ def test_invalid_utf8_is_read_with_replacement_and_counted(tmp_path):
 def test_missing_directory_and_wrong_columns(tmp_path):
     with pytest.raises(BuildError, match="directory not found"):
         load_replab(tmp_path)
-    write_replab(tmp_path)
+    write_odd_replab(tmp_path)
     (tmp_path / "training" / "goldstandard" / "goldstandard_polarity.dat").write_text('"entity"\t"id"\n')
     with pytest.raises(BuildError, match="expected columns"):
         load_replab(tmp_path)
@@ -102,7 +105,7 @@ def test_missing_directory_and_wrong_columns(tmp_path):
 
 def test_an_unclosed_quote_names_its_line(tmp_path):
     """An unclosed quote makes the csv module read on to a field over its size limit: one line naming where."""
-    write_replab(tmp_path)
+    write_odd_replab(tmp_path)
     texts = tmp_path / "training" / "texts" / "E2.tsv"
     texts.write_text(texts.read_text() + '"2"\t"b"\t"E2"\t"an unclosed quote' + "x" * 200_000 + "\n")
     with pytest.raises(BuildError, match=r"E2.tsv: field larger than field limit \(131072\) by line 3 "):
@@ -222,7 +225,7 @@ def test_csv_related_column(tmp_path):
 
 
 def test_time_split_holds_out_the_latest_per_entity(tmp_path):
-    write_replab(tmp_path)
+    write_odd_replab(tmp_path)
     examples, _ = load_replab(tmp_path)
     train, gap, val = split_by_time(examples, 0.34, seed=1)
     assert [e.tweet_id for e in val] == ["1"] and gap == []  # the latest E1 tweet (timestamp 30)
@@ -232,7 +235,7 @@ def test_time_split_holds_out_the_latest_per_entity(tmp_path):
 def test_time_gap_leaves_tweets_out_between_training_and_validation(tmp_path):
     from model_build.checkpoint import DataSpec
 
-    write_replab(tmp_path)
+    write_odd_replab(tmp_path)
     examples, _ = load_replab(tmp_path, unrelated=True)  # E1 by time: 2 (10), 4 (20), 1 (30), 7 (40)
     train, val = SplitSpec(val_fraction=0.25, gap_fraction=0.25).apply(examples)
     assert [e.tweet_id for e in val] == ["7"] and [(e.entity_id, e.tweet_id) for e in train] == [
@@ -247,7 +250,7 @@ def test_time_gap_leaves_tweets_out_between_training_and_validation(tmp_path):
 def test_another_language_only_trains_and_never_after_the_entitys_training_tweets(tmp_path, es_time, es_trains):
     from model_build.checkpoint import DataSpec
 
-    write_replab(tmp_path, info_bytes=(INFO_HEADER + info_row(1, "E1", ts=30) + info_row(2, "E1", ts=10)
+    write_odd_replab(tmp_path, info_bytes=(INFO_HEADER + info_row(1, "E1", ts=30) + info_row(2, "E1", ts=10)
                                        + info_row(3, "E1", "ES", ts=es_time) + info_row(4, "E1", ts=20)
                                        + info_row(7, "E1", ts=40)).encode())
     gap = SplitSpec(val_fraction=0.25, gap_fraction=0.25)
@@ -274,7 +277,7 @@ def test_another_language_only_trains_and_never_after_the_entitys_training_tweet
 def test_a_share_of_the_training_tweets_is_named_by_the_entitys_full_name(tmp_path):
     from model_build.checkpoint import DataSpec
 
-    write_replab(tmp_path, info_bytes=(INFO_HEADER + "".join(info_row(i, "E1", ts=i) for i in range(1, 8))).encode())
+    write_odd_replab(tmp_path, info_bytes=(INFO_HEADER + "".join(info_row(i, "E1", ts=i) for i in range(1, 8))).encode())
     (tmp_path / "training" / "goldstandard" / "goldstandard_polarity.dat").write_text(
         '"entity_id"\t"tweet_id"\t"polarity"\n' + "".join(f'"E1"\t"{i}"\t"POSITIVE"\n' for i in range(1, 7)))
     gap = SplitSpec(val_fraction=0.25, gap_fraction=0)
@@ -304,7 +307,7 @@ def test_a_bundles_aliases_are_the_full_names_its_training_tweets_never_carried(
     from model_build.checkpoint import DataSpec
     from model_build.package import trained_names
 
-    write_replab(tmp_path)
+    write_odd_replab(tmp_path)
     settings = TextSettings()
     train, val = DataSpec(str(tmp_path)).splits()
     assert trained_names(train + val, settings) == {"BMW AG": "BMW", "BoA": "Bank of America"}
@@ -323,7 +326,7 @@ def test_a_bundles_aliases_are_the_full_names_its_training_tweets_never_carried(
 def test_recency_weights_each_entitys_training_tweets_by_their_order_in_time(tmp_path):
     from model_build.checkpoint import DataSpec
 
-    write_replab(tmp_path)  # E1 by time: 2 (10), 4 (20), 1 (30), 7 (40); E2: 1 (5)
+    write_odd_replab(tmp_path)  # E1 by time: 2 (10), 4 (20), 1 (30), 7 (40); E2: 1 (5)
     gap = SplitSpec(val_fraction=0.25, gap_fraction=0)
     plain, spec = DataSpec(str(tmp_path), unrelated=True, holdout=gap), DataSpec(
         str(tmp_path), unrelated=True, holdout=gap, recency=0.25)

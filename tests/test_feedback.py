@@ -5,6 +5,7 @@ reading the file as training data."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from app.config import Config
 from app.server import create_app
 from bench.server import metric_value, serve
-from tests.conftest import FIXTURES, TINY_BUNDLE, cli
+from tests.conftest import FIXTURES, TINY_BUNDLE, cli, post_json
 from tests.test_fuzz_api import _run
 from tests.test_served import _start_fails
 
@@ -34,9 +35,7 @@ def make_client(path: Path | None, **settings):
     return create_app(config).test_client()
 
 
-def post(client, body, content_type="application/json", **kw):
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return client.post("/feedback", data=data, content_type=content_type, **kw)
+post = functools.partial(post_json, path="/feedback")
 
 
 def lines(path: Path) -> list[dict]:
@@ -234,6 +233,25 @@ def test_gunicorn_two_workers_append_concurrently(tmp_path):
     assert "GET /nowhere%0AFORGED" in log and not any(line.startswith("FORGED") for line in log.splitlines())
 
 
+def test_gunicorn_two_workers_keep_the_size_limit_together(tmp_path):
+    """FEEDBACK_MAX_BYTES holds across workers (the file's size, read under its lock): eight clients against two
+    workers, past the limit; the file stays under it, holds every correction answered 204 and no other."""
+    path, limit = tmp_path / "feedback.jsonl", 30_000
+    texts = [f"{MARKER} {i} " + "x" * (i % 7 * 40) for i in range(400)]  # about 60 KB of corrections in all
+    with serve(TINY_BUNDLE, workers=2, threads=4, log=tmp_path / "gunicorn.log", FEEDBACK_FILE=str(path),
+               FEEDBACK_MAX_BYTES=str(limit)) as service:
+        def send(text: str) -> int:
+            return requests.post(f"{service.url}/feedback", json={"text": text, "entity": "Acme", "label": "negative"},
+                                 timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(send, texts))
+    records = lines(path)
+    assert set(statuses) == {204, 507} and path.stat().st_size <= limit
+    assert sorted(r["text"] for r in records) == sorted(t for t, s in zip(texts, statuses) if s == 204)
+    assert path.stat().st_size > limit - 1000  # filled up to the last line that fit
+
+
 def _stored_in(counter_file: Path) -> float:
     """The corrections one worker stored, from its own multiprocess counter file."""
     return sum(s.value for family in MultiProcessCollector.merge([str(counter_file)], accumulate=False)
@@ -245,7 +263,7 @@ def test_unwritable_feedback_file_refuses_the_start(tmp_path):
                  f"FEEDBACK_FILE {tmp_path / 'absent' / 'feedback.jsonl'}: No such file or directory")
 
 
-def test_build_side_trains_and_evaluates_on_the_feedback_file(tmp_path):
+def test_build_side_trains_and_evaluates_on_the_feedback_file(tmp_path, tiny_base):
     """The fixture tweets sent as corrections, then the file given to train and evaluate as --data."""
     path = tmp_path / "feedback.jsonl"
     client = make_client(path, max_text_chars=4000)
@@ -257,8 +275,7 @@ def test_build_side_trains_and_evaluates_on_the_feedback_file(tmp_path):
     metrics_file = tmp_path / "eval.json"
     out = cli("evaluate", "--bundle", str(TINY_BUNDLE), "--data", str(path), "--json", str(metrics_file))
     assert json.loads(metrics_file.read_text())["n"] == len(rows) and "macro-F1" in out
-    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out",
-        str(tmp_path / "base"))
+    (tmp_path / "base").symlink_to(tiny_base)
     out = cli("train", "--data", str(path), "--base", str(tmp_path / "base"), "--out", str(tmp_path / "run"),
               "--epochs", "1", "--val-fraction", "0.25", "--gap-fraction", "0", "--threads", "1")
     assert f"data: kept {len(rows)} examples" in out and "best epoch 1" in out

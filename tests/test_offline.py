@@ -3,16 +3,25 @@
 import gzip
 import json
 import os
+import re
 import shlex
 import subprocess
 import time
 
-from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE, splitting_threshold, with_manifest
+from tests.conftest import (
+    EDGE_PYTHON,
+    ROOT,
+    TINY_BUNDLE,
+    TINY_RELATED_BUNDLE,
+    app_command,
+    kill_tree,
+    splitting_threshold,
+    with_manifest,
+)
 
 
 def run(*args, bundle=TINY_BUNDLE):
-    return subprocess.run([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(bundle), *args],
-                          cwd=ROOT, capture_output=True, text=True)
+    return app_command("classify", "--bundle", str(bundle), *args)
 
 
 def test_csv_to_jsonl_file(tmp_path):
@@ -61,8 +70,10 @@ def test_unreadable_inputs_give_a_clear_error(tmp_path):
     (tmp_path / "bad.csv").write_text("tweet,who\nx,y\n")
     result = run(str(tmp_path / "bad.csv"))
     assert result.returncode == 2 and "needs a header row with a 'text' column" in result.stderr
-    result = run(str(tmp_path / "absent.csv"))
-    assert result.returncode == 2 and "absent.csv: No such file or directory" in result.stderr
+    for path, line in ((tmp_path / "absent.csv", f"error: {tmp_path / 'absent.csv'}: No such file or directory"),
+                       (tmp_path, f"error: {tmp_path} is a folder: give a CSV or JSONL file")):
+        result = run(str(path))  # refused before the bundle is loaded: its one line alone
+        assert result.returncode == 2 and result.stderr.splitlines() == [line], result.stderr
     (tmp_path / "unclosed.csv").write_text('text\nfine\n"an unclosed quote' + "x" * 200_000 + "\n")
     result = run(str(tmp_path / "unclosed.csv"), "--out", str(tmp_path / "out.jsonl"))
     assert result.returncode == 2 and "unclosed.csv: field larger than field limit (131072) by file line 3" in result.stderr
@@ -102,25 +113,21 @@ def test_offline_mode_reads_no_server_settings(tmp_path):
     src = tmp_path / "day.csv"
     src.write_text("text\ngreat day\n", encoding="utf-8")
     env = {**os.environ, "PORT": "not-a-port", "WORKERS": "many", "AUTH_TOKEN_FILE": str(tmp_path / "absent")}
-    result = subprocess.run([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), "--no-progress",
-                             str(src)], cwd=ROOT, capture_output=True, text=True, env=env)
+    result = app_command("classify", "--bundle", str(TINY_BUNDLE), "--no-progress", str(src), env=env)
     assert result.returncode == 0, result.stderr
     env["TFLITE_THREADS"] = "zero"  # a setting offline mode does use is still checked
-    result = subprocess.run([EDGE_PYTHON, "-m", "app", "classify", str(src)], cwd=ROOT, capture_output=True,
-                            text=True, env=env)
+    result = app_command("classify", str(src), env=env)
     assert result.returncode == 2 and result.stderr.strip() == "error: TFLITE_THREADS must be an integer, got 'zero'"
 
 
 def test_verify_a_bundle(tiny_bundle_copy):
-    ok = subprocess.run([EDGE_PYTHON, "-m", "app", "verify", str(tiny_bundle_copy)], cwd=ROOT, capture_output=True,
-                        text=True)
+    ok = app_command("verify", str(tiny_bundle_copy))
     assert ok.returncode == 0 and "loads and runs" in ok.stdout, ok.stderr
     model = tiny_bundle_copy / "model.tflite"
     model.write_bytes(model.read_bytes()[:-4] + b"\x00\x00\x00\x00")
-    bad = subprocess.run([EDGE_PYTHON, "-m", "app", "verify", str(tiny_bundle_copy)], cwd=ROOT, capture_output=True,
-                         text=True)
+    bad = app_command("verify", str(tiny_bundle_copy))
     assert bad.returncode == 2 and "sha256" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
-    flag = subprocess.run([EDGE_PYTHON, "-m", "app", "verify"], cwd=ROOT, capture_output=True, text=True)
+    flag = app_command("verify")
     assert flag.returncode == 2 and "Traceback" not in flag.stderr
 
 
@@ -139,13 +146,28 @@ def test_two_runs_writing_one_output_do_not_mix_their_lines(tmp_path):
     out = tmp_path / "labels.jsonl"
     first = subprocess.Popen([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), str(fifo), "--out",
                               str(out), "--no-progress"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".labels.jsonl*partial")) and time.monotonic() < deadline:  # it waits on the pipe
-        time.sleep(0.05)
-    second = run(str(other), "--out", str(out), "--no-progress")
-    assert second.returncode == 0, second.stderr
-    fifo.write_text(json.dumps({"text": "the slow one", "n": "slow"}) + "\n", encoding="utf-8")
-    assert first.wait(timeout=60) == 0, first.stderr.read()
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".labels.jsonl*partial")) and time.monotonic() < deadline:  # it waits on the pipe
+            time.sleep(0.05)
+        second = run(str(other), "--out", str(out), "--no-progress")
+        assert second.returncode == 0, second.stderr
+    finally:  # the first run's input, whatever happened (it would otherwise wait on the pipe for ever), once it reads
+        deadline = time.monotonic() + 60
+        while first.poll() is None and time.monotonic() < deadline:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nothing reads the pipe
+            except OSError:
+                time.sleep(0.05)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as pipe:
+                pipe.write(json.dumps({"text": "the slow one", "n": "slow"}) + "\n")
+            break
+    try:
+        assert first.wait(timeout=60) == 0, first.stderr.read()
+    except subprocess.TimeoutExpired:
+        kill_tree(first)
+        raise
     assert [json.loads(x)["n"] for x in out.read_text().splitlines()] == ["slow"]
     assert not list(tmp_path.glob(".*partial"))
 
@@ -169,15 +191,15 @@ def test_input_fields_named_like_an_output_are_kept_renamed(tmp_path):
     assert line["label"] in ("positive", "neutral", "negative")
 
 
-def test_no_tflite_runtime_is_one_line(monkeypatch, capsys):
-    """Where neither LiteRT nor tflite-runtime is installed, `python -m app verify` says so in one line."""
-    from app import runtime
-    from app.__main__ import main
-
-    monkeypatch.setattr(runtime, "_CANDIDATES", (("no-such-runtime", "no_such_runtime.interpreter"),))
-    assert main(["verify", str(TINY_BUNDLE)]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "error: no TFLite runtime installed (no-such-runtime: No module named 'no_such_runtime')"]
+def test_no_tflite_runtime_is_one_line():
+    """Where neither LiteRT nor tflite-runtime can be imported, `python -m app verify` says so in one line, naming
+    both (the edge interpreter, each runtime's package blocked from import as an absent one would be)."""
+    blocked = "import runpy, sys; sys.modules.update(ai_edge_litert=None, tflite_runtime=None); " \
+              "sys.argv = ['app', 'verify', sys.argv[1]]; runpy.run_module('app', run_name='__main__')"
+    result = subprocess.run([EDGE_PYTHON, "-c", blocked, str(TINY_BUNDLE)], cwd=ROOT, capture_output=True, text=True)
+    (line,) = result.stderr.splitlines()
+    assert result.returncode == 2 and re.fullmatch(r"error: no TFLite runtime installed \(ai-edge-litert: .*"
+                                                   r"ai_edge_litert.*; tflite-runtime: .*tflite_runtime.*\)", line), line
 
 
 def test_an_os_error_is_one_line():
@@ -252,12 +274,10 @@ def test_json_files_are_read_as_jsonl_as_bulk_reads_them(tmp_path):
 
 def test_a_text_over_max_text_chars_is_that_rows_error(tmp_path):
     """The API's limit (413 text_too_long) applies offline too: in CSV such a text is mostly rows merged by a quote."""
-    import os
-
     src = tmp_path / "day.jsonl"
     src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(["x" * 51, "y" * 50])))
-    result = subprocess.run([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), "--no-progress",
-                             str(src)], cwd=ROOT, capture_output=True, text=True, env={**os.environ, "MAX_TEXT_CHARS": "50"})
+    result = app_command("classify", "--bundle", str(TINY_BUNDLE), "--no-progress", str(src),
+                         env={**os.environ, "MAX_TEXT_CHARS": "50"})
     assert result.returncode == 0, result.stderr
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     assert lines[0] == {"line": 1, "id": 0, "error": "text longer than 50 characters (MAX_TEXT_CHARS)"}

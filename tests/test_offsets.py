@@ -11,19 +11,19 @@ import pytest
 from sklearn.metrics import f1_score
 
 from app.bundle import Bundle
-from tests.conftest import FIXTURES, cli, refused, splitting_threshold
+from tests.conftest import cli, refused, splitting_threshold
 from tests.test_curve import write_replab
 
 CHOSEN = "the highest macro-F1 on the validation split"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_base):
     """A tiny random BERT trained one epoch with the default time split (a gap, then validation), and the same
     recipe on everything."""
     tmp = tmp_path_factory.mktemp("offsets")
     write_replab(tmp / "replab")
-    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
+    (tmp / "base").symlink_to(tiny_base)
     common = ["train", "--data", str(tmp / "replab"), "--base", str(tmp / "base"), "--epochs", "1", "--learning-rate",
               "1e-3", "--batch-size", "8"]
     cli(*common, "--out", str(tmp / "run"))

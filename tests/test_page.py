@@ -2,7 +2,8 @@
 against a real gunicorn with 2 workers: tweets through the form, the live panel counting across both workers,
 the auth flow, keyboard use, phone width, dark theme, no console error and no CSP violation.
 
-With UPDATE_SCREENSHOT=1 the screenshot it takes (always in build/page.png) also replaces docs/page.png."""
+Its screenshots are kept in pytest's temporary folders (the paths are printed: pytest -rP shows them); with
+UPDATE_SCREENSHOT=1 the one of the form also replaces docs/page.png."""
 
 from __future__ import annotations
 
@@ -127,14 +128,13 @@ def clipboard(driver, service) -> str:
     return driver.execute_async_script("navigator.clipboard.readText().then(arguments[0], (e) => arguments[0]('' + e))")
 
 
-def save_screenshot(driver, name: str) -> Path:
-    """The whole page, not only the viewport, as build/NAME."""
+def save_screenshot(driver, path: Path) -> Path:
+    """The whole page, not only the viewport, as PATH."""
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
     shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {
         "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
-    path = ROOT / "build" / name
-    path.parent.mkdir(exist_ok=True)
     path.write_bytes(base64.b64decode(shot["data"]))
+    print(f"screenshot: {path}")
     return path
 
 
@@ -144,8 +144,14 @@ def panel_total(driver, minutes: int = 5) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def service():
-    with serve(DEFAULT_BUNDLE, workers=2, threads=4, tflite_threads=1) as svc:
+def screenshots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    with serve(DEFAULT_BUNDLE, workers=2, threads=4, tflite_threads=1,
+               log=tmp_path_factory.mktemp("service") / "gunicorn.log") as svc:
         yield svc
 
 
@@ -257,7 +263,7 @@ def test_keyboard_only(page):
     assert outline != "none"
 
 
-def test_live_panel_counts_every_worker(page, service):
+def test_live_panel_counts_every_worker(page, service, screenshots):
     wait(page, lambda: panel_total(page) is not None, message="live panel empty")
     before = panel_total(page)
     classify_in_form(page, [SINGLE], "BMW")
@@ -281,12 +287,12 @@ def test_live_panel_counts_every_worker(page, service):
         memory = row.find_elements(By.TAG_NAME, "td")[0].text
         assert memory.endswith(" MB") and float(memory.split()[0]) > 20
     assert "/ " in text(page, "#latency") and text(page, "#latency").endswith("since start)")
-    shot = save_screenshot(page, "page.png")  # for the README
+    shot = save_screenshot(page, screenshots / "page.png")  # for the README
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "page.png")
 
 
-def test_phone_width_and_dark_theme(page):
+def test_phone_width_and_dark_theme(page, screenshots):
     light = page.execute_script("return getComputedStyle(document.body).backgroundColor")
     # A phone: 390 CSS pixels wide, laid out as a mobile browser does (by the page's viewport meta tag).
     page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
@@ -300,17 +306,18 @@ def test_phone_width_and_dark_theme(page):
                                     ".map((s) => s.getBoundingClientRect().width)")
         assert len({round(w) for w in cards}) == 1 and cards[0] < 390  # one column
         assert page.execute_script("return getComputedStyle(document.body).backgroundColor") != light
-        save_screenshot(page, "page-phone-dark.png")
+        save_screenshot(page, screenshots / "page-phone-dark.png")
     finally:
         page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
 
-def test_corrections_from_the_page_and_a_service_that_goes_away(tmp_path):
+def test_corrections_from_the_page_and_a_service_that_goes_away(tmp_path, screenshots):
     """With FEEDBACK_FILE each result can be corrected (a label, or not about the entity) and the line is stored; a
     model card that could not be read is tried again; a stopped service is said to be unreachable, in words."""
     feedback = tmp_path / "feedback.jsonl"
-    with serve(TINY_RELATED_BUNDLE, workers=1, threads=2, tflite_threads=1, FEEDBACK_FILE=str(feedback)) as svc, \
+    with serve(TINY_RELATED_BUNDLE, workers=1, threads=2, tflite_threads=1, log=tmp_path / "gunicorn.log",
+               FEEDBACK_FILE=str(feedback)) as svc, \
             chromium() as driver:
         driver.execute_cdp_cmd("Network.enable", {})
         driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/v1/model"]})
@@ -329,7 +336,7 @@ def test_corrections_from_the_page_and_a_service_that_goes_away(tmp_path):
         assert [(s["text"], s["entity"], s["label"], s.get("related")) for s in stored] == \
             [(BATCH[0], "BMW", "negative", None), (BATCH[1], "BMW", None, False)]
         assert len(driver.find_elements(By.CSS_SELECTOR, "#results .correction option")) == 2 * 4  # 3 labels, not about
-        save_screenshot(driver, "page-feedback.png")
+        save_screenshot(driver, screenshots / "page-feedback.png")
         svc.stop()
         driver.find_element(By.ID, "classify").click()
         unreachable = "The service cannot be reached: is it running, and is this its address?"
@@ -349,7 +356,7 @@ def test_the_csp_checks_catch_an_inline_script(service, browser):
         assert_clean(browser)
 
 
-def test_auth_flow_with_wrong_and_right_token(tmp_path):
+def test_auth_flow_with_wrong_and_right_token(tmp_path, screenshots):
     """Also: with the access log on at DEBUG, what the page sends leaves no tweet text in the service's log; the
     verdict is the bundle's (its related_threshold set between the two tweets' probabilities), not one at 0.5; the
     model card shows the bundle's logit offsets."""
@@ -388,7 +395,7 @@ def test_auth_flow_with_wrong_and_right_token(tmp_path):
         offsets = driver.find_element(By.XPATH, "//dl[@id='model']/dt[.='Logit offsets']/following-sibling::dd[1]")
         assert offsets.text == "negative -0.25"
         wait(driver, lambda: (panel_total(driver) or 0) >= 2, timeout=15, message="live panel not filled")
-        save_screenshot(driver, "page-related.png")
+        save_screenshot(driver, screenshots / "page-related.png")
         assert_clean(driver, allowed_401=1)  # the wrong token's answer
         # A token that stops working (the service restarted with another) sends the page back to the field.
         driver.execute_script("sessionStorage.setItem('reputation.token', 'another-token-0123456789')")

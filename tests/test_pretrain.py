@@ -15,14 +15,14 @@ from safetensors.numpy import load_file
 from model_build.checkpoint import DataSpec
 from model_build.pretrain import SUMMARY_FILE, PretrainConfig, _head_warmup, file_texts, pretrain, replab_examples
 from model_build.splits import Holdout, SplitSpec
-from tests.conftest import FIXTURES, cli, refused
+from tests.conftest import cli, refused, stopped_after_save
 from tests.test_curve import SEEN, _q, write_replab
 
 SPANISH = "no me gusta nada este banco"
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory):
+def tree(tmp_path_factory, tiny_base):
     tmp = tmp_path_factory.mktemp("pretrain")
     write_replab(tmp / "replab")
     training = tmp / "replab" / "training"  # and one Spanish tweet, unrelated
@@ -30,7 +30,7 @@ def tree(tmp_path_factory):
                       (training / "texts" / f"{SEEN}.tsv", _q(999, "a", SEEN, SPANISH)),
                       (training / "goldstandard" / "goldstandard_filtering.dat", _q(SEEN, 999, "UNRELATED"))):
         path.write_text(path.read_text() + row)
-    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
+    (tmp / "base").symlink_to(tiny_base)
     (tmp / "more").mkdir()
     (tmp / "more" / "val_text.txt").write_text("the service was great today\n\nthe bank lost my card again\n")
     (tmp / "more" / "mapping.txt").write_text("0 not a text file\n")
@@ -108,30 +108,16 @@ def test_head_warmup_updates_the_new_head_alone_then_the_encoder_too(tree):
     assert {head, encoder, "bert.embeddings.word_embeddings.weight"} <= moved[1]
 
 
-def test_a_pretraining_with_head_warmup_leaves_the_encoder_as_it_was_until_the_warmup_ends(tree, tmp_path, monkeypatch):
+def test_a_pretraining_with_head_warmup_leaves_the_encoder_as_it_was_until_the_warmup_ends(tree, tmp_path):
     """Through the real Trainer, stopped right after its checkpoint at the end of the 3 head-only steps (as by Ctrl-C):
     that checkpoint holds the base's encoder; resumed, the run trains the encoder in its last step."""
-    from transformers.trainer_callback import CallbackHandler
 
     config = PretrainConfig(str(tree / "base"), tmp_path / "p", max_steps=4, head_warmup=3, batch_size=4,
                             learning_rate=3e-3, held_out=4, checkpoint_every=3)
     texts, sources = file_texts(tree / "more") * 20, {"replab": None, "files": {}}
 
-    class Stopped(Exception):
-        pass
-
-    saved = CallbackHandler.on_save
-
-    def stop_after(handler, args, state, control):
-        control = saved(handler, args, state, control)
-        if state.global_step == 3:
-            raise Stopped
-        return control
-
-    with monkeypatch.context() as patch:
-        patch.setattr(CallbackHandler, "on_save", stop_after)
-        with pytest.raises(Stopped):
-            pretrain(config, texts, sources, "test")
+    with stopped_after_save(3):
+        pretrain(config, texts, sources, "test")
     base = load_file(str(tree / "base" / "model.safetensors"))
     warm = load_file(str(tmp_path / "p" / "trainer" / "checkpoint-3" / "model.safetensors"))
     pretrain(config, texts, sources, "test")  # resumed

@@ -22,7 +22,7 @@ from model_build.data import LABELS
 from model_build.distill import TARGETS_FILE, Distillation, TeacherTargets
 from model_build.scoring import encode_examples, predict
 from model_build.train import Targets, consistency_loss, reputation_loss
-from tests.conftest import FIXTURES, cli, refused
+from tests.conftest import FIXTURES, cli, refused, stopped_after_save
 from tests.test_curve import write_replab
 from tests.test_data import write_stance
 
@@ -146,11 +146,11 @@ def test_teacher_probabilities_are_averaged_after_softening():
 
 
 @pytest.fixture(scope="module")
-def teachers(tmp_path_factory):
+def teachers(tmp_path_factory, tiny_base):
     """Two tiny teachers on the time-gap split: seed 1 reading [CLS] (the default), seed 2 the tokens' mean."""
     tmp = tmp_path_factory.mktemp("distill")
     write_replab(tmp / "replab")
-    cli("init-random", "--arch", "bert", "--size", "tiny", "--vocab", str(FIXTURES / "vocab.txt"), "--out", str(tmp / "base"))
+    (tmp / "base").symlink_to(tiny_base)
     common = ["train", "--data", str(tmp / "replab"), "--base", str(tmp / "base"), "--epochs", "1",
               "--learning-rate", "1e-3", "--batch-size", "8"]
     for seed, pooling in ((1, []), (2, ["--pooling", "mean"])):
@@ -524,26 +524,12 @@ def test_an_ensemble_is_scored_on_the_first_runs_held_out_tweets_with_its_member
     assert f"checkpoint {t1}, {t1}/ given twice" in refused("ensemble", "--checkpoint", str(t1), "--checkpoint", f"{t1}/")
 
 
-def test_a_probed_run_cut_off_resumes_without_fitting_again_and_one_started_over_fits_again(teachers, tmp_path,
-                                                                                              monkeypatch):
-    from transformers.trainer_callback import CallbackHandler
-
+def test_a_probed_run_cut_off_resumes_without_fitting_again_and_one_started_over_fits_again(teachers, tmp_path):
     tmp, common = teachers
     args = [*common, "--seed", "1", "--probe-first", "--checkpoint-every", "2", "--out", str(tmp_path / "lp")]
 
-    class Stopped(Exception):
-        pass
-
-    saved = CallbackHandler.on_save
-
-    def stop_after(handler, args, state, control):
-        saved(handler, args, state, control)
-        raise Stopped
-
-    with monkeypatch.context() as patch:
-        patch.setattr(CallbackHandler, "on_save", stop_after)
-        with pytest.raises(Stopped):
-            cli(*args)
+    with stopped_after_save():
+        cli(*args)
     first = json.loads((tmp_path / "lp" / "probe.json").read_text())
     out = cli(*args)
     assert "resuming from checkpoint-2" in out and "linear probe" not in out
