@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -36,6 +37,8 @@ CASE_SENSITIVE = "spark.sql.caseSensitive"
 _READ_FILE = re.compile(r"while reading file (\S+?)\.?\s")  # in Spark's FAILED_READ_FILE message
 _ALREADY_EXISTS = re.compile(r"column (`[^`]*`) already exists")  # in Spark's COLUMN_ALREADY_EXISTS message
 _PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
+_JAVA_VERSION = re.compile(r'version "(?:1\.)?(\d+)')  # in `java -version`: "17.0.15", or "1.8.0_392" for Java 8
+JAVA_MINIMUM = 17  # Spark 4's
 PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
 # The driver's loggers (and in local mode the executors') that print a failed task's Java stack trace, and with it
 # the record it failed on, maybe a tweet (the job's error is the one line the command prints last), a CSV file's
@@ -95,6 +98,25 @@ def check_master(master: str) -> None:
     raise BulkError(f"Spark master {master}: no connection ({'; '.join(reasons)}): is it started, and is this its address?")
 
 
+def submitted() -> bool:
+    """Whether spark-submit started this driver (its JVM runs already, and it set the Python to use)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def check_java() -> None:
+    """Refuse the Java Spark would start where it is older than Spark 4 takes: its JVM would exit on a class version
+    error, which Spark reports only as its gateway exiting. A missing one is said where the gateway fails."""
+    java = Path(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
+    try:
+        shown = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=60) if java else None
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    found = _JAVA_VERSION.search(shown.stderr + shown.stdout) if shown else None
+    if found and int(found.group(1)) < JAVA_MINIMUM:
+        raise BulkError(f"Spark 4 needs Java {JAVA_MINIMUM} or later, and {java} is Java {found.group(1)}: set JAVA_HOME "
+                        f"to a Java {JAVA_MINIMUM} (Debian's openjdk-17-jre-headless)")
+
+
 def start(opts: Options):
     """A Spark session: the master given (spark-submit's, else local[*]), Spark's console progress bar on a terminal,
     one task slot per ``threads`` cores; locally, the workers run this interpreter."""
@@ -102,8 +124,7 @@ def start(opts: Options):
 
     settings = {"spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),  # a bar, not lines in a log
                 "spark.task.cpus": str(opts.threads)}
-    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # started by spark-submit, which set the Python to use
-    if (opts.master or "local").startswith("local") and not submitted:
+    if (opts.master or "local").startswith("local") and not submitted():
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # PySpark reads it at the context's start
     builder = SparkSession.builder.appName("reputation-bulk")
     if opts.master:
@@ -373,11 +394,13 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
         config = Config.offline_from_env()
     except AppError as exc:
         raise BulkError(str(exc)) from None
+    own, case_sensitive = spark is None, None
+    if own and not submitted():
+        check_java()
     bundle = verify(opts.bundle or config.bundle)
     source_format = opts.input_format or Format.of(opts.input)
     if source_format is None:
         raise BulkError(f"cannot tell the format of {opts.input} from its name: pass --format jsonl, csv or parquet")
-    own, case_sensitive = spark is None, None
     if own and opts.master:
         check_master(opts.master)
     yarn = opts.master == "yarn" and not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR"))

@@ -36,12 +36,13 @@ LOCAL = "local[2]"
 QUIET = ("--conf", "spark.ui.enabled=false")
 
 
-def bulk_command(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python -m bulk classify`` run from ``cwd``, with the checkout on the driver's path only: Spark's Python
-    workers (started in that directory, no PYTHONPATH) can import app and bulk only from what the job shipped."""
+def bulk_command(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``python -m bulk classify`` run from ``cwd`` (with ``env`` added), with the checkout on the driver's path only:
+    Spark's Python workers (started in that directory, no PYTHONPATH) can import app and bulk only from what the job
+    shipped."""
     boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bulk.__main__ import main; sys.exit(main())"
     return subprocess.run([sys.executable, "-c", boot, "classify", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+                          timeout=300, env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **env})
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +242,22 @@ def test_a_spark_master_that_takes_no_connection_is_one_line_at_once(tmp_path):
             f"error: Spark master spark://{address}:{port}: no connection ({address}:{port}: Connection refused): is "
             "it started, and is this its address?"), result.stderr
         assert "Traceback" not in result.stderr and "Spark 4" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_java_older_than_spark_takes_is_one_line_before_spark_starts(tmp_path):
+    """Spark 4 on Java 11 says only that its gateway exited: the job names the Java and what it needs. No Java 11 is
+    installed here: a script in its place prints the first line Java 11's `java -version` prints."""
+    (tmp_path / "jdk-11" / "bin").mkdir(parents=True)
+    java = tmp_path / "jdk-11" / "bin" / "java"
+    java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.21\" 2023-10-17' >&2\n")
+    java.chmod(0o755)
+    (tmp_path / "in.jsonl").write_text('{"text": "fine"}\n')
+    result = bulk_command(tmp_path, "in.jsonl", "out", "--bundle", str(TINY_BUNDLE), "--master", LOCAL,
+                          JAVA_HOME=str(tmp_path / "jdk-11"))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: Spark 4 needs Java 17 or later, and {java} is Java 11: set JAVA_HOME to a Java 17 (Debian's "
+        "openjdk-17-jre-headless)"], result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_name_given_twice_or_none_is_said_so(spark, tmp_path):
