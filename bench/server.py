@@ -95,8 +95,7 @@ class Service:
         counted once, split between them)."""
         import psutil
 
-        master = psutil.Process(self.process.pid)
-        return round(sum(p.memory_full_info().pss for p in [master, *master.children()]) / 2**20, 1)
+        return round(sum(p.memory_full_info().pss for p in [psutil.Process(self.process.pid), *self.workers()]) / 2**20, 1)
 
     def master_rss_mb(self) -> float:
         import psutil

@@ -234,8 +234,9 @@ def test_gunicorn_two_workers_append_concurrently(tmp_path):
 
 
 def test_gunicorn_two_workers_keep_the_size_limit_together(tmp_path):
-    """FEEDBACK_MAX_BYTES holds across workers (the file's size, read under its lock): eight clients against two
-    workers, past the limit; the file stays under it, holds every correction answered 204 and no other."""
+    """FEEDBACK_MAX_BYTES holds across workers (it is the file's size, not each worker's own count): eight clients
+    against two workers, past the limit; the file stays under it, holds every correction answered 204 and no other.
+    The file's lock is not what this shows: without it the race is too narrow to be seen here."""
     path, limit = tmp_path / "feedback.jsonl", 30_000
     texts = [f"{MARKER} {i} " + "x" * (i % 7 * 40) for i in range(400)]  # about 60 KB of corrections in all
     with serve(TINY_BUNDLE, workers=2, threads=4, log=tmp_path / "gunicorn.log", FEEDBACK_FILE=str(path),

@@ -523,9 +523,9 @@ def test_concurrent_requests_on_one_worker_get_the_answers_they_get_alone(tmp_pa
     words = "Acme recalls phones over batteries and the shares fall again today".split()
     bodies = [{"tweets": [{"text": " ".join(words[: 2 + (i + j) % len(words)]) * (1 + i % 3), "entity": "Acme"}
                           for j in range(1 + i % 5)]} for i in range(24)]
-    with running({"WORKERS": "1", "THREADS": "4"}, tmp_path) as service, requests.Session() as session:
-        def answer(body: dict) -> list:
-            r = session.post(service.url + "/classify", json=body, timeout=30)
+    with running({"WORKERS": "1", "THREADS": "4"}, tmp_path) as service:
+        def answer(body: dict) -> list:  # a connection of its own (a requests session is not for threads to share)
+            r = requests.post(service.url + "/classify", json=body, timeout=30)
             assert r.status_code == 200, r.text
             return r.json()["results"]
 
