@@ -250,10 +250,10 @@ bench: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
 bench-reliability: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
 	EDGE_PYTHON=$(EDGE_VENV)/bin/python $(DEV_VENV)/bin/python -m bench reliability
 
-$(BULK_VENV)/.installed: requirements-edge.txt requirements-bulk.txt
+$(BULK_VENV)/.installed: requirements-edge.txt requirements-bulk.txt deploy/constraints-edge.txt
 	$(PYTHON) -m venv $(BULK_VENV)
 	$(BULK_VENV)/bin/pip install -q --upgrade pip
-	$(BULK_VENV)/bin/pip install -q -r requirements-bulk.txt
+	$(BULK_VENV)/bin/pip install -q -r requirements-bulk.txt -c deploy/constraints-edge.txt
 	touch $@
 
 # Spark 4 runs on Java 17: Debian's openjdk-17-jre-headless, installed when no java is found (as root).

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -24,9 +25,9 @@ METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def edge_python() -> str:
-    """The edge-only interpreter when it is installed (as `make test` builds it), else this one."""
+    """The edge-only interpreter: ``EDGE_PYTHON`` (as `make test` sets it), else ``.venv-edge``'s, else this one."""
     candidate = os.environ.get("EDGE_PYTHON") or str(ROOT / ".venv-edge" / "bin" / "python")
-    return candidate if Path(candidate).exists() else "python3"
+    return candidate if Path(candidate).exists() else sys.executable
 
 
 def free_port() -> int:

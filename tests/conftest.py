@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import subprocess
-import sys
+import tempfile
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +16,9 @@ from unittest import mock
 import psutil
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from bench.server import edge_python
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -25,8 +28,8 @@ DEFAULT_BUNDLE = ROOT / "bundles" / "default"
 SHARED = ROOT.parent / "shared"
 REPLAB = SHARED / "data" / "replab2013"
 MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
-# The edge-only virtual environment (make test sets EDGE_PYTHON), so that served tests prove it suffices.
-EDGE_PYTHON = os.environ.get("EDGE_PYTHON") or sys.executable
+# The edge-only virtual environment, so that served tests prove it suffices.
+EDGE_PYTHON = edge_python()
 
 
 def _main(*args: str) -> tuple[int, str, str]:
@@ -60,6 +63,9 @@ def refused(*args: str) -> str:
 # No example database (.hypothesis/examples): every run explores afresh, rather than replaying an earlier run's.
 settings.register_profile("suite", database=None)
 settings.load_profile("suite")
+# Hypothesis's own caches (the constants it collects from our modules, Unicode tables) go to the temporary folder,
+# not into the checkout.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "reputation-hypothesis")
 
 
 def kill_tree(process) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import EDGE_PYTHON, ROOT
 
 UNIT = ROOT / "systemd" / "reputation.service"
 needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
@@ -95,10 +95,9 @@ def _pins(path: Path) -> dict[str, set[str]]:
 def test_every_edge_package_is_pinned():
     pins = _pins(ROOT / "requirements-edge.txt") | _pins(ROOT / "deploy" / "constraints-edge.txt")
     assert len(pins) >= 30
-    edge_python = Path(os.environ.get("EDGE_PYTHON", ROOT / ".venv-edge" / "bin" / "python"))
-    if not edge_python.exists():
+    if EDGE_PYTHON == sys.executable:
         pytest.skip("no edge virtual environment to compare with")
-    out = subprocess.run([str(edge_python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+    out = subprocess.run([EDGE_PYTHON, "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
                          capture_output=True, text=True, check=True)
     installed = {re.sub(r"[-_.]+", "-", p["name"]).lower(): p["version"] for p in json.loads(out.stdout)}
     unpinned = {n: v for n, v in installed.items() if n not in pins and n not in ("pip", "setuptools", "wheel")}
