@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 def classify(config: Config, file: Path, out: Path | None, bundle: Path | None, progress: bool) -> None:
     check_input(file)
     if out:
-        check_output(out)
+        check_output(out, file)
     classifier = Classifier(Bundle.load(bundle or config.bundle), threads=config.threads, bucket=config.length_bucket,
                             max_batch=config.inference_batch)
     if out:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import best_match
 
 from .errors import AppError
@@ -21,8 +21,22 @@ SCHEMA_VERSION = 1
 DEFAULT_RELATED_THRESHOLD = 0.5  # a manifest's related_threshold where it states none
 MANIFEST = "manifest.json"
 # The manifest's structure and allowed values (schema_version 1); checks across fields are in _validate.
-MANIFEST_SCHEMA = Draft202012Validator(json.loads(  # read from a zip too (bulk's executors)
+# JSON Schema's "integer" takes 56.0 too, which would reach the tokenizer as a float: here an integer is one.
+_Validator = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)))
+MANIFEST_SCHEMA = _Validator(json.loads(  # read from a zip too (bulk's executors)
     resources.files(__package__).joinpath("manifest.schema.json").read_text(encoding="utf-8")))
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text} is beyond a float's range")
+    return value
 
 
 def sha256_file(path: Path) -> str:
@@ -90,10 +104,11 @@ class Bundle:
         if not root.is_dir():
             raise AppError(f"bundle {root}: not a directory")
         try:
-            manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+            manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"), parse_constant=_not_a_number,
+                                  parse_float=_finite)
         except FileNotFoundError:
             raise AppError(f"bundle {root}: no {MANIFEST}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # not UTF-8, not JSON, NaN or Infinity
             raise AppError(f"bundle {root}: {MANIFEST} is not valid JSON ({exc})") from None
         try:
             labels, settings = _validate(manifest)
@@ -140,11 +155,9 @@ def _validate(manifest: Any) -> tuple[tuple[str, ...], TextSettings]:
     offsets = manifest.get("label_offsets", {})
     if len({label.lower() for label in offsets}) != len(offsets):
         raise AppError(f"manifest 'label_offsets' {sorted(offsets)} names a label twice")
-    for label, offset in offsets.items():
+    for label in offsets:
         if label.lower() not in labels:
             raise AppError(f"manifest 'label_offsets' names {label!r}, which is not one of 'labels' {list(labels)}")
-        if not math.isfinite(offset):
-            raise AppError(f"manifest 'label_offsets.{label}' is {offset}, not a finite number")
     for key in ("model_file", "vocab_file"):
         if manifest[key] not in manifest["files"]:
             raise AppError(f"manifest '{key}' {manifest[key]!r} has no checksum in 'files'")

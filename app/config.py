@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,3 +159,12 @@ class ServerConfig:
             read_timeout=_int(env, "READ_TIMEOUT", default.read_timeout, 1, 300),
             access_log=_choice(env, "ACCESS_LOG", "0", ("0", "1"), str.strip) == "1",
         )
+
+
+@functools.cache
+def service_settings() -> tuple[ServerConfig, Config]:
+    """The service's settings, read from the environment once per process: the gunicorn master reads them at start,
+    and its workers (forked from it, a replacement for a dead one too) and its reloads (SIGHUP runs gunicorn_conf.py
+    again) keep them. So a token or feedback file changed or removed later counts from the next restart, for every
+    worker alike, and never stops a worker from starting; a reload switches only the bundle."""
+    return ServerConfig.from_env(), Config.from_env()

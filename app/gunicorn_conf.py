@@ -12,11 +12,11 @@ from pathlib import Path
 
 from gunicorn import systemd, util
 
-from app.config import RESOLVED_ENV, Config, ServerConfig
+from app.config import RESOLVED_ENV, service_settings
 from app.errors import AppError
 
 try:
-    _server, _service = ServerConfig.from_env(), Config.from_env()
+    _server, _service = service_settings()
 except AppError as exc:
     sys.exit(f"reputation service cannot start: {exc}")
 if _server.workers > 1:

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 
-from .config import ServerConfig
+from .config import service_settings
 from .validation import ErrorCode
 
 # The API's error codes for the statuses gunicorn answers itself (a request it could not parse; a 500 where a
@@ -130,7 +130,7 @@ class ReadTimeoutThreadWorker(ThreadWorker):
     HEARTBEAT_SECONDS = 1.0
 
     def init_process(self) -> None:
-        self._read_timeout = ServerConfig.from_env().read_timeout
+        self._read_timeout = service_settings()[0].read_timeout
         self._last_notify = float("-inf")
         util.write_error = write_json_error  # gunicorn's one writer of those answers (Worker.handle_error)
         self.log.error_log.addFilter(ClientLines(self.log.error_log))

@@ -74,6 +74,10 @@ def repeated_columns(names: Sequence[str] | None, read: Iterable[str]) -> str | 
     return f"column {', '.join(twice)} appears more than once in the header: give each column once" if twice else None
 
 
+# The longest CSV field read (the csv module's default is 131,072 characters): four times MAX_TEXT_CHARS's highest
+# value, so that a text over MAX_TEXT_CHARS is its record's error, not the file's; a longer field is an unclosed quote.
+FIELD_CHARS = 1 << 22
+
 # A file with NUL in its first SNIFF bytes is not text (as git tells binary files): refused with NOT_TEXT.
 SNIFF = 8000
 NOT_TEXT = "not a text file: it holds NUL bytes (compressed, a spreadsheet, or UTF-16?); give UTF-8 CSV or JSONL"
@@ -92,6 +96,7 @@ def read_records(path: Path) -> Iterator[dict]:
         else:
             # strict: a quote inside a quoted field that is not doubled (an unclosed quote that closes on a later
             # row, which would merge the rows between) or a quote still open at the end is an error, not a merge.
+            csv.field_size_limit(max(csv.field_size_limit(), FIELD_CHARS))
             reader = csv.DictReader(fh, restkey=SURPLUS_KEY, strict=True)
             try:
                 if not reader.fieldnames or "text" not in reader.fieldnames:
@@ -126,6 +131,17 @@ def _kept(record: dict) -> dict:
             if k != "text" and k is not ERROR_KEY}
 
 
+def _json_line(result: dict) -> str:
+    """A result as one JSON line, UTF-8 as written; with JSON's \\u escapes where a field copied from the input holds a
+    lone surrogate (a JSON escape such as \\ud800 decodes to one; UTF-8 cannot hold it)."""
+    line = json.dumps(result, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(result)
+    return line + "\n"
+
+
 def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars: int, progress: bool = True) -> dict:
     """Write one JSON line per input record, in order: its fields except the text (one named like an output as
     ``input_<name>``), plus label, scores, related and about, or the error that kept it from being classified.
@@ -141,7 +157,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
             return
         predictions = classifier.classify([r["text"] for _, r in pending], [r.get("entity") for _, r in pending])
         for (line, record), p in zip(pending, predictions):
-            out.write(json.dumps({"line": line, **_kept(record), **p.to_dict()}, ensure_ascii=False) + "\n")
+            out.write(_json_line({"line": line, **_kept(record), **p.to_dict()}))
         counts["classified"] += len(pending)
         pending.clear()
 
@@ -155,7 +171,7 @@ def classify_file(classifier: Classifier, source: Path, out: IO[str], max_chars:
         error = record.get(ERROR_KEY) or record_error(record, max_chars)
         if error:
             flush()
-            row = json.dumps({"line": line, **_kept(record), "error": error}, ensure_ascii=False) + "\n"
+            row = _json_line({"line": line, **_kept(record), "error": error})
             (out.write if "text" in fields_seen else held.append)(row)
             counts["errors"] += 1
             continue
@@ -179,18 +195,36 @@ def check_input(source: Path) -> None:
         raise AppError(f"{source} is a folder: give a CSV or JSONL file")
 
 
-def check_output(out: Path) -> None:
-    """Refuse an output path that cannot be written (checked before a model is loaded)."""
-    if not out.parent.is_dir():
-        raise AppError(f"{out}: folder {out.parent} does not exist")
-    if out.is_dir():
+def _in_place(out: Path) -> bool:
+    """Whether ``--out`` is written as it is, as the results come, rather than replaced: a pipe, a terminal or a
+    device, or any path under /dev or /proc (``/dev/stdout``, ``/dev/fd/N``: a descriptor the shell set up, which may
+    be a file it appends to)."""
+    return (out.is_absolute() and out.parts[1] in ("dev", "proc")) or (
+        out.exists() and not (out.is_file() or out.is_dir()))
+
+
+def check_output(out: Path, source: Path) -> None:
+    """Refuse an output path that cannot be written, or that is the input (checked before a model is loaded)."""
+    if _in_place(out):
+        return
+    target = Path(os.path.realpath(out))
+    if not target.parent.is_dir():
+        raise AppError(f"{out}: folder {target.parent} does not exist")
+    if target.is_dir():
         raise AppError(f"{out} is a folder: give a file name")
+    if target.is_file() and source.is_file() and target.samefile(source):
+        raise AppError(f"{out} is the input file: give another --out")
 
 
 def classify_into(classifier: Classifier, source: Path, out: Path, max_chars: int, progress: bool = True) -> dict:
     """:func:`classify_file` into the file ``out`` (:func:`check_output`), written whole or not at all: into a file
     of this process's own beside it, synced, then renamed into place (two runs writing the same ``out`` do not mix
-    their lines)."""
+    their lines). A symlink's target is written, not the link replaced; a pipe, a device or a path under /dev or
+    /proc is written as it is, appended to (``/dev/stdout`` of a shell's ``>> file`` keeps what the file held)."""
+    if _in_place(out):
+        with out.open("a", encoding="utf-8") as stream:
+            return classify_file(classifier, source, stream, max_chars, progress)
+    out = Path(os.path.realpath(out))
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")  # one left by a killed run of this pid is written over
     try:
         with tmp.open("w", encoding="utf-8") as stream:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from flask import Flask
 
-from .config import RESOLVED_ENV, Config
+from .config import RESOLVED_ENV, service_settings
 from .server import create_app
 
 
 def create() -> Flask:
-    """Build the application from environment variables (called once per worker), on the bundle
-    the gunicorn master verified (see gunicorn_conf.py) when there is one."""
-    config = Config.from_env()
+    """Build the application (called once per worker) with the settings the gunicorn master read at start, on the
+    bundle it verified (see gunicorn_conf.py) when there is one."""
+    config = service_settings()[1]
     if os.environ.get(RESOLVED_ENV):
         config = dataclasses.replace(config, bundle=Path(os.environ[RESOLVED_ENV]))
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")

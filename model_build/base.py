@@ -41,14 +41,22 @@ def base_architecture(base: str, use: str) -> Architecture:
         raise BuildError(f"{base}: {use} takes {names} encoders, not {model_type}") from None
 
 
-def resolve_base(base: str, work_dir: Path) -> tuple[Path, bool]:
-    """The base's vocabulary file, saved into ``work_dir``, and whether its tokenizer lower-cases."""
+def base_tokenizer(base: str):
+    """The base's tokenizer, or a BuildError of one line where it cannot be read or the base has none."""
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(base)
+        return AutoTokenizer.from_pretrained(base)
     except (OSError, ValueError) as exc:
         raise _unreadable(base, exc) from None
+    except TypeError as exc:  # a folder without tokenizer files: transformers stats a vocabulary path of None
+        raise BuildError(f"{base}: its tokenizer cannot be read ({exc}): a base needs its tokenizer files (vocab.txt or "
+                         "tokenizer.json) beside its weights") from None
+
+
+def resolve_base(base: str, work_dir: Path) -> tuple[Path, bool]:
+    """The base's vocabulary file, saved into ``work_dir``, and whether its tokenizer lower-cases."""
+    tokenizer = base_tokenizer(base)
     work_dir.mkdir(parents=True, exist_ok=True)
     (vocab_file,) = tokenizer.save_vocabulary(str(work_dir))
     return Path(vocab_file), bool(getattr(tokenizer, "do_lower_case", True))

@@ -303,3 +303,11 @@ def save_checkpoint(out: Path, model, vocab: Path, settings: TextSettings, summa
         if logits is not None:
             np.save(tmp / "validation_logits.npy", logits)
     return Checkpoint.load(out)
+
+
+def check_distinct(paths: Sequence[str | Path], members: str) -> None:
+    """Refuse a checkpoint given twice, by any path to it; ``members`` says why they must differ."""
+    resolved = [Path(p).resolve() for p in paths]
+    twice = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
+    if twice:
+        raise BuildError(f"checkpoint {', '.join(twice)} given twice: {members}")

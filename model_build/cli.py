@@ -5,6 +5,7 @@ It parses and dispatches; the work is in the modules it names."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -23,6 +24,8 @@ from .settings import ClassWeighting, Device, Pooling, StanceHead
 from .splits import Holdout, SplitSpec
 
 DEFAULT_BASE = "google/mobilebert-uncased"
+HELD_OUT_FRACTION = 0.15  # train's and pretrain's --val-fraction and --gap-fraction
+FIGURES_BYTES = 1 << 24  # the most a file --json replaces may hold: figures, never a data set
 THREADS = whole_number(1, 256)  # far more and PyTorch cannot map its thread pools: a crash, not a run
 
 
@@ -117,8 +120,12 @@ def cmd_train(args) -> int:
 def cmd_pretrain(args) -> int:
     from .pretrain import PretrainConfig, pretrain, pretraining_texts
 
-    data = DataSpec(str(args.data), _split(args), "EN", unrelated=True,
-                    holdout=SplitSpec(Holdout.TIME, args.val_fraction, args.gap_fraction, args.seed)) \
+    fractions = {"--val-fraction": args.val_fraction, "--gap-fraction": args.gap_fraction}
+    given = [flag for flag, value in {"--split": args.split, **fractions}.items() if value is not None]
+    if given and not args.data:
+        raise BuildError(f"{' and '.join(given)} choose{'s' * (len(given) == 1)} among RepLab's tweets: give --data")
+    data = DataSpec(str(args.data), _split(args), "EN", unrelated=True, holdout=SplitSpec(
+        Holdout.TIME, *(HELD_OUT_FRACTION if v is None else v for v in fractions.values()), args.seed)) \
         if args.data else None
     config = PretrainConfig(
         base=args.base or DEFAULT_BASE, out_dir=Path(args.out), max_steps=args.max_steps, head_warmup=args.head_warmup,
@@ -159,9 +166,10 @@ def cmd_package(args) -> int:
     return 0
 
 
-def _json_file(value: str | None) -> Path | None:
+def _json_file(value: str | None, data: str | None) -> Path | None:
     """Where ``--json`` writes (checked before the work): a file of its own, not a folder, a link or a device, nor a
-    file in a bundle, checkpoint or run folder (a manifest overwritten is a bundle lost)."""
+    file in a bundle, checkpoint or run folder (a manifest overwritten is a bundle lost), nor the ``--data`` file or
+    any other file that holds something else than one JSON document (tweets overwritten are lost), under a folder."""
     from app.bundle import MANIFEST
 
     from .checkpoint import SUMMARY_FILE
@@ -176,6 +184,17 @@ def _json_file(value: str | None) -> Path | None:
         raise BuildError(f"--json {path} is a link or a device, not a file: give a file name")
     if any((path.parent / name).is_file() for name in (MANIFEST, SUMMARY_FILE, RUN_FILE)):
         raise BuildError(f"--json {path}: {path.parent} is a bundle, checkpoint or run folder: give a file outside it")
+    if not next(p for p in path.absolute().parents if p.exists()).is_dir():
+        raise BuildError(f"--json {path}: a file stands where its folder would be: give a file name in a folder")
+    if path.is_file() and path.stat().st_size:  # an empty file is a name made ready
+        if data and Path(data).is_file() and path.samefile(data):
+            raise BuildError(f"--json {path} is the --data file: give another file name")
+        try:
+            if path.stat().st_size > FIGURES_BYTES:
+                raise ValueError("too large")
+            json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise BuildError(f"--json {path} holds something else than JSON figures: give another file name") from None
     return path
 
 
@@ -185,7 +204,7 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_bundle, format_metrics, holdout_examples, named_in_full
     from .fsutil import write_json
 
-    json_file = _json_file(args.json)
+    json_file = _json_file(args.json, args.data)
     if args.holdout or args.gap:
         if args.split or args.language:
             raise BuildError("--holdout and --gap score the bundle's own held-out tweets: --split and --language do "
@@ -244,7 +263,7 @@ def cmd_ensemble(args) -> int:
     from .fsutil import write_json
     from .offsets import parse_offset
 
-    json_file = _json_file(args.json)
+    json_file = _json_file(args.json, args.data)
     result = score_ensemble(args.checkpoint, parse_offset(args.negative_offset), args.data)
     print(format_ensemble(result))
     if json_file:
@@ -343,8 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=2, help="epochs without a better validation macro-F1")
     p.add_argument("--holdout", choices=[h.value for h in Holdout], default=Holdout.TIME.value,
                    help="validate on each entity's latest tweets (time) or on fixed unseen entities (entities)")
-    p.add_argument("--val-fraction", type=number(), default=0.15, help="latest share of each entity's tweets (0: none)")
-    p.add_argument("--gap-fraction", type=number(), default=0.15,
+    p.add_argument("--val-fraction", type=number(), default=HELD_OUT_FRACTION,
+                   help="latest share of each entity's tweets (0: none)")
+    p.add_argument("--gap-fraction", type=number(), default=HELD_OUT_FRACTION,
                    help="share of each entity's tweets between training and validation left out (a time gap; "
                         "not applied to tweets without timestamps)")
     p.add_argument("--seed", type=SEED, default=13)
@@ -362,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="RepLab 2013 root: its texts of every language, related or not, less the "
                                   "validation tweets (and gap) that train's time holdout keeps out")
     p.add_argument("--split", help="RepLab split directory name (default: training)")
-    p.add_argument("--val-fraction", type=number(), default=0.15, help="as train's: 0 with --gap-fraction 0 keeps all")
-    p.add_argument("--gap-fraction", type=number(), default=0.15, help="as train's")
+    p.add_argument("--val-fraction", type=number(), help="as train's (and its default): 0 with --gap-fraction 0 keeps all")
+    p.add_argument("--gap-fraction", type=number(), help="as train's (and its default)")
     p.add_argument("--texts", action="append", default=[], metavar="PATH",
                    help="a file of tweets, one per line, or a folder of *_text.txt files (TweetEval); repeatable")
     p.add_argument("--max-steps", type=int, default=1000)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, check_distinct
 from .data import Example, with_polarity
 from .distill import Distillation, check_unseen, teacher_targets
 from .errors import BuildError
@@ -27,10 +27,7 @@ def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, da
     A member trained on any of those tweets is refused."""
     if len(paths) < 2:
         raise BuildError(f"an ensemble takes at least 2 checkpoints, got {len(paths)}")
-    resolved = [Path(p).resolve() for p in paths]
-    twice = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
-    if twice:
-        raise BuildError(f"checkpoint {', '.join(twice)} given twice: an ensemble's members are different runs")
+    check_distinct(paths, "an ensemble's members are different runs")
     members = [Checkpoint.load(p) for p in paths]
     _, gap, val = members[0].parts(data_source)
     parts = {name: tweets for name, tweets in held_out_parts(gap, val) if with_polarity(tweets)}

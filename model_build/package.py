@@ -14,12 +14,13 @@ from app.bundle import MANIFEST, SCHEMA_VERSION, Bundle, sha256_file
 from app.classifier import Classifier
 from app.text import TextSettings, name_key
 
-from .checkpoint import Checkpoint
+from .checkpoint import SUMMARY_FILE, Checkpoint
 from .data import Example, with_polarity
 from .errors import BuildError
 from .fsutil import atomic_dir, check_folder, check_output, write_json
 from .metrics import best_threshold, relatedness_metrics
 from .offsets import OffsetSource, in_short, negative_offset, offset_logits
+from .runs import RUN_FILE
 from .scoring import encode_examples, predict_tweets, validation_metrics
 from .splits import UNSEEN_ENTITIES, Holdout, Part, held_out_parts
 
@@ -96,13 +97,17 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     from .evaluate import evaluate_bundle
 
     check_version(version)
+    if not name:
+        raise BuildError("--name: give the bundle a name")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
         raise BuildError(f"variants: {f'unknown {unknown}' if unknown else 'none given'}; choose from {', '.join(VARIANTS)}")
     if len(set(variants)) < len(variants):
         raise BuildError(f"variants: {', '.join(sorted({v for v in variants if variants.count(v) > 1}))} given twice")
-    if len(variants) > 1:
-        check_folder(Path(out))  # the bundles' parent
+    if len(variants) > 1:  # the bundles' parent: a folder of its own, not a bundle, checkpoint or run
+        check_folder(Path(out))
+        if any((Path(out) / held).is_file() for held in (MANIFEST, SUMMARY_FILE, RUN_FILE)):
+            raise BuildError(f"{out} is a bundle, checkpoint or run folder: give the variants a folder of their own")
     for variant in variants:  # before the conversion, not after it
         check_output(Path(out) if len(variants) == 1 else Path(out) / variant, MANIFEST)
     if unseen is not None and unseen.data.holdout.holdout is not Holdout.ENTITIES:

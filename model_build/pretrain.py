@@ -13,7 +13,7 @@ from typing import Sequence
 from app.jsonl import READ_AS_JSONL
 from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings, text_lines
 
-from .base import base_architecture, resolve_base
+from .base import base_architecture, base_tokenizer, resolve_base
 from .checkpoint import DataSpec
 from .data import Example, example_key
 from .errors import BuildError, readable
@@ -173,7 +173,6 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
     from transformers import (
         AutoModel,
         AutoModelForMaskedLM,
-        AutoTokenizer,
         DataCollatorForLanguageModeling,
         Trainer,
         TrainingArguments,
@@ -186,14 +185,13 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         raise BuildError(f"{len(texts)} texts: more than the {config.held_out} held out are needed")
     config.device.check()
     base_architecture(config.base, "pretraining")
+    tokenizer = base_tokenizer(config.base)  # before the run is claimed, as the architecture
     settings = {**run_settings(config), "texts": sources}
     if claim_run(out, settings, RunKind.PRETRAIN):
         print(f"pretraining finished earlier in {out}: nothing to resume")
         return out / "model", False
     if config.threads:
         torch.set_num_threads(config.threads)
-    with readable(f"base {config.base}"):
-        tokenizer = AutoTokenizer.from_pretrained(config.base)
     vocab, lowercase = resolve_base(config.base, out / "base_vocab")
     encoder = text_encoder(vocab, TextSettings(max_length=config.max_length, lowercase=lowercase), InputFormat.TEXT)
     order = list(range(len(texts)))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
+import shutil
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
@@ -129,18 +132,55 @@ def started_settings(out: Path) -> dict | None:
     return record[0] if record else None
 
 
+# What a run keeps once it has trained: a Trainer checkpoint, or a model it wrote.
+TRAINED = ("trainer/checkpoint-*", "best", "averaged", "model")
+_HELD: dict[Path, int] = {}  # the run directories this process claimed, each locked (flock) until it ends
+
+
+def _hold(out: Path) -> None:
+    """Lock the run directory ``out`` for as long as this process runs, or refuse: another command runs in it."""
+    key = out.resolve()
+    if key in _HELD:
+        return
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BuildError(f"run directory {out} is in use by another command still running: wait for it to end, or "
+                         "give a new --out") from None
+    _HELD[key] = fd
+
+
 def claim_run(out: Path, settings: dict, kind: RunKind) -> bool:
     """Record the run's kind and settings in ``out`` or check them against those it was started with; True when a run
-    with these settings already finished there (early stopping included), so that a rerun resumes nothing."""
+    with these settings already finished there (early stopping included), so that a rerun resumes nothing. The
+    directory is locked while this process runs (a second command in it is refused). A run with other settings that
+    trained nothing (refused after it was claimed, or cut off before its first checkpoint: the line corrected, a
+    smaller batch after running out of memory) is started again with these, what it had derived removed."""
+    from .distill import TARGETS_FILE
+    from .probe import PROBE_FILE
+
+    if _record(out, kind) is None:
+        check_output(out, RUN_FILE, "run (run.json)")  # a file, or a folder of the user's, never becomes a run
+        out.mkdir(parents=True, exist_ok=True)
+    _hold(out)
     record = _record(out, kind)
     if record:
         recorded, finished = record
         differ = _differing(settings, recorded)
-        if differ:
+        if not differ:
+            return finished
+        if finished or any(next(out.glob(kept), None) for kept in TRAINED):
             raise BuildError(f"run directory {out} was started with other settings ({', '.join(differ)}): "
                              "rerun it as it was to resume, or give a new --out")
-        return finished
-    check_output(out, RUN_FILE, "run (run.json)")  # a file, or a folder of the user's, never becomes a run
+        print(f"note: {out} was started with other settings ({', '.join(differ)}) and trained nothing: started again")
+        for derived in ("trainer", "base_vocab", PROBE_FILE, TARGETS_FILE):
+            path = out / derived
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
     write_json(out / RUN_FILE, {"kind": kind.value, "settings": settings, "finished": False})
     return False
 

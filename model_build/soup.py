@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from .checkpoint import Checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, check_distinct, save_checkpoint
 from .data import Example, example_key, with_polarity
 from .errors import BuildError
 from .fsutil import check_output
@@ -57,6 +57,7 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
     soup made earlier is returned as it is, its gap scored if a cut-off run had not yet."""
     if len(paths) < 2:
         raise BuildError(f"a soup averages at least 2 checkpoints, got {len(paths)}")
+    check_distinct(paths, "a soup averages different runs")
     if (out / "best").exists():
         earlier = Checkpoint.load(out / "best")
         if [i["checkpoint"] for i in earlier.summary.get("soup", ())] != [str(Path(p)) for p in paths]:

@@ -14,7 +14,7 @@ import numpy as np
 from app.bundle import sha256_file
 from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings, TweetEncoder
 
-from .base import base_architecture, resolve_base
+from .base import base_architecture, base_tokenizer, resolve_base
 from .checkpoint import SUMMARY_FILE, Checkpoint, DataSpec, save_checkpoint, split_digest
 from .data import LABELS, Example, load_sentiment, load_stance, with_polarity
 from .distill import TARGETS_FILE, Distillation, check_unseen, teacher_targets
@@ -389,6 +389,17 @@ def _best_epoch_callback(run: "_Run"):
     return BestEpoch
 
 
+def _stopped_history(checkpoint: str | None) -> list | None:
+    """The validation history saved in a Trainer checkpoint at which training stopped (its last epoch, or early
+    stopping), else None. Resumed from such a checkpoint, transformers clears the stop and starts another epoch."""
+    if checkpoint is None:
+        return None
+    callbacks = json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("stateful_callbacks", {})
+    if not callbacks.get("TrainerControl", {}).get("args", {}).get("should_training_stop"):
+        return None
+    return list(callbacks.get("BestEpoch", {}).get("args", {}).get("history", []))
+
+
 class _Run:
     """One training run: data encoded with the served text pipeline, the model, and transformers' Trainer
     (AdamW, linear warm-up schedule, gradient clipping, length-grouped batches, checkpoints in ``out/trainer``)."""
@@ -551,8 +562,9 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     sentiment = load_sentiment(config.sentiment.folder) if config.sentiment else []  # read before the run is claimed
     stance = config.stance.examples() if config.stance else []
     config.device.check()
-    if config.init is None:
-        base_architecture(config.base, "training")  # readable and of a kind built here, before the run is claimed
+    if config.init is None:  # readable, of a kind built here and with its tokenizer, before the run is claimed
+        base_architecture(config.base, "training")
+        base_tokenizer(config.base)
     held_out = [*val_set, *gap_set]
     check_base_unseen(config.base, held_out)
     for teacher in config.distillation.teachers if config.distillation else ():
@@ -604,7 +616,12 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
             write_json(probe_file, run.probe(config.probe))
         summary["probe"] = json.loads(probe_file.read_text())
     started = time.time()
-    trainer.train(resume_from_checkpoint=resume)
+    stopped = _stopped_history(resume)
+    if stopped is None:
+        trainer.train(resume_from_checkpoint=resume)
+    else:
+        run.history = stopped
+        print(f"{Path(resume).name}: training stopped there: nothing more to train")
     summary["seconds"] = round(time.time() - started, 1)
     if config.average_last:
         steps = sorted((run.out / "trainer").glob("checkpoint-*"), key=lambda c: int(c.name.rsplit("-", 1)[1]))

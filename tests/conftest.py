@@ -159,6 +159,17 @@ def tiny_base(tmp_path_factory) -> Path:
     return base
 
 
+@pytest.fixture
+def tokenizerless(tiny_base, tmp_path) -> Path:
+    """The tiny base's config and weights without its tokenizer files, as a model saved with ``save_pretrained``
+    alone."""
+    out = tmp_path / "tokenizerless"
+    out.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_base / name, out / name)
+    return out
+
+
 @pytest.fixture(scope="session")
 def replab_sample():
     """Up to 300 English RepLab tweets (every 50th), or skip when ../shared is absent."""

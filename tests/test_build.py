@@ -113,8 +113,26 @@ def test_a_users_file_or_folder_is_never_an_output(built, tmp_path):
     assert line.endswith("is a bundle, checkpoint or run folder: give a file outside it")
     assert (bundle / "manifest.json").read_bytes() == manifest
     assert "is a folder" in refused("evaluate", "--bundle", str(bundle), "--data", data, "--json", "")
+    # --json over the tweets it scores, over another file of the user's, or under a file: each was written (the
+    # last after the whole evaluation, its error then "File exists")
+    own = tmp_path / "data.csv"
+    shutil.copy(data, own)
+    evaluate = ["evaluate", "--bundle", str(bundle), "--data", str(own), "--json"]
+    assert refused(*evaluate, str(own)).endswith("is the --data file: give another file name")
+    assert refused(*evaluate, str(tmp_path / "notes.txt")).endswith("holds something else than JSON figures: give "
+                                                                     "another file name")
+    assert refused(*evaluate, str(tmp_path / "notes.txt" / "m.json")).endswith("a file stands where its folder would "
+                                                                              "be: give a file name in a folder")
+    # several variants inside a bundle's folder (they went in beside its files), and a bundle without a name (refused
+    # only after every conversion, naming a temporary folder)
+    assert refused("package", "--checkpoint", checkpoint, "--variants", "float32,float16", "--out", str(bundle)).endswith(
+        "is a bundle, checkpoint or run folder: give the variants a folder of their own")
+    assert refused("package", "--checkpoint", checkpoint, "--variants", "float32", "--name", "", "--out",
+                   str(tmp_path / "b")) == "error: --name: give the bundle a name"
+    assert own.read_bytes() == Path(data).read_bytes() and sorted(p.name for p in bundle.iterdir()) == [
+        "manifest.json", "model.tflite", "vocab.txt"]
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "mine" / "report.md").read_text() == "mine"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "mine", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "data.csv", "mine", "notes.txt"]
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["report.md"]
 
 
@@ -191,6 +209,69 @@ def test_training_resumes_from_its_last_checkpoint(built, tmp_path):
     assert "started with other settings (learning_rate)" in refused(*args[:-1], "5e-4")
     run_file.write_text("{")
     assert "run.json: not a run record this build wrote" in refused(*args)
+
+
+def test_a_line_refused_after_its_run_was_claimed_can_be_corrected(built, tmp_path):
+    """A line refused once its run is claimed (here: ``--init`` of a checkpoint that reads other input) trained
+    nothing, so the corrected line starts the run again in the same --out; it used to be refused as another run
+    ("started with other settings (input_format)"). A run that has kept a checkpoint still refuses other settings."""
+    tmp, _, _ = built
+    args = ["train", "--data", str(FIXTURES / "tweets.csv"), "--init", str(tmp / "run" / "best"), "--out",
+            str(tmp_path / "run"), "--epochs", "1", "--val-fraction", "0.25", "--gap-fraction", "0"]
+    assert "reads entity+text input, not text" in refused(*args, "--input-format", "text")
+    assert (tmp_path / "run" / "run.json").is_file()
+    out = cli(*args)
+    assert "was started with other settings (input_format) and trained nothing: started again" in out
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["finished"]
+    (tmp_path / "run" / "run.json").write_text(json.dumps(
+        {**json.loads((tmp_path / "run" / "run.json").read_text()), "finished": False}))
+    assert "started with other settings (learning_rate)" in refused(*args, "--learning-rate", "1e-4")
+
+
+def test_a_run_directory_in_use_by_another_command_is_refused(tmp_path, capsys):
+    """A command running in a run directory holds it: a second command there is refused, instead of finding a run
+    that "trained nothing" yet and starting it again under the first one (or both writing its checkpoints). Once the
+    first ends, the second starts its run there."""
+    from model_build.errors import BuildError
+    from model_build.runs import RunKind, claim_run
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; from model_build.runs "
+                               "import RunKind, claim_run; claim_run(Path(sys.argv[1]), {'seed': 1}, RunKind.TRAIN); "
+                               "print('claimed', flush=True); time.sleep(120)", str(out)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "claimed\n"
+        with pytest.raises(BuildError, match="is in use by another command still running: wait for it to end"):
+            claim_run(out, {"seed": 2}, RunKind.TRAIN)
+        assert json.loads((out / "run.json").read_text())["settings"] == {"seed": 1}
+    finally:
+        holder.kill()
+        holder.wait()
+    assert claim_run(out, {"seed": 2}, RunKind.TRAIN) is False
+    assert "trained nothing: started again" in capsys.readouterr().out
+    assert json.loads((out / "run.json").read_text())["settings"] == {"seed": 2}
+
+
+def test_a_run_stopped_early_and_cut_off_before_it_said_so_trains_no_more(built, tmp_path):
+    """Early stopping saves a checkpoint with the Trainer told to stop; a run whose record still says unfinished (as
+    one cut off between that checkpoint and its end leaves it) and rerun ends there: transformers would clear that
+    flag on resuming and train another epoch, whose validation could then pick a best/ the uncut run never made."""
+    tmp, _, _ = built
+    args = ["train", "--data", str(FIXTURES / "tweets.csv"), "--base", str(tmp / "base"), "--out", str(tmp_path / "run"),
+            "--epochs", "6", "--patience", "1", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate",
+            "1e-9"]  # so small a rate that the first epoch stays the best: it stops after the second
+    cli(*args)
+    run_file = tmp_path / "run" / "run.json"
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "trainer").glob("checkpoint-*"))
+    history = json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["history"]
+    assert len(history) == 2 and checkpoints
+    run_file.write_text(json.dumps({**json.loads(run_file.read_text()), "finished": False}))
+    out = cli(*args)
+    assert "stopped there: nothing more to train" in out and "validation accuracy" not in out
+    assert sorted(p.name for p in (tmp_path / "run" / "trainer").glob("checkpoint-*")) == checkpoints
+    assert json.loads((tmp_path / "run" / "best" / "train_summary.json").read_text())["history"] == history
+    assert json.loads(run_file.read_text())["finished"]
 
 
 def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_path):

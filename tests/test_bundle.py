@@ -73,7 +73,15 @@ def test_missing_file_and_missing_manifest(tiny_bundle_copy):
     (lambda m: m.update(label_offsets={"angry": -0.4}), "'label_offsets' names 'angry', which is not one of"),
     (lambda m: m.update(label_offsets={"negative": -0.4, "Negative": 1}), "names a label twice"),
     (lambda m: m.update(label_offsets={"negative": "-0.4"}), "manifest 'label_offsets.negative': '-0.4' is not of type"),
-    (lambda m: m.update(label_offsets={"negative": float("nan")}), "'label_offsets.negative' is nan, not a finite"),
+    (lambda m: m.update(label_offsets={"negative": float("nan")}), "manifest.json is not valid JSON (NaN is not a JSON "
+                                                                   "number)"),
+    (lambda m: m.update(related_threshold=float("inf")), "not valid JSON (Infinity is not a JSON number)"),
+    # finite as a float64, over float32's range: the scores were NaN, which is not JSON
+    (lambda m: m.update(label_offsets={"negative": 1e39}), "'label_offsets.negative': 1e+39 is greater than the maximum"),
+    # 56.0 passes JSON Schema's "integer": the tokenizer then failed with a traceback
+    (lambda m: m["preprocessing"].update(max_length=56.0), "'preprocessing.max_length': 56.0 is not of type 'integer'"),
+    (lambda m: m["preprocessing"].update(max_chars=2000.0), "'preprocessing.max_chars': 2000.0 is not of type 'integer'"),
+    (lambda m: m["files"]["model.tflite"].update(bytes=True), "True is not of type 'integer'"),
     (lambda m: m.update(entity_aliases={"Acme Inc": ""}), "manifest 'entity_aliases.Acme Inc': '' should be non-empty"),
     (lambda m: m.update(entity_aliases={"Acme Inc": "Acme"}, input_format="text"), "'input_format' 'text' reads no entity"),
     (lambda m: m.update(entity_aliases={"\u200b": "Acme"}), "names '\\u200b', which preprocessing leaves empty"),
@@ -94,6 +102,13 @@ def test_manifest_mismatch_is_refused(tiny_bundle_copy, change, fragment):
 def test_manifest_not_json(tiny_bundle_copy):
     (tiny_bundle_copy / "manifest.json").write_bytes(b"\xff{not json")
     _refused(tiny_bundle_copy, "not valid JSON")
+
+
+def test_a_number_beyond_a_floats_range_is_refused(tiny_bundle_copy):
+    """``1e400`` reads as infinity, which /v1/model would then serve as ``Infinity``: not JSON."""
+    path = tiny_bundle_copy / "manifest.json"
+    path.write_text(path.read_text().replace('"schema_version": 1,', '"schema_version": 1, "metrics": {"x": 1e400},', 1))
+    _refused(tiny_bundle_copy, "manifest.json is not valid JSON (1e400 is beyond a float's range)")
 
 
 def test_labels_not_matching_model_outputs_are_refused(tiny_bundle_copy):

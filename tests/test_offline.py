@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import subprocess
 import time
 
@@ -76,7 +77,7 @@ def test_unreadable_inputs_give_a_clear_error(tmp_path):
         assert result.returncode == 2 and result.stderr.splitlines() == [line], result.stderr
     (tmp_path / "unclosed.csv").write_text('text\nfine\n"an unclosed quote' + "x" * 200_000 + "\n")
     result = run(str(tmp_path / "unclosed.csv"), "--out", str(tmp_path / "out.jsonl"))
-    assert result.returncode == 2 and "unclosed.csv: field larger than field limit (131072) by file line 3" in result.stderr
+    assert result.returncode == 2 and "unclosed.csv: unexpected end of data by file line 3" in result.stderr
     assert "Traceback" not in result.stderr and not list(tmp_path.glob("*out.jsonl*"))
     for name, content in (("day.csv", gzip.compress(b"text\nfine\n")), ("day.jsonl", '{"text": "fine"}'.encode("utf-16"))):
         (tmp_path / name).write_bytes(content)  # a compressed file, UTF-16 text: not blamed on a header or a quote
@@ -345,3 +346,78 @@ def test_a_partial_file_left_by_a_killed_run_of_the_same_pid_is_written_over(tmp
     counts = classify_into(Classifier(Bundle.load(TINY_BUNDLE), threads=1), tmp_path / "day.csv", out, 100, False)
     assert counts == {"classified": 1, "errors": 0} and json.loads(out.read_text())["line"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["day.csv", "labels.jsonl"]
+
+
+def test_a_lone_surrogate_in_a_kept_field_is_written_escaped(tmp_path):
+    """A JSON escape such as \\ud800 (a tweet dump cut inside a UTF-16 pair) decodes to a lone surrogate, which
+    UTF-8 cannot hold: that line is written with JSON's escapes, to a file and to standard output alike (it was an
+    encoding traceback)."""
+    src = tmp_path / "day.jsonl"
+    src.write_text('{"id": "\\ud800x", "text": "great phone"}\n{"id": "ok", "text": "caf\\u00e9"}\n', encoding="utf-8")
+    for args in ((), ("--out", str(tmp_path / "labels.jsonl"))):
+        result = run(str(src), "--no-progress", *args)
+        assert result.returncode == 0, result.stderr
+        text = (tmp_path / "labels.jsonl").read_text(encoding="utf-8") if args else result.stdout
+        first, second = text.splitlines()
+        assert '"id": "\\ud800x"' in first and json.loads(first)["id"] == "\ud800x" and "label" in json.loads(first)
+        assert json.loads(second)["id"] == "ok"
+
+
+def test_out_through_a_symlink_or_into_a_pipe_writes_the_target(tmp_path):
+    """``--out`` naming a symlink writes its target and keeps the link; a FIFO is written as it is, not replaced by a
+    file; ``/dev/stdout`` is written as the shell set it up: a pipe (it was refused after the model loaded, naming a
+    /proc path), or a file appended to with ``>>``, whose lines stay (they were replaced)."""
+    (tmp_path / "day.csv").write_text("text\nhello\n", encoding="utf-8")
+    piped = run(str(tmp_path / "day.csv"), "--no-progress", "--out", "/dev/stdout")
+    assert piped.returncode == 0 and json.loads(piped.stdout)["line"] == 1, piped.stderr
+    log = tmp_path / "all.jsonl"
+    log.write_text('{"earlier": 1}\n', encoding="utf-8")
+    command = f"{shlex.quote(EDGE_PYTHON)} -m app classify --bundle {shlex.quote(str(TINY_BUNDLE))} --no-progress " \
+              f"{shlex.quote(str(tmp_path / 'day.csv'))} --out /dev/stdout >> {shlex.quote(str(log))}"
+    appended = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True)
+    assert appended.returncode == 0, appended.stderr
+    assert [sorted(json.loads(x)) for x in log.read_text(encoding="utf-8").splitlines()] == [
+        ["earlier"], ["label", "line", "scores"]]
+    target, link = tmp_path / "target.jsonl", tmp_path / "link.jsonl"
+    target.write_text("", encoding="utf-8")
+    link.symlink_to(target)
+    result = run(str(tmp_path / "day.csv"), "--no-progress", "--out", str(link))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and json.loads(target.read_text(encoding="utf-8"))["line"] == 1
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    process = subprocess.Popen([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), "--no-progress",
+                                str(tmp_path / "day.csv"), "--out", str(fifo)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(reader, "rb") as pipe:
+            os.set_blocking(reader, True)
+            assert process.wait(timeout=60) == 0, process.stderr.read()
+            assert json.loads(pipe.read())["line"] == 1
+    finally:
+        kill_tree(process)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_out_naming_the_input_is_refused(tmp_path):
+    """The input file, written over by its own results (through a link too), would be lost."""
+    src = tmp_path / "day.csv"
+    src.write_text("text\nhello\n", encoding="utf-8")
+    (tmp_path / "same.csv").symlink_to(src)
+    for out in (src, tmp_path / "same.csv"):
+        result = run(str(src), "--no-progress", "--out", str(out))
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == \
+            f"error: {out} is the input file: give another --out", result.stderr
+    assert src.read_text(encoding="utf-8") == "text\nhello\n"
+
+
+def test_a_csv_text_over_the_csv_modules_own_limit_is_that_rows_error(tmp_path):
+    """A field over the csv module's default 131,072 characters used to refuse the whole file: within
+    MAX_TEXT_CHARS's range it is read, and a text over MAX_TEXT_CHARS is that row's error, as in JSONL."""
+    src = tmp_path / "day.csv"
+    src.write_text(f"text\nbefore\n{'x' * 140_000}\nafter\n", encoding="utf-8")
+    result = run(str(src), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [sorted(x) for x in lines] == [["label", "line", "scores"], ["error", "line"], ["label", "line", "scores"]]
+    assert lines[1]["error"] == "text longer than 4000 characters (MAX_TEXT_CHARS)"

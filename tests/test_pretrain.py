@@ -134,6 +134,11 @@ def test_a_pretraining_with_head_warmup_leaves_the_encoder_as_it_was_until_the_w
     (["--texts", "TEXTS", "--held-out", "2", "--base", "/nonexistent/base"],
      "not a readable base model"),
     (["--texts", "TEXTS", "--held-out", "2", "--base", "OTHER"], "not distilbert"),
+    (["--texts", "TEXTS", "--held-out", "2", "--base", "NOTOK"], "a base needs its tokenizer files"),
+    # RepLab's split options without RepLab: they were ignored
+    (["--texts", "TEXTS", "--split", "test"], "--split chooses among RepLab's tweets: give --data"),
+    (["--texts", "TEXTS", "--val-fraction", "0", "--gap-fraction", "0"],
+     "--val-fraction and --gap-fraction choose among RepLab's tweets: give --data"),
     (["--texts", "TEXTS", "--max-length", "600"], "a length of 8 to 512 tokens"),
     (["--texts", "TEXTS", "--max-steps", "10", "--head-warmup", "10"], "fewer than the steps"),
     (["--texts", "TEXTS", "--head-warmup", "0"], "a head warm-up of at least 1 step"),
@@ -141,11 +146,11 @@ def test_a_pretraining_with_head_warmup_leaves_the_encoder_as_it_was_until_the_w
                  "PyTorch sees no CUDA GPU",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here: cuda is not refused")),
 ])
-def test_pretraining_refuses_in_one_line(tree, tmp_path, extra, message):
+def test_pretraining_refuses_in_one_line(tree, tmp_path, tokenizerless, extra, message):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"model_type": "distilbert"}')
     (tmp_path / "texts.txt").write_text("".join(f"tweet number {i}\n" for i in range(10)))
-    named = {"OTHER": str(tmp_path / "other"), "TEXTS": str(tmp_path / "texts.txt")}
+    named = {"OTHER": str(tmp_path / "other"), "TEXTS": str(tmp_path / "texts.txt"), "NOTOK": str(tokenizerless)}
     extra = [named.get(a, a) for a in extra]
     assert message in refused("pretrain", "--base", str(tree / "base"), *extra, "--out", str(tmp_path / "p"))
     assert not (tmp_path / "p").exists()

@@ -400,7 +400,7 @@ def test_r_drop_trains_as_plain_fine_tuning_without_dropout_and_apart_from_it_wi
 
 def test_a_soup_is_the_mean_of_its_runs_weights_validated_and_packaged_as_one_model(teachers, tmp_path):
     """``soup``: the element-wise mean of seeds' weights (heads too), its own validation and gap figures, a checkpoint
-    that packages like any other and says it is a soup; a soup of one run twice is that run."""
+    that packages like any other and says it is a soup; one run given twice is refused."""
     from safetensors.numpy import load_file
 
     from model_build.scoring import validation_metrics
@@ -434,9 +434,10 @@ def test_a_soup_is_the_mean_of_its_runs_weights_validated_and_packaged_as_one_mo
     summary_file.write_text(json.dumps({k: v for k, v in soup.summary.items() if k != "gap"}))
     again = cli("soup", "--checkpoint", str(runs[0]), "--checkpoint", str(runs[1]), "--out", str(tmp_path / "soup"))
     assert "gap tweets (" in again and Checkpoint.load(soup.path).summary["gap"] == soup.summary["gap"]
-    cli("soup", "--checkpoint", str(runs[0]), "--checkpoint", str(runs[0]), "--out", str(tmp_path / "same"))
-    same, alone = Checkpoint.load(tmp_path / "same" / "best").summary, Checkpoint.load(runs[0]).summary
-    assert (same["validation"], same["gap"]) == (alone["validation"], alone["gap"])
+    # one run twice "averaged" to itself, a soup in name only: refused, as an ensemble of it is
+    assert refused("soup", "--checkpoint", str(runs[0]), "--checkpoint", f"{runs[0]}/", "--out", str(tmp_path / "same")
+                   ).endswith(f"checkpoint {runs[0]}, {runs[0]}/ given twice: a soup averages different runs")
+    assert not (tmp_path / "same").exists()
 
 
 def test_a_soup_of_runs_on_everything_has_no_figures_and_takes_their_place(teachers, tmp_path):
@@ -466,11 +467,11 @@ def test_a_soup_of_different_recipes_or_of_one_run_or_over_a_run_is_refused(teac
                                                           str(tmp_path / "ls" / "best"))
     assert not (tmp_path / "s").exists()
     assert "exists and is not this soup: give a new --out (a soup never replaces a run)" in refused(
-        "soup", "--checkpoint", t1, "--checkpoint", t1, "--out", str(tmp / "t1"))
+        "soup", "--checkpoint", t1, "--checkpoint", t2, "--out", str(tmp / "t1"))
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")  # a folder of the user's: refused, left as it is
     assert "mine holds other files and no soup (best/): give a new or empty folder" in refused(
-        "soup", "--checkpoint", t1, "--checkpoint", t1, "--out", str(tmp_path / "mine"))
+        "soup", "--checkpoint", t1, "--checkpoint", t2, "--out", str(tmp_path / "mine"))
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
@@ -632,16 +633,17 @@ def test_a_teacher_or_init_checkpoint_that_saw_held_out_tweets_is_refused(teache
     (["--max-length", "0"], "give 8 to 512 tokens"),
     (["--base", "/nonexistent/base"], "/nonexistent/base: not a readable base model"),
     (["--base", "OTHER"], "training takes bert or mobilebert encoders, not distilbert"),  # not BERT's WordPiece
+    (["--base", "NOTOK"], "a base needs its tokenizer files (vocab.txt or tokenizer.json) beside its weights"),  # was a TypeError
     pytest.param(["--device", "cuda"], "PyTorch sees no CUDA GPU",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here: cuda is not refused")),
 ])
-def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, extra, message):
+def test_settings_that_cannot_apply_are_refused_in_one_line(teachers, tmp_path, tokenizerless, extra, message):
     tmp, common = teachers
     if "--init" in extra:  # --init takes the base and length from the checkpoint
         common = [a for i, a in enumerate(common) if a != "--base" and common[i - 1] != "--base"]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"model_type": "distilbert"}')
-    named = {"INIT": str(tmp / "t1" / "best"), "OTHER": str(tmp_path / "other")}
+    named = {"INIT": str(tmp / "t1" / "best"), "OTHER": str(tmp_path / "other"), "NOTOK": str(tokenizerless)}
     extra = [named.get(a, a) for a in extra]
     assert message in refused(*common, *extra, "--out", str(tmp_path / "s"))
     assert not (tmp_path / "s").exists()

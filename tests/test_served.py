@@ -134,6 +134,45 @@ def test_killed_worker_is_replaced_and_metrics_keep_counting(tmp_path):
         assert after >= before + 10  # the dead worker's counts stay; the new worker's are added
 
 
+def _replaced(service: Service, old: set[int], count: int) -> None:
+    """Wait until ``count`` workers run, none of them one of ``old``, and they answer."""
+    deadline = time.time() + 60
+    while not ((now := {w.pid for w in service.workers()}) and len(now) == count and not now & old):
+        assert service.process.poll() is None, service.log_text()[-2000:]
+        assert time.time() < deadline, "workers not replaced"
+        time.sleep(0.2)
+    wait_ready(service.url, 30, service.process, count)
+
+
+def test_settings_read_at_start_hold_for_a_replaced_worker_and_a_reload(tmp_path):
+    """The token file is read once, at start (README: a new token takes a restart): a worker started later, after a
+    crash or a SIGHUP, serves with the token read at start, even with the file changed or gone since. Workers used
+    to read it again: a replacement took the new token (beside other workers keeping the old), and with the file
+    removed the reload's new workers failed to start, and gunicorn shut the whole service down. One worker, so that
+    every request after the crash reaches its replacement."""
+    token = tmp_path / "token"
+    token.write_text("first-token-0123456789\n")
+    with running({"AUTH_TOKEN_FILE": str(token)}, tmp_path) as service:
+
+        def statuses(secret: str) -> set[int]:
+            return {requests.get(service.url + "/v1/model", headers={"Authorization": f"Bearer {secret}"},
+                                 timeout=10).status_code for _ in range(8)}
+
+        assert statuses("first-token-0123456789") == {200}
+        token.write_text("second-token-0123456789\n")
+        (worker,) = service.workers()
+        worker.kill()
+        _replaced(service, {worker.pid}, 1)
+        assert statuses("first-token-0123456789") == {200}
+        assert statuses("second-token-0123456789") == {401}
+        token.unlink()
+        before = {w.pid for w in service.workers()}
+        os.kill(service.process.pid, signal.SIGHUP)
+        _replaced(service, before, 1)
+        assert statuses("first-token-0123456789") == {200}
+        assert service.process.poll() is None
+
+
 def test_slow_clients_do_not_starve_fast_requests(service):
     """Twice as many stalled requests (half a body, half the headers) as the 2 x 4 worker threads."""
     url = service.url
@@ -460,14 +499,13 @@ def test_no_outbound_connections(service):
             assert conn.status == psutil.CONN_LISTEN or (conn.raddr and conn.laddr.port == port), (p.pid, conn)
 
 
-def test_worker_stuck_while_booting_is_timed_out_and_replaced(tmp_path):
-    """A worker that hangs before its first heartbeat (here: opening a token file that is now a FIFO nobody writes
+def test_worker_stuck_while_booting_is_timed_out_and_replaced(tmp_path, tiny_bundle_copy):
+    """A worker that hangs before its first heartbeat (here: opening its bundle's manifest, now a FIFO nobody writes
     to) is killed after TIMEOUT, instead of hanging for ever as under gunicorn's own clock."""
-    token = tmp_path / "token"
-    token.write_text("a-token-of-at-least-16-chars")
-    with running({"AUTH_TOKEN_FILE": str(token), "TIMEOUT": "3", "LOG_LEVEL": "INFO"}, tmp_path) as service:
-        token.unlink()
-        os.mkfifo(token)  # the next worker blocks reading its settings
+    with running({"BUNDLE": str(tiny_bundle_copy), "TIMEOUT": "3", "LOG_LEVEL": "INFO"}, tmp_path) as service:
+        manifest = tiny_bundle_copy / "manifest.json"
+        manifest.unlink()
+        os.mkfifo(manifest)  # the next worker blocks loading its bundle
         (worker,) = service.workers()
         worker.kill()
         deadline = time.time() + 30
