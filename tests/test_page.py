@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -56,12 +57,17 @@ BATCH = ["Loving my new BMW, what a drive!", "BMW opens a new plant in Debrecen"
 
 
 @contextmanager
-def chromium() -> Iterator["webdriver.Chrome"]:
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+def chromium(profile: Path | None = None, prefs: dict | None = None) -> Iterator["webdriver.Chrome"]:
+    """Headless Chromium on a profile of its own: a temporary one, deleted after, unless ``profile`` is given;
+    ``prefs``, its preferences (as its settings page sets them)."""
+    own = profile is None
+    profile = Path(tempfile.mkdtemp(prefix="chromium-profile-")) if own else profile
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=DriverService(executable_path=DRIVER))
     try:
@@ -69,7 +75,8 @@ def chromium() -> Iterator["webdriver.Chrome"]:
         yield driver
     finally:
         driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        if own:
+            shutil.rmtree(profile, ignore_errors=True)
 
 
 def wait(driver, condition, timeout: float = 20, message: str = ""):
@@ -292,6 +299,59 @@ def test_live_panel_counts_every_worker(page, service, screenshots):
         shutil.copyfile(shot, ROOT / "docs" / "page.png")
 
 
+def test_a_second_classify_waits_for_the_answer_to_the_first(page, service):
+    """Ctrl+Enter pressed again while an answer is awaited sends nothing more: each press was a request of its own
+    (the first answer enabled Classify again while the others were out, and answers could arrive out of order)."""
+    def tweets_counted() -> int:
+        return sum(requests.get(service.url + "/v1/stats", timeout=10).json()["last_5m"]["tweets"].values())
+
+    before, shown = tweets_counted(), page.execute_script("return document.querySelector('#results .summary')")
+    slow = {"offline": False, "latency": 1500, "downloadThroughput": -1, "uploadThroughput": -1}
+    page.execute_cdp_cmd("Network.enable", {})
+    page.execute_cdp_cmd("Network.emulateNetworkConditions", slow)
+    try:
+        tweet = page.find_element(By.ID, "tweet")
+        tweet.clear()
+        tweet.send_keys(SINGLE)
+        for _ in range(3):
+            tweet.send_keys(Keys.CONTROL, Keys.ENTER)
+        wait(page, lambda: page.execute_script("return document.querySelector('#results .summary')") not in (None, shown)
+             and page.find_element(By.ID, "classify").is_enabled(), message="no answer")
+        time.sleep(2 * slow["latency"] / 1000)  # a request sent later would have reached the service by now
+    finally:
+        page.execute_cdp_cmd("Network.emulateNetworkConditions", {**slow, "latency": 0})
+    assert tweets_counted() - before == 1
+
+
+def test_typed_tweets_are_kept_in_no_file_of_the_browser(service, tmp_path):
+    """The tweet box is no form field the browser keeps: after a tweet was classified, the page left and come back
+    to, no file of the browser's profile holds its text once the browser has quit (Chromium wrote it into the
+    profile's session file, for restoring the form: README, Privacy)."""
+    marker = "zqx7741 marker tweet about BMW"
+    profile = tmp_path / "profile"
+    with chromium(profile) as driver:
+        driver.get(lan_url(service))
+        wait(driver, lambda: "replab-polarity-minilm" in text(driver, "#model"), message="model card not filled")
+        classify_in_form(driver, [marker], "BMW")
+        driver.get(lan_url(service) + "healthz")
+        driver.back()
+        wait(driver, lambda: "replab-polarity-minilm" in text(driver, "#model"), message="page not back")
+    holding = [str(p.relative_to(profile)) for p in profile.rglob("*") if p.is_file() and not p.is_symlink()
+               and any(m in p.read_bytes() for m in (marker.encode(), marker.encode("utf-16-le")))]
+    assert holding == []
+
+
+def test_a_browser_that_refuses_site_data_still_classifies(service):
+    """Storage throws where the browser refuses site data: the page used to stop at its first line (the model card
+    loading for ever, Classify reloading the page and the box emptied); it now works without remembering."""
+    with chromium(prefs={"profile.default_content_setting_values.cookies": 2}) as driver:
+        driver.get(lan_url(service))
+        assert driver.execute_script("try { localStorage.length; return false; } catch { return true; }")
+        wait(driver, lambda: "replab-polarity-minilm" in text(driver, "#model"), message="model card not filled")
+        assert [r["text"] for r in classify_in_form(driver, [SINGLE], "BMW")] == [SINGLE]
+        assert_clean(driver)
+
+
 def test_phone_width_and_dark_theme(page, screenshots):
     light = page.execute_script("return getComputedStyle(document.body).backgroundColor")
     # A phone: 390 CSS pixels wide, laid out as a mobile browser does (by the page's viewport meta tag).
@@ -332,11 +392,22 @@ def test_corrections_from_the_page_and_a_service_that_goes_away(tmp_path, screen
             item.find_element(By.CSS_SELECTOR, ".correction button").click()
             status = item.find_element(By.CSS_SELECTOR, ".correction [role=status]")
             wait(driver, lambda: status.text.startswith("Stored"), message="correction not stored")  # noqa: B023
+        # stored once: Correct stays off until another choice (it was on again, and a second click a second line)
+        buttons = [item.find_element(By.CSS_SELECTOR, ".correction button") for item in (first, second)]
+        assert [b.is_enabled() for b in buttons] == [False, False]
         stored = [json.loads(line) for line in feedback.read_text().splitlines()]
         assert [(s["text"], s["entity"], s["label"], s.get("related")) for s in stored] == \
             [(BATCH[0], "BMW", "negative", None), (BATCH[1], "BMW", None, False)]
+        first.find_element(By.CSS_SELECTOR, ".correction option[value='neutral']").click()
+        assert buttons[0].is_enabled()
         assert len(driver.find_elements(By.CSS_SELECTOR, "#results .correction option")) == 2 * 4  # 3 labels, not about
         save_screenshot(driver, screenshots / "page-feedback.png")
+        # a phone, and a long entity in the "not about" choice: the control fits (it stuck out, 398 pixels in 345)
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 360, "height": 800, "deviceScaleFactor": 1, "mobile": True})
+        classify_in_form(driver, BATCH[:1], "Bayerische Motoren Werke AG")
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= 360
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         svc.stop()
         driver.find_element(By.ID, "classify").click()
         unreachable = "The service cannot be reached: is it running, and is this its address?"
@@ -375,6 +446,12 @@ def test_auth_flow_with_wrong_and_right_token(tmp_path, screenshots):
         assert driver.switch_to.active_element.get_attribute("id") == "token"
         assert driver.find_element(By.ID, "token").get_attribute("type") == "password"
         assert "waiting for the access token" in text(driver, "#model")
+        # a character no header carries (a phone keyboard's): said of the token, which was "cannot be reached"
+        driver.find_element(By.ID, "token").send_keys("abcdefghijklmnop1234\u20ac", Keys.ENTER)
+        wait(driver, lambda: "holds another character" in text(driver, "#auth-status"), message="bad token not said")
+        assert driver.execute_script("return sessionStorage.getItem('reputation.token')") is None
+        assert "cannot be reached" not in text(driver, "#model")
+        driver.find_element(By.ID, "token").clear()
         driver.find_element(By.ID, "token").send_keys("wrong-token-0123456789", Keys.ENTER)
         wait(driver, lambda: "not accepted" in text(driver, "#auth-status"), message="wrong token not reported")
         assert driver.execute_script("return sessionStorage.getItem('reputation.token')") is None

@@ -18,8 +18,34 @@ let lastAnswer = null;
 let limits = null;
 const UNREACHABLE = "The service cannot be reached: is it running, and is this its address?";
 
+// Web storage, which a browser blocks where it refuses site data: the page then works without it (the token for as
+// long as the page is open, the entity not remembered).
+function read(area, key) {
+  try {
+    return window[area].getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function write(area, key, value) {
+  try {
+    if (value === null) window[area].removeItem(key);
+    else window[area].setItem(key, value);
+  } catch {
+    // blocked: nothing kept
+  }
+}
+
+let heldToken = read("sessionStorage", TOKEN_KEY);
+
 function token() {
-  return sessionStorage.getItem(TOKEN_KEY);
+  return heldToken;
+}
+
+function keepToken(value) {
+  heldToken = value;
+  write("sessionStorage", TOKEN_KEY, value);
 }
 
 async function api(path, body) {
@@ -61,7 +87,7 @@ function percent(x) {
 
 function askForToken() {
   const rejected = token() !== null;
-  sessionStorage.removeItem(TOKEN_KEY);
+  keepToken(null);
   clearTimeout(statsTimer);
   clearTimeout(modelTimer);
   $("auth").hidden = false;
@@ -83,7 +109,13 @@ async function useToken(event) {
     $("auth-status").textContent = "Type the token first.";
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, value);
+  if (!/^[\x20-\x7e]+$/.test(value)) { // as the service's: a header cannot carry others, and fetch refuses to try
+    $("auth-status").className = "error";
+    $("auth-status").textContent = "A token holds only letters, digits and ASCII punctuation: this one holds another "
+      + "character. Check it and try again.";
+    return;
+  }
+  keepToken(value);
   $("token").value = "";
   if (await startPanels()) {
     $("auth-status").className = "note";
@@ -136,7 +168,7 @@ function correction(text, entity, label, number) {
   const status = el("span", { class: "note", role: "status" });
   send.addEventListener("click", async () => {
     const body = choice.value ? { text, entity, label: choice.value } : { text, entity, related: false };
-    send.disabled = true;
+    send.disabled = true; // until another choice: a correction is stored once
     try {
       await api("/feedback", body);
       status.className = "note";
@@ -144,9 +176,12 @@ function correction(text, entity, label, number) {
     } catch (error) {
       status.className = "error";
       handle(error, status);
-    } finally {
       send.disabled = false;
     }
+  });
+  choice.addEventListener("change", () => {
+    send.disabled = false;
+    status.textContent = "";
   });
   return el("div", { class: "row correction" }, choice, send, status);
 }
@@ -209,12 +244,13 @@ function showError(error) {
 
 async function classify(event) {
   event.preventDefault();
+  if ($("classify").disabled) return; // an answer is awaited: one request at a time, answers in order
   // Lines with nothing the model reads (blank, or only zero-width characters) are left out, as blank ones look.
   const lines = $("tweet").value.split("\n").map((t, i) => ({ line: i + 1, text: t.trim() }))
     .filter((l) => readable(l.text));
   const texts = lines.map((l) => l.text);
   const typed = $("entity").value.trim();
-  localStorage.setItem(ENTITY_KEY, typed);
+  write("localStorage", ENTITY_KEY, typed);
   const entity = readable(typed) ? typed : ""; // one of only invisible characters is none, as the service reads it
   $("error").textContent = "";
   const refused = texts.length ? overLimits(lines, entity) : "Type a tweet first (one per line for several).";
@@ -369,7 +405,7 @@ async function startPanels() {
 }
 
 function start() {
-  $("entity").value = localStorage.getItem(ENTITY_KEY) || "";
+  $("entity").value = read("localStorage", ENTITY_KEY) || "";
   $("classify-form").addEventListener("submit", classify);
   $("tweet").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
