@@ -39,11 +39,11 @@ keepalive = _server.keepalive
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
-# The access log (ACCESS_LOG=1) holds method, path, status and timing: never a body nor a query string, so never
-# tweet text.
+# The access log (ACCESS_LOG=1) holds method and route as the metrics name them, status and timing: never a body,
+# a query string or a path as the client wrote it, so never tweet text.
 accesslog = "-" if _server.access_log else None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
-logger_class = "app.gunicorn_worker.PathOnlyLogger"  # its %(r)s has no query string
+logger_class = "app.gunicorn_worker.PathOnlyLogger"  # its %(r)s: method and route, as the metrics have them
 errorlog = "-"
 # No control socket (gunicorn 27 puts one in ~/.gunicorn): reload is SIGHUP, and the hardened unit has no home.
 control_socket_disable = True
@@ -156,6 +156,11 @@ def pre_fork(server, worker):
     TIMEOUT seconds to load the bundle, then TIMEOUT more for its first heartbeat, or it is killed and replaced."""
     boot_deadline = time.monotonic() + timeout
     os.utime(worker.tmp.fileno(), (boot_deadline, boot_deadline))
+
+
+def pre_request(worker, req):
+    """Nothing: gunicorn's own logs each request's method and path at DEBUG as the client wrote them, where it could
+    put tweet text; the access log (ACCESS_LOG=1) names requests as the metrics do."""
 
 
 def on_reload(server):

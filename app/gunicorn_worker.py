@@ -80,13 +80,16 @@ class ClientLines(logging.Filter):
 
 
 class PathOnlyLogger(glogging.Logger):
-    """gunicorn's logger, its request atom (``%(r)s``) without the query string, where a client could put tweet text.
-    From the raw request line, which cannot hold a line break (``%(U)s`` is decoded: ``%0A`` would be one)."""
+    """gunicorn's logger, its request atom (``%(r)s``) naming what the metrics name: the route the service matched
+    (``unmatched`` for a path that is none) and the method (``other`` for one no HTTP client sends), never the path,
+    query string or method as the client wrote them, where it could put tweet text."""
 
     def atoms(self, resp, req, environ, request_time) -> dict:
+        from .metrics import ROUTE_KEY, method_label  # in the worker, which has them loaded: not in the master
+
         atoms = super().atoms(resp, req, environ, request_time)
-        path = environ["RAW_URI"].partition("?")[0]
-        atoms["r"] = f"{environ['REQUEST_METHOD']} {path} {environ['SERVER_PROTOCOL']}"
+        route = environ.get(ROUTE_KEY, "unmatched")
+        atoms["r"] = f"{method_label(environ['REQUEST_METHOD'])} {route} {environ['SERVER_PROTOCOL']}"
         return atoms
 
 

@@ -36,6 +36,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+ROUTE_KEY = "reputation.route"  # where the service leaves a request's route in its WSGI environ, for the access log
 
 
 def method_label(method: str) -> str:

@@ -195,32 +195,35 @@ def check_input(source: Path) -> None:
         raise AppError(f"{source} is a folder: give a CSV or JSONL file")
 
 
+# A descriptor the shell set up (``/dev/stdout`` of ``> file`` or ``>> file``, ``/dev/fd/3``), which a rename would
+# replace: written as it is.
+_DESCRIPTOR = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|\d+)/fd/\d+")
+
+
 def _in_place(out: Path) -> bool:
-    """Whether ``--out`` is written as it is, as the results come, rather than replaced: a pipe, a terminal or a
-    device, or any path under /dev or /proc (``/dev/stdout``, ``/dev/fd/N``: a descriptor the shell set up, which may
-    be a file it appends to)."""
-    return (out.is_absolute() and out.parts[1] in ("dev", "proc")) or (
-        out.exists() and not (out.is_file() or out.is_dir()))
+    """Whether ``--out`` is written as it is, as the results come, rather than replaced: a pipe, a terminal or a device,
+    or a descriptor the shell set up (:data:`_DESCRIPTOR`)."""
+    return bool(_DESCRIPTOR.fullmatch(str(out))) or (out.exists() and not (out.is_file() or out.is_dir()))
 
 
 def check_output(out: Path, source: Path) -> None:
     """Refuse an output path that cannot be written, or that is the input (checked before a model is loaded)."""
+    target = Path(os.path.realpath(out))
+    if target.is_file() and source.is_file() and target.samefile(source):
+        raise AppError(f"{out} is the input file: give another --out")
     if _in_place(out):
         return
-    target = Path(os.path.realpath(out))
     if not target.parent.is_dir():
         raise AppError(f"{out}: folder {target.parent} does not exist")
     if target.is_dir():
         raise AppError(f"{out} is a folder: give a file name")
-    if target.is_file() and source.is_file() and target.samefile(source):
-        raise AppError(f"{out} is the input file: give another --out")
 
 
 def classify_into(classifier: Classifier, source: Path, out: Path, max_chars: int, progress: bool = True) -> dict:
     """:func:`classify_file` into the file ``out`` (:func:`check_output`), written whole or not at all: into a file
     of this process's own beside it, synced, then renamed into place (two runs writing the same ``out`` do not mix
-    their lines). A symlink's target is written, not the link replaced; a pipe, a device or a path under /dev or
-    /proc is written as it is, appended to (``/dev/stdout`` of a shell's ``>> file`` keeps what the file held)."""
+    their lines). A symlink's target is written, not the link replaced; a pipe, a device or a descriptor the shell set
+    up is written as it is, appended to (``/dev/stdout`` of a shell's ``>> file`` keeps what the file held)."""
     if _in_place(out):
         with out.open("a", encoding="utf-8") as stream:
             return classify_file(classifier, source, stream, max_chars, progress)

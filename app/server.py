@@ -17,7 +17,7 @@ from .bundle import Bundle
 from .classifier import Classifier
 from .config import Config
 from .feedback import FeedbackLog
-from .metrics import Metrics, Relatedness, method_label
+from .metrics import ROUTE_KEY, Metrics, Relatedness, method_label
 from .page import ASSET_MAX_AGE, SECURITY_HEADERS, Page
 from .stats import service_stats
 from .validation import ApiError, ErrorCode, parse_json_body
@@ -90,7 +90,7 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
 
     @app.after_request
     def _observe(response: Response) -> Response:
-        endpoint = route()
+        endpoint = request.environ[ROUTE_KEY] = route()
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         if response.status_code == 412 and not response.is_json:  # a failed If-Match: werkzeug would send the file
             response.close()

@@ -149,6 +149,10 @@ def _hold(out: Path) -> None:
         os.close(fd)
         raise BuildError(f"run directory {out} is in use by another command still running: wait for it to end, or "
                          "give a new --out") from None
+    except OSError as exc:  # a file system without such locks (NFS may want a file open for writing)
+        os.close(fd)
+        print(f"note: run directory {out} cannot be locked ({exc.strerror}): a second command in it is not refused")
+        return
     _HELD[key] = fd
 
 

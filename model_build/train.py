@@ -360,16 +360,19 @@ def _best_epoch_callback(run: "_Run"):
     from transformers.trainer_callback import ExportableState
 
     class BestEpoch(TrainerCallback, ExportableState):
-        def __init__(self, best_macro_f1: float = -1.0, bad_epochs: int = 0, history: list | None = None):
+        def __init__(self, best_macro_f1: float = -1.0, bad_epochs: int = 0, history: list | None = None,
+                     validated_epoch: int | None = None):
             self.best_macro_f1, self.bad_epochs, self.history = best_macro_f1, bad_epochs, list(history or [])
-            run.history = self.history  # also when the Trainer restores this state from a checkpoint
+            # also when the Trainer restores this state from a checkpoint (one saved before validated_epoch: None)
+            run.history, run.validated_epoch = self.history, validated_epoch
+            self.validated_epoch = validated_epoch
 
         def state(self) -> dict:
             return {"args": {"best_macro_f1": self.best_macro_f1, "bad_epochs": self.bad_epochs,
-                             "history": self.history}, "attributes": {}}
+                             "history": self.history, "validated_epoch": self.validated_epoch}, "attributes": {}}
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            epoch = round(state.epoch or 0)
+            epoch = self.validated_epoch = run.validated_epoch = round(state.epoch or 0)
             metrics = run.last_metrics
             if metrics is not None:
                 entry = {"epoch": epoch, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
@@ -382,7 +385,8 @@ def _best_epoch_callback(run: "_Run"):
                 run.save_best(epoch, self.history)
             else:
                 self.bad_epochs += 1
-                control.should_training_stop = self.bad_epochs >= run.config.patience
+                if self.bad_epochs >= run.config.patience:  # never cleared: the last step's stop stays in checkpoints
+                    control.should_training_stop = True
             control.should_save = True  # a checkpoint after every validation, so a resume knows its outcome
             return control
 
@@ -391,13 +395,17 @@ def _best_epoch_callback(run: "_Run"):
 
 def _stopped_history(checkpoint: str | None) -> list | None:
     """The validation history saved in a Trainer checkpoint at which training stopped (its last epoch, or early
-    stopping), else None. Resumed from such a checkpoint, transformers clears the stop and starts another epoch."""
+    stopping) once that epoch was validated, else None. Resumed from such a checkpoint, transformers clears the stop
+    and starts another epoch."""
     if checkpoint is None:
         return None
-    callbacks = json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("stateful_callbacks", {})
-    if not callbacks.get("TrainerControl", {}).get("args", {}).get("should_training_stop"):
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    callbacks = state.get("stateful_callbacks", {})
+    best = callbacks.get("BestEpoch", {}).get("args", {})
+    if not callbacks.get("TrainerControl", {}).get("args", {}).get("should_training_stop") or \
+            best.get("validated_epoch") != round(state.get("epoch") or 0):
         return None
-    return list(callbacks.get("BestEpoch", {}).get("args", {}).get("history", []))
+    return list(best.get("history", []))
 
 
 class _Run:
@@ -456,6 +464,7 @@ class _Run:
         self.last_metrics: dict | None = None
         self.last_logits: np.ndarray | None = None
         self.history: list[dict] = []
+        self.validated_epoch: int | None = None  # the last epoch validated (the best one kept), as BestEpoch says
 
     def probe(self, probe: LinearProbe) -> dict:
         """LP-FT's first step: every head fitted on the model's pooled features of the training tweets, its encoder
@@ -619,6 +628,8 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
     stopped = _stopped_history(resume)
     if stopped is None:
         trainer.train(resume_from_checkpoint=resume)
+        if run.validated_epoch != round(trainer.state.epoch or 0):  # cut off in the last epoch's validation: resumed
+            trainer.evaluate()  # at its last step, the Trainer trains and validates nothing more
     else:
         run.history = stopped
         print(f"{Path(resume).name}: training stopped there: nothing more to train")
@@ -627,8 +638,8 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         steps = sorted((run.out / "trainer").glob("checkpoint-*"), key=lambda c: int(c.name.rsplit("-", 1)[1]))
         run.save_average(steps[-config.average_last:])
     best = run.out / "best"
-    write_json(best / SUMMARY_FILE, {**Checkpoint.load(best).summary, "history": run.history,
-                                     "seconds": summary["seconds"]})
+    write_json(best / SUMMARY_FILE, {**Checkpoint.load(best).summary, "history": run.history,  # a stopped run's time
+                                     **({"seconds": summary["seconds"]} if stopped is None else {})})  # stays its own
     finish_run(run.out, settings, RunKind.TRAIN)
     return score_gap(best, gap_set)  # after the run is marked finished: one cut off scores on the next call
 

@@ -274,6 +274,30 @@ def test_a_run_stopped_early_and_cut_off_before_it_said_so_trains_no_more(built,
     assert json.loads(run_file.read_text())["finished"]
 
 
+def test_a_run_cut_off_in_its_last_validation_validates_that_epoch_when_rerun(built, tmp_path):
+    """The last step's checkpoint is saved with the Trainer told to stop, before the last epoch's validation: a run
+    cut off in that validation and rerun validates that epoch (resumed, the Trainer trained and validated nothing
+    more, and best/ and the history lacked the last epoch)."""
+    tmp, _, _ = built
+    shutil.copytree(tmp / "run", tmp_path / "run")
+    run_file, best = tmp_path / "run" / "run.json", tmp_path / "run" / "best"
+    history = json.loads((best / "train_summary.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    (state_file,) = (tmp_path / "run" / "trainer").glob("checkpoint-*/trainer_state.json")
+    state = json.loads(state_file.read_text())
+    # as saved at the last step (a checkpoint step), told to stop, before that epoch's validation
+    state["stateful_callbacks"]["TrainerControl"]["args"]["should_training_stop"] = True
+    state["stateful_callbacks"]["BestEpoch"]["args"].update(
+        history=history[:1], validated_epoch=1, best_macro_f1=history[0]["macro_f1"], bad_epochs=0)
+    state_file.write_text(json.dumps(state))
+    run_file.write_text(json.dumps({**json.loads(run_file.read_text()), "finished": False}))
+    out = cli("train", "--data", str(FIXTURES / "tweets.csv"), "--base", str(tmp / "base"), "--out", str(tmp_path / "run"),
+              "--epochs", "2", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3")
+    assert "epoch 2: validation" in out and "nothing more to train" not in out
+    assert json.loads((best / "train_summary.json").read_text())["history"] == history
+    assert json.loads(run_file.read_text())["finished"]
+
+
 def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_path):
     """A run stopped right after a checkpoint inside its second epoch (as by Ctrl-C or a reboot) and rerun ends with
     the same weights, bit for bit, as the same run never stopped; so does one stopped inside its first epoch."""

@@ -5,9 +5,12 @@ import json
 import os
 import re
 import shlex
+import shutil
 import stat
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 from tests.conftest import (
     EDGE_PYTHON,
@@ -408,7 +411,27 @@ def test_out_naming_the_input_is_refused(tmp_path):
         result = run(str(src), "--no-progress", "--out", str(out))
         assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == \
             f"error: {out} is the input file: give another --out", result.stderr
+    command = f"{shlex.quote(EDGE_PYTHON)} -m app classify --bundle {shlex.quote(str(TINY_BUNDLE))} --no-progress " \
+              f"{shlex.quote(str(src))} --out /dev/stdout >> {shlex.quote(str(src))}"  # the input, through the shell
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == \
+        "error: /dev/stdout is the input file: give another --out", result.stderr
     assert src.read_text(encoding="utf-8") == "text\nhello\n"
+
+
+def test_out_as_the_root_folder_or_a_file_under_dev_is_an_output_file_as_any(tmp_path):
+    """``/`` is a folder as any (it was an IndexError traceback); a plain file under /dev (/dev/shm) is replaced whole
+    as any file (every path under /dev was appended to)."""
+    (tmp_path / "day.csv").write_text("text\nhello\n", encoding="utf-8")
+    result = run(str(tmp_path / "day.csv"), "--no-progress", "--out", "/")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == "error: / is a folder: give a file name"
+    out = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None)) / "labels.jsonl"
+    try:
+        for _ in range(2):
+            assert run(str(tmp_path / "day.csv"), "--no-progress", "--out", str(out)).returncode == 0
+        assert len(out.read_text(encoding="utf-8").splitlines()) == 1
+    finally:
+        shutil.rmtree(out.parent)
 
 
 def test_a_csv_text_over_the_csv_modules_own_limit_is_that_rows_error(tmp_path):

@@ -400,6 +400,8 @@ def test_corrections_from_the_page_and_a_service_that_goes_away(tmp_path, screen
             [(BATCH[0], "BMW", "negative", None), (BATCH[1], "BMW", None, False)]
         first.find_element(By.CSS_SELECTOR, ".correction option[value='neutral']").click()
         assert buttons[0].is_enabled()
+        first.find_element(By.CSS_SELECTOR, ".correction option[value='negative']").click()  # the one stored
+        assert not buttons[0].is_enabled()
         assert len(driver.find_elements(By.CSS_SELECTOR, "#results .correction option")) == 2 * 4  # 3 labels, not about
         save_screenshot(driver, screenshots / "page-feedback.png")
         # a phone, and a long entity in the "not about" choice: the control fits (it stuck out, 398 pixels in 345)

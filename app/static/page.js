@@ -37,7 +37,13 @@ function write(area, key, value) {
   }
 }
 
+// Whether a token can be sent: printable ASCII, as the service's (a header cannot carry others: fetch refuses to try).
+function sendable(value) {
+  return /^[\x20-\x7e]+$/.test(value);
+}
+
 let heldToken = read("sessionStorage", TOKEN_KEY);
+if (heldToken !== null && !sendable(heldToken)) heldToken = null; // kept by an earlier page that did not check
 
 function token() {
   return heldToken;
@@ -109,7 +115,7 @@ async function useToken(event) {
     $("auth-status").textContent = "Type the token first.";
     return;
   }
-  if (!/^[\x20-\x7e]+$/.test(value)) { // as the service's: a header cannot carry others, and fetch refuses to try
+  if (!sendable(value)) {
     $("auth-status").className = "error";
     $("auth-status").textContent = "A token holds only letters, digits and ASCII punctuation: this one holds another "
       + "character. Check it and try again.";
@@ -166,11 +172,13 @@ function correction(text, entity, label, number) {
   choice.value = label;
   const send = el("button", { type: "button", class: "secondary" }, "Correct");
   const status = el("span", { class: "note", role: "status" });
+  let stored = null; // the choice stored last: stored once
   send.addEventListener("click", async () => {
     const body = choice.value ? { text, entity, label: choice.value } : { text, entity, related: false };
-    send.disabled = true; // until another choice: a correction is stored once
+    send.disabled = true;
     try {
       await api("/feedback", body);
+      stored = choice.value;
       status.className = "note";
       status.textContent = "Stored on this device, for the next adapted model.";
     } catch (error) {
@@ -180,7 +188,8 @@ function correction(text, entity, label, number) {
     }
   });
   choice.addEventListener("change", () => {
-    send.disabled = false;
+    send.disabled = choice.value === stored;
+    status.className = "note";
     status.textContent = "";
   });
   return el("div", { class: "row correction" }, choice, send, status);
