@@ -54,9 +54,9 @@ def base_tokenizer(base: str):
                          "tokenizer.json) beside its weights") from None
 
 
-def resolve_base(base: str, work_dir: Path) -> tuple[Path, bool]:
-    """The base's vocabulary file, saved into ``work_dir``, and whether its tokenizer lower-cases."""
-    tokenizer = base_tokenizer(base)
+def resolve_base(tokenizer, work_dir: Path) -> tuple[Path, bool]:
+    """The vocabulary file of a base's ``tokenizer`` (:func:`base_tokenizer`), saved into ``work_dir``, and whether it
+    lower-cases."""
     work_dir.mkdir(parents=True, exist_ok=True)
     (vocab_file,) = tokenizer.save_vocabulary(str(work_dir))
     return Path(vocab_file), bool(getattr(tokenizer, "do_lower_case", True))

@@ -192,7 +192,7 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
         return out / "model", False
     if config.threads:
         torch.set_num_threads(config.threads)
-    vocab, lowercase = resolve_base(config.base, out / "base_vocab")
+    vocab, lowercase = resolve_base(tokenizer, out / "base_vocab")
     encoder = text_encoder(vocab, TextSettings(max_length=config.max_length, lowercase=lowercase), InputFormat.TEXT)
     order = list(range(len(texts)))
     random.Random(config.seed).shuffle(order)

@@ -429,7 +429,7 @@ class _Run:
         if init is not None:
             self.vocab, text = init.vocab_path, init.text_settings
         else:
-            self.vocab, lowercase = resolve_base(config.base, self.out / "base_vocab")
+            self.vocab, lowercase = resolve_base(base_tokenizer(config.base), self.out / "base_vocab")
             text = TextSettings(lowercase=lowercase, **({"mention_token": None} if config.keep_mentions else {}))
         probe = text_encoder(self.vocab, replace(text, max_length=MAX_LENGTH), config.input_format)
         lengths = [len(e.ids) for e in encode_examples(probe, train_set[:own])]

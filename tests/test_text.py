@@ -78,7 +78,7 @@ def test_build_and_edge_sides_give_identical_ids(replab_sample):
     from app.bundle import Bundle
     from app.classifier import Classifier
     from app.text import InputFormat
-    from model_build.base import resolve_base
+    from model_build.base import base_tokenizer, resolve_base
     from model_build.scoring import encode_examples, text_encoder
     from tests.conftest import DEFAULT_BUNDLE
 
@@ -87,7 +87,7 @@ def test_build_and_edge_sides_give_identical_ids(replab_sample):
     from pathlib import Path
 
     with tempfile.TemporaryDirectory() as tmp:
-        vocab, lowercase = resolve_base(str(MINILM), Path(tmp))
+        vocab, lowercase = resolve_base(base_tokenizer(str(MINILM)), Path(tmp))
         build = text_encoder(vocab, TextSettings(max_length=bundle.text_settings.max_length, lowercase=lowercase),
                              InputFormat.PAIR)
         build_ids = [e.ids for e in encode_examples(build, replab_sample)]
