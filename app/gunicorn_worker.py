@@ -13,9 +13,11 @@ import time
 from http import HTTPStatus
 
 from gunicorn import glogging, util
+from gunicorn.http.errors import ParseException
 from gunicorn.workers.gthread import ThreadWorker
 
 from .config import service_settings
+from .page import SECURITY_HEADERS
 from .validation import ErrorCode
 
 # The API's error codes for the statuses gunicorn answers itself (a request it could not parse; a 500 where a
@@ -45,12 +47,14 @@ def _reason(text: str) -> str:
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
-    """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page."""
+    """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page, and the security headers
+    of the application's own answers."""
     code = PROTOCOL_ERROR_CODES.get(status_int, ErrorCode.INTERNAL).value
     reason = HTTPStatus(status_int).phrase  # gunicorn's own says "Bad Request" for a 501
     body = json.dumps({"error": {"code": code, "message": without_client_bytes(mesg) or reason}}).encode("utf-8")
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    headers = {"Connection": "close", "Content-Type": "application/json", "Content-Length": len(body), **SECURITY_HEADERS}
+    head = f"HTTP/1.1 {status_int} {reason}\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    head += "\r\n"
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
@@ -127,8 +131,9 @@ class ReadTimeoutThreadWorker(ThreadWorker):
     read of it, or its client is cut off (a 408 mid-body), instead of holding one of the worker's threads for as long
     as it likes;
     the heartbeat file is touched at most once a second, not on every pass of the event loop; a request that breaks
-    HTTP itself (its request line or headers) is answered with the API's JSON error, not gunicorn's HTML; and a client
-    cut off mid-headers is one DEBUG line, not an error's traceback."""
+    HTTP itself (its request line or headers) is answered with the API's JSON error, not gunicorn's HTML, and an
+    answered request's unread body that breaks it (a malformed chunk) closes the connection without a second answer;
+    and a client cut off mid-headers is one DEBUG line, not an error's traceback."""
 
     HEARTBEAT_SECONDS = 1.0
 
@@ -144,6 +149,16 @@ class ReadTimeoutThreadWorker(ThreadWorker):
         if now - self._last_notify >= self.HEARTBEAT_SECONDS:
             self._last_notify = now
             super().notify()
+
+    def _keepalive_after(self, conn, keepalive: bool) -> bool:
+        """A body the application left unread is drained before the connection is kept; one that breaks HTTP there
+        (a malformed chunk) closes it quietly: its request has had its answer, and gunicorn would send a second."""
+        try:
+            return super()._keepalive_after(conn, keepalive)
+        except ParseException as error:
+            self.log.debug("connection closed: an answered request's unread body is malformed (%s)",
+                           without_client_bytes(str(error)))
+            return False
 
     def enqueue_req(self, conn) -> None:
         """Every request of a connection passes here (a new one, a kept-alive one readable again, one read ahead)."""

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.routing import WebsocketMismatch
 
 from .api_schema import ApiSchema
 from .bundle import Bundle
@@ -78,15 +79,17 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         return None
 
     def route() -> str:
-        """The request's route, a known one's under a method it does not take (405) too; "unmatched" for a path
-        that is none (its own label would let clients grow /metrics without end)."""
+        """The request's route, a known one's under a method it does not take (405) or asked as a WebSocket (400)
+        too; "unmatched" for a path that is none (its own label would let clients grow /metrics without end)."""
         if request.url_rule:
             return request.url_rule.rule
-        unmatched = request.routing_exception
-        if isinstance(unmatched, MethodNotAllowed) and unmatched.valid_methods:
-            rule, _ = app.create_url_adapter(request).match(method=unmatched.valid_methods[0], return_rule=True)
-            return rule.rule
-        return "unmatched"
+        if not isinstance(request.routing_exception, (MethodNotAllowed, WebsocketMismatch)):
+            return "unmatched"
+        adapter = app.create_url_adapter(request)
+        try:  # the path as a plain HTTP request
+            return adapter.match(return_rule=True, websocket=False)[0].rule
+        except MethodNotAllowed as other:  # under a method it takes
+            return adapter.match(method=other.valid_methods[0], return_rule=True, websocket=False)[0].rule
 
     @app.after_request
     def _observe(response: Response) -> Response:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Sequence
 
 from app.bundle import Bundle
 from app.errors import AppError
 from model_build.checkpoint import DataSpec
 from model_build.data import Example
+from model_build.errors import BuildError
 from model_build.splits import Holdout, SplitSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +51,23 @@ def trained_on_everything(bundle: Path = DEFAULT_BUNDLE) -> bool:
 
 def split_tweets(data: Path = DEFAULT_DATA, bundle: Path = DEFAULT_BUNDLE) -> tuple[list[Example], list[Example]]:
     """The training and validation tweets of ``data_spec(bundle)`` (same language, fractions, seed)."""
-    if not Path(data).is_dir():
-        raise SystemExit(f"bench: {data} not found: the benchmarks need the RepLab 2013 training split (../shared)")
+    check_data(data)
     return data_spec(bundle).splits(data)
+
+
+def check_data(data: Path) -> None:
+    """Refuse a ``--data`` that is no folder (where the RepLab 2013 split would be)."""
+    if not Path(data).is_dir():
+        state = "not a folder" if Path(data).exists() else "not found"
+        raise BuildError(f"RepLab 2013 data (--data) {data}: {state}: the benchmarks need its training split (../shared)")
+
+
+def request_bodies(tweets: Sequence[Example]) -> list[bytes]:
+    """Each tweet as the service's one-tweet request body (and a JSONL line of the offline command's input)."""
+    return [json.dumps({"text": t.text, "entity": t.entity}).encode() for t in tweets]
+
+
+def shown(path: Path) -> str:
+    """A path as the results give it: from the project's root where it is inside (results are committed)."""
+    path = Path(os.path.abspath(path))
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)

@@ -48,7 +48,7 @@ def soak(bundle: Path, bodies: Sequence[bytes], workers: int, clients: int, seco
         "requests": sum(r["requests"] for r in results),
         "server_errors": sum(r["server_errors"] for r in results),
         "connection_errors": sum(sum(r["connection_errors"].values()) for r in results),
-        "p99_ms_worst_interval": max(r["p99_ms"] for r in results),
+        "p99_ms_worst_interval": max((r["p99_ms"] for r in results if r["p99_ms"] is not None), default=None),
         "rss_after_warmup_mb": round(base, 1), "rss_end_mb": round(end, 1),
         "rss_drift": round(end / base - 1, 4), "samples": samples,
     }

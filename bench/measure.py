@@ -14,14 +14,13 @@ from model_build.checkpoint import Checkpoint
 from model_build.data import Example, with_polarity
 from model_build.metrics import classification_metrics
 
-from .alternate import alternate, chunked
+from .alternate import alternate, chunked, over
+from .data import request_bodies
 from .loadgen import LoadSpec, run_load
 from .peers import OnnxRuntimeInt8, Ours, PyTorchFloat32
-from .server import serve
+from .server import ServiceFailed, serve
 
-
-def request_bodies(tweets: Sequence[Example]) -> list[bytes]:
-    return [json.dumps({"text": t.text, "entity": t.entity}).encode() for t in tweets]
+RAW = "raw interpreter"
 
 
 def service_vs_raw(bundle_path: Path, tweets: Sequence[Example], chunk: int, chunks: int, threads: int) -> dict:
@@ -47,7 +46,8 @@ def service_vs_raw(bundle_path: Path, tweets: Sequence[Example], chunk: int, chu
             """Each request once, one at a time; every answer must be a 200."""
             result = run_load(LoadSpec(service.port, max_requests=len(requests), seconds=3600), requests)
             if result["requests"] != len(requests) or set(result["status"]) != {"200"}:
-                raise RuntimeError(f"service failed during the benchmark: {result}")
+                raise ServiceFailed(f"the service failed during the benchmark ({result['status']}, errors "
+                                    f"{result['connection_errors']}): see the end of {service.log}")
 
         def served(chunk):
             send([bodies[i] for i in chunk])
@@ -57,11 +57,13 @@ def service_vs_raw(bundle_path: Path, tweets: Sequence[Example], chunk: int, chu
                                          for i in chunk[s:s + size]]}).encode()
                   for s in range(0, len(chunk), size)])
 
-        result = alternate({"service": served, "raw interpreter": raw, "classifier in process": in_process,
+        result = alternate({"service": served, RAW: raw, "classifier in process": in_process,
                             "service, 16 tweets per request": served_batches}, chunked(len(tweets), chunk, chunks))
         result |= {"worker_rss_mb": service.worker_rss_mb(), "service_pss_mb": service.pss_mb(),
                    "ready_seconds": service.ready_seconds}
-    return result | {"threads": threads, "service_vs_raw": result["first_over"]["raw interpreter"]}
+    rates = result["chunk_tweets_per_s"]
+    over_raw = {n: over(rates, n)[RAW] for n in rates if n != RAW}  # each system's rate over the raw interpreter's
+    return result | {"threads": threads, "over_raw": over_raw, "service_vs_raw": over_raw["service"]}
 
 
 def dynamic_vs_fixed(bundle_path: Path, tweets: Sequence[Example], chunk: int, chunks: int, threads: int) -> dict:
@@ -90,6 +92,11 @@ def latency_ratio(base: tuple[str, Path], other: tuple[str, Path], tweets: Seque
     return result | {"threads": threads, "latency_ratio": result["first_over"][other_name]}
 
 
+def agreement_with(labels: Sequence[int], ours: Sequence[int]) -> float:
+    """The share of tweets given the same label as ours."""
+    return round(float(np.mean(np.equal(labels, ours))), 4)
+
+
 def _predict_all(system, tweets: Sequence[Example]) -> list[int]:
     return [system.predict(t.text, t.entity) for t in tweets]
 
@@ -114,8 +121,7 @@ def peers(like: Bundle, stand_in: tuple[Checkpoint, Path], fine_tuned: Checkpoin
     for s in systems:  # warm-up
         s.predict(tweets[0].text, tweets[0].entity)
     timing = alternate({s.name: run(s) for s in systems}, chunked(len(tweets), chunk))
-    ours = systems[0].name
-    agreement = {s.name: round(float(np.mean(np.equal(predictions[s.name], predictions[ours]))), 4) for s in systems}
+    agreement = {s.name: agreement_with(predictions[s.name], predictions[systems[0].name]) for s in systems}
     return timing | {
         "threads": threads, "tweets": len(tweets),
         "weights": f"the {Path(checkpoint.base_model).name} encoder with seeded heads (bench/stand_ins.py)",
@@ -140,6 +146,6 @@ def quality(like: Bundle, fine_tuned: Checkpoint | None, tweets: Sequence[Exampl
     for s in systems:
         m = classification_metrics(gold, predicted[s.name], labels)
         out[s.name] = {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),
-                       "agreement_with_ours": round(float(np.mean(np.equal(predicted[s.name], ours))), 4),
+                       "agreement_with_ours": agreement_with(predicted[s.name], ours),
                        "runtime": s.runtime}
     return out

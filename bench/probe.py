@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from app.arguments import whole_number
 from app.bundle import Bundle
 from app.classifier import Classifier
 from app.jsonl import iter_jsonl
@@ -27,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("bundle")
     p.add_argument("tweets", help="JSONL with text and entity")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--count", type=int, default=300)
+    p.add_argument("--threads", type=whole_number(1, 64), default=1)
+    p.add_argument("--count", type=whole_number(1), default=300)
     args = p.parse_args(argv)
     with open(args.tweets, encoding="utf-8") as fh:
         tweets = [t for _, t in zip(range(args.count), iter_jsonl(fh))]

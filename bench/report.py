@@ -16,16 +16,24 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
 
 
-def _rates(title: str, intro: str, result: dict) -> list[str]:
-    """A section: its title, what was run, and each system's tweets per second."""
-    return ["", title, "", intro, ""] + _table(["system", "tweets/s"], [[k, v] for k, v in result["tweets_per_s"].items()])
+def _rates(title: str, intro: str, result: dict, ratios: tuple[str, dict] | None = None) -> list[str]:
+    """A section: its title, what was run, each system's tweets per second (and a ratio of each, where given)."""
+    header, rows = ["system", "tweets/s"], [[k, v] for k, v in result["tweets_per_s"].items()]
+    if ratios:
+        header.append(ratios[0])
+        rows = [[k, v, ratios[1].get(k, "")] for k, v in rows]
+    return ["", title, "", intro, ""] + _table(header, rows)
+
+
+def _mb(values: list[float]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
 
 
 def goals_lines(summary: dict, goals: dict) -> list[str]:
     rows = [[k, summary[k], f"{'≤' if k in AT_MOST else '≥'} {goals[k]}",
              "met" if (summary[k] <= goals[k] if k in AT_MOST else summary[k] >= goals[k]) else "MISSED"]
             for k in goals if summary.get(k) is not None]
-    return _table(["figure", "measured", "goal", ""], rows)
+    return _table(["figure", "measured", "goal", "verdict"], rows)
 
 
 def markdown(results: dict, goals: dict) -> str:
@@ -33,7 +41,9 @@ def markdown(results: dict, goals: dict) -> str:
     out = [f"# Benchmark `{results['plan']}`, {m['date']}", "",
            f"{m['cpu']} ({' '.join(m['simd']) or 'no vector extensions listed'}), {m['cores']} cores, {m['machine']}, "
            f"Python {m['python']}; "
-           + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v), "",
+           + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
+           + "".join(f"; the edge environment's {k} {v}" for k, v in m.get("edge_packages", {}).items()
+                     if v != m["packages"].get(k)), "",
            "Ratios come from one run with the compared systems alternating on the same tweets (medians over chunks); "
            "absolute times on a shared machine are indicative only."]
     if goals:
@@ -43,8 +53,10 @@ def markdown(results: dict, goals: dict) -> str:
         out += _rates("## 1. Service over the raw interpreter",
                       f"{r['chunks']} alternating chunks of {r['tweets_per_chunk']} validation tweets, "
                       f"{r['threads']} interpreter thread; one gunicorn worker, one client, one tweet per request. "
-                      f"Worker RSS {r['worker_rss_mb']} MB; the whole service (master and worker) "
-                      f"{r['service_pss_mb']} MB of proportional set size (PSS).", r)
+                      f"Worker RSS {_mb(r['worker_rss_mb'])} MB; the whole service (master and worker) "
+                      f"{r['service_pss_mb']} MB of proportional set size (PSS). Over raw: the median over chunks of "
+                      "each system's rate divided by the raw interpreter's in the same chunk.", r,
+                      ("over raw", r.get("over_raw", {})))
     if "dynamic_vs_fixed" in results:
         r = results["dynamic_vs_fixed"]
         out += _rates("## 2. Sized to the tweet against padding to 128",
@@ -80,25 +92,31 @@ def markdown(results: dict, goals: dict) -> str:
         r = results["against"]
         earlier, now = r["tweets_per_s"]
         out += _rates("## 3c. Against the earlier bundle",
-                      f"{now} and {earlier} ({results['bundle']} and `--against`), one tweet per call through the "
+                      f"{now} and {earlier} ({results['bundle']} and {r.get('bundle', '`--against`')}), one tweet per "
+                      "call through the "
                       f"classifier, {r['chunks']} alternating chunks of {r['tweets_per_chunk']} tweets, {r['threads']} "
                       f"thread: latency {now} / {earlier} {r['latency_ratio']}.", r)
     if "study" in results:
         out += ["", "## 4. The study's table", "",
                 "Default model (fine-tuned MiniLM-L6) and full-size MobileBERT (google/mobilebert-uncased architecture, "
-                "random weights) per variant; each row is a fresh edge process classifying validation tweets one at a "
-                f"time. The study's boards: at least {STUDY_TWEETS_PER_S:g} tweet/s.", ""]
-        out += _table(["model", "variant", "threads", "MB", "load s", "median ms", "p95 ms", "tweets/s", "peak RSS MB"],
+                "random weights) per variant; each run is a fresh edge process classifying validation tweets one at a "
+                "time, and each figure the median over a row's runs (repeats) of each run's own (its median and p95 "
+                "per tweet); tweets/s is 1000 / median ms, not a measured throughput. The study's boards: at least "
+                f"{STUDY_TWEETS_PER_S:g} tweet/s.", ""]
+        out += _table(["model", "variant", "threads", "MB", "load s", "median ms", "p95 ms", "1000 / median ms",
+                       "peak RSS MB"],
                       [[r["model"], r["quantization"], r["threads"], round(r["model_bytes"] / 1e6, 1), r["load_seconds"],
                         r["median_ms"], r["p95_ms"], r["tweets_per_s"], r["peak_rss_mb"]] for r in results["study"]])
         if "study_skipped" in results:
             out += ["", f"Skipped: {results['study_skipped']}."]
     if "load" in results:
-        out += ["", "## 5. Load", "", "Closed-loop clients on loopback, one tweet per request.", ""]
+        out += ["", "## 5. Load", "", "Closed-loop clients on loopback, one tweet per request; tweets/s and latencies "
+                "of the answers with a 2xx status.", ""]
         out += _table(["workers", "clients", "s", "tweets/s", "p50 ms", "p95 ms", "p99 ms", "5xx", "conn. errors",
                        "worker RSS MB", "start to /readyz s"],
                       [[r["workers"], r["clients"], r["seconds"], r["tweets_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
-                        r["server_errors"], sum(r["connection_errors"].values()), r["worker_rss_mb"], r["ready_seconds"]]
+                        r["server_errors"], sum(r["connection_errors"].values()), _mb(r["worker_rss_mb"]),
+                        r["ready_seconds"]]
                        for r in results["load"]])
     if "soak" in results:
         s = results["soak"]

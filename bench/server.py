@@ -24,10 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
+class ServiceFailed(RuntimeError):
+    """The service did not start, or failed while measured: the message says where its log is."""
+
+
 def edge_python() -> str:
-    """The edge-only interpreter: ``EDGE_PYTHON`` (as `make test` sets it), else ``.venv-edge``'s, else this one."""
-    candidate = os.environ.get("EDGE_PYTHON") or str(ROOT / ".venv-edge" / "bin" / "python")
-    return candidate if Path(candidate).exists() else sys.executable
+    """The edge-only interpreter: ``EDGE_PYTHON`` (as `make test` sets it; one that is not there is refused, not
+    replaced), else ``.venv-edge``'s, else this one."""
+    if given := os.environ.get("EDGE_PYTHON"):
+        if not Path(given).is_file():
+            raise ServiceFailed(f"EDGE_PYTHON={given}: {'not a file' if Path(given).exists() else 'no such file'}")
+        return given
+    candidate = ROOT / ".venv-edge" / "bin" / "python"
+    return str(candidate) if candidate.exists() else sys.executable
 
 
 def free_port() -> int:
@@ -44,11 +53,11 @@ def wait_ready(url: str, timeout: float, process: subprocess.Popen | None = None
                interval: float = 0.05) -> float:
     """Poll ``url/readyz`` until it answers 200 (and ``process`` has ``workers`` children); the seconds it took.
 
-    Raises RuntimeError when ``process`` exits first or ``timeout`` passes."""
+    Raises ServiceFailed when ``process`` exits first or ``timeout`` passes."""
     started = time.perf_counter()
     while True:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {process.returncode} during start")
+            raise ServiceFailed(f"gunicorn exited with status {process.returncode} during start")
         try:
             with DIRECT.open(f"{url}/readyz", timeout=max(2.0, interval)) as r:
                 if r.status == 200 and (not workers or len(_children(process)) >= workers):
@@ -56,7 +65,7 @@ def wait_ready(url: str, timeout: float, process: subprocess.Popen | None = None
         except OSError:
             pass
         if time.perf_counter() - started > timeout:
-            raise RuntimeError(f"{url}/readyz not ready within {timeout:.0f} s")
+            raise ServiceFailed(f"{url}/readyz not ready within {timeout:.0f} s")
         time.sleep(interval)
 
 
@@ -144,7 +153,10 @@ def serve(bundle: Path, workers: int = 1, threads: int = 4, tflite_threads: int 
     service = start(bundle, log or ROOT / "build" / "bench" / "gunicorn.log", workers, threads, tflite_threads,
                     **env_extra)
     try:
-        service.ready_seconds = wait_ready(service.url, timeout, service.process, workers)
+        try:
+            service.ready_seconds = wait_ready(service.url, timeout, service.process, workers)
+        except ServiceFailed as exc:
+            raise ServiceFailed(f"{exc}: see the end of {service.log}") from None
         yield service
     finally:
         service.stop()

@@ -87,7 +87,7 @@ def speed_stand_in(like: Bundle, data: DataSpec, calibration: Sequence[Example],
     base = like.manifest()["base_model"]
     local = ROOT / base
     if not local.is_dir() and not Path(base).is_absolute() and base.startswith("."):
-        raise SystemExit(f"bench: the base model {base} of {like.path} is not at {local} (../shared absent?)")
+        raise BuildError(f"the base model {base} of {like.path} is not at {local} (../shared absent?)")
     related = like.has_related if related is None else related
     out = STAND_INS / f"{like.name}{'-related' if related else ''}"
     checkpoint = stand_in_checkpoint(local if local.is_dir() else base, like, data, out / "checkpoint", related=related)

@@ -11,16 +11,14 @@ from typing import Mapping, Sequence
 
 from model_build.data import Example
 
-from .data import ROOT
+from .data import ROOT, request_bodies
 from .server import edge_python
 
 
 def write_tweets(tweets: Sequence[Example], path: Path) -> Path:
     """The tweets as JSONL for the edge processes (under build/, never committed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for t in tweets:
-            fh.write(json.dumps({"text": t.text, "entity": t.entity}) + "\n")
+    path.write_bytes(b"".join(body + b"\n" for body in request_bodies(tweets)))
     return path
 
 

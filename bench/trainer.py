@@ -15,10 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.arguments import whole_number
+from model_build.errors import BuildError
 from model_build.fsutil import write_json, write_text
 
 from .data import ROOT, data_spec, split_tweets
 from .machine import machine_info
+from .server import ServiceFailed
 
 LOOP_COMMIT = "d00e9fa"
 MINILM = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2"
@@ -70,12 +73,17 @@ def _trainer(train_set, out: Path, threads: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.trainer", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40, help="training steps (batches of 32) per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of both")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=whole_number(1), default=40, help="training steps (batches of 32) per measurement")
+    parser.add_argument("--rounds", type=whole_number(1), default=3, help="alternating rounds of both")
+    parser.add_argument("--threads", type=whole_number(1, 64), default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
-    train_set, _ = split_tweets()
+    try:
+        machine = machine_info()
+        train_set, _ = split_tweets()
+    except (BuildError, ServiceFailed) as exc:
+        print(f"bench.trainer: {exc}", file=sys.stderr)
+        return 2
     subset = train_set[: args.steps * 32]
     seconds: dict[str, list[float]] = {"loop": [], "trainer": []}
     for round_ in range(args.rounds):
@@ -87,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "adopt the Trainer" if ratio >= 0.95 else "keep the loop"
     results = {"steps": args.steps, "rounds": args.rounds, "threads": args.threads, "loop_commit": LOOP_COMMIT,
                "seconds_per_step": seconds, "trainer_speed_vs_loop": round(ratio, 3), "verdict": verdict,
-               "machine": machine_info()}
+               "machine": machine}
     write_json(args.out / "trainer.json", results)
     write_text(args.out / "trainer.md",
                f"# transformers' Trainer against the hand-written loop ({LOOP_COMMIT})\n\n{args.steps} steps of batch "

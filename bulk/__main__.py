@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import re
+import signal
 import sys
 from pathlib import Path
 
 from app.arguments import whole_number
 from bulk.formats import Format
-from bulk.job import BulkError, Options, run
+from bulk.job import BulkError, Options, run, without_py4j_tracebacks
 
+# A million made the driver's JVM run out of memory on a 44-row input (the tasks' plans alone); ten thousand is 10,000
+# tweets a partition for 100 million.
+MAX_PARTITIONS = 10_000
 # The master URLs Spark 4 takes (its "Master URLs" documentation).
 _N = r"[1-9]\d*"
 _PORT = r"(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"  # 1 to 65535
@@ -44,13 +46,13 @@ def _setting(raw: str) -> tuple[str, str]:
     return key, value
 
 
-def _without_py4j_tracebacks() -> None:
-    """py4j logs a call cut short (Ctrl-C, SIGTERM) through the root logger, with tracebacks, before the job says
-    'interrupted': the root logger as logging would set it up at that call, less py4j's records. Where a program has
-    set up logging already (the tests' pytest), it is left as it is."""
-    handler = logging.StreamHandler()
-    handler.addFilter(lambda record: f"{os.sep}py4j{os.sep}" not in record.pathname)
-    logging.basicConfig(handlers=[handler])
+def _as_ctrl_c(signum, frame) -> None:
+    """SIGTERM as Ctrl-C: what handles SIGINT at that moment (PySpark's handler, once Spark runs, cancels the jobs
+    first), else a KeyboardInterrupt."""
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):
+        raise KeyboardInterrupt
+    handler(signum, frame)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-text", action="store_true", help="write the text column too")
     p.add_argument("--threads", type=whole_number(1, 256), default=1,
                    help="interpreter threads per task, and Spark cores per task (default 1)")
-    p.add_argument("--partitions", type=whole_number(1, 1_000_000),
-                   help="repartition the input into N, at most 1,000,000 (default: at least one per core)")
+    p.add_argument("--partitions", type=whole_number(1, MAX_PARTITIONS),
+                   help=f"repartition the input into N, at most {MAX_PARTITIONS:,} (default: at least one per core)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it is an earlier job's output")
     p.add_argument("--conf", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="a Spark setting (repeatable)")
@@ -78,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                       input_format=args.format, output_format=args.output_format, keep_text=args.keep_text,
                       threads=args.threads, partitions=args.partitions, overwrite=args.overwrite,
                       conf=tuple(args.conf))
-    _without_py4j_tracebacks()
+    without_py4j_tracebacks()
+    signal.signal(signal.SIGTERM, _as_ctrl_c)
     try:
         counts = run(options)
     except BulkError as exc:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from enum import Enum
 
 from app.jsonl import READ_AS_JSONL
+from app.offline import FIELD_CHARS
 
 # Spark's PERMISSIVE mode puts a JSONL line that is not a JSON object in this column (not Spark's default name,
 # _corrupt_record, which an input may hold as a column of its own).
@@ -37,13 +37,13 @@ class Format(str, Enum):
         if self is Format.CSV:
             # Quoted fields may hold newlines and doubled quotes, as Python's csv module writes them. As the offline
             # command's reader: a quote in a quoted field that is not doubled (an unclosed quote closing on a later
-            # row) fails the job instead of merging the rows between, and so does a field over the csv module's limit.
+            # row) fails the job instead of merging the rows between, and so does a field over its FIELD_CHARS.
             # Every file's first row is its header, the same in each (enforceSchema off: Spark would otherwise
             # drop a file's first row, maybe a tweet, and take its columns by position).
             return reader.options(header=True, enforceSchema=False, multiLine=True, escape='"', mode="PERMISSIVE",
                                   columnNameOfCorruptRecord=CORRUPT,
                                   unescapedQuoteHandling="RAISE_ERROR",
-                                  maxCharsPerColumn=str(csv.field_size_limit())).csv(path)
+                                  maxCharsPerColumn=str(FIELD_CHARS)).csv(path)
         return reader.options(mergeSchema=True).parquet(path)  # files of a folder with other columns: all kept
 
     def write(self, frame, path: str) -> None:

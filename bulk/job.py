@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import csv
 import functools
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -16,8 +16,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import uuid
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from app.bundle import Bundle
 from app.classifier import Classifier
 from app.config import Config
 from app.errors import AppError, os_error_line
-from app.offline import describe_columns, describe_header, repeated_columns
+from app.offline import FIELD_CHARS, describe_columns, describe_header, repeated_columns
 
 from . import worker
 from .formats import CORRUPT, Format
@@ -37,6 +37,8 @@ CASE_SENSITIVE = "spark.sql.caseSensitive"
 _READ_FILE = re.compile(r"while reading file (\S+?)\.?\s")  # in Spark's FAILED_READ_FILE message
 _ALREADY_EXISTS = re.compile(r"column (`[^`]*`) already exists")  # in Spark's COLUMN_ALREADY_EXISTS message
 _PYTHON_RAISED = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
+# Spark's messages for a CSV file whose first row differs from the header it read first (names, then their number)
+_HEADER_MISMATCH = ("CSV header does not conform", "Number of column in CSV header is not equal to number of fields")
 _JAVA_VERSION = re.compile(r'version "(?:1\.)?(\d+)')  # in `java -version`: "17.0.15", or "1.8.0_392" for Java 8
 JAVA_MINIMUM = 17  # Spark 4's
 PACKAGES = (Path(app.__file__).parent, Path(__file__).parent)  # the code the executors import
@@ -91,11 +93,30 @@ def check_master(master: str) -> None:
         try:
             socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
             return
-        except (ValueError, OverflowError):  # given in code, not through the command line's check
-            reasons.append(f"{address}: the port is not one from 1 to 65535")
         except OSError as exc:
             reasons.append(f"{address}: {exc.strerror or exc}")
     raise BulkError(f"Spark master {master}: no connection ({'; '.join(reasons)}): is it started, and is this its address?")
+
+
+def check_cores(master: str, cpus: int) -> None:
+    """Refuse ``cpus`` cores per task on a local master with fewer (Spark would fail its context's start with a Java
+    stack trace); ``local[*]`` has the cores this process may run on."""
+    local = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master)
+    if local is None:
+        return
+    cores = len(os.sched_getaffinity(0)) if local.group(1) == "*" else int(local.group(1) or 1)
+    if cpus > cores:
+        raise BulkError(f"--threads {cpus} takes {cpus} cores per task, and {master} has {cores}: give fewer "
+                        "threads or more cores")
+
+
+def without_py4j_tracebacks() -> None:
+    """py4j logs a call cut short (Ctrl-C, SIGTERM) through the root logger, with tracebacks, before the job says
+    'interrupted': the root logger as logging would set it up at that call, less py4j's records. Where a program has
+    set up logging already (the tests' pytest), it is left as it is."""
+    handler = logging.StreamHandler()
+    handler.addFilter(lambda record: f"{os.sep}py4j{os.sep}" not in record.pathname)
+    logging.basicConfig(handlers=[handler])
 
 
 def submitted() -> bool:
@@ -131,14 +152,29 @@ def start(opts: Options):
         builder = builder.master(opts.master)
     for key, value in {**settings, **dict(opts.conf)}.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    if threading.current_thread() is threading.main_thread():  # SIGTERM as Ctrl-C: PySpark's handler cancels the jobs
-        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
+    before = _children()
+    try:
+        spark = builder.getOrCreate()
+    except BaseException:  # Ctrl-C or SIGTERM while PySpark waited for its JVM: that JVM would wait for ever
+        for pid in _children() - before:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        raise
     spark.sparkContext.setLogLevel("WARN")
     _quiet_loggers(spark)
     context = spark.sparkContext
     print(f"Spark {spark.version}, master {context.master}, UI {context.uiWebUrl or 'off'}", file=sys.stderr)
     return spark
+
+
+def _children() -> set[int]:
+    """The processes this one started, from /proc (none where there is no /proc): the JVM PySpark starts is one."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == os.getpid():
+                found.add(int(stat.parent.name))
+    return found
 
 
 def _quiet_loggers(spark) -> None:
@@ -269,6 +305,33 @@ def check_paths(spark, opts: Options, bundle: Path) -> None:
         if _within(folder, target) or _within(target, folder):
             raise BulkError(f"{opts.output} is {what}, inside it or around it: give another OUTPUT")
     _check_replaceable(spark, fs, final, opts)
+    _check_writable(spark, fs, final, opts)
+    parent = final.getParent()
+    left_behind = re.compile(re.escape(final.getName()) + r"\.(partial|replaced)-[0-9a-f]{8}")
+    if fs.exists(parent) and fs.getFileStatus(parent).isDirectory():
+        if names := sorted(n for s in fs.listStatus(parent) if left_behind.fullmatch(n := s.getPath().getName())):
+            print(f"note: {', '.join(names)} beside OUTPUT: left by a job that was killed (or written by one running "
+                  "now); remove what no job writes", file=sys.stderr)
+
+
+def _check_writable(spark, fs, final, opts: Options) -> None:
+    """The folder OUTPUT goes in (or the deepest of its parents that exists, which Spark would create it under)
+    takes a new folder, made and removed here: a read-only place, or a file on the way, would otherwise fail the job
+    only when it writes, after classifying everything."""
+    from py4j.protocol import Py4JJavaError
+
+    folder = final.getParent()
+    while folder.getParent() is not None and not fs.exists(folder):
+        folder = folder.getParent()
+    probe = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(folder, f".{final.getName()}.probe-{uuid.uuid4().hex[:8]}")
+    why = ""
+    try:
+        made = fs.mkdirs(probe)
+    except Py4JJavaError as exc:
+        made, why = False, f" ({(_lines(str(exc.java_exception.getMessage() or '')) or [''])[0]})"
+    if not made:
+        raise BulkError(f"{opts.output}: no folder can be written there{why}: give another OUTPUT")
+    fs.delete(probe, True)
 
 
 def _check_replaceable(spark, fs, final, opts: Options, meanwhile: bool = False) -> None:
@@ -300,6 +363,7 @@ def write(spark, frame, opts: Options) -> dict[str | None, int]:
     tag = uuid.uuid4().hex[:8]
     partial_path = hadoop_path(final.getParent(), f"{final.getName()}.partial-{tag}")
     replaced = hadoop_path(final.getParent(), f"{final.getName()}.replaced-{tag}")
+    uris = (final.toString(), partial_path.toString(), replaced.toString())  # for a tidy-up after Spark's JVM is gone
     try:
         opts.output_format.write(frame, partial_path.toString())
         rows = opts.output_format.read_column(spark, partial_path.toString(), ERROR).groupBy(ERROR).count().collect()
@@ -310,15 +374,58 @@ def write(spark, frame, opts: Options) -> dict[str | None, int]:
             raise BulkError(f"{opts.output} appeared while this job ran: it is left as it is, and this job's output is "
                             "not kept")
         if not fs.rename(partial_path, final):
-            if fs.exists(replaced):
-                fs.rename(replaced, final)  # the old output back in place
             raise BulkError(f"could not rename {partial_path.toString()} to {opts.output}")
         if fs.exists(replaced):
             fs.delete(replaced, True)
     finally:
-        if fs.exists(partial_path):
-            fs.delete(partial_path, True)
+        _tidy(spark, fs, final, partial_path, replaced, uris)
     return {row[0]: row[1] for row in rows}
+
+
+def _tidy(spark, fs, final, partial, replaced, uris: tuple[str, str, str]) -> None:
+    """After a write, whatever ended it: an old output moved aside is put back where the new one is not in place (and
+    removed where it is), and the partial output is removed; through the local file system (``uris``: the three
+    paths, qualified) once Spark's JVM has exited, where it is gone (a SIGTERM to the whole process group, as systemd
+    sends, stops it too), else left for the next job's note."""
+    from py4j.protocol import Py4JError
+
+    try:
+        if fs.exists(replaced):
+            if not fs.exists(final):
+                fs.rename(replaced, final)
+            elif not fs.exists(partial):  # cut off after the new output's rename
+                fs.delete(replaced, True)
+        if fs.exists(partial):
+            fs.delete(partial, True)
+    except Py4JError:
+        local = [_local(uri) for uri in uris]
+        if None in local or not _jvm_exited(spark):
+            return
+        final, partial, replaced = local
+        with contextlib.suppress(OSError):
+            if replaced.exists() and not final.exists():
+                replaced.rename(final)
+            elif replaced.exists() and not partial.exists():
+                shutil.rmtree(replaced)
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _jvm_exited(spark, seconds: float = 30) -> bool:
+    """Wait for the JVM PySpark started to exit (its shutdown may still write task files); False where it did not
+    start one or it still runs."""
+    process = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
+    if process is None:
+        return False
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _local(uri: str) -> Path | None:
+    """The local path of a qualified Hadoop path (``file:/...``), None for another file system's."""
+    return Path(re.sub(r"^file:(//)?", "", uri)) if uri.startswith("file:") else None
 
 
 @contextlib.contextmanager
@@ -344,12 +451,12 @@ def _one_line_errors(read_hint: str = "", start_hint: str = ""):
         hint = " (Spark needs Java 17: make bulk installs openjdk-17-jre-headless)" if java_missing else ""
         hint += start_hint if "JAVA_GATEWAY" in text else ""
         # Messages that quote a CSV record or header row (in a file without one, a tweet) are not repeated.
-        header_cause = next((cause for cause in _causes(exc) if "CSV header does not conform" in cause), None)
+        header_cause = next((cause for cause in _causes(exc) if any(m in cause for m in _HEADER_MISMATCH)), None)
         if header_cause is not None:
             file = _READ_FILE.search(line)
             line = f"{file.group(1) if file else 'a CSV file'}: " + (
                 _header_problem(header_cause) or "its first row is not the header row of the first file (every CSV "
-                                                 "file of the input needs the same one)")
+                                                 "file of the input needs the same one, its columns in the same order)")
         elif "COLUMN_ALREADY_EXISTS" in line:  # a name given twice: a JSON object's key, a Parquet file's column
             key = _ALREADY_EXISTS.search(line)
             line = (f"the input names {f'the column {key.group(1)}' if key else 'a column'} twice (a key given twice in "
@@ -362,7 +469,11 @@ def _one_line_errors(read_hint: str = "", start_hint: str = ""):
 
 def _header_problem(message: str) -> str | None:
     """What Spark's CSV header message says of the file's own header row: a name given twice (Spark's schema has each
-    as name<index>) or none (as _c<index>); None where it is another file's header row."""
+    as name<index>) or none (as _c<index>), or another number of columns than the first file's; None where it is
+    another file's header row."""
+    if _HEADER_MISMATCH[1] in message:
+        return ("its first row has another number of columns than the first file's header row (every CSV file of the "
+                "input needs the same one)")
     mismatch = re.search(r"Expected: (.*) but found: (.*)$", message, re.MULTILINE)
     if mismatch is None:
         return None
@@ -403,9 +514,12 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
         raise BulkError(f"cannot tell the format of {opts.input} from its name: pass --format jsonl, csv or parquet")
     if own and opts.master:
         check_master(opts.master)
+    task_cpus = dict(opts.conf).get("spark.task.cpus", str(opts.threads))  # a --conf of it wins over --threads
+    if own and not submitted() and task_cpus.isdigit():
+        check_cores(opts.master or "local[*]", int(task_cpus))
     yarn = opts.master == "yarn" and not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR"))
     try:
-        csv_hint = f" (an unclosed quote, or a field over {csv.field_size_limit()} characters?)"
+        csv_hint = f" (an unclosed quote, or a field over {FIELD_CHARS} characters?)"
         yarn_hint = " (yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR, here or in Spark's spark-env.sh)" if yarn else ""
         with _one_line_errors(csv_hint if source_format is Format.CSV else "", yarn_hint):
             spark = spark or start(opts)
@@ -421,6 +535,16 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
             return write(spark, classify(frame, task), opts)
     finally:
         if own and spark is not None:
-            spark.stop()  # before the error is printed, so that Spark's last lines come before it
+            _stop(spark)  # before the error is printed, so that Spark's last lines come before it
         elif case_sensitive is not None:
             spark.conf.set(CASE_SENSITIVE, case_sensitive)  # a caller's session as it was
+
+
+def _stop(spark) -> None:
+    """Stop a session this job started; one whose JVM is gone (a SIGTERM to the whole process group, the kernel's
+    out-of-memory killer) has nothing left to stop."""
+    from py4j.protocol import Py4JError
+
+    with contextlib.suppress(Py4JError, OSError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # PySpark's "Unable to cleanly shutdown Spark JVM process"
+        spark.stop()

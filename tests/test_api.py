@@ -172,13 +172,17 @@ def test_metrics_move_after_requests(client):
     assert "great" not in after and "bad news" not in after
 
 
-def test_a_method_a_route_does_not_take_is_counted_under_that_route():
+def test_a_method_a_route_does_not_take_or_a_websocket_is_counted_under_that_route():
     client = create_app(Config(bundle=TINY_BUNDLE, threads=1)).test_client()
     assert [client.open(path, method=method).status_code for method, path in
             [("DELETE", "/classify"), ("BREW", "/healthz"), ("PUT", "/nowhere")]] == [405, 405, 404]
+    websocket = {"Upgrade": "websocket", "Connection": "Upgrade"}  # a WebSocket to a route that is plain HTTP
+    assert [client.open(path, method=method, headers=websocket).status_code for method, path in
+            [("POST", "/classify"), ("GET", "/classify")]] == [400, 405]
     text = client.get("/metrics").get_data(as_text=True)
     for endpoint, method, status in [("/classify", "DELETE", "405"), ("/healthz", "other", "405"),
-                                     ("unmatched", "PUT", "404")]:
+                                     ("unmatched", "PUT", "404"), ("/classify", "POST", "400"),
+                                     ("/classify", "GET", "405")]:
         assert metric_value(text, "reputation_http_request_duration_seconds_count", endpoint=endpoint, method=method,
                             status=status) == 1
 

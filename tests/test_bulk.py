@@ -28,6 +28,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from app.bundle import Bundle  # noqa: E402
 from app.classifier import Classifier  # noqa: E402
+from app.offline import FIELD_CHARS  # noqa: E402
 from bulk import worker  # noqa: E402
 from bulk.formats import Format  # noqa: E402
 from bulk.job import BulkError, Options, check_paths, classify, prepare, run, ship, start, verify, write  # noqa: E402
@@ -168,6 +169,65 @@ def test_a_text_over_max_text_chars_is_that_rows_error(spark, tmp_path, monkeypa
         0: "text longer than 50 characters (MAX_TEXT_CHARS)", 1: None}
 
 
+def test_a_csv_text_over_the_csv_modules_limit_is_that_rows_error_as_offline(spark, tmp_path):
+    """A text of 200,000 characters (over the csv module's default limit, 131,072) failed the whole job; offline it is
+    that row's MAX_TEXT_CHARS error, and now here too."""
+    (tmp_path / "long.csv").write_text(f"id,text\n1,{'y' * 200_000}\n2,{'z' * 5_000}\n3,Acme is fine\n")
+    limit = csv.field_size_limit(131_072)  # the module's default, which the offline command's reader raises for good
+    try:
+        counts = run(Options(input=str(tmp_path / "long.csv"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
+                             output_format=Format.JSONL), spark)
+    finally:
+        csv.field_size_limit(limit)
+    assert counts == {None: 1, "text longer than 4000 characters (MAX_TEXT_CHARS)": 2}
+
+
+def test_an_output_no_folder_can_be_written_at_and_leftovers_beside_it_are_said_before_the_job(spark, tmp_path, capfd):
+    """OUTPUT under a file used to fail only when the job wrote, after classifying everything, in Spark's words; a
+    killed job's OUTPUT.partial-* (which may hold a _SUCCESS) is named, and left as it is."""
+    (tmp_path / "in.jsonl").write_text('{"text": "fine"}\n')
+    (tmp_path / "file").write_text("mine\n")
+    with pytest.raises(BulkError, match=r"file/out: no folder can be written there \(.*\): give another OUTPUT$"):
+        run(Options(input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "file" / "out"), bundle=TINY_BUNDLE), spark)
+    (tmp_path / "out.partial-0123abcd").mkdir()
+    (tmp_path / "out.partial-0123abcd" / "_SUCCESS").touch()
+    capfd.readouterr()
+    run(Options(input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE), spark)
+    assert "note: out.partial-0123abcd beside OUTPUT: left by a job that was killed" in capfd.readouterr().err
+    assert (tmp_path / "out.partial-0123abcd" / "_SUCCESS").exists() and (tmp_path / "file").read_text() == "mine\n"
+    assert not list(tmp_path.glob(".out.probe-*"))
+
+
+def test_a_write_cut_off_between_its_renames_leaves_one_output(spark, tmp_path):
+    """Cut off after the old OUTPUT was moved aside and before the new one took its place, a job used to leave no
+    OUTPUT (the old one only as OUTPUT.replaced-*); cut off after the new one's rename, the old one beside it."""
+    from bulk.job import _file_system, _tidy
+
+    def paths(name: str):
+        return _file_system(spark, str(tmp_path / name))[1]
+
+    for new_in_place in (False, True):
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        (tmp_path / "out.replaced-0123abcd").mkdir()
+        (tmp_path / "out.replaced-0123abcd" / "old").touch()
+        (tmp_path / ("out" if new_in_place else "out.partial-0123abcd")).mkdir()
+        (tmp_path / ("out" if new_in_place else "out.partial-0123abcd") / "new").touch()
+        fs, final = _file_system(spark, str(tmp_path / "out"))
+        partial, replaced = paths("out.partial-0123abcd"), paths("out.replaced-0123abcd")
+        _tidy(spark, fs, final, partial, replaced, tuple(p.toString() for p in (final, partial, replaced)))
+        assert [p.name for p in tmp_path.iterdir()] == ["out"]
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["new" if new_in_place else "old"]
+
+
+def test_more_threads_than_a_local_master_has_cores_is_one_line_before_spark_starts(capsys):
+    from bulk.__main__ import main
+
+    assert main(["classify", "in.jsonl", "out", "--bundle", str(TINY_BUNDLE), "--master", "local[2]", "--threads",
+                 "3"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --threads 3 takes 3 cores per task, and local[2] has 2: give fewer threads or more cores"]
+
+
 def test_a_failed_job_is_one_line_last_with_no_tweet_and_no_java_trace(tmp_path):
     """An unclosed quote that closes on a later row fails the job (as offline refuses the file) instead of merging
     the rows between; Spark's task-failure logs, which print the record, are off; a missing input is named before
@@ -181,7 +241,7 @@ def test_a_failed_job_is_one_line_last_with_no_tweet_and_no_java_trace(tmp_path)
         assert result.returncode == 2, result.stderr[-3000:]
         if expected:
             assert lines[-1].startswith("error: Spark: ") and expected in lines[-1], result.stderr[-3000:]
-            assert lines[-1].endswith("(an unclosed quote, or a field over 131072 characters?)")
+            assert lines[-1].endswith(f"(an unclosed quote, or a field over {FIELD_CHARS} characters?)")
         else:
             assert lines[-1] == "error: absent.jsonl: no such file or directory", result.stderr[-3000:]
         assert "tweet 2" not in result.stderr and not [x for x in lines if x.strip().startswith("at ")], result.stderr
@@ -210,7 +270,7 @@ def test_missing_or_tampered_bundle_fails_at_once_in_one_line(tmp_path):
     (["--format", "xml"], "argument --format: expected one of jsonl, csv, parquet, got 'xml'"),
     (["--output-format", "csv"], "argument --output-format: expected one of parquet, jsonl, got 'csv'"),
     (["--partitions", "abc"], "argument --partitions: expected a whole number, got 'abc'"),
-    (["--partitions", "99999999999"], "argument --partitions: must be from 1 to 1000000, got 99999999999"),
+    (["--partitions", "10001"], "argument --partitions: must be from 1 to 10000, got 10001"),
     (["--threads", "100000"], "argument --threads: must be from 1 to 256, got 100000"),
     (["--master", "local[0]"], "got 'local[0]'"),
     (["--master", "spark://x:notaport"], "got 'spark://x:notaport'"),
@@ -341,15 +401,21 @@ def test_an_output_another_job_wrote_meanwhile_is_left_as_it_is(spark, tmp_path)
 def test_csv_read_errors_quote_no_record_nor_header_row(spark, tmp_path, capfd):
     """Spark quotes the record it could not read (a field over the limit) and a file's header row (in a file without
     one, a tweet; Spark used to drop it silently): one line without either, the file named."""
-    (tmp_path / "big.csv").write_text(f'id,text,entity\n1,"SECRET tweet {"y" * 140_000}",Acme\n')
-    folder = tmp_path / "day"
-    folder.mkdir()
-    (folder / "a.csv").write_text("id,text,entity\n1,Acme is fine,Acme\n")
+    (tmp_path / "big.csv").write_text(f'id,text,entity\n1,"SECRET tweet {"y" * FIELD_CHARS}",Acme\n')
+    folder, fewer = tmp_path / "day", tmp_path / "fewer"
+    for part in (folder, fewer):
+        part.mkdir()
+        (part / "a.csv").write_text("id,text,entity\n1,Acme is fine,Acme\n")
     (folder / "b.csv").write_text("2,I SECRETLY hate Acme,Acme\n3,other,Acme\n")
+    (fewer / "b.csv").write_text("id,text\n2,I SECRETLY hate Acme\n")  # was said to be an unclosed quote
     for source, message in [(tmp_path / "big.csv", "Spark: a CSV record could not be read (an unclosed quote, or a "
-                                                    "field over 131072 characters?)"),
+                                                    f"field over {FIELD_CHARS} characters?)"),
                             (folder, f"Spark: {(folder / 'b.csv').as_uri()}: its first row is not the header row of "
-                                     "the first file (every CSV file of the input needs the same one)")]:
+                                     "the first file (every CSV file of the input needs the same one, its columns in "
+                                     "the same order)"),
+                            (fewer, f"Spark: {(fewer / 'b.csv').as_uri()}: its first row has another number of "
+                                    "columns than the first file's header row (every CSV file of the input needs the same "
+                                    "one)")]:
         with pytest.raises(BulkError) as refused:
             run(Options(input=str(source), output=str(tmp_path / "out"), bundle=TINY_BUNDLE, input_format=Format.CSV),
                 spark)
@@ -388,10 +454,12 @@ def test_columns_told_apart_by_case_a_repeated_one_refused_and_parquet_files_mer
     assert spark.conf.get("spark.sql.caseSensitive") == "false"  # the caller's session as it was
 
 
-@pytest.mark.parametrize("group", [False, True], ids=["sigterm", "ctrl-c"])
-def test_stopped_mid_write_leaves_no_partial_output(tmp_path, group):
-    """A job stopped by SIGTERM (systemd, a scheduler), or by Ctrl-C at a terminal (SIGINT to the job and its JVM):
-    'interrupted', exit 130, no OUTPUT nor partial, and no traceback (py4j logged its interrupted call's)."""
+@pytest.mark.parametrize("group, signum", [(False, signal.SIGTERM), (True, signal.SIGINT), (True, signal.SIGTERM)],
+                         ids=["sigterm", "ctrl-c", "sigterm-group"])
+def test_stopped_mid_write_leaves_no_partial_output(tmp_path, group, signum):
+    """A job stopped by SIGTERM (a scheduler), by Ctrl-C at a terminal (SIGINT to the job and its JVM), or by SIGTERM
+    to the job and its JVM (systemd's default, `timeout`; it used to end in tracebacks, its JVM gone): 'interrupted',
+    exit 130, no OUTPUT nor partial, and no traceback (py4j logged its interrupted call's)."""
     src = tmp_path / "day.jsonl"
     src.write_text("".join(json.dumps({"id": i, "text": f"tweet number {i} about Acme"}) + "\n" for i in range(60_000)))
     boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bulk.__main__ import main; sys.exit(main())"
@@ -402,9 +470,9 @@ def test_stopped_mid_write_leaves_no_partial_output(tmp_path, group):
     while not list(tmp_path.glob("out.partial-*")) and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     if group:
-        os.killpg(job.pid, signal.SIGINT)
+        os.killpg(job.pid, signum)
     else:
-        job.send_signal(signal.SIGTERM)
+        job.send_signal(signum)
     try:
         stderr = job.communicate(timeout=120)[1]
     except subprocess.TimeoutExpired:
