@@ -17,7 +17,7 @@ from gunicorn.http.errors import ParseException
 from gunicorn.workers.gthread import ThreadWorker
 
 from .config import service_settings
-from .page import SECURITY_HEADERS
+from .headers import SECURITY_HEADERS
 from .validation import ErrorCode
 
 # The API's error codes for the statuses gunicorn answers itself (a request it could not parse; a 500 where a

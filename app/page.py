@@ -1,4 +1,4 @@
-"""The browser page at GET / (files in app/static/) and the security headers of every response."""
+"""The browser page at GET / (files in app/static/)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,6 @@ STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = ("page.css", "page.js", "icon.svg")
 # Asset URLs carry a hash of their content, so a browser may keep them a day and still never mixes versions.
 ASSET_MAX_AGE = 86400
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 AUTH_MARKER = 'data-auth="off"'
 
 

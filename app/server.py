@@ -18,8 +18,9 @@ from .bundle import Bundle
 from .classifier import Classifier
 from .config import Config
 from .feedback import FeedbackLog
+from .headers import SECURITY_HEADERS
 from .metrics import ROUTE_KEY, Metrics, Relatedness, method_label
-from .page import ASSET_MAX_AGE, SECURITY_HEADERS, Page
+from .page import ASSET_MAX_AGE, Page
 from .stats import service_stats
 from .validation import ApiError, ErrorCode, parse_json_body
 

@@ -6,7 +6,8 @@
     python -m bench reliability   2x and 10x clients per worker for 60 s, 10-minute soak -> bench/results/reliability.*
     python -m bench bulk          the offline command against Spark local[1] and local[2] -> bench/results/bulk.*
 
-A rerun replaces the plan's files in --out. SIGINT or SIGTERM stops every server started and writes nothing.
+A rerun replaces the plan's files in --out. SIGINT or SIGTERM stops every server started, and writes no result
+unless it came while the results were written, which then finish.
 """
 
 from __future__ import annotations
@@ -258,10 +259,15 @@ def _soak_seconds(raw: str) -> float:
 
 def _run(args: argparse.Namespace) -> int:
     if args.plan == "bulk":
+        from bulk.job import BulkError
+
         from .bulk import bulk_bench
         from .bulk import markdown as bulk_markdown
 
-        results = bulk_bench(args.bundle, args.data, args.tweets, args.repeats)
+        try:
+            results = bulk_bench(args.bundle, args.data, args.tweets, args.repeats)
+        except BulkError as exc:  # Spark's (the bulk side's error): one line, as the others
+            raise BuildError(str(exc)) from None
         _finish(results, args.out, bulk_markdown(results), figures=False)
         return 0
     started = time.perf_counter()

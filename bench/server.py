@@ -25,15 +25,17 @@ METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ServiceFailed(RuntimeError):
-    """The service did not start, or failed while measured: the message says where its log is."""
+    """The edge environment cannot run (its Python, its packages), or its service did not start or failed while
+    measured: the message says why, or where the service's log is."""
 
 
 def edge_python() -> str:
     """The edge-only interpreter: ``EDGE_PYTHON`` (as `make test` sets it; one that is not there is refused, not
     replaced), else ``.venv-edge``'s, else this one."""
     if given := os.environ.get("EDGE_PYTHON"):
-        if not Path(given).is_file():
-            raise ServiceFailed(f"EDGE_PYTHON={given}: {'not a file' if Path(given).exists() else 'no such file'}")
+        if not (Path(given).is_file() and os.access(given, os.X_OK)):
+            why = "not a program" if Path(given).exists() else "no such file"
+            raise ServiceFailed(f"EDGE_PYTHON={given}: {why}")
         return given
     candidate = ROOT / ".venv-edge" / "bin" / "python"
     return str(candidate) if candidate.exists() else sys.executable

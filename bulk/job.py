@@ -21,6 +21,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import app
 from app.bundle import Bundle
@@ -306,12 +307,12 @@ def check_paths(spark, opts: Options, bundle: Path) -> None:
             raise BulkError(f"{opts.output} is {what}, inside it or around it: give another OUTPUT")
     _check_replaceable(spark, fs, final, opts)
     _check_writable(spark, fs, final, opts)
-    parent = final.getParent()
-    left_behind = re.compile(re.escape(final.getName()) + r"\.(partial|replaced)-[0-9a-f]{8}")
-    if fs.exists(parent) and fs.getFileStatus(parent).isDirectory():
-        if names := sorted(n for s in fs.listStatus(parent) if left_behind.fullmatch(n := s.getPath().getName())):
-            print(f"note: {', '.join(names)} beside OUTPUT: left by a job that was killed (or written by one running "
-                  "now); remove what no job writes", file=sys.stderr)
+    name = final.getName()
+    pattern = jvm.org.apache.hadoop.fs.Path(final.getParent(), re.sub(r"([\\\[\]{}*?])", r"\\\1", name) + ".*-????????")
+    left_behind = re.compile(re.escape(name) + r"\.(partial|replaced)-[0-9a-f]{8}")
+    if names := sorted(n for s in fs.globStatus(pattern) or [] if left_behind.fullmatch(n := s.getPath().getName())):
+        print(f"note: {', '.join(names)} beside OUTPUT: left by a job that was killed (or written by one running now); "
+              "remove what no job writes", file=sys.stderr)
 
 
 def _check_writable(spark, fs, final, opts: Options) -> None:
@@ -387,27 +388,28 @@ def _tidy(spark, fs, final, partial, replaced, uris: tuple[str, str, str]) -> No
     removed where it is), and the partial output is removed; through the local file system (``uris``: the three
     paths, qualified) once Spark's JVM has exited, where it is gone (a SIGTERM to the whole process group, as systemd
     sends, stops it too), else left for the next job's note."""
-    from py4j.protocol import Py4JError
+    from py4j.protocol import Py4JError, Py4JJavaError
 
     try:
-        if fs.exists(replaced):
-            if not fs.exists(final):
-                fs.rename(replaced, final)
-            elif not fs.exists(partial):  # cut off after the new output's rename
-                fs.delete(replaced, True)
-        if fs.exists(partial):
-            fs.delete(partial, True)
+        _put_back(fs.exists, fs.rename, lambda path: fs.delete(path, True), final, partial, replaced)
+    except Py4JJavaError:  # the file system refused (the JVM runs): left for the next job's note
+        pass
     except Py4JError:
         local = [_local(uri) for uri in uris]
-        if None in local or not _jvm_exited(spark):
-            return
-        final, partial, replaced = local
-        with contextlib.suppress(OSError):
-            if replaced.exists() and not final.exists():
-                replaced.rename(final)
-            elif replaced.exists() and not partial.exists():
-                shutil.rmtree(replaced)
-            shutil.rmtree(partial, ignore_errors=True)
+        if None not in local and _jvm_exited(spark):
+            with contextlib.suppress(OSError):
+                _put_back(Path.exists, Path.rename, shutil.rmtree, *local)
+
+
+def _put_back(exists, rename, remove, final, partial, replaced) -> None:
+    """The old output back in place where the new one is not (removed where it is); the partial output removed."""
+    if exists(replaced):
+        if not exists(final):
+            rename(replaced, final)
+        elif not exists(partial):  # cut off after the new output's rename
+            remove(replaced)
+    if exists(partial):
+        remove(partial)
 
 
 def _jvm_exited(spark, seconds: float = 30) -> bool:
@@ -514,9 +516,10 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
         raise BulkError(f"cannot tell the format of {opts.input} from its name: pass --format jsonl, csv or parquet")
     if own and opts.master:
         check_master(opts.master)
-    task_cpus = dict(opts.conf).get("spark.task.cpus", str(opts.threads))  # a --conf of it wins over --threads
+    conf = dict(opts.conf)  # a --conf of either wins over --master and --threads, as start() gives them to Spark
+    task_cpus = conf.get("spark.task.cpus", str(opts.threads))
     if own and not submitted() and task_cpus.isdigit():
-        check_cores(opts.master or "local[*]", int(task_cpus))
+        check_cores(conf.get("spark.master", opts.master or "local[*]"), int(task_cpus))
     yarn = opts.master == "yarn" and not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR"))
     try:
         csv_hint = f" (an unclosed quote, or a field over {FIELD_CHARS} characters?)"
@@ -535,12 +538,25 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
             return write(spark, classify(frame, task), opts)
     finally:
         if own and spark is not None:
-            _stop(spark)  # before the error is printed, so that Spark's last lines come before it
+            stop(spark)  # before the error is printed, so that Spark's last lines come before it
         elif case_sensitive is not None:
             spark.conf.set(CASE_SENSITIVE, case_sensitive)  # a caller's session as it was
 
 
-def _stop(spark) -> None:
+@contextlib.contextmanager
+def session(opts: Options) -> Iterator:
+    """A Spark session for ``opts`` (its Java checked first; a failure to start is a BulkError of one line), stopped
+    on the way out."""
+    check_java()
+    with _one_line_errors():
+        spark = start(opts)
+    try:
+        yield spark
+    finally:
+        stop(spark)
+
+
+def stop(spark) -> None:
     """Stop a session this job started; one whose JVM is gone (a SIGTERM to the whole process group, the kernel's
     out-of-memory killer) has nothing left to stop."""
     from py4j.protocol import Py4JError

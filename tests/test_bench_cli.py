@@ -83,33 +83,43 @@ def _cmdline(process: psutil.Process) -> str:
 
 
 @needs_replab
-@pytest.mark.parametrize("plan, server", [(["smoke"], "gunicorn"), (["bulk", "--tweets", "60"], "java")],
-                         ids=["smoke", "bulk"])
-def test_sigterm_stops_the_benchmarks_servers_and_writes_nothing(tmp_path, plan, server):
+@pytest.mark.parametrize("plan, server, running, group", [
+    (["smoke"], "gunicorn", None, False),
+    (["bulk", "--tweets", "60"], "java", None, False),  # as Spark starts its JVM, which would then wait for ever
+    (["bulk", "--tweets", "3000"], "java", "Spark 4", True),  # mid-job, the JVM stopped too
+], ids=["smoke", "bulk", "bulk-group"])
+def test_sigterm_stops_the_benchmarks_servers_and_writes_nothing(tmp_path, plan, server, running, group):
     """SIGTERM (timeout's, CI's, kill's) used to end the benchmark and leave its gunicorn serving, adopted by init:
     its servers run in sessions of their own, which the signal does not reach. The bulk plan's Spark takes SIGINT,
-    and SIGTERM stays the benchmark's."""
+    and SIGTERM stays the benchmark's, sent to the process or to its whole group."""
     if server == "java":
         pytest.importorskip("pyspark", reason="PySpark not installed (requirements-bulk.txt)")
-    out = tmp_path / "results"
-    with subprocess.Popen([sys.executable, "-m", "bench", *plan, "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as process:
+    out, log = tmp_path / "results", tmp_path / "stderr"
+    with open(log, "w") as err_file, subprocess.Popen([sys.executable, "-m", "bench", *plan, "--out", str(out)], cwd=ROOT,
+                                                      stdout=subprocess.DEVNULL, stderr=err_file,
+                                                      start_new_session=group) as process:
+        servers, left = [], []
         try:
-            me, servers, left, deadline = psutil.Process(process.pid), [], [], time.monotonic() + 120
-            while not servers and time.monotonic() < deadline and process.poll() is None:
+            me, deadline = psutil.Process(process.pid), time.monotonic() + 120
+            while time.monotonic() < deadline and process.poll() is None:
                 servers = [p for p in me.children(recursive=True) if server in _cmdline(p)]
+                if servers and (running is None or running in log.read_text()):
+                    break
                 time.sleep(0.2)
             assert servers, "no server started"
-            process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=60)
+            if running:
+                time.sleep(3)  # into the job
+            os.killpg(process.pid, signal.SIGTERM) if group else process.send_signal(signal.SIGTERM)
+            process.wait(timeout=90)
         finally:
             kill_tree(process)
             time.sleep(1)  # a JVM whose Python is gone exits on its own
             left = [p for p in servers if _cmdline(p)]
-            for server in left:  # where the benchmark failed to: nothing is left running after the test
-                server.kill()
+            for survivor in left:  # where the benchmark failed to: nothing is left running after the test
+                survivor.kill()
+    err = log.read_text()
     assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert err.strip().splitlines()[-1] == "bench: stopped: its servers were stopped and no result was written"
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err[-3000:]
     assert not left
     assert not out.exists() or not any(out.iterdir())

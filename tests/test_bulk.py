@@ -219,13 +219,18 @@ def test_a_write_cut_off_between_its_renames_leaves_one_output(spark, tmp_path):
         assert [p.name for p in (tmp_path / "out").iterdir()] == ["new" if new_in_place else "old"]
 
 
-def test_more_threads_than_a_local_master_has_cores_is_one_line_before_spark_starts(capsys):
+def test_more_threads_than_a_local_master_has_cores_is_one_line_before_spark_starts(capsys, monkeypatch):
     from bulk.__main__ import main
 
-    assert main(["classify", "in.jsonl", "out", "--bundle", str(TINY_BUNDLE), "--master", "local[2]", "--threads",
-                 "3"]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
-        "error: --threads 3 takes 3 cores per task, and local[2] has 2: give fewer threads or more cores"]
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # the command's SIGTERM handler: not pytest's
+    for args, master, cores in [(["--master", "local[2]"], "local[2]", 2),
+                                (["--conf", "spark.master=local[1]", "--threads", "1", "--conf", "spark.task.cpus=2"],
+                                 "local[1]", 1)]:
+        cpus = 2 if "spark.task.cpus=2" in args else 3
+        assert main(["classify", "in.jsonl", "out", "--bundle", str(TINY_BUNDLE), "--threads", "3", *args]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"error: --threads {cpus} takes {cpus} cores per task, and {master} has {cores}: give fewer threads or more "
+            "cores"]
 
 
 def test_a_failed_job_is_one_line_last_with_no_tweet_and_no_java_trace(tmp_path):

@@ -19,7 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.page import SECURITY_HEADERS
+from app.headers import SECURITY_HEADERS
 from bench.server import Service, free_port, metric_value, wait_ready
 from bench.server import start as bench_start
 from tests.conftest import EDGE_PYTHON, ROOT, TINY_BUNDLE, with_manifest
@@ -412,6 +412,15 @@ def test_address_that_cannot_be_listened_on_is_refused_in_one_line(tmp_path):
                  "reputation service cannot start: HOST 'no-such-host.invalid' does not resolve")
     for case in ("port", "host"):
         assert "connection to" not in (tmp_path / case / "gunicorn.log").read_text()
+
+
+def test_the_gunicorn_master_imports_no_web_framework():
+    """What gunicorn's master loads for one worker (its config, worker and logger classes): Flask there is memory a
+    one-worker service holds twice (6 MB of PSS when the worker's error answers imported the page's headers)."""
+    code = ("import json, sys, app.gunicorn_worker; "
+            "print(json.dumps([m for m in ('flask', 'werkzeug', 'numpy', 'tokenizers') if m in sys.modules]))")
+    out = subprocess.run([EDGE_PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
 
 
 def test_edge_side_imports_no_heavy_framework():
