@@ -89,7 +89,9 @@ def export_saved_model(checkpoint: Checkpoint, out_dir: Path) -> Path:
         return outputs
 
     module = tf.Module()
-    module.model = model
+    # The weights alone, not the Keras model: saving a Keras model traces every layer's call for Keras' own loading,
+    # which serving never uses (twice the export's time; the FlatBuffers come out byte for byte the same).
+    module.weights = list(model.weights)
     module.serve = serve
     tf.saved_model.save(module, str(out_dir), signatures={"serving_default": serve})
     return out_dir

@@ -86,7 +86,7 @@ def _cmdline(process: psutil.Process) -> str:
 @pytest.mark.parametrize("plan, server, running, group", [
     (["smoke"], "gunicorn", None, False),
     (["bulk", "--tweets", "60"], "java", None, False),  # as Spark starts its JVM, which would then wait for ever
-    (["bulk", "--tweets", "3000"], "java", "Spark 4", True),  # mid-job, the JVM stopped too
+    (["bulk", "--tweets", "1200"], "java", "Spark 4", True),  # mid-job, the JVM stopped too
 ], ids=["smoke", "bulk", "bulk-group"])
 def test_sigterm_stops_the_benchmarks_servers_and_writes_nothing(tmp_path, plan, server, running, group):
     """SIGTERM (timeout's, CI's, kill's) used to end the benchmark and leave its gunicorn serving, adopted by init:

@@ -515,9 +515,11 @@ def test_no_outbound_connections(service):
 
 def test_worker_stuck_while_booting_is_timed_out_and_replaced(tmp_path, tiny_bundle_copy):
     """A worker that hangs before its first heartbeat (here: opening its bundle's manifest, now a FIFO nobody writes
-    to) is killed after TIMEOUT, instead of hanging for ever as under gunicorn's own clock."""
+    to) is killed after TIMEOUT, instead of hanging for ever as under gunicorn's own clock; the worker booted in its
+    place serves once its manifest can be read."""
     with running({"BUNDLE": str(tiny_bundle_copy), "TIMEOUT": "3", "LOG_LEVEL": "INFO"}, tmp_path) as service:
         manifest = tiny_bundle_copy / "manifest.json"
+        text = manifest.read_bytes()
         manifest.unlink()
         os.mkfifo(manifest)  # the next worker blocks loading its bundle
         (worker,) = service.workers()
@@ -526,6 +528,19 @@ def test_worker_stuck_while_booting_is_timed_out_and_replaced(tmp_path, tiny_bun
         while "WORKER TIMEOUT" not in service.log_text():
             assert time.time() < deadline, service.log_text()[-2000:]
             time.sleep(0.2)
+        while True:  # the manifest through the FIFO to the worker booted next, which waits to read it
+            try:
+                writer = os.open(manifest, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:  # no reader yet
+                assert time.time() < deadline, service.log_text()[-2000:]
+                time.sleep(0.1)
+        os.write(writer, text)
+        os.close(writer)
+        manifest.unlink()
+        manifest.write_bytes(text)
+        wait_ready(service.url, 30, service.process, 1)
+        assert requests.post(service.url + "/classify", json={"text": "a tweet"}, timeout=10).status_code == 200
 
 
 def test_rings_of_workers_dead_over_an_hour_are_deleted(tmp_path):
