@@ -348,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stance-head", choices=[h.value for h in StanceHead],
                    help="the head the stance tweets train: polarity (default), or the sentiment task's, with the same "
                         "labels (needs --sentiment)")
-    p.add_argument("--related-weight", type=WEIGHT, default=1.0, help="weight of the relatedness loss (0: no head)")
+    p.add_argument("--related-weight", type=WEIGHT, default=1.0,
+                   help="weight of the relatedness loss (0: no head; with --init, its checkpoint's head is kept untrained)")
     p.add_argument("--teacher", action="append", default=[], metavar="CHECKPOINT",
                    help="distil from this fine-tuned checkpoint (repeatable: their probabilities are averaged); "
                         "its soft targets cover every training tweet, those without a polarity label too")

@@ -112,6 +112,9 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
         check_output(Path(out) if len(variants) == 1 else Path(out) / variant, MANIFEST)
     if unseen is not None and unseen.data.holdout.holdout is not Holdout.ENTITIES:
         raise BuildError(f"checkpoint {unseen.path} was not trained with --holdout entities")
+    if unseen is not None:  # its figures and the threshold chosen on them stand for this checkpoint's
+        _check_same_recipe(unseen, checkpoint, "--unseen-entities is the same recipe on the same data, trained "
+                                               "without the unseen entities")
     if related_threshold is not None and not 0 < related_threshold < 1:
         raise BuildError(f"related threshold {related_threshold}: give a probability strictly between 0 and 1")
     other = next((c for c in (unseen, holdout_run) if c is not None and c.related != checkpoint.related), None)
@@ -134,7 +137,7 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
     if unseen_related is not None:
         related_threshold = unseen_related["threshold"]
     stand_in = _holdout_figures(holdout_run, variants, out, command, threads, data_source, related_threshold,
-                                offsets.get("negative"))
+                                offsets.get("negative"), calibration)
     aliases = trained_names(train_set, checkpoint.text_settings) if checkpoint.input_format.pair else {}
     encoder = checkpoint.encoder()
     calibration_inputs = representative_inputs(encode_examples(encoder, train_set), encoder, calibration)
@@ -248,30 +251,36 @@ def _check_holdout_run(holdout_run: Checkpoint | None, held_out: bool, checkpoin
                          "(a validation split or a time gap)")
     if holdout_run.data.holdout.holdout is not Holdout.TIME or not holdout_run.validation_metrics():
         raise BuildError(f"checkpoint {holdout_run.path} was not trained with a time holdout and validated")
-    same = {"input format": (holdout_run.input_format, checkpoint.input_format),
-            "base": (holdout_run.base_model, checkpoint.base_model),
+    _check_same_recipe(holdout_run, checkpoint, "--holdout-run is the same recipe on the same data, trained with a "
+                                                "time holdout")
+
+
+def _check_same_recipe(other: Checkpoint, checkpoint: Checkpoint, why: str) -> None:
+    """Refuse ``other`` where it reads its input otherwise than ``checkpoint``, or was trained from another base or
+    on other data (its split apart)."""
+    same = {"input format": (other.input_format, checkpoint.input_format),
+            "base": (other.base_model, checkpoint.base_model),
             "data": tuple(tuple(getattr(c.data, f.name) for f in fields(c.data) if f.name != "holdout")
-                          for c in (holdout_run, checkpoint))}
+                          for c in (other, checkpoint))}
     differs = [name for name, (a, b) in same.items() if a != b]
     if differs:
-        raise BuildError(f"checkpoint {holdout_run.path} differs from {checkpoint.path} in its {', '.join(differs)}: "
-                         "--holdout-run is the same recipe on the same data, trained with a time holdout")
+        raise BuildError(f"checkpoint {other.path} differs from {checkpoint.path} in its {', '.join(differs)}: {why}")
 
 
 def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], out: Path, command: str,
                      threads: int | None, data_source: str | None, related_threshold: float | None,
-                     offset: float | None) -> dict[str, dict]:
+                     offset: float | None, calibration: int) -> dict[str, dict]:
     """Validation and gap figures per variant of the same recipe trained with a time holdout, converted and scored
-    the same way (relatedness at ``related_threshold``, ``offset`` on the negative logit), for a checkpoint trained
-    on everything (none of its own tweets are unseen)."""
+    the same way (``calibration`` tweets for full-int8, relatedness at ``related_threshold``, ``offset`` on the
+    negative logit), for a checkpoint trained on everything (none of its own tweets are unseen)."""
     if holdout_run is None:
         return {}
     figures = {}
     Path(out).parent.mkdir(parents=True, exist_ok=True)  # as the bundle's own folder will be (atomic_dir)
     with tempfile.TemporaryDirectory(dir=Path(out).parent, prefix=".holdout-run-") as tmp:
         for bundle in package_checkpoint(holdout_run, variants, Path(tmp) / "bundle", name="holdout-run",
-                                         version="0.0.0", command=command, threads=threads, data_source=data_source,
-                                         related_threshold=related_threshold, offset=offset):
+                                         version="0.0.0", command=command, calibration=calibration, threads=threads,
+                                         data_source=data_source, related_threshold=related_threshold, offset=offset):
             metrics = bundle.manifest()["metrics"]
             model = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
                      f"{bundle.quantization}; this bundle saw these tweets")

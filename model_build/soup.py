@@ -7,8 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from .checkpoint import Checkpoint, check_distinct, save_checkpoint
-from .data import Example, example_key, with_polarity
+from .checkpoint import Checkpoint, check_distinct, save_checkpoint, split_digest
+from .data import Example, with_polarity
 from .errors import BuildError
 from .fsutil import check_output
 from .scoring import predict_tweets, validation_metrics
@@ -36,14 +36,11 @@ def _check_ingredients(checkpoints: Sequence[Checkpoint]) -> tuple[list[Example]
                 "vocabulary": c.vocab_path.read_bytes(),
                 **{f"--{k.replace('_', '-')}": v for k, v in config.items() if k not in _RUN_ONLY}}
 
-    def split(parts) -> list[list[str]]:
-        return [sorted(example_key(e) for e in part) for part in parts]
-
-    expected, parts = traits(first), first.data.parts()
+    expected, parts = traits(first), first.parts()  # each run's split as the data now gives it, checked against its own
     for other in checkpoints[1:]:
         found = traits(other)
         differs = [name for name in {**expected, **found} if found.get(name) != expected.get(name)]
-        if not differs and split(other.data.parts()) != split(parts):
+        if not differs and split_digest(other.parts()) != split_digest(parts):
             differs = ["split"]
         if differs:
             raise BuildError(f"checkpoint {other.path} differs from {first.path} in its {', '.join(differs)}: a soup "

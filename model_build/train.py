@@ -103,6 +103,8 @@ class TrainConfig:
             raise BuildError(f"the layer-wise learning-rate decay must be in (0, 1], got {self.layer_decay}")
         if self.rdrop is not None and not self.rdrop > 0:
             raise BuildError(f"the R-Drop weight must be positive, got {self.rdrop}")
+        if not self.related_weight >= 0:
+            raise BuildError(f"the relatedness loss's weight must be 0 or more, got {self.related_weight}")
         if self.focal_gamma is not None and not self.focal_gamma > 0:
             raise BuildError(f"the focal loss's gamma must be positive, got {self.focal_gamma}")
         if self.stance is not None and self.stance.head is StanceHead.SENTIMENT and self.sentiment is None:

@@ -475,6 +475,8 @@ def test_random_bases_convert_in_all_four_variants(tmp_path, arch, pooling):
      "--holdout entities validates on 12 of RepLab's entities (model_build/splits.py): none is in"),
     (["train", "--data", str(FIXTURES / "tweets.csv"), "--full-names", "0.5", "--out", "/nonexistent/run"],
      "has none (RepLab's entity_name)"),
+    (["train", "--data", str(FIXTURES / "tweets.csv"), "--related-weight", "-1", "--out", "/nonexistent/run"],
+     "the relatedness loss's weight must be 0 or more, got -1.0"),  # it trained the head to be wrong, with --init
 ])
 def test_build_commands_fail_with_one_line(args, message):
     assert message in refused(*args)

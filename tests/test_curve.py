@@ -231,6 +231,14 @@ def test_the_relatedness_threshold_is_chosen_on_the_unseen_entities_or_given(uns
                                                         polarity, "--out", str(tmp_path / "refused"))
     assert "has no relatedness head" in refused("package", "--checkpoint", polarity, "--related-threshold", "0.5",
                                                 "--out", str(tmp_path / "refused"))
+    # Nor can a run reading the tweet alone, whose threshold would be chosen on another model's probabilities.
+    cli("train", "--data", str(unseen_run / "replab"), "--base", str(unseen_run / "base"), "--input-format", "text",
+        "--holdout", "entities", "--epochs", "1", "--out", str(tmp_path / "text"))
+    said = refused("package", "--checkpoint", str(run), "--unseen-entities", str(tmp_path / "text" / "best"), "--out",
+                   str(tmp_path / "refused"))
+    assert said.endswith(f"differs from {run} in its input format: --unseen-entities is the same recipe on the same "
+                         "data, trained without the unseen entities"), said
+    assert not (tmp_path / "refused").exists()
 
 
 def test_unseen_tweets_all_related_take_a_given_threshold_only(unseen_run, tmp_path):

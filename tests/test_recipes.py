@@ -440,6 +440,23 @@ def test_a_soup_is_the_mean_of_its_runs_weights_validated_and_packaged_as_one_mo
     assert not (tmp_path / "same").exists()
 
 
+def test_a_soup_of_runs_whose_data_changed_since_is_refused(teachers, tmp_path):
+    """Runs whose data now splits otherwise than when they trained are refused, as every other command refuses
+    them: the soup's figures would be of another split than the one its summary names."""
+    _, common = teachers
+    data = tmp_path / "replab"
+    write_replab(data)
+    for seed in ("1", "3"):
+        cli(*[str(data) if arg.endswith("replab") else arg for arg in common], "--seed", seed, "--out",
+            str(tmp_path / seed))
+    shutil.rmtree(data)
+    write_replab(data, unseen_unrelated=False)  # fewer tweets of one entity
+    assert "these tweets split otherwise than when the run trained" in refused(
+        "soup", "--checkpoint", str(tmp_path / "1" / "best"), "--checkpoint", str(tmp_path / "3" / "best"),
+        "--out", str(tmp_path / "soup"))
+    assert not (tmp_path / "soup").exists()
+
+
 def test_a_soup_of_runs_on_everything_has_no_figures_and_takes_their_place(teachers, tmp_path):
     """Runs trained on every tweet (as a bundle's are) soup into a checkpoint without validation figures."""
     tmp, common = teachers
