@@ -182,8 +182,11 @@ def _json_file(value: str | None, data: str | None) -> Path | None:
         raise BuildError(f"--json {value!r} is a folder: give a file name")
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise BuildError(f"--json {path} is a link or a device, not a file: give a file name")
-    if any((path.parent / name).is_file() for name in (MANIFEST, SUMMARY_FILE, RUN_FILE)):
-        raise BuildError(f"--json {path}: {path.parent} is a bundle, checkpoint or run folder: give a file outside it")
+    # config.json: any model's folder (a base, a pretrained or random one, a checkpoint); report.json, curve.json: ours
+    if any((path.parent / name).is_file() for name in (MANIFEST, SUMMARY_FILE, RUN_FILE, "config.json", "report.json",
+                                                       "curve.json")):
+        raise BuildError(f"--json {path}: {path.parent} is a bundle, model, run, report or curve folder: give a file "
+                         "outside it")
     if not next(p for p in path.absolute().parents if p.exists()).is_dir():
         raise BuildError(f"--json {path}: a file stands where its folder would be: give a file name in a folder")
     if path.is_file() and path.stat().st_size:  # an empty file is a name made ready

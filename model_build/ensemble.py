@@ -9,16 +9,11 @@ from typing import Sequence
 import numpy as np
 
 from .checkpoint import Checkpoint, check_distinct
-from .data import Example, with_polarity
+from .data import with_polarity
 from .distill import Distillation, check_unseen, teacher_targets
 from .errors import BuildError
-from .offsets import OffsetSource, best_negative_offset, in_short, offset_logits
-from .scoring import validation_metrics
+from .offsets import OffsetSource, best_negative_offset, in_short, negative_offset_figures
 from .splits import Part, held_out_parts
-
-
-def _figures(tweets: Sequence[Example], logits: np.ndarray, related: np.ndarray | None, offset: float) -> dict:
-    return validation_metrics(tweets, offset_logits(logits, {"negative": offset}), related)
 
 
 def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, data_source: str | None = None) -> dict:
@@ -47,9 +42,10 @@ def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, da
     result: dict = {"checkpoints": [str(m.path) for m in members], "negative_offset": offset,
                     "offset": (choice if choice is OffsetSource.CHOSEN else OffsetSource.GIVEN).value}
     for name, tweets in parts.items():
-        result[name] = _figures(tweets, logits[name], related[name], offset)
-    result["members"] = [{"checkpoint": str(m.path), **{name: in_short(_figures(tweets, held[name].logits[i], None, offset))
-                                                        for name, tweets in parts.items()}}
+        result[name] = negative_offset_figures(tweets, logits[name], related[name], offset)
+    result["members"] = [{"checkpoint": str(m.path),
+                          **{name: in_short(negative_offset_figures(tweets, held[name].logits[i], None, offset))
+                             for name, tweets in parts.items()}}
                          for i, m in enumerate(members)]
     result["members_mean"] = {name: {k: float(np.mean([m[name][k] for m in result["members"]]))
                                      for k in ("accuracy", "macro_f1", "negative_f1")} for name in parts}

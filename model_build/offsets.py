@@ -44,6 +44,12 @@ def offset_logits(logits: np.ndarray, offsets: Mapping[str, float]) -> np.ndarra
     return logits + np.array([offsets.get(label, 0.0) for label in LABELS], dtype=logits.dtype)
 
 
+def negative_offset_figures(tweets: Sequence[Example], logits: np.ndarray, related: np.ndarray | None,
+                            offset: float) -> dict:
+    """The figures of polarity logits with ``offset`` added to the negative one (relatedness from ``related``)."""
+    return validation_metrics(tweets, offset_logits(logits, {"negative": offset}), related)
+
+
 def best_negative_offset(examples: Sequence[Example], logits: np.ndarray) -> float:
     """The offset of GRID with the highest polarity macro-F1 on the examples with a polarity label (of equals, the
     nearest 0)."""
@@ -74,7 +80,7 @@ def negative_offset(checkpoint: Checkpoint, choice: float | OffsetSource,
     if given is None:
         figures["grid"] = f"{GRID[0]} to {GRID[-1]}, step 0.1"
     for part, (tweets, logits, related) in scored.items():
-        figures[part] = validation_metrics(tweets, offset_logits(logits, {"negative": offset}), related)
+        figures[part] = negative_offset_figures(tweets, logits, related, offset)
         figures["without"][part] = in_short(validation_metrics(tweets, logits, related))
     return offset, figures
 

@@ -110,8 +110,14 @@ def test_a_users_file_or_folder_is_never_an_output(built, tmp_path):
     shutil.copytree(tmp / "bundles" / "float32", bundle)
     manifest = (bundle / "manifest.json").read_bytes()
     line = refused("evaluate", "--bundle", str(bundle), "--data", data, "--json", str(bundle / "manifest.json"))
-    assert line.endswith("is a bundle, checkpoint or run folder: give a file outside it")
+    assert line.endswith("is a bundle, model, run, report or curve folder: give a file outside it")
     assert (bundle / "manifest.json").read_bytes() == manifest
+    base = tmp_path / "base"  # a base's config.json is JSON as figures are: it was overwritten
+    shutil.copytree(tmp / "base", base)
+    config = (base / "config.json").read_bytes()
+    line = refused("evaluate", "--bundle", str(bundle), "--data", data, "--json", str(base / "config.json"))
+    assert line.endswith("is a bundle, model, run, report or curve folder: give a file outside it")
+    assert (base / "config.json").read_bytes() == config
     assert "is a folder" in refused("evaluate", "--bundle", str(bundle), "--data", data, "--json", "")
     # --json over the tweets it scores, over another file of the user's, or under a file: each was written (the
     # last after the whole evaluation, its error then "File exists")
@@ -132,7 +138,7 @@ def test_a_users_file_or_folder_is_never_an_output(built, tmp_path):
     assert own.read_bytes() == Path(data).read_bytes() and sorted(p.name for p in bundle.iterdir()) == [
         "manifest.json", "model.tflite", "vocab.txt"]
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "mine" / "report.md").read_text() == "mine"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "data.csv", "mine", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "bundle", "data.csv", "mine", "notes.txt"]
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["report.md"]
 
 
