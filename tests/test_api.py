@@ -1,6 +1,7 @@
 """The HTTP API through the application factory: every endpoint, every error case, auth, metrics."""
 
 import json
+import re
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -14,6 +15,7 @@ from model_build.splits import UNSEEN_ENTITIES
 from tests.conftest import (
     DEFAULT_BUNDLE,
     REPLAB,
+    ROOT,
     TINY_BUNDLE,
     TINY_RELATED_BUNDLE,
     needs_replab,
@@ -443,3 +445,25 @@ def test_a_metrics_directory_that_prometheus_client_does_not_write_to_is_refused
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     with pytest.raises(AppError, match=r"metrics directory .* is not PROMETHEUS_MULTIPROC_DIR \(unset\)"):
         create_app(Config(bundle=TINY_BUNDLE, threads=1, metrics_dir=tmp_path))
+
+
+def _readme_examples() -> list[tuple[dict, str]]:
+    """The README's "Try it" curl examples: each request body (``-d '...'``) and the answer line written under it."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Try it", 1)[1].split("\n## ", 1)[0]
+    found = re.findall(r"curl -s localhost:8080/classify .*?-d '(.*?)'\n# (\{[^\n]*)", section, re.S)
+    return [(json.loads(body), answer[:answer.rindex("}") + 1]) for body, answer in found]  # less a comment after it
+
+
+def test_the_readmes_curl_examples_answer_as_written():
+    """Every "key":value the README shows under a curl example is in the default bundle's answer to that request (an
+    answer written out whole is the answer): the README's first answer was 1.4.0's after 1.5.0 had shipped."""
+    examples = _readme_examples()
+    assert len(examples) == 3
+    client = create_app(Config(bundle=DEFAULT_BUNDLE, threads=1)).test_client()
+    for body, written in examples:
+        answer = post(client, body).get_json()
+        served = json.dumps(answer, separators=(",", ":"), ensure_ascii=False)
+        if "..." not in written:
+            assert json.loads(written) == answer, body
+        pairs = re.findall(r'"\w+":(?:"[^"]*"|[-\d.e]+\b|true|false|null)', written)
+        assert pairs and [p for p in pairs if p not in served] == [], (body, served)
