@@ -182,9 +182,9 @@ def _json_file(value: str | None, data: str | None) -> Path | None:
         raise BuildError(f"--json {value!r} is a folder: give a file name")
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise BuildError(f"--json {path} is a link or a device, not a file: give a file name")
-    # config.json: any model's folder (a base, a pretrained or random one, a checkpoint); report.json, curve.json: ours
-    if any((path.parent / name).is_file() for name in (MANIFEST, SUMMARY_FILE, RUN_FILE, "config.json", "report.json",
-                                                       "curve.json")):
+    model = all((path.parent / name).is_file() for name in ("config.json", "model.safetensors"))  # a base, a checkpoint
+    if model or any((path.parent / name).is_file() for name in (MANIFEST, SUMMARY_FILE, RUN_FILE, "report.json",
+                                                                "curve.json")):
         raise BuildError(f"--json {path}: {path.parent} is a bundle, model, run, report or curve folder: give a file "
                          "outside it")
     if not next(p for p in path.absolute().parents if p.exists()).is_dir():

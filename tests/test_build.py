@@ -118,6 +118,10 @@ def test_a_users_file_or_folder_is_never_an_output(built, tmp_path):
     line = refused("evaluate", "--bundle", str(bundle), "--data", data, "--json", str(base / "config.json"))
     assert line.endswith("is a bundle, model, run, report or curve folder: give a file outside it")
     assert (base / "config.json").read_bytes() == config
+    (tmp_path / "project").mkdir()  # a folder of the user's own with a config.json of its own takes figures
+    (tmp_path / "project" / "config.json").write_text("{}")
+    cli("evaluate", "--bundle", str(bundle), "--data", data, "--json", str(tmp_path / "project" / "figures.json"))
+    assert json.loads((tmp_path / "project" / "figures.json").read_text())["n"] > 0
     assert "is a folder" in refused("evaluate", "--bundle", str(bundle), "--data", data, "--json", "")
     # --json over the tweets it scores, over another file of the user's, or under a file: each was written (the
     # last after the whole evaluation, its error then "File exists")
@@ -138,7 +142,7 @@ def test_a_users_file_or_folder_is_never_an_output(built, tmp_path):
     assert own.read_bytes() == Path(data).read_bytes() and sorted(p.name for p in bundle.iterdir()) == [
         "manifest.json", "model.tflite", "vocab.txt"]
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "mine" / "report.md").read_text() == "mine"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "bundle", "data.csv", "mine", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "bundle", "data.csv", "mine", "notes.txt", "project"]
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["report.md"]
 
 
