@@ -535,7 +535,7 @@ def test_worker_stuck_while_booting_is_timed_out_and_replaced(tmp_path, tiny_bun
             except OSError:  # no reader yet
                 assert time.time() < deadline, service.log_text()[-2000:]
                 time.sleep(0.1)
-        os.write(writer, text)
+        assert os.write(writer, text) == len(text)  # a manifest within the pipe's buffer: whole at once
         os.close(writer)
         manifest.unlink()
         manifest.write_bytes(text)
