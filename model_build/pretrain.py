@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +17,7 @@ from .checkpoint import DataSpec
 from .data import Example, example_key
 from .errors import BuildError, readable
 from .fsutil import atomic_dir, write_json
-from .runs import RunKind, as_json, claim_run, finish_run, last_checkpoint, run_settings
+from .runs import RunKind, as_json, claim_run, elapsed_callback, finish_run, last_checkpoint, run_settings
 from .settings import Device
 
 SUMMARY_FILE = "pretrain_summary.json"  # in OUT/model beside the encoder
@@ -223,8 +222,10 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
     head_first = [_head_warmup(getattr(model, model.base_model_prefix), config.head_warmup)] if config.head_warmup else []
     trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_rows, data_collator=collate,
                               callbacks=head_first)
-    started = time.time()
-    trainer.train(resume_from_checkpoint=last_checkpoint(out / "trainer"))
+    resume = last_checkpoint(out / "trainer")
+    elapsed = elapsed_callback(resume)
+    trainer.add_callback(elapsed)
+    trainer.train(resume_from_checkpoint=resume)
     after = _held_out_score(model, held_batches)
     print(f"held-out masked tokens after: loss {after['masked_loss']} accuracy {after['masked_accuracy']}")
     base_encoder = AutoModel.from_pretrained(config.base)  # with its pooler, which masked-LM training lacks
@@ -232,7 +233,7 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
     if unexpected or any(not k.startswith("pooler.") for k in missing):
         raise BuildError(f"the trained encoder does not fit {config.base}'s ({missing + unexpected})")
     summary = {"config": config.to_dict(), "texts": sources, "train_texts": len(train_rows), "mlm_head": head,
-               "held_out": {"before": before, "after": after}, "seconds": round(time.time() - started, 1),
+               "held_out": {"before": before, "after": after}, "seconds": elapsed.seconds(),
                "loss": [h for h in trainer.state.log_history if "loss" in h], "command": command}
     with atomic_dir(out / "model", SUMMARY_FILE) as tmp:
         base_encoder.save_pretrained(tmp)

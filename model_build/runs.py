@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import time
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
@@ -54,6 +55,31 @@ def epoch_order_callback():
             self.restored = False
 
     return EpochOrder()
+
+
+def elapsed_callback(resume: str | None):
+    """A Trainer callback whose ``seconds()`` is the training time so far, the sittings before ``resume`` (the
+    checkpoint resumed from, if any) included: that time travels in each checkpoint. Added just before training
+    starts."""
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
+
+    saved = json.loads((Path(resume) / "trainer_state.json").read_text()) if resume else {}
+    before = saved.get("stateful_callbacks", {}).get("Elapsed", {}).get("args", {}).get("seconds", 0.0)
+    started = time.monotonic()
+
+    class Elapsed(TrainerCallback, ExportableState):
+        def __init__(self, seconds: float = 0.0):
+            """The Trainer restores it with the time it saved: read above from the same checkpoint."""
+
+        @staticmethod
+        def seconds() -> float:
+            return round(before + time.monotonic() - started, 1)
+
+        def state(self) -> dict:
+            return {"args": {"seconds": self.seconds()}, "attributes": {}}
+
+    return Elapsed()
 
 
 def last_checkpoint(trainer_dir: Path) -> str | None:

@@ -22,7 +22,17 @@ from .errors import BuildError, readable
 from .fsutil import write_json
 from .pretrain import check_base_unseen
 from .probe import PROBE_FILE, LinearProbe, fit_heads
-from .runs import RunKind, as_json, claim_run, epoch_order_callback, finish_run, last_checkpoint, run_settings, started_settings
+from .runs import (
+    RunKind,
+    as_json,
+    claim_run,
+    elapsed_callback,
+    epoch_order_callback,
+    finish_run,
+    last_checkpoint,
+    run_settings,
+    started_settings,
+)
 from .scoring import encode_examples, pooled_features, predict, predict_tweets, text_encoder, validation_metrics
 from .settings import ClassWeighting, Device, Pooling, StanceHead
 from .splits import Holdout
@@ -626,16 +636,17 @@ def train(config: TrainConfig, data: DataSpec, train_set: Sequence[Example], val
         if resume is None or not probe_file.is_file():
             write_json(probe_file, run.probe(config.probe))
         summary["probe"] = json.loads(probe_file.read_text())
-    started = time.time()
+    elapsed = elapsed_callback(resume)
     stopped = _stopped_history(resume)
     if stopped is None:
+        trainer.add_callback(elapsed)
         trainer.train(resume_from_checkpoint=resume)
         if run.validated_epoch != round(trainer.state.epoch or 0):  # cut off in the last epoch's validation: resumed
             trainer.evaluate()  # at its last step, the Trainer trains and validates nothing more
     else:
         run.history = stopped
         print(f"{Path(resume).name}: training stopped there: nothing more to train")
-    summary["seconds"] = round(time.time() - started, 1)
+    summary["seconds"] = elapsed.seconds()
     if config.average_last:
         steps = sorted((run.out / "trainer").glob("checkpoint-*"), key=lambda c: int(c.name.rsplit("-", 1)[1]))
         run.save_average(steps[-config.average_last:])

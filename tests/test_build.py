@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -310,7 +311,8 @@ def test_a_run_cut_off_in_its_last_validation_validates_that_epoch_when_rerun(bu
 
 def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_path):
     """A run stopped right after a checkpoint inside its second epoch (as by Ctrl-C or a reboot) and rerun ends with
-    the same weights, bit for bit, as the same run never stopped; so does one stopped inside its first epoch."""
+    the same weights, bit for bit, as the same run never stopped; so does one stopped inside its first epoch. Its
+    summary's training time counts the time up to the checkpoint it resumed from too."""
     import torch
     from safetensors.torch import load_file
 
@@ -332,9 +334,18 @@ def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_pa
         out = tmp_path / f"stopped-{step}"
         with stopped_after_save(step):
             run(out)
+        state_file = out / "trainer" / f"checkpoint-{step}" / "trainer_state.json"
+        state = json.loads(state_file.read_text())
+        assert state["stateful_callbacks"]["Elapsed"]["args"]["seconds"] > 0
+        state["stateful_callbacks"]["Elapsed"]["args"]["seconds"] = 1000.0  # as if the first sitting took that long
+        state_file.write_text(json.dumps(state))
+        started = time.monotonic()
         assert f"resuming from checkpoint-{step}" in run(out)
+        sitting = time.monotonic() - started
         resumed = final_weights(out)
         assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole), step
+        seconds = json.loads((out / "best" / "train_summary.json").read_text())["seconds"]
+        assert 1000 < seconds <= 1000 + sitting, (step, seconds, sitting)  # both sittings, not only the last
 
 
 def test_a_run_that_keeps_the_handles_is_served_with_them(built, tmp_path):

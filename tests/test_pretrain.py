@@ -5,6 +5,7 @@ resuming, and one-line refusals."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import numpy as np
@@ -110,7 +111,8 @@ def test_head_warmup_updates_the_new_head_alone_then_the_encoder_too(tree):
 
 def test_a_pretraining_with_head_warmup_leaves_the_encoder_as_it_was_until_the_warmup_ends(tree, tmp_path):
     """Through the real Trainer, stopped right after its checkpoint at the end of the 3 head-only steps (as by Ctrl-C):
-    that checkpoint holds the base's encoder; resumed, the run trains the encoder in its last step."""
+    that checkpoint holds the base's encoder; resumed, the run trains the encoder in its last step. The summary's
+    training time counts the time up to that checkpoint too."""
 
     config = PretrainConfig(str(tree / "base"), tmp_path / "p", max_steps=4, head_warmup=3, batch_size=4,
                             learning_rate=3e-3, held_out=4, checkpoint_every=3)
@@ -120,8 +122,16 @@ def test_a_pretraining_with_head_warmup_leaves_the_encoder_as_it_was_until_the_w
         pretrain(config, texts, sources, "test")
     base = load_file(str(tree / "base" / "model.safetensors"))
     warm = load_file(str(tmp_path / "p" / "trainer" / "checkpoint-3" / "model.safetensors"))
+    state_file = tmp_path / "p" / "trainer" / "checkpoint-3" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["stateful_callbacks"]["Elapsed"]["args"]["seconds"] = 1000.0  # as if the first sitting took that long
+    state_file.write_text(json.dumps(state))
+    started = time.monotonic()
     pretrain(config, texts, sources, "test")  # resumed
+    sitting = time.monotonic() - started
     done = load_file(str(tmp_path / "p" / "model" / "model.safetensors"))
+    seconds = json.loads((tmp_path / "p" / "model" / SUMMARY_FILE).read_text())["seconds"]
+    assert 1000 < seconds <= 1000 + sitting, (seconds, sitting)  # both sittings, not only the last
     for key in ("encoder.layer.0.attention.self.query.weight", "embeddings.word_embeddings.weight"):
         assert np.array_equal(warm[f"bert.{key}"], base[f"bert.{key}"])
         assert not np.allclose(done[key], base[f"bert.{key}"])
