@@ -61,7 +61,7 @@ def check_unseen(checkpoint: Checkpoint, held_out: Sequence[Example], role: str 
     if not held_out:
         return
     try:
-        seen = {example_key(e) for e in checkpoint.data.splits(source)[0]}
+        seen = {example_key(e) for e in checkpoint.parts(source)[0]}  # its split as recorded, or refused
     except BuildError as exc:
         raise BuildError(f"{role} {checkpoint.path}: its training data, to check it against the held-out tweets: {exc}") \
             from None

@@ -13,7 +13,7 @@ from app.jsonl import READ_AS_JSONL
 from app.text import MAX_LENGTH, MIN_LENGTH, InputFormat, TextSettings, text_lines
 
 from .base import base_architecture, base_tokenizer, resolve_base
-from .checkpoint import DataSpec
+from .checkpoint import DataSpec, split_digest
 from .data import Example, example_key
 from .errors import BuildError, readable
 from .fsutil import atomic_dir, write_json
@@ -81,8 +81,9 @@ def pretraining_texts(data: DataSpec | None, paths: Sequence[str]) -> tuple[list
     they came from, with counts."""
     texts, sources = [], {"replab": None, "files": {}}
     if data is not None:
-        texts += [e.text for e in replab_examples(data)]
-        sources["replab"] = {**data.to_dict(), "texts": len(texts)}
+        examples = replab_examples(data)
+        texts += [e.text for e in examples]
+        sources["replab"] = {**data.to_dict(), "texts": len(texts), "split_digest": split_digest([examples])}
     for path in paths:
         more = file_texts(path)
         texts += more
@@ -104,7 +105,12 @@ def check_base_unseen(base: str, held_out: Sequence[Example]) -> None:
         pretrained_on = DataSpec.from_dict(spec) if spec is not None else None
     except (ValueError, KeyError, TypeError):
         raise BuildError(f"{summary}: not a pretraining summary this build wrote") from None
-    seen = {example_key(e) for e in replab_examples(pretrained_on)} if pretrained_on is not None else set()
+    examples = replab_examples(pretrained_on) if pretrained_on is not None else []
+    if pretrained_on is not None and spec.get("split_digest", split_digest([examples])) != split_digest([examples]):
+        raise BuildError(f"base {base}: {pretrained_on.source} holds other tweets than when it was pretrained on them "
+                         "(changed since?), so it cannot be checked against the held-out tweets: give that data as it "
+                         "was, or pretrain again")
+    seen = {example_key(e) for e in examples}
     seen_texts: set[str] = set()
     for path in files:
         try:

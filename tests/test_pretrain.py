@@ -183,6 +183,28 @@ def test_a_base_pretrained_on_a_text_file_holding_validation_tweets_is_refused(t
         *train, "--out", str(tmp_path / "run"))
 
 
+def test_a_base_pretrained_on_replab_data_that_changed_since_is_refused(tree, tmp_path):
+    """The RepLab tweets a base was pretrained on are checked against the held-out ones as they were (their digest
+    in its summary): data that holds other tweets now cannot show which it read, so training on it is refused."""
+    import shutil
+
+    shutil.copytree(tree / "replab", tmp_path / "replab")
+    cli("pretrain", "--base", str(tree / "base"), "--data", str(tmp_path / "replab"), "--held-out", "2",
+        "--max-steps", "2", "--batch-size", "8", "--out", str(tmp_path / "dapt"))
+    train = ["train", "--data", str(tmp_path / "replab"), "--base", str(tmp_path / "dapt" / "model"), "--epochs", "1",
+             "--batch-size", "8"]
+    training = tmp_path / "replab" / "training"  # one more Spanish tweet, unrelated: read by pretraining only
+    for path, row in ((training / "tweet_info" / f"{SEEN}.dat", _q(998, "a", SEEN, "u", "ES", 1, "", "", "", -1)),
+                      (training / "texts" / f"{SEEN}.tsv", _q(998, "a", SEEN, "otro tweet en castellano")),
+                      (training / "goldstandard" / "goldstandard_filtering.dat", _q(SEEN, 998, "UNRELATED"))):
+        path.write_text(path.read_text() + row)
+    line = refused(*train, "--out", str(tmp_path / "run"))
+    assert line == (f"error: base {tmp_path / 'dapt' / 'model'}: {tmp_path / 'replab'} holds other tweets than when it "
+                    "was pretrained on them (changed since?), so it cannot be checked against the held-out tweets: "
+                    "give that data as it was, or pretrain again"), line
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_table_given_as_texts_is_refused(tmp_path):
     """Its label and entity columns would be pretrained on as tweets."""
     (tmp_path / "tweets.csv").write_text("text,label\ngreat,positive\n")

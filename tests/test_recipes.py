@@ -614,6 +614,24 @@ def test_a_teacher_or_init_checkpoint_that_saw_held_out_tweets_is_refused(teache
     assert (tmp_path / "init" / "best" / "model.safetensors").is_file()
 
 
+def test_a_teacher_whose_data_changed_since_it_trained_is_refused(tiny_base, tmp_path):
+    """A teacher's training tweets are its split as recorded (the summary's digest), not its data split again as
+    the file reads now: a file that grew since (a feedback file still collecting) splits otherwise, and the teacher
+    may have trained on the student's validation tweets."""
+    data = tmp_path / "tweets.csv"
+    shutil.copy(FIXTURES / "tweets.csv", data)
+    common = ["train", "--data", str(data), "--base", str(tiny_base), "--epochs", "1", "--learning-rate", "1e-3",
+              "--batch-size", "8", "--val-fraction", "0.3", "--gap-fraction", "0"]
+    cli(*common, "--out", str(tmp_path / "t"))
+    with data.open("a") as f:
+        f.writelines(f"Acme tweet number {i} about the phone,neutral,Acme,related\n" for i in range(30))
+    teacher = tmp_path / "t" / "best"
+    line = refused(*common, "--teacher", str(teacher), "--out", str(tmp_path / "s"))
+    assert line.startswith(f"error: teacher {teacher}: its training data, to check it against the held-out tweets: "
+                           f"{data}: these tweets split otherwise than when the run trained"), line
+    assert not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--distill-weight", "0.5"], "give --teacher"),
     (["--average-last", "1"], "at least 2 checkpoints"),
