@@ -39,6 +39,9 @@ keepalive = _server.keepalive
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
+# No proxy sets the WSGI path (gunicorn takes SCRIPT_NAME and PATH_INFO headers from loopback by default): the service
+# is served at the root, and such a header from a local client gave gunicorn's 500, or a redirect to the client's Host.
+forwarder_headers = ""
 # The access log (ACCESS_LOG=1) holds method and route as the metrics name them, status and timing: never a body,
 # a query string or a path as the client wrote it, so never tweet text.
 accesslog = "-" if _server.access_log else None

@@ -267,6 +267,15 @@ def test_requests_that_break_http_get_the_api_json_error(service, request_bytes,
     assert requests.get(service.url + "/healthz", timeout=10).status_code == 200
 
 
+@pytest.mark.parametrize("script_name", ["/foo", "/healthz"])
+def test_a_script_name_header_from_a_local_client_changes_no_path(service, script_name):
+    """gunicorn would take SCRIPT_NAME from a loopback client (a proxy, by its default) as the WSGI path's prefix:
+    a 500 of its own, or a redirect built from the client's Host header; the service is served at the root."""
+    answer = requests.get(service.url + "/healthz", headers={"SCRIPT_NAME": script_name, "Host": "elsewhere.example"},
+                          timeout=10, allow_redirects=False)
+    assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+
+
 def test_a_client_trickling_a_request_is_cut_off_at_read_timeout(service):
     """A byte a second (each gap under READ_TIMEOUT, 2 s here) does not hold a thread for ever: READ_TIMEOUT counts
     over the whole request, so headers are cut off (closed) and a body gets 408. A timeout counted per gap would
