@@ -9,6 +9,7 @@ import fcntl
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from .jsonl import JSONL_SUFFIXES
 from .validation import ApiError, ErrorCode
 
 log = logging.getLogger(__name__)
-_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: a FIFO put there fails to open at once (no reader) instead of blocking; a file ignores it
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 NO_LABEL = "none"  # the feedback counter's label for a correction without one
 
@@ -64,10 +66,22 @@ def check_file(path: Path) -> str | None:
     if path.suffix.lower() not in JSONL_SUFFIXES:
         return f"must end in {' or '.join(JSONL_SUFFIXES)} (the build side reads it as JSONL), got {str(path)!r}"
     try:
-        os.close(os.open(path, _FLAGS, 0o600))
+        os.close(_open(path))
     except OSError as exc:
         return f"{path}: {exc.strerror}"
     return None
+
+
+def _open(path: Path) -> int:
+    """A descriptor appending to ``path`` (created, mode 0600, when missing); OSError for a FIFO, said before opening
+    (one with a reader would open and pass the lines on, one without fails obscurely) and after (put there since)."""
+    if path.is_fifo():
+        raise OSError(errno.EINVAL, "a FIFO (named pipe), not a file")
+    fd = os.open(path, _FLAGS, 0o600)
+    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "a FIFO (named pipe), not a file")
+    return fd
 
 
 class FeedbackLog:
@@ -105,7 +119,7 @@ class FeedbackLog:
 
     def _store(self, line: bytes) -> Outcome:
         with self._lock:
-            fd = os.open(self.path, _FLAGS, 0o600)
+            fd = _open(self.path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed
                 size = os.fstat(fd).st_size

@@ -1,5 +1,6 @@
 """The environment-variable parsers, one variable at a time."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,16 @@ def test_feedback_file(tmp_path):
         with pytest.raises(AppError, match=f"^FEEDBACK_FILE .*{reason}"):
             Config.from_env({"FEEDBACK_FILE": str(bad)})
     assert not (tmp_path / "feedback.csv").exists()
+    fifo = tmp_path / "fifo.jsonl"  # it would take the lines, or block the start where nothing reads it
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with pytest.raises(AppError, match=rf"^FEEDBACK_FILE {fifo}: a FIFO \(named pipe\), not a file$"):
+            Config.from_env({"FEEDBACK_FILE": str(fifo)})
+    finally:
+        os.close(reader)
+    with pytest.raises(AppError, match=rf"^FEEDBACK_FILE {fifo}: a FIFO \(named pipe\), not a file$"):
+        Config.from_env({"FEEDBACK_FILE": str(fifo)})
 
 
 def test_auth_token_sources(tmp_path):
