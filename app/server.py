@@ -164,6 +164,8 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         except (OSError, ClientDisconnected):  # the client went silent mid-body (receive timeout) or left
             raise ApiError(408, ErrorCode.REQUEST_TIMEOUT, "the request body did not arrive in time") from None
         except ParseException:  # gunicorn's reader of a chunked body: a malformed chunk (its bytes not repeated)
+            # where the connection's next request starts is unknown: gunicorn's request closes it, and says so
+            request.environ["wsgi.input"].reader.req.must_close = True
             raise ApiError(400, ErrorCode.MALFORMED_REQUEST, "malformed chunked body") from None
         return parse_json_body(raw, request.content_type)
 
