@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass
 from enum import Enum
@@ -78,12 +79,12 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_json_body(raw: bytes, content_type: str | None) -> Any:
-    """Decode a JSON body strictly: UTF-8 only, no NaN or Infinity."""
+    """Decode a JSON body strictly: UTF-8 only (a byte order mark before it is ignored), no NaN or Infinity."""
     mimetype = (content_type or "").split(";")[0].strip().lower()
     if mimetype != "application/json" and not (mimetype.startswith("application/") and mimetype.endswith("+json")):
         raise ApiError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
     try:
-        text = raw.decode("utf-8")
+        text = raw.removeprefix(codecs.BOM_UTF8).decode("utf-8")  # a leading BOM ignored, as RFC 8259 allows
     except UnicodeDecodeError:
         raise ApiError(400, ErrorCode.INVALID_ENCODING, "the body is not valid UTF-8") from None
     try:

@@ -1,5 +1,6 @@
 """The HTTP API through the application factory: every endpoint, every error case, auth, metrics."""
 
+import codecs
 import json
 import re
 
@@ -61,6 +62,13 @@ def test_batch_keeps_input_order(client):
     assert len(results) == 4
     singles = [post(client, t).get_json() for t in tweets]
     assert [x["label"] for x in results] == [s["label"] for s in singles]
+
+
+def test_a_body_after_a_byte_order_mark_is_read(client):
+    """Some clients (Windows PowerShell's UTF-8) write a BOM before the JSON; RFC 8259 lets a parser ignore it."""
+    body = {"text": "great phone", "entity": "Acme"}
+    r = post(client, codecs.BOM_UTF8 + json.dumps(body).encode())
+    assert r.status_code == 200 and r.get_json() == post(client, body).get_json()
 
 
 @pytest.mark.parametrize("body, status, code", [
