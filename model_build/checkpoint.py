@@ -93,12 +93,15 @@ class DataSpec:
             report.dropped[f"not among a seeded random {self.sample} (--sample)"] += len(examples) - self.sample
             examples = random.Random(self.holdout.seed).sample(examples, self.sample)
         report.kept = len(examples)
+        origin: list[str | None] = [None] * len(examples)  # each example's file: None for the data's own
         for path in self.extra:
             more, more_report = load_table(path, self.unrelated)
             if not more:
                 _no_usable(path, more_report)
-            examples += [replace(e, weight=self.extra_weight) for e in more]
             report.add(more_report, str(path))
+            examples, origin = _not_given_again(examples, origin, more, str(path), report)
+            examples += [replace(e, weight=self.extra_weight) for e in more]
+            origin += [str(path)] * len(more)
         if not examples:
             _no_usable(source or self.source, report)
         return examples, report
@@ -193,6 +196,30 @@ class DataSpec:
 
     def with_holdout(self, holdout: SplitSpec) -> DataSpec:
         return replace(self, holdout=holdout)
+
+
+def _not_given_again(examples: list[Example], origin: list[str | None], more: Sequence[Example], name: str,
+                     report: LoadReport) -> tuple[list[Example], list[str | None]]:
+    """``examples`` (each from its ``origin``) less the tweets that the file ``name`` gives again (the same
+    :func:`example_key`): its copy counts, as a later line's does within one file, and a tweet in two files would
+    otherwise train in one part of the split and validate in another. Each is counted as dropped from its file."""
+    again = {example_key(e) for e in more}
+    reason = f"given again in {name} (the later file's copy counts)"
+    kept: list[tuple[Example, str | None]] = []
+    for example, source in zip(examples, origin):
+        if example_key(example) not in again:
+            kept.append((example, source))
+            continue
+        report.drop(reason)
+        report.kept -= 1
+        if source is None:
+            report.without_entity -= example.entity is None
+        else:
+            counts = report.files[source]
+            counts["kept"] -= 1
+            counts["without_entity"] -= example.entity is None
+            counts["dropped"][reason] = counts["dropped"].get(reason, 0) + 1
+    return [e for e, _ in kept], [o for _, o in kept]
 
 
 def _no_usable(source: str | Path, report: LoadReport) -> None:

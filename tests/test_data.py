@@ -411,3 +411,25 @@ def test_a_tweeteval_tweet_holding_a_line_separator_stays_one_tweet(tmp_path):
     (tmp_path / "train_labels.txt").write_text("2\r\n0\r\n1\r\n2\r\n", encoding="utf-8", newline="")
     assert [(e.text, e.sentiment) for e in load_sentiment(tmp_path)] == list(
         zip(tweets, ["positive", "negative", "neutral", "positive"]))
+
+
+def test_a_tweet_in_two_files_counts_once_as_the_later_file_gives_it(tmp_path):
+    """--data and --extra are read as one: a tweet in two files (a feedback snapshot, and a later one holding it) counts
+    once, as the later file gives it; it used to train in one part of the split and validate in another. The counts
+    say what each file lost."""
+    from model_build.checkpoint import DataSpec
+    from model_build.data import example_key
+
+    first, n = FIXTURES / "tweets.csv", len(load_table(FIXTURES / "tweets.csv")[0])
+    header, top, *rest = first.read_text().splitlines(keepends=True)
+    later = tmp_path / "later.csv"  # the first tweet corrected, and one more
+    flipped = top.replace(",positive,", ",negative,")
+    assert flipped != top
+    later.write_text(header + flipped + "".join(rest) + "Acme opened a store in town,neutral,Acme,\n")
+    spec = DataSpec(str(first), extra=(str(later),), extra_weight=2.0, holdout=SplitSpec(val_fraction=0.3, gap_fraction=0))
+    examples, report = spec.load()
+    assert len(examples) == report.kept == n + 1 and {e.weight for e in examples} == {2.0}
+    assert [e.label for e in examples if e.text == load_table(first)[0][0].text] == ["negative"]
+    assert report.dropped[f"given again in {later} (the later file's copy counts)"] == n
+    train, gap, val = spec.partition(examples)
+    assert val and not {example_key(e) for e in val} & {example_key(e) for e in train}
