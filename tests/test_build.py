@@ -106,6 +106,10 @@ def test_a_users_file_or_folder_is_never_an_output(built, tmp_path):
     line = refused("report", "--checkpoint", checkpoint, "--bundles", str(tmp_path / "only"), "--chosen", "dynamic-int8",
                    "--out", str(tmp_path / "r"))
     assert line.endswith("--chosen dynamic-int8: no such bundle in " + str(tmp_path / "only") + " (there: float32)")
+    shutil.copytree(tmp / "bundles" / "float32", tmp_path / "only" / "float32-again")  # it would replace the first's row
+    line = refused("report", "--checkpoint", checkpoint, "--bundles", str(tmp_path / "only"), "--out", str(tmp_path / "r"))
+    assert line.endswith(f"{tmp_path / 'only'}: more than one float32 bundle (the report has a row per quantisation): "
+                         "report on one bundle of each"), line
     shutil.rmtree(tmp_path / "only")
     bundle = tmp_path / "bundle"
     shutil.copytree(tmp / "bundles" / "float32", bundle)
