@@ -113,6 +113,11 @@ class DataSpec:
         if self.holdout.holdout is Holdout.ENTITIES and not {e.entity_id for e in examples} & set(UNSEEN_ENTITIES):
             raise BuildError("--holdout entities validates on 12 of RepLab's entities (model_build/splits.py): none is "
                              f"in {self.source}")
+        if self.holdout.holdout is Holdout.ENTITIES and self.extra:  # an extra file's tweets all train
+            names = {n.casefold() for e in examples if e.entity_id in UNSEEN_ENTITIES for n in (e.entity, e.entity_name) if n}
+            if named := sorted({e.entity for e in examples if e.entity_id is None and (e.entity or "").casefold() in names}):
+                raise BuildError(f"--holdout entities validates on entities no training tweet is about, and --extra tweets "
+                                 f"name {', '.join(named)}, one of them: leave those tweets out, or hold out by time")
         if self.full_names and not any(e.entity_name for e in examples):
             raise BuildError(f"--full-names pairs tweets with their entity's full name: {self.source} has none "
                              "(RepLab's entity_name)")

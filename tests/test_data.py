@@ -433,3 +433,19 @@ def test_a_tweet_in_two_files_counts_once_as_the_later_file_gives_it(tmp_path):
     assert report.dropped[f"given again in {later} (the later file's copy counts)"] == n
     train, gap, val = spec.partition(examples)
     assert val and not {example_key(e) for e in val} & {example_key(e) for e in train}
+
+
+def test_an_extra_file_naming_a_held_out_entity_is_refused_with_the_entities_holdout(tmp_path):
+    """--holdout entities validates on entities no training tweet is about; an --extra file's tweets all train, so one
+    naming such an entity (by its query or its full name, in any case) would make those figures another model's."""
+    from app.text import InputFormat
+    from model_build.checkpoint import DataSpec
+    from tests.test_curve import write_replab
+
+    write_replab(tmp_path / "replab")  # its unseen entity's query is Acme, as the fixture tweets' entity
+    spec = DataSpec(str(tmp_path / "replab"), holdout=SplitSpec(Holdout.ENTITIES), extra=(str(FIXTURES / "tweets.csv"),))
+    examples, report = spec.load()
+    with pytest.raises(BuildError, match="^--holdout entities validates on entities no training tweet is about, and "
+                                         "--extra tweets name Acme, one of them: leave those"):
+        spec.check(examples, report, InputFormat.PAIR)
+    assert spec.with_holdout(SplitSpec()).check(examples, report, InputFormat.PAIR) == []  # by time: they train
