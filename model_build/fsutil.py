@@ -100,6 +100,18 @@ def check_output(target: Path, holds: str, kind: str | None = None) -> None:
         raise BuildError(f"{target} holds other files and no {kind or holds}: give a new or empty folder")
 
 
+def _sync_tree(root: Path) -> None:
+    """Every file under ``root`` and every folder there on disk, before a rename makes ``root`` the output: a power
+    cut then leaves the old output or the new one whole, not the new one with files cut off or empty."""
+    for folder, _, files in os.walk(root):
+        for path in [*(os.path.join(folder, name) for name in files), folder]:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
 @contextmanager
 def atomic_dir(target: Path, holds: str) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``target`` only if the block succeeds: in one step where the system
@@ -116,6 +128,7 @@ def atomic_dir(target: Path, holds: str) -> Iterator[Path]:
     tmp.chmod(0o755)
     try:
         yield tmp
+        _sync_tree(tmp)
         if target.is_dir() and not target.is_symlink() and exchange(tmp, target):
             shutil.rmtree(tmp, ignore_errors=True)  # now the old contents
             return
