@@ -35,7 +35,7 @@ from .runs import (
 )
 from .scoring import encode_examples, pooled_features, predict, predict_tweets, text_encoder, validation_metrics
 from .settings import ClassWeighting, Device, Pooling, StanceHead
-from .splits import Holdout
+from .splits import UNSEEN_ENTITIES, Holdout
 
 if TYPE_CHECKING:
     import torch
@@ -669,7 +669,13 @@ def train_on(config: TrainConfig, data: DataSpec, command: str) -> Checkpoint:
     holdout = data.holdout
     untimed = holdout.holdout is Holdout.TIME and not any(e.timestamp is not None for e in examples)
     gap = "none: the tweets have no time" if untimed and holdout.gap_fraction else f"{holdout.gap_fraction:.0%}"
-    print(f"split: {len(train_set)} training, {len(gap_set)} in the gap, {len(val_set)} validation "
-          f"({holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {gap})")
+    how = (f"{len(UNSEEN_ENTITIES)} entities held out whole, no gap" if holdout.holdout is Holdout.ENTITIES
+           else f"{holdout.holdout.value} holdout, validation {holdout.val_fraction:.0%}, gap {gap}")
+    print(f"split: {len(train_set)} training, {len(gap_set)} in the gap, {len(val_set)} validation ({how})")
+    timed: dict[str | None, set[bool]] = {}
+    for e in examples:
+        timed.setdefault(e.entity_id or e.entity, set()).add(e.timestamp is not None)
+    if holdout.holdout is Holdout.TIME and not untimed and (mixed := sum(len(t) > 1 for t in timed.values())):
+        print(f"note: {mixed} entities have tweets with and without a time: each is split at random, with no gap")
     return train(config, data, train_set, val_set, command, report.to_dict(), gap_set,
                  split_digest((train_set, gap_set, val_set)))

@@ -63,6 +63,23 @@ def test_train_reports_lengths_split_and_epochs(built):
     assert list((tmp / "run" / "trainer").glob("checkpoint-*/trainer_state.json"))
 
 
+def test_train_says_how_many_entities_it_splits_at_random_and_how_it_holds_out_entities(tmp_path):
+    """An entity with tweets with and without a time is split at random, with no gap: train says how many are; and
+    with the entities holdout its split line gives neither fraction, which that holdout does not use."""
+    from tests.conftest import _main
+    from tests.test_curve import SEEN, write_replab
+
+    write_replab(tmp_path / "replab")
+    info = tmp_path / "replab" / "training" / "tweet_info" / f"{SEEN}.dat"
+    info.write_text(info.read_text().replace('"1000"', '"not a time"', 1))
+    args = ["train", "--data", str(tmp_path / "replab"), "--base", str(tmp_path / "absent"), "--out", str(tmp_path / "r")]
+    status, out, _ = _main(*args, "--gap-fraction", "0.2")  # refused later, at the base: the split is printed first
+    assert status == 2 and "note: 1 entities have tweets with and without a time: each is split at random, with no " \
+        "gap" in out.splitlines(), out
+    status, out, _ = _main(*args, "--holdout", "entities")
+    assert status == 2 and "(12 entities held out whole, no gap)" in out and "note: 1 entities" not in out, out
+
+
 def test_outputs_never_replace_another_kind_of_folder(built, tmp_path):
     """init-random over a checkpoint (both hold a config.json), package over a checkpoint, train's best/ over a
     random base: each refused in one line, the folder left as it is; its own kind is replaced."""
