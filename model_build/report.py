@@ -161,14 +161,14 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
             raise BuildError(f"bundle {path} was not packaged from checkpoint {checkpoint.path} (its manifest's "
                              "training differs): report on bundles of that checkpoint")
     packaged = [m["quantization"] for m in manifests]
-    if twice := sorted({q for q in packaged if packaged.count(q) > 1}):
-        raise BuildError(f"{bundles_dir}: more than one {', '.join(twice)} bundle (the report has a row per "
-                         "quantisation): report on one bundle of each")
     if chosen is not None and chosen not in packaged:
         raise BuildError(f"--chosen {chosen}: no such bundle in {bundles_dir} (there: {', '.join(packaged)})")
     offsets = manifests[0].get("label_offsets", {})
     if any(m.get("label_offsets", {}) != offsets for m in manifests):
         raise BuildError(f"{bundles_dir}: the bundles' label offsets differ; report on bundles packaged together")
+    if twice := sorted({q for q in packaged if packaged.count(q) > 1}):
+        raise BuildError(f"{bundles_dir}: more than one {', '.join(twice)} bundle (the report has a row per "
+                         "quantisation): report on one bundle of each")
     compare = _Comparison(train_set, model, checkpoint.encoder(), paths, threads, offsets)
     baseline, framework, bundles = compare.on(val_set, "validation")
     framework["model_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
