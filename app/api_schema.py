@@ -51,7 +51,7 @@ class ApiSchema:
                     del schemas[name]["properties"][field]
                     schemas[name]["dependentRequired"].pop(field)
         schemas["Scores"]["required"] = list(labels)
-        schemas["Feedback"]["properties"]["label"]["enum"] = list(labels)
+        schemas["Feedback"]["properties"]["label"]["enum"] = [*labels, None]  # null: only with related false
         root = {"components": copy.deepcopy(document["components"])}
         return cls(document, *(Draft202012Validator({**root, "$ref": f"#/components/schemas/{name}"})
                                for name in ("Tweet", "Batch", "Feedback")))
@@ -118,6 +118,8 @@ def _api_error(error: ValidationError) -> ApiError:
         missing = next(k for k in error.validator_value if k not in error.instance)
         unless = " unless 'related' is false" if missing == "label" and "else" in error.schema_path else ""
         return ApiError(400, ErrorCode.MISSING_FIELD, f"{_where([*path, missing])} is required{unless}")
+    if rule == "type" and error.instance is None and "else" in error.schema_path:  # a null label, related not false
+        return ApiError(400, ErrorCode.MISSING_FIELD, f"{where} is required unless 'related' is false")
     if rule == "type" and error.instance is None and path[-1:] == ["text"]:
         return ApiError(400, ErrorCode.MISSING_FIELD, f"{where} is required")
     if rule in ("minLength", "pattern"):
@@ -132,7 +134,7 @@ def _api_error(error: ValidationError) -> ApiError:
     if rule == "type":
         return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} must be of type {' or '.join(_types(error.validator_value))}")
     if rule == "enum":
-        return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} must be one of {', '.join(map(str, error.validator_value))}")
+        return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} must be one of {', '.join(str(v) for v in error.validator_value if v is not None)}")
     return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} breaks the schema's '{rule}' rule")
 
 

@@ -191,6 +191,8 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
         @app.post("/feedback")
         def feedback() -> Response:
             feedback_log.append(api.parse_feedback(json_body()))
-            return Response(status=204)
+            response = Response(status=204)
+            del response.headers["Content-Type"]  # no body, so no type (Flask's default would say text/html)
+            return response
 
     return app

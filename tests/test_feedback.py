@@ -52,7 +52,7 @@ def test_each_correction_is_one_json_line(tmp_path):
     tricky = "line\nbreak \u2028 sep \x85 nel \x1c fs \U0001f600 caf\u00e9 \ud800"  # splitlines() splits on most
     assert post(client, {**GOOD, "related": False}).status_code == 204
     r = post(client, {"text": tricky, "entity": "Café Ltd", "label": "positive"})
-    assert r.status_code == 204 and r.get_data() == b""
+    assert r.status_code == 204 and r.get_data() == b"" and "Content-Type" not in r.headers
     first, second = lines(path)
     assert {k: first[k] for k in ("text", "entity", "label", "related")} == {**GOOD, "related": False}
     assert first["model"] == {"name": "tiny-test", "version": "0.0.1"} and first["time"].endswith("Z")
@@ -107,10 +107,16 @@ def test_a_tweet_not_about_the_entity_needs_no_label_and_training_ignores_one(tm
                 ).status_code == 204
     assert [(x["label"], x["related"]) for x in lines(path)] == [(None, False), ("positive", False)]
     assert stored(client, outcome="stored", label="none") == 1
+    r = post(client, {"text": "a sword", "entity": "Quillon", "label": None})  # null is no label: related false only
+    assert r.status_code == 400 and r.get_json()["error"] == {
+        "code": "missing_field", "message": "'label' is required unless 'related' is false"}
+    replayed = {k: lines(path)[0][k] for k in ("text", "entity", "label", "related")}  # a stored line, sent again
+    assert post(client, replayed).status_code == 204 and lines(path)[2]["label"] is None
+    assert stored(client, outcome="stored", label="none") == 2
     from model_build.data import load_table
 
     examples, report = load_table(path, unrelated=True)
-    assert [(e.label, e.related) for e in examples] == [(None, False), (None, False)] and report.kept == 2
+    assert [(e.label, e.related) for e in examples] == [(None, False)] * 2 and report.kept == 2  # the replay counts once
 
 
 def test_label_error_names_the_bundle_labels(tmp_path):

@@ -204,7 +204,7 @@ async function loadLimits() {
       chars: schemas.Tweet.properties.text.maxLength,
       visible: new RegExp(schemas.Tweet.properties.text.pattern, "u"), // a character the model reads
       feedback: "/feedback" in spec.paths,
-      labels: schemas.Feedback.properties.label.enum,
+      labels: schemas.Feedback.properties.label.enum.filter((name) => name !== null), // null: "not about"
     };
   } catch {
     limits = null; // the service checks them anyway
