@@ -133,8 +133,9 @@ def _api_error(error: ValidationError) -> ApiError:
         return ApiError(400, ErrorCode.INVALID_FIELD, "'tweets' must be a non-empty list of objects")
     if rule == "type":
         return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} must be of type {' or '.join(_types(error.validator_value))}")
-    if rule == "enum":
-        return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} must be one of {', '.join(str(v) for v in error.validator_value if v is not None)}")
+    if rule == "enum":  # a label: null (not about the entity) is not named
+        named = ", ".join(str(v) for v in error.validator_value if v is not None)
+        return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} must be one of {named}")
     return ApiError(400, ErrorCode.INVALID_FIELD, f"{where} breaks the schema's '{rule}' rule")
 
 

@@ -21,7 +21,7 @@ from .convert import VARIANTS, Variant
 from .errors import BuildError
 from .random_init import Size
 from .settings import ClassWeighting, Device, Pooling, StanceHead
-from .splits import Holdout, SplitSpec
+from .splits import Holdout, Part, SplitSpec
 
 DEFAULT_BASE = "google/mobilebert-uncased"
 HELD_OUT_FRACTION = 0.15  # train's and pretrain's --val-fraction and --gap-fraction
@@ -208,21 +208,27 @@ def cmd_evaluate(args) -> int:
     from .fsutil import write_json
 
     json_file = _json_file(args.json, args.data)
+    measured = {"data": str(Path(args.data).resolve()), "full_names": args.full_names}  # what the figures are of
     if args.holdout or args.gap:
         if args.split or args.language:
             raise BuildError("--holdout and --gap score the bundle's own held-out tweets: --split and --language do "
                              "not apply")
         examples = holdout_examples(Bundle.load(args.bundle), args.data, gap=args.gap)
+        measured["part"] = (Part.GAP if args.gap else Part.VALIDATION).value
     else:
-        examples, report = DataSpec(str(args.data), _split(args), _language(args), unrelated=True).load()
+        spec = DataSpec(str(args.data), _split(args), _language(args), unrelated=True)
+        examples, report = spec.load()
         for line in report.lines():  # what was left out of the figures, and why
             print(f"data: {line}")
+        measured["part"] = "all"
+        if not Path(args.data).is_file():  # RepLab's folder
+            measured.update(split=spec.split, language=spec.language or "all")
     if args.full_names:
         examples = named_in_full(examples, args.data)
     metrics = evaluate_bundle(args.bundle, examples, args.threads)
     print(format_metrics(metrics))
     if json_file:
-        write_json(json_file, metrics)
+        write_json(json_file, {**metrics, "measured_on": measured})
     return 0
 
 

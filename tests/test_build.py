@@ -431,9 +431,11 @@ def test_evaluate_and_report_commands(built):
     assert metrics["n"] == N_POLARITY and 0 <= metrics["accuracy"] <= 1 and metrics["model_bytes"] > 0
     assert set(metrics["per_class"]) == {"positive", "neutral", "negative"} and len(metrics["confusion"]) == 3
     assert metrics["latency"]["median_ms"] > 0 and "macro-F1" in out
-    out = cli("evaluate", "--bundle", str(tmp / "bundles" / "float32"), "--data", data, "--holdout")
+    assert metrics["measured_on"] == {"data": str(FIXTURES / "tweets.csv"), "full_names": False, "part": "all"}
+    out = cli("evaluate", "--bundle", str(tmp / "bundles" / "float32"), "--data", data, "--holdout",
+              "--json", str(tmp / "eval.json"))
     held_out = json.loads((tmp / "run" / "best" / "train_summary.json").read_text())["validation_examples"]
-    assert f"n={held_out} " in out
+    assert f"n={held_out} " in out and json.loads((tmp / "eval.json").read_text())["measured_on"]["part"] == "validation"
     entry_point("report", "--data", data, "--checkpoint", str(tmp / "run" / "best"), "--bundles", str(tmp / "bundles"),
                 "--out", str(tmp / "report"))  # the real entry point: without TensorFlow, as train
     table = (tmp / "report" / "report.md").read_text()
@@ -620,7 +622,9 @@ def test_evaluate_pairs_replab_tweets_with_full_names_on_request(tmp_path):
     out = cli("evaluate", "--data", str(tmp_path), "--bundle", str(aliased), "--full-names", "--json",
               str(tmp_path / "aliased.json"))
     assert "(4 with an entity named by one of the bundle's entity_aliases, read as the name it maps to)" in out
-    assert json.loads((tmp_path / "aliased.json").read_text())["read_by_alias"] == 4
+    figures = json.loads((tmp_path / "aliased.json").read_text())
+    assert figures["read_by_alias"] == 4 and figures["measured_on"] == {
+        "data": str(tmp_path), "full_names": True, "part": "all", "split": "training", "language": "EN"}
     assert "entity_aliases" not in cli("evaluate", "--data", str(tmp_path), "--bundle", str(aliased))  # queries
 
 
