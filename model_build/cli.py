@@ -111,7 +111,7 @@ def cmd_train(args) -> int:
     )
     checkpoint = train_on(config, data, args.command_line)
     summary = checkpoint.summary
-    v = summary.get("validation")
+    v = summary.get(Part.VALIDATION)
     scores = f": accuracy {v['accuracy']:.4f} macro-F1 {v['macro_f1']:.4f}" if v else " (no validation split)"
     print(f"best epoch {summary['best_epoch']}{scores}")
     return 0
@@ -157,11 +157,11 @@ def cmd_package(args) -> int:
             + "".join(f", {offset:+g} on the {label} logit" for label, offset in zip(bundle.labels, bundle.label_offsets)
                       if offset))
         metrics = bundle.manifest()["metrics"]
-        if metrics["validation"]:
-            print(format_metrics(metrics["validation"]))
-        if "gap" in metrics:
-            print("the time gap's tweets: " + format_metrics(metrics["gap"]))
-        if not (metrics["validation"] or "gap" in metrics):
+        if metrics[Part.VALIDATION]:
+            print(format_metrics(metrics[Part.VALIDATION]))
+        if Part.GAP in metrics:
+            print("the time gap's tweets: " + format_metrics(metrics[Part.GAP]))
+        if not (metrics[Part.VALIDATION] or Part.GAP in metrics):
             print("package: no held-out tweets (trained on everything)")
     return 0
 
@@ -214,7 +214,7 @@ def cmd_evaluate(args) -> int:
             raise BuildError("--holdout and --gap score the bundle's own held-out tweets: --split and --language do "
                              "not apply")
         examples = holdout_examples(Bundle.load(args.bundle), args.data, gap=args.gap)
-        measured["part"] = (Part.GAP if args.gap else Part.VALIDATION).value
+        measured["part"] = Part.GAP if args.gap else Part.VALIDATION
     else:
         spec = DataSpec(str(args.data), _split(args), _language(args), unrelated=True)
         examples, report = spec.load()

@@ -26,7 +26,7 @@ def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, da
     members = [Checkpoint.load(p) for p in paths]
     _, gap, val = members[0].parts(data_source)
     parts = {name: tweets for name, tweets in held_out_parts(gap, val) if with_polarity(tweets)}
-    if "validation" not in parts:
+    if Part.VALIDATION not in parts:
         raise BuildError(f"checkpoint {members[0].path} has no validation split (trained on everything): give a run "
                          "with one first, to score the ensemble on")
     for member in members[1:]:  # the first one's own split is the one scored; data it named is read from --data too
@@ -34,11 +34,11 @@ def score_ensemble(paths: Sequence[str | Path], choice: float | OffsetSource, da
                      "and gap tweets (trained on its split, or on fewer tweets)",
                      data_source if member.data.source == members[0].data.source else None)
     targets = teacher_targets(Distillation(tuple(str(m.path) for m in members)), [*val, *gap], role="member")
-    rows = {"validation": slice(0, len(val)), "gap": slice(len(val), None)}
+    rows = {Part.VALIDATION: slice(0, len(val)), Part.GAP: slice(len(val), None)}
     held = {name: targets.rows(rows[name]) for name in parts}
     related = {name: None if np.isnan(t.related).all() else t.related for name, t in held.items()}
     logits = {name: np.log(t.soft(1.0)) for name, t in held.items()}
-    offset = best_negative_offset(val, logits["validation"]) if choice is OffsetSource.CHOSEN else float(choice)
+    offset = best_negative_offset(val, logits[Part.VALIDATION]) if choice is OffsetSource.CHOSEN else float(choice)
     result: dict = {"checkpoints": [str(m.path) for m in members], "negative_offset": offset,
                     "offset": (choice if choice is OffsetSource.CHOSEN else OffsetSource.GIVEN).value}
     for name, tweets in parts.items():
@@ -58,7 +58,7 @@ def format_ensemble(result: dict) -> str:
     def short(figures: dict) -> str:
         return f"{figures['accuracy']:.4f} / {figures['macro_f1']:.4f} (negative F1 {figures['negative_f1']:.3f})"
 
-    parts = [p.value for p in Part if p.value in result]
+    parts = [p for p in Part if p in result]
     lines = [f"{m['checkpoint']}: " + ", ".join(f"{name} {short(m[name])}" for name in parts) for m in result["members"]]
     lines.append("members' mean: " + ", ".join(f"{name} {short(result['members_mean'][name])}" for name in parts))
     lines.append(f"ensemble of {len(result['members'])}, probabilities averaged, {result['negative_offset']:+g} on "

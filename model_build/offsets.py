@@ -13,7 +13,7 @@ from .checkpoint import Checkpoint
 from .data import LABELS, Example, with_polarity
 from .errors import BuildError
 from .scoring import predict_tweets, validation_metrics
-from .splits import held_out_parts
+from .splits import Part, held_out_parts
 
 GRID = tuple(round(-1.5 + 0.1 * i, 1) for i in range(21))  # the offsets tried: -1.5 to 0.5, step 0.1
 LIMIT = 10.0  # an offset given by hand is at most this far from 0
@@ -74,7 +74,7 @@ def negative_offset(checkpoint: Checkpoint, choice: float | OffsetSource,
     model, encoder = checkpoint.model(), checkpoint.encoder()
     scored = {part: (tweets, *predict_tweets(model, encoder, tweets))
               for part, tweets in held_out_parts(gap_set, val_set) if with_polarity(tweets)}
-    offset = best_negative_offset(*scored["validation"][:2]) if given is None else given
+    offset = best_negative_offset(*scored[Part.VALIDATION][:2]) if given is None else given
     source = OffsetSource.CHOSEN if given is None else OffsetSource.GIVEN
     figures: dict = {"offset": offset, "chosen": source.value, "without": {}}
     if given is None:

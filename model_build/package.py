@@ -25,7 +25,7 @@ from .scoring import encode_examples, predict_tweets, validation_metrics
 from .splits import UNSEEN_ENTITIES, Holdout, Part, held_out_parts
 
 MODEL_FILE = "model.tflite"
-VOCAB_FILE = "vocab.txt"
+BUNDLE_VOCAB_FILE = "vocab.txt"
 _VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")  # as the manifest's schema has it (ASCII digits)
 
 
@@ -50,8 +50,8 @@ def write_bundle(
     check_version(version)
     with atomic_dir(out_dir, MANIFEST) as tmp:
         (tmp / MODEL_FILE).write_bytes(flatbuffer)
-        (tmp / VOCAB_FILE).write_bytes(checkpoint.vocab_path.read_bytes())
-        for f in (MODEL_FILE, VOCAB_FILE):
+        (tmp / BUNDLE_VOCAB_FILE).write_bytes(checkpoint.vocab_path.read_bytes())
+        for f in (MODEL_FILE, BUNDLE_VOCAB_FILE):
             (tmp / f).chmod(0o644)
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -65,8 +65,9 @@ def write_bundle(
             "preprocessing": checkpoint.text_settings.to_dict(),
             "quantization": quantization,
             "model_file": MODEL_FILE,
-            "vocab_file": VOCAB_FILE,
-            "files": {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in (MODEL_FILE, VOCAB_FILE)},
+            "vocab_file": BUNDLE_VOCAB_FILE,
+            "files": {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size}
+                      for f in (MODEL_FILE, BUNDLE_VOCAB_FILE)},
             "runtimes": {},
             **extra,
         }
@@ -147,9 +148,9 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
                                             "train_label_counts", "train_related_counts", "token_lengths",
                                             "history", "best_epoch", "command", "seconds", "soup", "averaged",
                                             "split_digest")}
-    metrics = {"framework_validation": offset_figures.pop("validation", None) or measured.validation_metrics()}
-    if "gap" in offset_figures or "gap" in measured.summary:
-        metrics["framework_gap"] = offset_figures.pop("gap", None) or measured.summary["gap"]
+    metrics = {"framework_validation": offset_figures.pop(Part.VALIDATION, None) or measured.validation_metrics()}
+    if Part.GAP in offset_figures or Part.GAP in measured.summary:
+        metrics["framework_gap"] = offset_figures.pop(Part.GAP, None) or measured.summary[Part.GAP]
     if offsets:
         without = offset_figures.pop("without")
         metrics["negative_offset"] = {**offset_figures, **({"without": without, "model": f"the float model "
@@ -166,8 +167,8 @@ def package_checkpoint(checkpoint: Checkpoint, variants: Sequence[str], out: Pat
 
     def evaluate(tmp: Path) -> dict:
         if not held_out:
-            return stand_in.get(variant, {"validation": {}})
-        found = {"validation": {}}
+            return stand_in.get(variant, {Part.VALIDATION: {}})
+        found = {Part.VALIDATION: {}}
         for part, tweets in held_out_parts(gap_set, val_set):
             if with_polarity(tweets):
                 found[part] = _recorded(evaluate_bundle(tmp, tweets, threads))
@@ -285,7 +286,7 @@ def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], ou
             model = (f"trained on each entity's tweets before a time gap ({_run_line(holdout_run)}), "
                      f"{bundle.quantization}; this bundle saw these tweets")
             found = {}
-            for part in (p.value for p in Part):
+            for part in Part:
                 if part in metrics:
                     found[part] = {**metrics[part], "model": model}
                     if "relatedness" in found[part]:
@@ -296,7 +297,7 @@ def _holdout_figures(holdout_run: Checkpoint | None, variants: Sequence[str], ou
 
 def _with_relatedness(found: dict) -> dict:
     """A bundle's measured figures, with validation's relatedness also at the top (where the manifest has it)."""
-    relatedness = found["validation"].get("relatedness")
+    relatedness = found[Part.VALIDATION].get("relatedness")
     return {**found, **({"relatedness": relatedness} if relatedness else {})}
 
 

@@ -20,7 +20,7 @@ from .fsutil import atomic_dir, write_json
 from .runs import RunKind, as_json, claim_run, elapsed_callback, finish_run, last_checkpoint, run_settings
 from .settings import Device
 
-SUMMARY_FILE = "pretrain_summary.json"  # in OUT/model beside the encoder
+PRETRAIN_SUMMARY_FILE = "pretrain_summary.json"  # in OUT/model beside the encoder
 TEXT_FILE_GLOB = "*_text.txt"  # a folder given to --texts: these files under it, one tweet per line (TweetEval)
 
 
@@ -96,7 +96,7 @@ def pretraining_texts(data: DataSpec | None, paths: Sequence[str]) -> tuple[list
 def check_base_unseen(base: str, held_out: Sequence[Example]) -> None:
     """Refuse a base pretrained here on any of the held-out tweets (its figures would flatter it): RepLab's, by key,
     and the ``--texts`` files', by text (where a file is gone, a note says it could not be checked)."""
-    summary = Path(base) / SUMMARY_FILE
+    summary = Path(base) / PRETRAIN_SUMMARY_FILE
     if not held_out or not summary.is_file():
         return
     try:
@@ -241,9 +241,9 @@ def pretrain(config: PretrainConfig, texts: Sequence[str], sources: dict, comman
     summary = {"config": config.to_dict(), "texts": sources, "train_texts": len(train_rows), "mlm_head": head,
                "held_out": {"before": before, "after": after}, "seconds": elapsed.seconds(),
                "loss": [h for h in trainer.state.log_history if "loss" in h], "command": command}
-    with atomic_dir(out / "model", SUMMARY_FILE) as tmp:
+    with atomic_dir(out / "model", PRETRAIN_SUMMARY_FILE) as tmp:
         base_encoder.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json(tmp / SUMMARY_FILE, summary)
+        write_json(tmp / PRETRAIN_SUMMARY_FILE, summary)
     finish_run(out, settings, RunKind.PRETRAIN)
     return out / "model", True

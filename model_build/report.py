@@ -14,6 +14,7 @@ from .convert import Variant
 from .data import Example, with_polarity
 from .errors import BuildError
 from .figures import pyplot, save_png
+from .splits import Part
 
 BERT_LARGE_BYTES = 1_340_000_000  # the reference study's BERT-large model size, 1.34 GB
 
@@ -210,7 +211,7 @@ def write_report(checkpoint: Checkpoint, bundles_dir: Path, out: Path, *, chosen
         plot_tradeoffs(rows, tmp / "tradeoffs.png")
         write_text(tmp / "report.md", "\n".join(sections))
         write_json(tmp / "report.json", {"rows": rows, "baseline": baseline, "framework": framework,
-                                         "bundles": bundles, "unseen_entities": unseen, "gap": gap})
+                                         "bundles": bundles, "unseen_entities": unseen, Part.GAP: gap})
     return table
 
 

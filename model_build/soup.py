@@ -12,7 +12,7 @@ from .data import Example, with_polarity
 from .errors import BuildError
 from .fsutil import check_output
 from .scoring import predict_tweets, validation_metrics
-from .splits import Holdout
+from .splits import Holdout, Part
 from .train import mean_weights, score_gap
 
 # What may differ between a soup's runs: the seed, and where and on what each ran.
@@ -61,7 +61,7 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
             raise BuildError(f"{out / 'best'} exists and is not this soup: give a new --out (a soup never replaces "
                              "a run)")
         holdout = earlier.data.holdout
-        scored = "gap" in earlier.summary or not holdout.gap_fraction or holdout.holdout is Holdout.ENTITIES  # or none
+        scored = Part.GAP in earlier.summary or not holdout.gap_fraction or holdout.holdout is Holdout.ENTITIES  # or none
         print(f"soup made earlier in {out}: nothing to do" + ("" if scored else " but score its gap"))
         return earlier if scored else score_gap(earlier.path, earlier.parts()[1])
     check_output(out, "best", "soup (best/)")
@@ -76,7 +76,7 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
     first = checkpoints[0]
     ingredients = [{"checkpoint": str(c.path), "seed": c.summary["config"].get("seed"),
                     "best_epoch": c.summary.get("best_epoch"),
-                    "validation": {k: (c.summary.get("validation") or {}).get(k) for k in ("accuracy", "macro_f1")}}
+                    Part.VALIDATION: {k: (c.summary.get(Part.VALIDATION) or {}).get(k) for k in ("accuracy", "macro_f1")}}
                    for c in checkpoints]
     config = {**first.summary["config"], "out_dir": str(out), "seed": [i["seed"] for i in ingredients]}
     summary = {k: v for k, v in first.summary.items() if k in _KEPT}
@@ -85,7 +85,7 @@ def make_soup(paths: Sequence[str | Path], out: Path, command: str) -> Checkpoin
     if with_polarity(val):
         logits, related = predict_tweets(model, first.encoder(), val)
         metrics = validation_metrics(val, logits, related)
-        summary["validation"] = metrics
+        summary[Part.VALIDATION] = metrics
         print(f"soup of {len(checkpoints)}: validation accuracy {metrics['accuracy']:.4f} "
               f"macro-F1 {metrics['macro_f1']:.4f}")
     saved = save_checkpoint(out / "best", model, first.vocab_path, first.text_settings, summary, metrics, logits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Sequence
 
 from .data import Example
@@ -29,7 +29,7 @@ class Holdout(str, Enum):
     ENTITIES = "entities"  # every tweet of UNSEEN_ENTITIES
 
 
-class Part(str, Enum):
+class Part(StrEnum):
     """A held-out part of a split, by the name its figures go under."""
 
     VALIDATION = "validation"
@@ -38,7 +38,7 @@ class Part(str, Enum):
 
 def held_out_parts(gap: Sequence[Example], val: Sequence[Example]) -> list[tuple[str, Sequence[Example]]]:
     """A split's held-out parts, validation first, each with the name its figures go under."""
-    return [(Part.VALIDATION.value, val), (Part.GAP.value, gap)]
+    return [(Part.VALIDATION, val), (Part.GAP, gap)]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from .runs import (
 )
 from .scoring import encode_examples, pooled_features, predict, predict_tweets, text_encoder, validation_metrics
 from .settings import ClassWeighting, Device, Pooling, StanceHead
-from .splits import UNSEEN_ENTITIES, Holdout
+from .splits import UNSEEN_ENTITIES, Holdout, Part
 
 if TYPE_CHECKING:
     import torch
@@ -173,12 +173,12 @@ def score_gap(best: Path, gap: Sequence[Example]) -> Checkpoint:
     training tweets, earlier than its validation tweets, never trained on and never used for a choice, a second
     check of the validation figures that every choice followed."""
     checkpoint = Checkpoint.load(best)
-    if "gap" in checkpoint.summary or not with_polarity(gap):
+    if Part.GAP in checkpoint.summary or not with_polarity(gap):
         return checkpoint
     encoder = checkpoint.encoder()
     logits, related = predict_tweets(checkpoint.model(), encoder, gap)
     metrics = validation_metrics(gap, logits, related)
-    write_json(best / SUMMARY_FILE, {**checkpoint.summary, "gap": metrics})
+    write_json(best / SUMMARY_FILE, {**checkpoint.summary, Part.GAP: metrics})
     print(f"gap tweets ({metrics['n']} with polarity, never trained on): accuracy {metrics['accuracy']:.4f} "
           f"macro-F1 {metrics['macro_f1']:.4f}" + (
               f", relatedness {metrics['relatedness']['accuracy']:.4f}" if "relatedness" in metrics else ""))
@@ -487,7 +487,7 @@ class _Run:
         fitted = fit_heads(self.model, features, rows, self.polarity_weights, probe)
         validation = self.validate(self.model)
         print(f"linear probe: training accuracy {fitted}, validation {validation}")
-        return {"training_accuracy": fitted, "validation": validation, "seconds": round(time.time() - started, 1)}
+        return {"training_accuracy": fitted, Part.VALIDATION: validation, "seconds": round(time.time() - started, 1)}
 
     def teach(self, distillation: Distillation, train_set: Sequence[Example], val_set: Sequence[Example]):
         """The teachers' soft targets on the training tweets; their ensemble's validation metrics in the summary."""
@@ -497,7 +497,7 @@ class _Run:
             held = targets.rows(slice(n, None))
             metrics = validation_metrics(val_set, np.log(held.soft(1.0)),
                                          None if np.isnan(held.related).all() else held.related)
-            self.summary["teachers"] = {"checkpoints": list(distillation.teachers), "validation": metrics}
+            self.summary["teachers"] = {"checkpoints": list(distillation.teachers), Part.VALIDATION: metrics}
             print(f"teachers' ensemble on validation: accuracy {metrics['accuracy']:.4f} "
                   f"macro-F1 {metrics['macro_f1']:.4f}")
         train = targets.rows(slice(0, n))
@@ -528,7 +528,7 @@ class _Run:
         self.model.load_state_dict(mean_weights(states))
         self.validate(self.model)
         summary = {**self.summary, "history": self.history,
-                   "averaged": [int(c.name.rsplit("-", 1)[1]) for c in checkpoints], "validation": self.last_metrics}
+                   "averaged": [int(c.name.rsplit("-", 1)[1]) for c in checkpoints], Part.VALIDATION: self.last_metrics}
         print(f"averaged steps {summary['averaged']}: validation " + (
             f"accuracy {self.last_metrics['accuracy']:.4f} macro-F1 {self.last_metrics['macro_f1']:.4f}"
             if self.last_metrics else "none"))

@@ -14,7 +14,7 @@ import torch
 from safetensors.numpy import load_file
 
 from model_build.checkpoint import DataSpec
-from model_build.pretrain import SUMMARY_FILE, PretrainConfig, _head_warmup, file_texts, pretrain, replab_examples
+from model_build.pretrain import PRETRAIN_SUMMARY_FILE, PretrainConfig, _head_warmup, file_texts, pretrain, replab_examples
 from model_build.splits import Holdout, SplitSpec
 from tests.conftest import cli, refused, stopped_after_save
 from tests.test_curve import SEEN, _q, write_replab
@@ -60,7 +60,7 @@ def test_pretraining_lowers_held_out_masked_loss_and_writes_a_base_that_train_ta
     assert not (tree / "dapt").exists()
     args[-2:-2] = ["--held-out", "20"]
     out = cli(*args)
-    summary = json.loads((tree / "dapt" / "model" / SUMMARY_FILE).read_text())
+    summary = json.loads((tree / "dapt" / "model" / PRETRAIN_SUMMARY_FILE).read_text())
     before, after = summary["held_out"]["before"], summary["held_out"]["after"]
     assert after["masked_loss"] < before["masked_loss"] and after["tokens"] == before["tokens"] > 0
     assert summary["texts"]["files"] == {str(tree / "more"): 2} and "held-out masked tokens after" in out
@@ -130,7 +130,7 @@ def test_a_pretraining_with_head_warmup_leaves_the_encoder_as_it_was_until_the_w
     pretrain(config, texts, sources, "test")  # resumed
     sitting = time.monotonic() - started
     done = load_file(str(tmp_path / "p" / "model" / "model.safetensors"))
-    seconds = json.loads((tmp_path / "p" / "model" / SUMMARY_FILE).read_text())["seconds"]
+    seconds = json.loads((tmp_path / "p" / "model" / PRETRAIN_SUMMARY_FILE).read_text())["seconds"]
     assert 1000 < seconds <= 1000 + sitting, (seconds, sitting)  # both sittings, not only the last
     for key in ("encoder.layer.0.attention.self.query.weight", "embeddings.word_embeddings.weight"):
         assert np.array_equal(warm[f"bert.{key}"], base[f"bert.{key}"])
