@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 from pathlib import Path
 
 from flask import Flask
+from gunicorn.arbiter import Arbiter
 
 from .config import RESOLVED_ENV, service_settings
+from .errors import AppError
 from .server import create_app
 
 
@@ -20,4 +23,8 @@ def create() -> Flask:
     if os.environ.get(RESOLVED_ENV):
         config = dataclasses.replace(config, bundle=Path(os.environ[RESOLVED_ENV]))
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
-    return create_app(config)
+    try:
+        return create_app(config)
+    except AppError as exc:  # the master checked the bundle at start: it was changed since (a worker started later)
+        print(f"reputation worker cannot start: {exc}", file=sys.stderr, flush=True)
+        sys.exit(Arbiter.WORKER_BOOT_ERROR)  # the master stops, saying why in one line: "Worker failed to boot."

@@ -363,6 +363,19 @@ def test_tampered_bundle_is_refused_at_start(tmp_path, tiny_bundle_copy):
     _start_fails(tmp_path, {"BUNDLE": str(tiny_bundle_copy)}, "fails its sha256 check")
 
 
+def test_a_bundle_changed_in_place_stops_the_service_in_one_line_when_a_worker_restarts(tmp_path, tiny_bundle_copy):
+    """A worker started later checks the bundle again: one changed under a running service stops it (gunicorn ends when
+    a worker cannot boot) with the reason in one line, not a worker's traceback."""
+    with running({**_two_workers(tmp_path), "BUNDLE": str(tiny_bundle_copy)}, tmp_path) as service:
+        model = tiny_bundle_copy / "model.tflite"
+        model.write_bytes(model.read_bytes()[:-10] + b"0123456789")
+        os.kill(service.workers()[0].pid, signal.SIGKILL)
+        service.process.wait(timeout=60)
+    log = service.log_text()
+    assert "reputation worker cannot start: bundle" in log and "fails its sha256 check" in log, log
+    assert "Traceback" not in log and "Worker failed to boot" in log, log
+
+
 def test_missing_metrics_dir_is_refused_at_start(tmp_path):
     _start_fails(tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "absent")}, "does not exist")
     (tmp_path / "a-file").write_text("")
