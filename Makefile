@@ -12,6 +12,8 @@
 # make recipes: the time-gap runs behind the README's table of recipes (seeds, averaging, distillation, losses)
 # make bulk IN=... OUT=... ARGS="...": classify an archive on Apache Spark (bulk/; .venv-bulk and Java 17 when missing)
 PYTHON ?= python3
+# the pip each virtual environment here installs with: a newer one may resolve the requirements otherwise
+PIP := pip==26.3
 EDGE_VENV ?= .venv-edge
 DEV_VENV ?= .venv
 BULK_VENV ?= .venv-bulk
@@ -23,13 +25,13 @@ export HOST PORT
 
 $(EDGE_VENV)/.installed: requirements-edge.txt deploy/constraints-edge.txt
 	$(PYTHON) -m venv $(EDGE_VENV)
-	$(EDGE_VENV)/bin/pip install -q --upgrade pip
+	$(EDGE_VENV)/bin/pip install -q $(PIP)
 	$(EDGE_VENV)/bin/pip install -q -r requirements-edge.txt -c deploy/constraints-edge.txt
 	touch $@
 
 $(DEV_VENV)/.installed: requirements-edge.txt requirements-build.txt requirements-dev.txt requirements-bulk.txt
 	$(PYTHON) -m venv $(DEV_VENV)
-	$(DEV_VENV)/bin/pip install -q --upgrade pip
+	$(DEV_VENV)/bin/pip install -q $(PIP)
 	$(DEV_VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $@
 
@@ -252,7 +254,7 @@ bench-reliability: $(DEV_VENV)/.bench-installed $(EDGE_VENV)/.installed
 
 $(BULK_VENV)/.installed: requirements-edge.txt requirements-bulk.txt deploy/constraints-edge.txt
 	$(PYTHON) -m venv $(BULK_VENV)
-	$(BULK_VENV)/bin/pip install -q --upgrade pip
+	$(BULK_VENV)/bin/pip install -q $(PIP)
 	$(BULK_VENV)/bin/pip install -q -r requirements-bulk.txt -c deploy/constraints-edge.txt
 	touch $@
 

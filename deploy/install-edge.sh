@@ -15,6 +15,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         rm -rf /var/lib/apt/lists/*
     fi
 fi
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    echo "install-edge.sh: the edge side needs Python 3.10 or newer; python3 on PATH is" \
+        "$(command -v python3 || echo missing) ($(python3 -V 2>&1 || true))" >&2
+    exit 1
+fi
 python3 -m venv "$PREFIX/.venv-edge"
 "$PREFIX/.venv-edge/bin/pip" install --disable-pip-version-check --no-input --only-binary=:all: \
     -r "$PREFIX/requirements-edge.txt" -c "$PREFIX/deploy/constraints-edge.txt"
