@@ -206,13 +206,17 @@ class DataSpec:
 def _not_given_again(examples: list[Example], origin: list[str | None], more: Sequence[Example], name: str,
                      report: LoadReport) -> tuple[list[Example], list[str | None]]:
     """``examples`` (each from its ``origin``) less the tweets that the file ``name`` gives again (the same
-    :func:`example_key`): its copy counts, as a later line's does within one file, and a tweet in two files would
-    otherwise train in one part of the split and validate in another. Each is counted as dropped from its file."""
+    :func:`example_key`, or a RepLab tweet's text under its query or full name, or under none where the file gives no
+    entity, as a table, which has no tweet ids, gives it): its copy counts, as a later line's does within one file, and
+    a tweet in two files would otherwise train in one part of the split and validate in another. Each is counted as
+    dropped from its file."""
     again = {example_key(e) for e in more}
+    texts = {((e.entity or "").casefold(), e.text) for e in more}
     reason = f"given again in {name} (the later file's copy counts)"
     kept: list[tuple[Example, str | None]] = []
     for example, source in zip(examples, origin):
-        if example_key(example) not in again:
+        names = ("", *(n.casefold() for n in (example.entity, example.entity_name) if n)) if example.tweet_id else ()
+        if example_key(example) not in again and not any((n, example.text) in texts for n in names):
             kept.append((example, source))
             continue
         report.drop(reason)

@@ -1,5 +1,6 @@
 """Loaders on small files written here, broken ones included: each gives a clear error or a counted skip."""
 
+import csv
 import gzip
 import json
 from dataclasses import replace
@@ -433,6 +434,36 @@ def test_a_tweet_in_two_files_counts_once_as_the_later_file_gives_it(tmp_path):
     assert report.dropped[f"given again in {later} (the later file's copy counts)"] == n
     train, gap, val = spec.partition(examples)
     assert val and not {example_key(e) for e in val} & {example_key(e) for e in train}
+
+
+def test_a_replab_tweet_given_again_in_a_table_counts_once_as_the_table_gives_it(tmp_path):
+    """A table has no tweet ids: a RepLab tweet in an --extra file (a feedback file of tweets tried on the service) is
+    matched by its text, under its query or full name in any case, or under no entity; the table's copy counts."""
+    from model_build.checkpoint import DataSpec
+    from tests.test_curve import write_replab
+
+    write_replab(tmp_path / "replab")
+    replab = DataSpec(str(tmp_path / "replab"), unrelated=True)
+    examples, _ = replab.load()
+    first, second, third = [e for e in examples if e.label is not None][:3]
+    table = tmp_path / "feedback.csv"
+    with table.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label", "entity"])
+        writer.writerow([first.text, "negative" if first.label != "negative" else "positive", first.entity.upper()])
+        writer.writerow([second.text, second.label, second.entity_name])
+        writer.writerow([third.text, third.label, ""])
+        writer.writerow([third.text + " and more", third.label, third.entity])  # another tweet
+    both, report = replace(replab, extra=(str(table),)).load()
+    under_any = sum(e.text == third.text for e in examples)  # the same text under both of the fixture's entities
+    assert under_any == 2 and len(both) == report.kept == len(examples) + 4 - 2 - under_any
+    assert report.dropped[f"given again in {table} (the later file's copy counts)"] == 2 + under_any
+    flipped = "negative" if first.label != "negative" else "positive"
+    ours = [(e.label, e.tweet_id) for e in both if e.text == first.text and e.entity.casefold() == first.entity.casefold()]
+    assert ours == [(flipped, None)]
+    others = [e.entity for e in both if e.text == first.text and e.tweet_id]  # the same text, another entity's tweet
+    assert others and first.entity not in others
+    assert [e.tweet_id for e in both if e.text == third.text] == [None]
 
 
 def test_an_extra_file_naming_a_held_out_entity_is_refused_with_the_entities_holdout(tmp_path):
