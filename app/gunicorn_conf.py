@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from gunicorn import systemd, util
+from gunicorn.arbiter import Arbiter
+from gunicorn.errors import HaltServer
 
 from app.config import RESOLVED_ENV, service_settings
 from app.errors import AppError
@@ -167,16 +169,20 @@ def pre_request(worker, req):
 
 
 def on_reload(server):
-    """SIGHUP: switch to the bundle BUNDLE now points at if it verifies; else keep serving the old one."""
-    bundle = Path(_service.bundle).resolve()
-    if str(bundle) == os.environ.get(RESOLVED_ENV):
-        return
+    """SIGHUP: switch to the bundle BUNDLE now points at if it verifies; else keep serving the old one. The bundle the
+    new workers will load is verified first: one changed in place since it was verified, no worker could load, and
+    each would stop the service with a traceback from gunicorn's master; it stops here instead, saying why."""
+    served, bundle = os.environ[RESOLVED_ENV], Path(_service.bundle).resolve()
     error = _verify(bundle)
+    if str(bundle) != served:
+        if error is None:
+            server.log.info("reload: switching to bundle %s", bundle)
+            os.environ[RESOLVED_ENV] = str(bundle)
+            return
+        server.log.error("reload: keeping bundle %s; the new one is refused: %s", served, error)
+        error = _verify(Path(served))
     if error:
-        server.log.error("reload: keeping bundle %s; the new one is refused: %s", os.environ.get(RESOLVED_ENV), error)
-        return
-    server.log.info("reload: switching to bundle %s", bundle)
-    os.environ[RESOLVED_ENV] = str(bundle)
+        raise HaltServer(f"reload: the bundle served is refused now: {error}", Arbiter.WORKER_BOOT_ERROR)
 
 
 # A dead worker's per-minute ring (app/stats.py, gauge_all_<pid>.db) counts in /v1/stats for an hour; after

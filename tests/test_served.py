@@ -363,17 +363,24 @@ def test_tampered_bundle_is_refused_at_start(tmp_path, tiny_bundle_copy):
     _start_fails(tmp_path, {"BUNDLE": str(tiny_bundle_copy)}, "fails its sha256 check")
 
 
-def test_a_bundle_changed_in_place_stops_the_service_in_one_line_when_a_worker_restarts(tmp_path, tiny_bundle_copy):
-    """A worker started later checks the bundle again: one changed under a running service stops it (gunicorn ends when
-    a worker cannot boot) with the reason in one line, not a worker's traceback."""
+@pytest.mark.parametrize("restart", ["a worker killed", "a reload"])
+def test_a_bundle_changed_in_place_stops_the_service_in_one_line_at_the_next_worker_start(tmp_path, tiny_bundle_copy,
+                                                                                          restart):
+    """Workers started later load the bundle again: one changed under a running service stops it (gunicorn ends when a
+    worker cannot boot), the reason in one line, not a traceback. A reload verifies it before starting any (two new
+    workers failing at once ended gunicorn's master with its own traceback)."""
     with running({**_two_workers(tmp_path), "BUNDLE": str(tiny_bundle_copy)}, tmp_path) as service:
         model = tiny_bundle_copy / "model.tflite"
         model.write_bytes(model.read_bytes()[:-10] + b"0123456789")
-        os.kill(service.workers()[0].pid, signal.SIGKILL)
+        os.kill(service.workers()[0].pid if restart == "a worker killed" else service.process.pid,
+                signal.SIGKILL if restart == "a worker killed" else signal.SIGHUP)
         service.process.wait(timeout=60)
     log = service.log_text()
-    assert "reputation worker cannot start: bundle" in log and "fails its sha256 check" in log, log
-    assert "Traceback" not in log and "Worker failed to boot" in log, log
+    assert service.process.returncode == 3 and "fails its sha256 check" in log and "Traceback" not in log, log
+    if restart == "a worker killed":
+        assert "reputation worker cannot start: bundle" in log and "Reason: Worker failed to boot." in log, log
+    else:
+        assert "Reason: reload: the bundle served is refused now: bundle" in log, log
 
 
 def test_missing_metrics_dir_is_refused_at_start(tmp_path):
