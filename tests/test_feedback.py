@@ -120,8 +120,9 @@ def test_a_tweet_not_about_the_entity_needs_no_label_and_training_ignores_one(tm
 
 
 def test_label_error_names_the_bundle_labels(tmp_path):
-    r = post(make_client(tmp_path / "f.jsonl"), {**GOOD, "label": "awful"})
-    assert r.get_json()["error"]["message"] == "'label' must be one of positive, neutral, negative"
+    for label in ("awful", 5, ["positive"]):
+        r = post(make_client(tmp_path / "f.jsonl"), {**GOOD, "label": label})
+        assert r.get_json()["error"]["message"] == "'label' must be one of positive, neutral, negative", label
     r = post(make_client(tmp_path / "f.jsonl"), "label=positive", content_type="text/plain")
     assert r.status_code == 415
 
