@@ -213,7 +213,7 @@ def cmd_evaluate(args) -> int:
         if args.split or args.language:
             raise BuildError("--holdout and --gap score the bundle's own held-out tweets: --split and --language do "
                              "not apply")
-        examples = holdout_examples(Bundle.load(args.bundle), args.data, gap=args.gap)
+        examples, spec = holdout_examples(Bundle.load(args.bundle), args.data, gap=args.gap)
         measured["part"] = Part.GAP if args.gap else Part.VALIDATION
     else:
         spec = DataSpec(str(args.data), _split(args), _language(args), unrelated=True)
@@ -221,8 +221,8 @@ def cmd_evaluate(args) -> int:
         for line in report.lines():  # what was left out of the figures, and why
             print(f"data: {line}")
         measured["part"] = "all"
-        if not Path(args.data).is_file():  # RepLab's folder
-            measured.update(split=spec.split, language=spec.language or "all")
+    if not Path(args.data).is_file():  # RepLab's folder
+        measured.update(split=spec.split, language=spec.language or "all")
     if args.full_names:
         examples = named_in_full(examples, args.data)
     metrics = evaluate_bundle(args.bundle, examples, args.threads)

@@ -17,9 +17,9 @@ from .errors import BuildError
 from .metrics import RELATEDNESS_LABELS, classification_metrics
 
 
-def holdout_examples(bundle: Bundle, data: str, gap: bool = False) -> list[Example]:
+def holdout_examples(bundle: Bundle, data: str, gap: bool = False) -> tuple[list[Example], DataSpec]:
     """The validation tweets (or, with ``gap``, the time gap's) of the run a bundle was packaged from, split again
-    from ``data`` as its manifest says."""
+    from ``data`` as its manifest says, and that run's data spec."""
     try:
         training = bundle.manifest()["training"]
         spec = DataSpec.from_dict(training["data"])
@@ -32,7 +32,7 @@ def holdout_examples(bundle: Bundle, data: str, gap: bool = False) -> list[Examp
             else "validation split of its own"
         raise BuildError(f"bundle {bundle.path}: no {part}; one trained on every tweet has none, and its manifest's "
                          "metrics name the run its figures came from")
-    return examples
+    return examples, spec
 
 
 def named_in_full(examples: Sequence[Example], data: str) -> list[Example]:

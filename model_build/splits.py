@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Sequence
 
 from .data import Example
@@ -29,11 +29,15 @@ class Holdout(str, Enum):
     ENTITIES = "entities"  # every tweet of UNSEEN_ENTITIES
 
 
-class Part(StrEnum):
-    """A held-out part of a split, by the name its figures go under."""
+class Part(str, Enum):
+    """A held-out part of a split, by the name its figures go under: a member reads as that name in dictionaries,
+    JSON and text alike (enum.StrEnum, which does this, needs Python 3.11)."""
 
     VALIDATION = "validation"
     GAP = "gap"
+
+    __str__ = str.__str__
+    __format__ = str.__format__
 
 
 def held_out_parts(gap: Sequence[Example], val: Sequence[Example]) -> list[tuple[str, Sequence[Example]]]:

@@ -516,7 +516,7 @@ class _Run:
         return flat
 
     def save_best(self, epoch: int, history: list) -> None:
-        self.summary.update(history=history, best_epoch=epoch, validation=self.last_metrics)
+        self.summary.update({"history": history, "best_epoch": epoch, Part.VALIDATION: self.last_metrics})
         save_checkpoint(self.out / "best", self.model, self.vocab, self.encoder.settings, self.summary,
                         self.last_metrics, self.last_logits)
 

@@ -750,6 +750,7 @@ def test_a_bundle_of_a_time_gap_run_is_measured_on_its_gap_tweets_too(tmp_path, 
     again = json.loads((tmp_path / "gap.json").read_text())
     for key in ("n", "accuracy", "macro_f1", "per_class", "confusion", "relatedness"):
         assert again[key] == metrics["gap"][key], key
+    assert again["measured_on"] == {"data": data, "full_names": False, "part": "gap", "split": "training", "language": "EN"}
     assert "not apply" in refused("evaluate", "--gap", "--split", "test", "--data", data, "--bundle", str(bundle))
     killed = tmp_path / "bundles" / ".dynamic-int8.tmp-killed"  # what a package run killed mid-write leaves
     killed.mkdir()
