@@ -11,6 +11,14 @@ from app.offline import FIELD_CHARS
 # _corrupt_record, which an input may hold as a column of its own).
 CORRUPT = "_reputation_bulk_unreadable_line"
 
+# A CSV line read as text, by the quote state it leaves, for the quote and delimiter that Format.read gives Spark (a
+# quote inside an unquoted field is text, as Spark and the offline command read it; possessive: no backtracking).
+_QUOTED = r'[^"]*+(?:""[^"]*+)*+'  # inside a quoted field: any text, its quotes doubled
+_FIELD = rf'(?:"{_QUOTED}"|[^",][^,]*+)?'  # a whole field, quoted or not
+_OPENS = rf'^(?:{_FIELD},)*+"{_QUOTED}$'  # from outside a quoted field, it ends inside one
+_STAYS = rf'^{_QUOTED}(?:",(?:{_FIELD},)*+"{_QUOTED})?$'  # from inside one, it ends inside one
+_MAY_START_INSIDE = rf'^{_QUOTED}(?:"(?:,|$)|$)'  # else a quote in it would be an error there: it starts outside
+
 
 class Format(str, Enum):
     JSONL = "jsonl"
@@ -37,7 +45,8 @@ class Format(str, Enum):
         if self is Format.CSV:
             # Quoted fields may hold newlines and doubled quotes, as Python's csv module writes them. As the offline
             # command's reader: a quote in a quoted field that is not doubled (an unclosed quote closing on a later
-            # row) fails the job instead of merging the rows between, and so does a field over its FIELD_CHARS.
+            # row) fails the job instead of merging the rows between, and so does a field over its FIELD_CHARS; a
+            # quote still open at the end of a file is no error to Spark (see unclosed_at_end).
             # Every file's first row is its header, the same in each (enforceSchema off: Spark would otherwise
             # drop a file's first row, maybe a tweet, and take its columns by position).
             return reader.options(header=True, enforceSchema=False, multiLine=True, escape='"', mode="PERMISSIVE",
@@ -60,3 +69,25 @@ class Format(str, Enum):
         if self is Format.JSONL:
             return spark.read.schema(f"`{column}` STRING").json(path)
         return spark.read.parquet(path).select(column)
+
+
+def unclosed_at_end(spark, path: str) -> list[str]:
+    """The CSV files of ``path`` that end inside a quoted field, which Spark's reader closes there, merging every
+    row after its quote into one field. A distributed pass over the lines that hold a quote: a line leaves one state
+    whatever state it starts in (``fixed``), the other one than it starts in (a swap) or the same one; a file ends in
+    its last fixed line's state (outside where none), flipped by each swap after that line."""
+    from pyspark.sql import functions as F
+
+    line = F.col("value")
+    lines = spark.read.text(path).where(line.contains('"')).select(
+        F.col("_metadata.file_path").alias("file"),
+        F.struct("_metadata.file_block_start", F.monotonically_increasing_id()).alias("at"),  # order in its file
+        line.rlike(_OPENS).alias("from_out"),
+        F.when(line.rlike(_MAY_START_INSIDE), line.rlike(_STAYS)).alias("from_in"))  # null: cannot start inside
+    fixed = F.col("from_in").isNull() | (F.col("from_in") == F.col("from_out"))
+    files = lines.groupBy("file").agg(
+        F.max(F.when(fixed, F.struct("at", F.col("from_out").alias("inside")))).alias("last"),
+        F.collect_list(F.when(F.col("from_out") & ~F.col("from_in"), F.col("at"))).alias("swaps"))
+    flips = F.size(F.filter("swaps", lambda at: F.coalesce(at > F.col("last.at"), F.lit(True))))
+    ends_inside = F.coalesce(F.col("last.inside"), F.lit(False)) != (flips % 2 == 1)
+    return sorted(row.file for row in files.where(ends_inside).select("file").collect())

@@ -31,7 +31,7 @@ from app.errors import AppError, os_error_line
 from app.offline import FIELD_CHARS, describe_columns, describe_header, repeated_columns
 
 from . import worker
-from .formats import CORRUPT, Format
+from .formats import CORRUPT, Format, unclosed_at_end
 from .worker import ABOUT, ENTITY, ERROR, PREDICTED, RELATED, SCORES, TEXT, Task
 
 CASE_SENSITIVE = "spark.sql.caseSensitive"
@@ -263,6 +263,15 @@ def prepare(frame, partitions: int | None, parallelism: int, csv_header: bool = 
     if partitions or frame.rdd.getNumPartitions() < parallelism:
         frame = frame.repartition(partitions or parallelism)
     return frame
+
+
+def check_quotes_closed(spark, path: str) -> None:
+    """Refuse CSV input with a file that ends inside a quoted field (every row after an unclosed quote would be
+    classified as one tweet), as the offline command refuses it."""
+    if files := unclosed_at_end(spark, path):
+        others = f" (and {len(files) - 1} other files)" if len(files) > 1 else ""
+        raise BulkError(f"{files[0]}{others}: a quoted field is still open at the end of the file (an unclosed quote: "
+                        "the rows after it would be read as one field)")
 
 
 def output_schema(schema, task: Task):
@@ -535,6 +544,8 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
                         max_chars=config.max_text_chars, dropped=(CORRUPT,) if opts.keep_text else (TEXT, CORRUPT))
             frame = prepare(source_format.read(spark, opts.input), opts.partitions,
                             spark.sparkContext.defaultParallelism, csv_header=source_format is Format.CSV)
+            if source_format is Format.CSV:
+                check_quotes_closed(spark, opts.input)
             return write(spark, classify(frame, task), opts)
     finally:
         if own and spark is not None:

@@ -428,6 +428,31 @@ def test_csv_read_errors_quote_no_record_nor_header_row(spark, tmp_path, capfd):
         assert "SECRET" not in "".join(capfd.readouterr()) and not (tmp_path / "out").exists()
 
 
+def test_a_quote_left_open_to_the_end_of_a_csv_file_is_refused(spark, tmp_path):
+    """Spark's reader closes it at the end of the file: the rows after it were one tweet, the job said nothing (offline:
+    'unexpected end of data'). One line naming the file, and no output; a quote inside an unquoted field and a quoted
+    field closed at the start of a line are read as before, in a file of several parts."""
+    good = 'id,text,entity\n1,a 5" screen,Acme\n2,"ends in a newline\n",Acme\n'
+    (tmp_path / "good.csv").write_text(good)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16")
+    try:
+        assert run(Options(input=str(tmp_path / "good.csv"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
+                           output_format=Format.JSONL), spark) == {None: 2}
+        for name, tail in (("text", '3,"left open,Acme\n4,fine,Acme\n'), ("entity", '3,left open,"Acme\n4,fine,Acme')):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "a.csv").write_text(good)
+            (tmp_path / name / "b.csv").write_text(good + tail)
+            with pytest.raises(BulkError) as refused:
+                run(Options(input=str(tmp_path / name), output=str(tmp_path / f"out-{name}"), bundle=TINY_BUNDLE,
+                            input_format=Format.CSV), spark)
+            assert str(refused.value) == f"{(tmp_path / name / 'b.csv').as_uri().replace('file:///', 'file:/')}: a " \
+                "quoted field is still open at the end of the file (an unclosed quote: the rows after it would be read " \
+                "as one field)"
+            assert not (tmp_path / f"out-{name}").exists()
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+
+
 def test_columns_told_apart_by_case_a_repeated_one_refused_and_parquet_files_merged(spark, tmp_path):
     """'ID' beside 'id' is a column of its own and 'Label' is written as input_Label (Spark, case-insensitive by
     default, stopped the job); a CSV header naming text or entity twice is refused as offline refuses it (Spark renamed
