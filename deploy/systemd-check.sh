@@ -10,7 +10,9 @@
 #      across both workers, `systemctl reload` with no failed request, median latency;
 #      then systemd/README.md's feedback drop-in: 404 before, 204 after, the file kept across a restart;
 #   5. the unit: no restart, a journal with no kill and no traceback, the XNNPACK line for every worker;
-#      `systemd-analyze security` exposure, and which sandbox features this kernel and container enforce.
+#      `systemd-analyze security` exposure, and which sandbox features this kernel and container enforce;
+#   6. last, the served bundle's model file changed in place and a reload: the service stops in one line,
+#      each restart refuses it in one line, and serves again once the file is put back.
 # Needs root; anywhere else it skips, saying why. Installs systemd-container and debootstrap with apt-get if
 # they are missing. Each step prints its duration.
 set -euo pipefail
@@ -255,6 +257,17 @@ fi
 say "here: MemoryMax -> memory.max $memory; TasksMax -> pids.max $tasks; IPAddressDeny/Allow $firewall"
 grep -h 'does not support BPF/cgroup firewalling' "$RUN/journal-boot.txt" | sed 's/^/  | /' || true
 step "sandbox features measured"
+
+# 7. Last, what systemd/README.md warns against: a served bundle's file changed in place, then a reload. The
+# service stops saying why in one line, Restart=on-failure restarts it and each start refuses the bundle in
+# one line; with the file put back, the next restart serves again.
+in_place_rc=0
+"${EDGE_PYTHON:-$ROOT/.venv-edge/bin/python}" "$ROOT/deploy/systemd_probe.py" --url "http://127.0.0.1:$PORT" \
+    --token-file "$RUN/root/etc/reputation/auth_token" --inside "$RUN/inside" \
+    --in-place /opt/reputation/bundles/default/model.tflite || in_place_rc=$?
+inside journalctl -b -u reputation --no-pager > "$RUN/journal-in-place.txt"
+[ "$in_place_rc" = 0 ] || failures+=("a bundle changed in place (above; journal-in-place.txt)")
+STEP_START=$SECONDS
 
 [ "$probe_rc" = 0 ] || failures+=("the HTTP checks (above)")
 if [ ${#failures[@]} -gt 0 ]; then

@@ -99,10 +99,16 @@ def main() -> int:
     p.add_argument("--latency-limit-ms", type=float, default=10.0)
     p.add_argument("--feedback-script",
                    help="a script inside the container that switches corrections on (systemd/README.md's drop-in)")
+    p.add_argument("--in-place", metavar="FILE",
+                   help="instead of the checks above: change this file of the served bundle (inside the container) in "
+                        "place, reload, and see the service stop and restart as systemd/README.md says")
     args = p.parse_args()
     probe = Probe(args.url, args.token_file.read_text().strip(), args.inside)
     try:
-        check(probe, args)
+        if args.in_place:
+            check_in_place(probe, args.in_place)
+        else:
+            check(probe, args)
     except (OSError, subprocess.CalledProcessError, ValueError) as exc:  # a refused connection, a failed command
         probe.fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
     return 1 if probe.failures else 0
@@ -247,6 +253,51 @@ def check_feedback(probe: Probe, script: str) -> None:
         probe.fail(f"the feedback file holds {len(lines)} lines, expected both corrections")
     if mode != "600" or owner != user.strip() or owner == "0":
         probe.fail(f"the feedback file is {owner} {mode}, expected the unit's user and 600")
+
+
+def check_in_place(probe: Probe, path: str) -> None:
+    """A served bundle's file changed in place, then `systemctl reload`: the reload stops the service saying why in
+    one line, each restart by `Restart=on-failure` refuses the bundle in one line, and once the file is put back the
+    next restart serves again; no traceback anywhere."""
+    cursor = probe.run_inside("journalctl", "-u", "reputation", "-n", "0", "--show-cursor", "--no-pager")
+    cursor = cursor.strip().rsplit("-- cursor: ", 1)[-1]
+    kept = "/root/in-place.orig"
+    probe.run_inside("cp", "-p", path, kept)
+    # Eight bytes overwritten in the middle: the size stays, the sha256 check refuses it.
+    probe.run_inside("sh", "-c", 'printf in-place | dd of="$1" bs=1 seek=4096 conv=notrunc status=none', "sh", path)
+    probe.run_inside("systemctl", "reload", "reputation")
+    probe.step(f"{path}: eight bytes changed in place, systemctl reload")
+
+    def journal() -> list[str]:
+        return probe.run_inside("journalctl", "-u", "reputation", f"--after-cursor={cursor}", "--no-pager",
+                                "-o", "cat").splitlines()
+
+    refused_at_start = "reputation service cannot start: "
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not any(line.startswith(refused_at_start) for line in journal()):
+        time.sleep(0.2)
+    probe.run_inside("cp", "-p", kept, path)
+    probe.step("a restart refused the bundle: the file put back")
+    if not probe.ready():
+        return
+    lines = journal()
+    restarts = probe.run_inside("systemctl", "show", "-p", "NRestarts", "--value", "reputation").strip()
+    halted = [line for line in lines if "reload: the bundle served is refused now: " in line]
+    refused = [line for line in lines if line.startswith(refused_at_start)]
+    probe.step(f"served again after {restarts} restarts; the journal since the change: {len(lines)} lines, "
+               f"{len(halted)} reload refusal(s), {len(refused)} start refusal(s)")
+    for line in (halted + refused)[:2]:
+        print(f"  | {line}", flush=True)
+    if len(halted) != 1 or "fails its sha256 check" not in halted[0]:
+        probe.fail(f"expected one reload refusal naming the changed file, got {halted}")
+    if not refused or int(restarts) < 1:
+        probe.fail(f"expected at least one restart refusing the bundle, got {refused} and {restarts} restarts")
+    tracebacks = [line for line in lines if "Traceback" in line]
+    if tracebacks:
+        probe.fail(f"the journal since the change holds {len(tracebacks)} traceback(s)")
+    status = probe.request("POST", "/classify", TWEET)[0]
+    if status != 200:
+        probe.fail(f"classify after the file was put back: {status}")
 
 
 if __name__ == "__main__":
