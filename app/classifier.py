@@ -11,7 +11,6 @@ import numpy as np
 from .bundle import Bundle
 from .errors import AppError
 from .runtime import load_runtime
-from .text import preprocess_name
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -139,10 +138,12 @@ class Classifier:
         probabilities = _softmax(self.bundle.adjusted(outputs[:, : len(labels)]))
         related: list = [None] * len(texts)
         if self.bundle.has_related:
-            # A pair model was trained to say whether a tweet is about a named entity: with none (or one preprocessing
-            # leaves empty, as zero-width characters; the encoder's cached result), it has nothing to say.
-            for i, entity in enumerate(entities or [None] * len(texts)):
-                if not self.bundle.pair_input or entity and preprocess_name(entity, self.encoder.settings):
+            # A pair model was trained to say whether a tweet is about a named entity: with none, or one of which the
+            # model reads no token (zero-width characters, which preprocessing drops; U+FFFD or lone combining accents,
+            # which the tokenizer's normaliser drops), it has nothing to say. The entity's tokens are those of the
+            # first segment (type 0) besides [CLS] and [SEP].
+            for i, encoding in enumerate(encodings):
+                if not self.bundle.pair_input or encoding.type_ids.count(0) > 2:
                     related[i] = outputs[i, len(labels)]
         return [
             Prediction(labels[int(p.argmax())], {name: round(float(x), 6) for name, x in zip(labels, p)}, len(enc.ids),

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, RequestEntityTooLarge
-from werkzeug.routing import WebsocketMismatch
+from werkzeug.routing import Rule, WebsocketMismatch
 
 from .api_schema import ApiSchema
 from .bundle import Bundle
@@ -72,25 +72,32 @@ def create_app(config: Config, classifier: Classifier | None = None) -> Flask:
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
-        if config.auth_token and request.endpoint not in OPEN_ENDPOINTS:
+        # An open path stays open under a method it does not take (405) or asked as a WebSocket (400), as without a token.
+        if config.auth_token and getattr(matched_rule(), "endpoint", None) not in OPEN_ENDPOINTS:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.auth_token.encode()):
                 return fail(401, ErrorCode.UNAUTHORIZED, "a valid bearer token is required")
         return None
 
-    def route() -> str:
-        """The request's route, a known one's under a method it does not take (405) or asked as a WebSocket (400)
-        too; "unmatched" for a path that is none (its own label would let clients grow /metrics without end)."""
+    def matched_rule() -> Rule | None:
+        """The request's rule, a known path's under a method it does not take (405) or asked as a WebSocket (400)
+        too; None for a path that is none."""
         if request.url_rule:
-            return request.url_rule.rule
+            return request.url_rule
         if not isinstance(request.routing_exception, (MethodNotAllowed, WebsocketMismatch)):
-            return "unmatched"
+            return None
         adapter = app.create_url_adapter(request)
         try:  # the path as a plain HTTP request
-            return adapter.match(return_rule=True, websocket=False)[0].rule
+            return adapter.match(return_rule=True, websocket=False)[0]
         except MethodNotAllowed as other:  # under a method it takes
-            return adapter.match(method=other.valid_methods[0], return_rule=True, websocket=False)[0].rule
+            return adapter.match(method=other.valid_methods[0], return_rule=True, websocket=False)[0]
+
+    def route() -> str:
+        """The request's route (see matched_rule); "unmatched" for a path that is none (its own label would let
+        clients grow /metrics without end)."""
+        rule = matched_rule()
+        return rule.rule if rule is not None else "unmatched"
 
     @app.after_request
     def _observe(response: Response) -> Response:

@@ -20,6 +20,9 @@ _MENTION = re.compile(r"(?<![\w@])@\w{1,30}")
 _SPACE = re.compile(r"\s+")
 # Zero-width, bidi and other format characters, surrogates, private use, unassigned.
 _DROPPED_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn"})
+# U+FFFD, what bytes that are not UTF-8 decode as (and "&#0;" unescapes to): the tokenizer's BERT normaliser drops it
+# as it drops NUL, so a text of only such characters reads as empty, and an entity of only them as none.
+_REPLACEMENT = "\ufffd"
 MIN_LENGTH, MAX_LENGTH = 8, 512  # tokens a model input may have: BERT-family position embeddings stop at 512
 
 
@@ -63,7 +66,7 @@ def _clean_char(ch: str) -> str:
     if ch in "\t\n\r\x0b\x0c":
         return " "
     category = unicodedata.category(ch)
-    if category == "Cc" or category in _DROPPED_CATEGORIES:
+    if category == "Cc" or category in _DROPPED_CATEGORIES or ch == _REPLACEMENT:
         return ""
     return ch
 
@@ -74,8 +77,9 @@ _ASCII_CLEAN = {i: _clean_char(chr(i)) for i in range(128) if _clean_char(chr(i)
 
 def _shown(ch: str) -> bool:
     """Whether preprocessing keeps a character as other than space: Python's printable characters (not control,
-    format as zero-width and bidi, surrogate, private-use, unassigned or separator), the space too left out."""
-    return ch.isprintable() and not ch.isspace()
+    format as zero-width and bidi, surrogate, private-use, unassigned or separator), the space and U+FFFD (which the
+    tokenizer drops) too left out."""
+    return ch.isprintable() and not ch.isspace() and ch != _REPLACEMENT
 
 
 def visible(text: str) -> bool:

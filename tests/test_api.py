@@ -286,6 +286,21 @@ def test_a_pair_model_says_nothing_of_relatedness_for_a_tweet_without_an_entity(
                for name in ("Result", "SingleResult"))
 
 
+@pytest.mark.parametrize("unread", ["\u0301", "\u0301\u0300 \u20d0", "\ufffd", "&#0;"])
+def test_an_entity_the_model_reads_no_token_of_is_none(unread):
+    """A name of only characters the tokenizer's normaliser drops (combining accents without a letter, which a lower
+    case bundle strips; U+FFFD) reaches the model as no name at all, as a zero-width one does: the relatedness head has
+    nothing to judge against, so no related or about, counted as unknown; the polarity is the same as with no name."""
+    client = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1)).test_client()
+    tweet = "Acme recalls phones"
+    named = post(client, {"text": tweet, "entity": unread}).get_json()
+    assert not {"related", "about"} & set(named)
+    assert named["scores"] == post(client, {"text": tweet}).get_json()["scores"]
+    assert {"related", "about"} <= set(post(client, {"text": tweet, "entity": f"{unread}Acme"}).get_json())
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric_value(text, "reputation_predictions_total", related="unknown") == 2
+
+
 def test_label_offsets_decide_labels_in_results_metrics_and_model(tmp_path):
     """A bundle's label_offsets (a large one on negative here) decide every result's label and scores and the
     predictions counter's label; /v1/model states them."""
@@ -331,6 +346,22 @@ def test_auth_required_except_health(auth_client):
     assert ok.status_code == 200
     for path in ("/healthz", "/readyz", "/openapi.json"):
         assert auth_client.get(path).status_code == 200
+
+
+def test_an_open_path_under_a_method_it_does_not_take_is_answered_as_without_a_token(auth_client):
+    """/healthz, /readyz, /openapi.json, the page and /static/ stay open with AUTH_TOKEN set: under a method they do
+    not take (405) or asked as a WebSocket (400) they answer as they do without one, not with a 401 that asks for a
+    token they never need; a path that needs the token still asks for it first, whatever the method."""
+    page = auth_client.get("/").get_data(as_text=True)
+    script = page.split('src="')[1].split('"')[0]
+    for path in ("/healthz", "/readyz", "/openapi.json", "/", script):
+        r = auth_client.post(path)
+        assert (r.status_code, r.get_json()["error"]["code"]) == (405, "method_not_allowed"), path
+        assert "WWW-Authenticate" not in r.headers and "GET" in r.headers["Allow"]
+    websocket = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    assert auth_client.get("/healthz", headers=websocket).get_json()["error"]["code"] == "bad_request"
+    for method, path in (("GET", "/classify"), ("POST", "/v1/model"), ("PUT", "/metrics"), ("GET", "/nowhere")):
+        assert auth_client.open(path, method=method).status_code == 401, (method, path)
 
 
 def test_no_tweet_text_in_logs(caplog):
@@ -388,6 +419,19 @@ def test_a_text_of_only_invisible_characters_is_empty(client, invisible):
     r = post(client, {"tweets": [{"text": "fine"}, {"text": f" {invisible} "}]})
     assert r.status_code == 400 and r.get_json()["error"]["message"].startswith("'tweets[1].text' must not be empty")
     assert post(client, {"text": f"{invisible}ok"}).status_code == 200
+
+
+@pytest.mark.parametrize("unread", ["\ufffd", "\ufffd \ufffd", "&#0;", "&#xfffd;"])
+def test_a_text_or_entity_of_only_replacement_characters_is_read_as_nothing(unread):
+    """U+FFFD (what bytes that are not UTF-8 become; an HTML entity of NUL reads as one) is dropped by the
+    tokenizer's normaliser, as NUL is: a text of only such characters is empty, not classified as an empty tweet, and
+    an entity of only them is none (no relatedness judged against a name the model never read)."""
+    client = create_app(Config(bundle=TINY_RELATED_BUNDLE, threads=1)).test_client()
+    error = post(client, {"text": unread}).get_json()["error"]
+    assert error["code"] == "empty_field" and error["message"].startswith("'text' must not be empty")
+    assert post(client, {"text": f"{unread}ok"}).status_code == 200
+    named = post(client, {"text": "Acme recalls phones", "entity": unread}).get_json()
+    assert named["label"] in ("positive", "neutral", "negative") and not {"related", "about"} & set(named)
 
 
 def test_default_bundle_serves_relatedness_and_its_figures():

@@ -12,7 +12,8 @@ from app.text import TweetEncoder, name_key, preprocess, visible, visible_class
 from tests.conftest import TINY_BUNDLE
 
 SPECIAL = st.sampled_from(["\x00", "\u200b", "\u200f", "\u202e", "\ufeff", "\ud800", "\udfff", "🙂", "👩‍👩‍👧", "مرحبا",
-                           "שלום", "\u0301", "&amp;", "@user_1", "http://t.co/x", "\t\n\r", "\x7f", "\U0010ffff"])
+                           "שלום", "\u0301", "\ufffd", "&#0;", "&amp;", "@user_1", "http://t.co/x", "\t\n\r", "\x7f",
+                           "\U0010ffff"])
 TEXT = st.lists(st.one_of(st.text(), SPECIAL), max_size=40).map("".join)
 
 
