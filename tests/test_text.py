@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.text import TextSettings, TweetEncoder, preprocess
+from app.text import NAME_CACHED_CHARS, TextSettings, TweetEncoder, name_key, preprocess, preprocess_name
 from tests.conftest import FIXTURES, MINILM, needs_minilm
 
 SETTINGS = TextSettings(max_length=64)
@@ -25,6 +25,19 @@ def test_preprocess_drops_lone_surrogates_and_bidi_controls():
 
 def test_preprocess_bounds_length():
     assert len(preprocess("x " * 100_000, SETTINGS)) <= SETTINGS.max_chars
+
+
+@pytest.mark.parametrize("function", [preprocess_name, name_key])
+def test_only_short_entity_names_are_kept_in_the_caches(function):
+    """Entity names are client input: a long one is computed each time (4,000-character names grew a worker by 52 MB
+    through these caches), a short one once, and either gives what preprocessing gives."""
+    settings = TextSettings()
+    long_name, short_name = "\U0001f600" * (NAME_CACHED_CHARS * 32), f"Acme {function.__name__}"
+    before = function.cache_info().currsize
+    assert function(long_name, settings) == function(long_name, settings)
+    assert function.cache_info().currsize == before
+    assert function(short_name, settings).lower() == preprocess(short_name, settings).lower()
+    assert function.cache_info().currsize == before + 1
 
 
 def test_pair_encoding_keeps_the_entity_and_truncates_the_tweet():
