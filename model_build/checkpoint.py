@@ -93,6 +93,7 @@ class DataSpec:
             report.dropped[f"not among a seeded random {self.sample} (--sample)"] += len(examples) - self.sample
             examples = random.Random(self.holdout.seed).sample(examples, self.sample)
         report.kept = len(examples)
+        report.without_entity = sum(e.entity is None for e in examples)  # of those kept (--limit, --sample)
         origin: list[str | None] = [None] * len(examples)  # each example's file: None for the data's own
         for path in self.extra:
             more, more_report = load_table(path, self.unrelated)
@@ -104,6 +105,7 @@ class DataSpec:
             origin += [str(path)] * len(more)
         if not examples:
             _no_usable(source or self.source, report)
+        report.near_duplicates = sum(e.near_duplicate for e in examples)  # of those kept (--limit, --sample, --extra)
         return examples, report
 
     def check(self, examples: Sequence[Example], report: LoadReport, input_format: InputFormat) -> list[str]:
@@ -122,10 +124,14 @@ class DataSpec:
             raise BuildError(f"--full-names pairs tweets with their entity's full name: {self.source} has none "
                              "(RepLab's entity_name)")
         notes = []
-        for name, counts in report.files.items() if input_format.pair else ():
+        own = report.kept - sum(counts["kept"] for counts in report.files.values())  # the --data table's, as kept
+        tables = {self.source: {"kept": own, "without_entity": report.without_entity}} \
+            if Path(self.source).is_file() and own else {}
+        for name, counts in {**tables, **report.files}.items() if input_format.pair else ():
             if counts["without_entity"] == counts["kept"]:
                 raise BuildError(f"{name}: no tweet has an entity, and the model reads (entity, tweet) pairs: add an "
-                                 "entity column (your brand's name as you will send it to /classify)")
+                                 "entity column (your brand's name as you will send it to /classify)"
+                                 + (", or train on the tweets alone (--input-format text)" if name in tables else ""))
             if counts["without_entity"]:
                 notes.append(f"{name}: {counts['without_entity']} of {counts['kept']} tweets have no entity")
         return notes

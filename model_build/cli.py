@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.arguments import SEED, WEIGHT, number, rate, whole_number
 from app.errors import AppError, os_error_line
+from app.jsonl import JSONL_SUFFIXES
 from app.text import InputFormat
 
 from .base import Architecture
@@ -195,7 +196,9 @@ def _json_file(value: str | None, data: str | None) -> Path | None:
         try:
             if path.stat().st_size > FIGURES_BYTES:
                 raise ValueError("too large")
-            json.loads(path.read_text(encoding="utf-8"))
+            held = json.loads(path.read_text(encoding="utf-8"))
+            if path.suffix.lower() in JSONL_SUFFIXES or (isinstance(held, dict) and "text" in held):
+                raise ValueError("a tweet")  # a JSONL file of one labelled tweet (a feedback file's first) is one document
         except (UnicodeDecodeError, ValueError):
             raise BuildError(f"--json {path} holds something else than JSON figures: give another file name") from None
     return path

@@ -51,6 +51,7 @@ class Example:
     sentiment: str | None = None  # a sentiment label (TweetEval's), for the auxiliary task: not reputation polarity
     language: str | None = None  # RepLab's language code (EN, ES), upper case; None where the source has none
     entity_name: str | None = None  # the entity's full name where the source has one (RepLab's: Bayerische Motoren Werke AG)
+    near_duplicate: bool = False  # marked in RepLab's tweet_info as a near-duplicate of another tweet
 
     def named_in_full(self) -> Example:
         """This tweet paired with its entity's full name instead of its query (itself where no full name is known)."""
@@ -250,7 +251,8 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
             report.drop(why)
             continue
         meta = info[key]
-        report.near_duplicates += meta["is_near_duplicate_of"] not in ("", "-1")
+        near_duplicate = meta["is_near_duplicate_of"] not in ("", "-1")
+        report.near_duplicates += near_duplicate
         name, category, full_name = entities[key[0]]
         try:
             timestamp = int(meta["timestamp"])
@@ -258,7 +260,7 @@ def load_replab(root: str | Path, split: str = "training", language: str | None 
             timestamp = None
         examples.append(Example(texts[key], polarity.get(key), name, key[0], category, timestamp, key[1],
                                 related.get(key, True if key in polarity else None), language=meta["language"].upper(),
-                                entity_name=full_name or None))
+                                entity_name=full_name or None, near_duplicate=near_duplicate))
     report.kept = len(examples)
     return examples, report
 

@@ -83,10 +83,17 @@ def elapsed_callback(resume: str | None):
 
 
 def last_checkpoint(trainer_dir: Path) -> str | None:
-    """The newest Trainer checkpoint to resume from, if any (announced)."""
+    """The newest Trainer checkpoint to resume from, if any (announced). One without its state file, which the
+    Trainer writes last (after the weights, optimizer and generators, before it removes the checkpoint before), is a
+    save cut off (Ctrl-C or a kill while it saved): it is removed, and the run resumes from the one before it, saved
+    again when training gets there."""
     from transformers.trainer_utils import get_last_checkpoint
 
     last = get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
+    while last and not (Path(last) / "trainer_state.json").exists():
+        print(f"note: {Path(last).name} was cut off while it was saved (no trainer_state.json): removed")
+        shutil.rmtree(last)
+        last = get_last_checkpoint(str(trainer_dir))
     if last:
         _check_resumable(Path(last))
         print(f"resuming from {Path(last).name}")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from app.bundle import Bundle
 from app.classifier import Classifier
 from app.text import TextSettings
 from model_build.cli import main
-from tests.conftest import FIXTURES, ROOT, cli, refused, stopped_after_save, with_manifest
+from tests.conftest import FIXTURES, ROOT, Stopped, cli, refused, stopped_after_save, with_manifest
 
 with open(FIXTURES / "tweets.csv", encoding="utf-8") as _fh:
     FIXTURE_ROWS = list(csv.DictReader(_fh))
@@ -369,6 +370,45 @@ def test_a_run_cut_off_inside_an_epoch_resumes_to_the_same_weights(built, tmp_pa
         assert 1000 < seconds <= 1000 + sitting, (step, seconds, sitting)  # both sittings, not only the last
 
 
+def test_a_run_cut_off_while_it_saved_a_checkpoint_resumes_from_the_one_before(tiny_base, tmp_path):
+    """Ctrl-C (or a kill) while the Trainer saves a checkpoint leaves its folder without trainer_state.json, which
+    the Trainer writes last (after the weights, optimizer and generators, before it removes the older checkpoint):
+    the same line rerun, as the interrupted command says, resumes from the checkpoint before it and ends with the
+    same weights as a run never cut off. It was refused as a damaged checkpoint, to be deleted by hand."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers.trainer_callback import TrainerState
+
+    def run(out: Path) -> str:
+        return cli("train", "--data", str(FIXTURES / "tweets.csv"), "--base", str(tiny_base), "--out", str(out),
+                   "--epochs", "2", "--val-fraction", "0.25", "--gap-fraction", "0", "--learning-rate", "1e-3",
+                   "--batch-size", "4", "--checkpoint-every", "3", "--threads", "1")
+
+    def final_weights(out: Path) -> dict:
+        (last,) = (out / "trainer").glob("checkpoint-*")
+        return load_file(str(last / "model.safetensors"))
+
+    run(tmp_path / "whole")
+    whole = final_weights(tmp_path / "whole")
+    saved = TrainerState.save_to_json
+
+    def cut_off_at_6(state, path):
+        if state.global_step == 6:
+            raise Stopped
+        return saved(state, path)
+
+    out = tmp_path / "cut"
+    with mock.patch.object(TrainerState, "save_to_json", cut_off_at_6), pytest.raises(Stopped):
+        run(out)
+    cut = out / "trainer" / "checkpoint-6"
+    assert (cut / "model.safetensors").is_file() and not (cut / "trainer_state.json").exists()
+    assert (out / "trainer" / "checkpoint-3" / "trainer_state.json").is_file()
+    rerun = run(out)
+    assert "checkpoint-6 was cut off while it was saved" in rerun and "resuming from checkpoint-3" in rerun, rerun
+    resumed = final_weights(out)
+    assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
+
+
 def test_a_run_that_keeps_the_handles_is_served_with_them(built, tmp_path):
     """--keep-mentions: the checkpoint and its bundle read @handles as written, so two tweets that differ only in the
     handle get different scores, where the default's bundle reads both as @user; --init keeps its own settings."""
@@ -560,6 +600,25 @@ def test_an_interrupted_command_says_how_to_go_on(monkeypatch, capsys):
 
 
 
+def test_json_never_replaces_a_file_of_one_labelled_tweet(tmp_path):
+    """A JSONL file of one labelled tweet (a feedback file's first correction, a user's own file) is one JSON
+    document, as figures are: --json over it was written, the tweet lost. Refused in one line, before the work, as a
+    file of several tweets is; a file of figures written before is still replaced."""
+    for name in ("feedback.jsonl", "mine.json"):
+        tweet = tmp_path / name
+        tweet.write_text('{"text": "my Acme phone died again", "label": "negative", "entity": "Acme"}\n')
+        kept = tweet.read_bytes()
+        line = refused("evaluate", "--bundle", str(FIXTURES / "tiny-bundle"), "--data", str(FIXTURES / "tweets.csv"),
+                       "--json", str(tweet))
+        assert line.endswith("holds something else than JSON figures: give another file name"), line
+        assert tweet.read_bytes() == kept
+    figures = tmp_path / "figures.json"
+    figures.write_text('{"n": 1, "accuracy": 1.0}')
+    cli("evaluate", "--bundle", str(FIXTURES / "tiny-bundle"), "--data", str(FIXTURES / "tweets.csv"), "--threads", "1",
+        "--json", str(figures))
+    assert json.loads(figures.read_text())["n"] > 1
+
+
 def test_evaluate_says_when_there_is_nothing_to_score(tmp_path):
     """A bundle trained on every tweet has no validation split to hold out; data without a polarity label has
     nothing to score: one line each, not a traceback."""
@@ -626,6 +685,30 @@ def test_evaluate_pairs_replab_tweets_with_full_names_on_request(tmp_path):
     assert figures["read_by_alias"] == 4 and figures["measured_on"] == {
         "data": str(tmp_path), "full_names": True, "part": "all", "split": "training", "language": "EN"}
     assert "entity_aliases" not in cli("evaluate", "--data", str(tmp_path), "--bundle", str(aliased))  # queries
+
+
+def test_a_data_table_without_entities_is_refused_for_pairs(tmp_path, tiny_base):
+    """A --data table without an entity column trained an (entity, tweet) pair model on the tweets alone, without a
+    word (an --extra file so is refused): its bundle said it reads pairs and was served pairs it never learnt.
+    Refused in one line before a run, as an --extra file is, pointing to --input-format text; a table where only
+    some tweets lack one gets a note."""
+    rows = [r for r in FIXTURE_ROWS if r["label"]]
+    alone = tmp_path / "alone.csv"
+    alone.write_text("text,label\n" + "".join(f'"{r["text"]}",{r["label"]}\n' for r in rows), encoding="utf-8")
+    common = ("--base", str(tiny_base), "--epochs", "1", "--val-fraction", "0.25", "--gap-fraction", "0",
+              "--threads", "1")
+    line = refused("train", "--data", str(alone), "--out", str(tmp_path / "pairs"), *common)
+    assert line.endswith("alone.csv: no tweet has an entity, and the model reads (entity, tweet) pairs: add an entity "
+                         "column (your brand's name as you will send it to /classify), or train on the tweets alone "
+                         "(--input-format text)"), line
+    assert not (tmp_path / "pairs").exists()
+    assert "best epoch 1" in cli("train", "--data", str(alone), "--input-format", "text", "--out",
+                                 str(tmp_path / "text"), *common)
+    some = tmp_path / "some.csv"
+    some.write_text("text,label,entity\n" + "".join(f'"{r["text"]}",{r["label"]},{r["entity"] if i % 2 else ""}\n'
+                                                     for i, r in enumerate(rows)), encoding="utf-8")
+    out = cli("train", "--data", str(some), "--out", str(tmp_path / "some"), *common)
+    assert f"note: {some}: {(len(rows) + 1) // 2} of {len(rows)} tweets have no entity" in out, out
 
 
 def test_own_tweets_are_added_with_their_weight(built, tmp_path):

@@ -68,6 +68,20 @@ def test_replab_join_filters_and_counts(tmp_path):
     assert any("dropped 1 rows: language not EN" == line for line in report.lines())
 
 
+def test_near_duplicates_are_counted_among_the_tweets_kept(tmp_path):
+    """--limit and --sample keep some of the tweets: the near-duplicates counted (the summary's and the bundle's
+    manifest's ``load``) are those among them, not the whole split's (941 beside 348 tweets kept)."""
+    from model_build.checkpoint import DataSpec
+
+    write_odd_replab(tmp_path)
+    assert DataSpec(str(tmp_path)).load()[1].near_duplicates == 1
+    examples, report = DataSpec(str(tmp_path), limit=2).load()
+    assert [e.tweet_id for e in examples] == ["1", "2"] and report.near_duplicates == 0  # tweet 4 is the one marked
+    assert "near-duplicate" not in " ".join(report.lines())
+    examples, report = DataSpec(str(tmp_path), limit=3).load()
+    assert [e.tweet_id for e in examples] == ["1", "2", "4"] and report.near_duplicates == 1
+
+
 def test_unrelated_tweets_join_with_no_polarity(tmp_path):
     write_odd_replab(tmp_path)
     examples, report = load_replab(tmp_path, unrelated=True)
