@@ -1,4 +1,4 @@
-"""The browser page at GET / (files in app/static/)."""
+"""The browser page at GET / (app/page.html; its files in app/static/)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from flask import Request, Response
 
 STATIC = Path(__file__).resolve().parent / "static"
+# Outside static/: the raw page, without its versioned asset URLs and its token setting, is not served as a file.
+PAGE = Path(__file__).resolve().parent / "page.html"
 ASSETS = ("page.css", "page.js", "icon.svg")
 # Asset URLs carry a hash of their content, so a browser may keep them a day and still never mixes versions.
 ASSET_MAX_AGE = 86400
@@ -21,8 +23,8 @@ class Page:
 
     @classmethod
     def build(cls, auth: bool) -> "Page":
-        """index.html with versioned asset URLs; ``auth`` tells the page to ask for the token first."""
-        html = (STATIC / "index.html").read_text(encoding="utf-8")
+        """page.html with versioned asset URLs; ``auth`` tells the page to ask for the token first."""
+        html = PAGE.read_text(encoding="utf-8")
         for name in ASSETS:
             digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
             html = html.replace(f'"/static/{name}"', f'"/static/{name}?v={digest}"')

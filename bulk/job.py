@@ -214,7 +214,7 @@ def ship(spark, bundle: Bundle) -> str:
     path; each named by content and added once per session. The bundle archive's name."""
     files = [bundle.path / name for name in ("manifest.json", *sorted(bundle.manifest()["files"]))]
     sources = sorted(p for package in PACKAGES for p in package.rglob("*")
-                     if p.is_file() and "__pycache__" not in p.parts and p.parent.name != "static")
+                     if p.is_file() and "__pycache__" not in p.parts and p.parent.name != "static" and p.name != "page.html")
     context = spark.sparkContext
     try:
         archive = _staging() / f"bundle-{_digest(files)}.tar"

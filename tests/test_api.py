@@ -144,6 +144,18 @@ def test_conditional_and_range_requests_and_double_slashes_answer_in_json(client
     assert client.get(script, headers={"Range": "bytes=0-9"}).status_code == 206
 
 
+def test_the_page_is_served_at_its_path_only(auth_client):
+    """The page is / only, with its versioned asset URLs and, with AUTH_TOKEN set, the token asked for; its raw
+    template is no file under /static/ (it was /static/index.html, cached a day, unversioned, saying no token), while
+    the page's own files are."""
+    page = auth_client.get("/").get_data(as_text=True)
+    assert 'data-auth="on"' in page and "?v=" in page
+    for path in ("/static/index.html", "/static/page.html", "/static/../page.html"):
+        assert auth_client.get(path).status_code == 404, path
+    assets = [part.split('"')[0] for part in page.split('"/static/')[1:]]
+    assert len(assets) == 3 and all(auth_client.get(f"/static/{a}").status_code == 200 for a in assets), assets
+
+
 def test_health_ready_model_openapi(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz").get_json()
