@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -47,6 +48,11 @@ def verify(path: Path) -> None:
     print(f"bundle {path}: {bundle.name} {bundle.version} ({bundle.quantization}) loads and runs")
 
 
+def _as_ctrl_c(signum, frame) -> None:
+    """SIGTERM (``timeout``, systemd, a batch scheduler) as Ctrl-C: ``--out``'s partial file is removed, not left."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn an AppError or an unreadable file into one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
@@ -54,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "verify":
             verify(args.bundle)
         else:
+            signal.signal(signal.SIGTERM, _as_ctrl_c)
             config = Config.offline_from_env()
             logging.basicConfig(level=config.log_level, format="%(levelname)s %(name)s: %(message)s")
             classify(config, args.file, args.out, args.bundle, not args.no_progress)

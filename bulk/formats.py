@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 from app.jsonl import READ_AS_JSONL
@@ -65,10 +66,12 @@ class Format(str, Enum):
             raise ValueError(f"{self.value} is an input format only")
 
     def read_column(self, spark, path: str, column: str):
-        """One string column of what :meth:`write` wrote, read back without the rest."""
+        """One string column of what :meth:`write` wrote, read back without the rest (its path taken as it is: Spark
+        reads a path with glob characters, as OUTPUT[1], as a glob, which matches no folder of that name)."""
+        literal = re.sub(r"([\\\[\]{}*?])", r"\\\1", path)
         if self is Format.JSONL:
-            return spark.read.schema(f"`{column}` STRING").json(path)
-        return spark.read.parquet(path).select(column)
+            return spark.read.schema(f"`{column}` STRING").json(literal)
+        return spark.read.parquet(literal).select(column)
 
 
 def unclosed_at_end(spark, path: str) -> list[str]:

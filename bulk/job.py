@@ -287,8 +287,15 @@ def output_schema(schema, task: Task):
 
 
 def classify(frame, task: Task):
-    """The frame with its predictions, computed by app's Classifier in the Python workers on Arrow batches."""
-    return frame.mapInArrow(functools.partial(worker.classify_batches, task), output_schema(frame.schema, task))
+    """The frame with its predictions, computed by app's Classifier in the Python workers on Arrow batches. The input's
+    other columns pass through under names of their own, then take theirs back: PySpark's mapInArrow looks each column
+    up by its name, read as a path (a column named user.screen_name, as flattened JSON names them, stopped the job)."""
+    names = frame.columns
+    plain = [name if name in (TEXT, ENTITY, CORRUPT) else f"_bulk_column_{i}" for i, name in enumerate(names)]
+    frame = frame.toDF(*plain)
+    result = frame.mapInArrow(functools.partial(worker.classify_batches, task), output_schema(frame.schema, task))
+    original = dict(zip(plain, names))
+    return result.toDF(*[original.get(name, name) for name in result.columns])
 
 
 def _file_system(spark, path: str):
@@ -306,12 +313,13 @@ def check_paths(spark, opts: Options, bundle: Path) -> None:
     found = fs.globStatus(source)
     if found is None or len(found) == 0:
         raise BulkError(f"{opts.input}: no such file or directory")
+    _check_no_skipped_folders(fs, found, opts.input)
     fs, final = _file_system(spark, opts.output)
-    target = final.toString()
+    target = _real(final.toString())
     jvm = spark.sparkContext._jvm
     local = jvm.org.apache.hadoop.fs.FileSystem.getLocal(spark.sparkContext._jsc.hadoopConfiguration())
     model = local.makeQualified(jvm.org.apache.hadoop.fs.Path(str(bundle.resolve()))).toString()
-    for folder, what in [(model, "the bundle's folder")] + [(s.getPath().toString(), "the input") for s in found]:
+    for folder, what in [(model, "the bundle's folder")] + [(_real(s.getPath().toString()), "the input") for s in found]:
         if _within(folder, target) or _within(target, folder):
             raise BulkError(f"{opts.output} is {what}, inside it or around it: give another OUTPUT")
     _check_replaceable(spark, fs, final, opts)
@@ -322,6 +330,22 @@ def check_paths(spark, opts: Options, bundle: Path) -> None:
     if names := sorted(n for s in fs.globStatus(pattern) or [] if left_behind.fullmatch(n := s.getPath().getName())):
         print(f"note: {', '.join(names)} beside OUTPUT: left by a job that was killed (or written by one running now); "
               "remove what no job writes", file=sys.stderr)
+
+
+def _check_no_skipped_folders(fs, found, given: str) -> None:
+    """Refuse an input folder with subfolders Spark would skip: it reads a folder's own files and those of its
+    partition folders (name=value), and silently none in another (a folder of 2025/01/... read as none of its
+    tweets, or as its top-level files alone, with the summary counting those as the whole input)."""
+    for status in found:
+        if not status.isDirectory():
+            continue
+        skipped = sorted(name for child in fs.listStatus(status.getPath()) if child.isDirectory()
+                         and not (name := child.getPath().getName()).startswith(("_", ".")) and "=" not in name)
+        if skipped:
+            shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+            raise BulkError(f"{given}: Spark would skip the files in its subfolders ({shown}): it reads a folder's own "
+                            "files and its partition folders (name=value) only; give a glob that names the files, "
+                            "or each folder")
 
 
 def _check_writable(spark, fs, final, opts: Options) -> None:
@@ -365,9 +389,11 @@ def _within(path: str, folder: str) -> bool:
     return path.rstrip("/") == folder or path.startswith(folder + "/")
 
 
-def write(spark, frame, opts: Options) -> dict[str | None, int]:
+def write(spark, frame, opts: Options, after_exit: list | None = None) -> dict[str | None, int]:
     """Write next to OUTPUT, count rows by error (None: classified) from what was written, then rename it into
-    place; a job that fails leaves no new output, and an output it replaces is kept until the new one is in place."""
+    place; a job that fails leaves no new output, and an output it replaces is kept until the new one is in place.
+    ``after_exit``: where to leave the tidy-up, to run again once Spark's JVM has exited (a task that a Ctrl-C, a
+    SIGTERM or another task's failure cancelled runs on, and may write the partial folder again after its removal)."""
     hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
     fs, final = _file_system(spark, opts.output)  # refused before the job where it exists without --overwrite
     tag = uuid.uuid4().hex[:8]
@@ -389,6 +415,8 @@ def write(spark, frame, opts: Options) -> dict[str | None, int]:
             fs.delete(replaced, True)
     finally:
         _tidy(spark, fs, final, partial_path, replaced, uris)
+        if after_exit is not None:
+            after_exit.append(functools.partial(_tidy_after_exit, spark, uris))
     return {row[0]: row[1] for row in rows}
 
 
@@ -404,10 +432,16 @@ def _tidy(spark, fs, final, partial, replaced, uris: tuple[str, str, str]) -> No
     except Py4JJavaError:  # the file system refused (the JVM runs): left for the next job's note
         pass
     except Py4JError:
-        local = [_local(uri) for uri in uris]
-        if None not in local and _jvm_exited(spark):
-            with contextlib.suppress(OSError):
-                _put_back(Path.exists, Path.rename, shutil.rmtree, *local)
+        _tidy_after_exit(spark, uris)
+
+
+def _tidy_after_exit(spark, uris: tuple[str, str, str]) -> None:
+    """:func:`_put_back` through the local file system (``uris``: OUTPUT, the partial and the replaced output,
+    qualified), once Spark's JVM has exited; nothing where it runs on, or the paths are another file system's."""
+    local = [_local(uri) for uri in uris]
+    if None not in local and _jvm_exited(spark):
+        with contextlib.suppress(OSError):
+            _put_back(Path.exists, Path.rename, shutil.rmtree, *local)
 
 
 def _put_back(exists, rename, remove, final, partial, replaced) -> None:
@@ -421,6 +455,15 @@ def _put_back(exists, rename, remove, final, partial, replaced) -> None:
         remove(partial)
 
 
+def _end_jvm(spark) -> None:
+    """Make the JVM PySpark started exit, as it does when this process exits (its standard input closed): a task
+    that was cancelled but still runs writes nothing more once it has."""
+    process = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
+    if process is not None and process.stdin is not None:  # not spark-submit's JVM
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+
+
 def _jvm_exited(spark, seconds: float = 30) -> bool:
     """Wait for the JVM PySpark started to exit (its shutdown may still write task files); False where it did not
     start one or it still runs."""
@@ -432,6 +475,13 @@ def _jvm_exited(spark, seconds: float = 30) -> bool:
     except subprocess.TimeoutExpired:
         return False
     return True
+
+
+def _real(uri: str) -> str:
+    """A qualified path, where it is a local one with its symbolic links resolved (an OUTPUT given through a link to
+    the input's folder or the bundle's is inside it)."""
+    path = _local(uri)
+    return f"file:{os.path.realpath(path)}" if path is not None else uri
 
 
 def _local(uri: str) -> Path | None:
@@ -516,7 +566,7 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
         config = Config.offline_from_env()
     except AppError as exc:
         raise BulkError(str(exc)) from None
-    own, case_sensitive = spark is None, None
+    own, case_sensitive, after_exit = spark is None, None, []
     if own and not submitted():
         check_java()
     bundle = verify(opts.bundle or config.bundle)
@@ -546,7 +596,14 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
                             spark.sparkContext.defaultParallelism, csv_header=source_format is Format.CSV)
             if source_format is Format.CSV:
                 check_quotes_closed(spark, opts.input)
-            return write(spark, classify(frame, task), opts)
+            return write(spark, classify(frame, task), opts, after_exit)
+    except BaseException:
+        if own and spark is not None and after_exit:  # a job cut off while it wrote (Ctrl-C, SIGTERM, a failed task)
+            stop(spark)
+            _end_jvm(spark)
+            for tidy in after_exit:  # what a cancelled task wrote until its JVM exited
+                tidy()
+        raise
     finally:
         if own and spark is not None:
             stop(spark)  # before the error is printed, so that Spark's last lines come before it

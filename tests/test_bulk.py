@@ -198,6 +198,26 @@ def test_an_output_no_folder_can_be_written_at_and_leftovers_beside_it_are_said_
     assert not list(tmp_path.glob(".out.probe-*"))
 
 
+def test_a_folder_whose_subfolders_spark_would_skip_is_refused(spark, tmp_path):
+    """Spark reads a folder's own files and its name=value partition folders: the files of another subfolder were
+    skipped, silently, and the summary counted the rest as the whole input (a folder of 2025/01/... failed in Spark's
+    words, 'Unable to infer schema')."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "a.jsonl").write_text(json.dumps({"text": "fine"}) + "\n")
+    (tmp_path / "in" / "sub" / "b.jsonl").write_text(json.dumps({"text": "also fine"}) + "\n")
+    (tmp_path / "in" / "_temporary").mkdir()  # Spark's own, which it skips: not named
+    with pytest.raises(BulkError, match=r"in: Spark would skip the files in its subfolders \(sub\): "):
+        run(Options(input=str(tmp_path / "in"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
+                    input_format=Format.JSONL), spark)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "days" / "day=1").mkdir(parents=True)  # a partition folder is read
+    (tmp_path / "days" / "day=1" / "a.jsonl").write_text(json.dumps({"text": "fine"}) + "\n")
+    assert run(Options(input=str(tmp_path / "days"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
+                       input_format=Format.JSONL, output_format=Format.JSONL), spark) == {None: 1}
+    (row,) = read_jsonl_dir(tmp_path / "out")
+    assert row["day"] == 1 and row["label"] in ("positive", "neutral", "negative")
+
+
 def test_a_write_cut_off_between_its_renames_leaves_one_output(spark, tmp_path):
     """Cut off after the old OUTPUT was moved aside and before the new one took its place, a job used to leave no
     OUTPUT (the old one only as OUTPUT.replaced-*); cut off after the new one's rename, the old one beside it."""
@@ -217,6 +237,17 @@ def test_a_write_cut_off_between_its_renames_leaves_one_output(spark, tmp_path):
         _tidy(spark, fs, final, partial, replaced, tuple(p.toString() for p in (final, partial, replaced)))
         assert [p.name for p in tmp_path.iterdir()] == ["out"]
         assert [p.name for p in (tmp_path / "out").iterdir()] == ["new" if new_in_place else "old"]
+
+
+def test_an_output_named_with_glob_characters_is_written_and_counted(spark, tmp_path):
+    """The output is counted by reading it back: Spark read OUTPUT[1]'s or OUTPUT{a,b}'s partial folder as a glob that
+    matched nothing, and the job failed after classifying everything ('Path does not exist'), its output removed."""
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"text": " "}) + "\n")
+    for name, fmt in (("out[1]", Format.PARQUET), ("out{a,b}", Format.JSONL)):
+        counts = run(Options(input=str(tmp_path / "in.jsonl"), output=str(tmp_path / name), bundle=TINY_BUNDLE,
+                             output_format=fmt), spark)
+        assert counts == {None: 1, "empty or missing text": 1} and (tmp_path / name / "_SUCCESS").exists()
+    assert not list(tmp_path.glob("out*.partial-*"))
 
 
 def test_more_threads_than_a_local_master_has_cores_is_one_line_before_spark_starts(capsys, monkeypatch):
@@ -325,6 +356,20 @@ def test_a_java_older_than_spark_takes_is_one_line_before_spark_starts(tmp_path)
     assert not (tmp_path / "out").exists()
 
 
+def test_columns_named_with_dots_or_backticks_are_kept(spark, tmp_path):
+    """Every column but text is written, whatever its name: one with a dot (user.screen_name, as flattened tweets
+    name them) or a backtick stopped the job in Spark's words ('cannot be resolved')."""
+    (tmp_path / "in.csv").write_text("user.screen_name,text,a`b,entity\nsomeone,Acme is great,x,Acme\n")
+    (tmp_path / "in.jsonl").write_text(json.dumps({"user.id": 7, "text": "fine", "c`d": "y"}) + "\n")
+    for name, expected in (("in.csv", {"user.screen_name": "someone", "a`b": "x", "entity": "Acme"}),
+                           ("in.jsonl", {"user.id": 7, "c`d": "y"})):
+        out = tmp_path / f"out-{name}"
+        assert run(Options(input=str(tmp_path / name), output=str(out), bundle=TINY_BUNDLE,
+                           output_format=Format.JSONL), spark) == {None: 1}
+        (row,) = read_jsonl_dir(out)
+        assert {k: row[k] for k in expected} == expected and row["label"] in ("positive", "neutral", "negative")
+
+
 def test_a_name_given_twice_or_none_is_said_so(spark, tmp_path):
     """A CSV header naming a column other than text or entity twice, or none (a spreadsheet's empty last columns):
     Spark renamed them and then blamed the file's first row as another file's header; a JSON object giving a key
@@ -351,6 +396,22 @@ def test_a_csv_may_start_with_a_byte_order_mark(spark, tmp_path):
     counts = run(Options(input=str(tmp_path / "excel.csv"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
                          output_format=Format.JSONL), spark)
     assert counts == {None: 1} and read_jsonl_dir(tmp_path / "out")[0]["entity"] == "Acme"
+
+
+def test_an_output_inside_the_input_or_the_bundle_through_a_symlink_is_refused(spark, tmp_path):
+    """OUTPUT is compared with the input and the bundle's folder with symbolic links resolved: written through a link,
+    it went into the input's folder (or the bundle's), which the command refuses when named directly."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "day.jsonl").write_text(json.dumps({"text": "fine"}) + "\n")
+    shutil.copytree(TINY_BUNDLE, tmp_path / "bundle")
+    (tmp_path / "in-link").symlink_to(tmp_path / "in")
+    (tmp_path / "bundle-link").symlink_to(tmp_path / "bundle")
+    for source, output, what in (("in", "in-link/out", "the input"), ("in-link", "in/out", "the input"),
+                                 ("in", "bundle-link/out", "the bundle's folder")):
+        opts = Options(input=str(tmp_path / source), output=str(tmp_path / output), input_format=Format.JSONL)
+        with pytest.raises(BulkError, match=re.escape(f"{tmp_path / output} is {what}, inside it or around it")):
+            check_paths(spark, opts, tmp_path / "bundle")
+    check_paths(spark, Options(input=str(tmp_path / "in-link"), output=str(tmp_path / "out")), tmp_path / "bundle")
 
 
 def test_overwrite_replaces_an_earlier_output_only(spark, tmp_path):
@@ -510,6 +571,29 @@ def test_stopped_mid_write_leaves_no_partial_output(tmp_path, group, signum):
         raise
     assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
     assert "Traceback" not in stderr, stderr[-3000:]
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.*"))
+
+
+def test_stopped_while_a_task_writes_its_part_file_leaves_no_partial_output(tmp_path):
+    """SIGTERM to the command alone while a task writes: the cancelled task ran on after the partial output was removed
+    and wrote it again (OUTPUT.partial-* with a part file of results was left, each time), until its JVM exited."""
+    src = tmp_path / "day.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": f"tweet number {i} about Acme"}) + "\n" for i in range(60_000)))
+    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bulk.__main__ import main; sys.exit(main())"
+    job = subprocess.Popen([sys.executable, "-c", boot, "classify", str(src), "out", "--bundle", str(TINY_BUNDLE),
+                            "--master", LOCAL, *QUIET], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("out.partial-*/_temporary/*/_temporary/*/part-*")) and job.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    try:
+        stderr = job.communicate(timeout=120)[1]
+    except subprocess.TimeoutExpired:
+        kill_tree(job)
+        raise
+    assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
+    time.sleep(3)  # what a JVM left running would still write
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.*"))
 
 

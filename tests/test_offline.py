@@ -176,6 +176,27 @@ def test_two_runs_writing_one_output_do_not_mix_their_lines(tmp_path):
     assert not list(tmp_path.glob(".*partial"))
 
 
+def test_a_run_stopped_by_sigterm_leaves_no_partial_file(tmp_path):
+    """SIGTERM (timeout, systemd, a scheduler) is Ctrl-C: 'interrupted', exit 130, --out as it was; it used to kill
+    the run, its .labels.jsonl.PID.partial (the results so far) left beside --out under a name no later run reuses."""
+    fifo = tmp_path / "slow.jsonl"
+    os.mkfifo(fifo)
+    out = tmp_path / "labels.jsonl"
+    job = subprocess.Popen([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), str(fifo), "--out",
+                            str(out), "--no-progress"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".labels.jsonl*partial")) and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the model loaded, the partial file open, waiting on the pipe
+    job.terminate()
+    try:
+        stderr = job.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        kill_tree(job)
+        raise
+    assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow.jsonl"]
+
+
 def test_an_output_folder_that_does_not_exist_is_named(tmp_path):
     (tmp_path / "day.csv").write_text("text\nhello\n", encoding="utf-8")
     out = tmp_path / "nowhere" / "labels.jsonl"
