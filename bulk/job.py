@@ -313,7 +313,7 @@ def check_paths(spark, opts: Options, bundle: Path) -> None:
     found = fs.globStatus(source)
     if found is None or len(found) == 0:
         raise BulkError(f"{opts.input}: no such file or directory")
-    _check_no_skipped_folders(fs, found, opts.input)
+    _check_no_skipped_files(fs, found, opts.input)
     fs, final = _file_system(spark, opts.output)
     target = _real(final.toString())
     jvm = spark.sparkContext._jvm
@@ -332,20 +332,33 @@ def check_paths(spark, opts: Options, bundle: Path) -> None:
               "remove what no job writes", file=sys.stderr)
 
 
-def _check_no_skipped_folders(fs, found, given: str) -> None:
-    """Refuse an input folder with subfolders Spark would skip: it reads a folder's own files and those of its
-    partition folders (name=value), and silently none in another (a folder of 2025/01/... read as none of its
-    tweets, or as its top-level files alone, with the summary counting those as the whole input)."""
-    for status in found:
-        if not status.isDirectory():
-            continue
-        skipped = sorted(name for child in fs.listStatus(status.getPath()) if child.isDirectory()
-                         and not (name := child.getPath().getName()).startswith(("_", ".")) and "=" not in name)
-        if skipped:
-            shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
-            raise BulkError(f"{given}: Spark would skip the files in its subfolders ({shown}): it reads a folder's own "
-                            "files and its partition folders (name=value) only; give a glob that names the files, "
-                            "or each folder")
+def _check_no_skipped_files(fs, found, given: str) -> None:
+    """Refuse an input folder holding files Spark would skip without a word: it reads a folder's own files or, where
+    the folder has partition folders (name=value, nested too), only theirs. The files of any other subfolder (a folder
+    of 2025/01/...), and a folder's own files beside partition folders, were left out, the summary counting the rest
+    as the whole input."""
+    folders = [(status.getPath(), given) for status in found if status.isDirectory()]
+    while folders:
+        folder, shown = folders.pop()
+        children = [c for c in fs.listStatus(folder) if not c.getPath().getName().startswith(("_", "."))]
+        partitions = [c for c in children if c.isDirectory() and "=" in c.getPath().getName()]
+        others = [c for c in children if c.isDirectory() and "=" not in c.getPath().getName()]
+        files = [c for c in children if not c.isDirectory()]
+        if others:
+            raise BulkError(f"{shown}: Spark would skip the files in its subfolders ({_some(others)}): it reads a "
+                            "folder's own files or its partition folders' (name=value); give a glob that names the "
+                            "files, or each folder")
+        if partitions and files:
+            raise BulkError(f"{shown}: Spark would skip its own files ({_some(files)}) beside its partition folders "
+                            f"({_some(partitions)}): it reads only the partition folders' files; give a glob that "
+                            "names the files, or move them into a partition folder")
+        folders += [(c.getPath(), f"{shown.rstrip('/')}/{c.getPath().getName()}") for c in partitions]
+
+
+def _some(statuses) -> str:
+    """The names of some files or folders, for a message."""
+    names = sorted(status.getPath().getName() for status in statuses)
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _check_writable(spark, fs, final, opts: Options) -> None:

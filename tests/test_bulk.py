@@ -199,9 +199,9 @@ def test_an_output_no_folder_can_be_written_at_and_leftovers_beside_it_are_said_
 
 
 def test_a_folder_whose_subfolders_spark_would_skip_is_refused(spark, tmp_path):
-    """Spark reads a folder's own files and its name=value partition folders: the files of another subfolder were
-    skipped, silently, and the summary counted the rest as the whole input (a folder of 2025/01/... failed in Spark's
-    words, 'Unable to infer schema')."""
+    """Spark reads a folder's own files or its name=value partition folders': the files of another subfolder, or a
+    folder's own beside partition folders, were skipped, silently, and the summary counted the rest as the whole input
+    (a folder of 2025/01/... failed in Spark's words, 'Unable to infer schema')."""
     (tmp_path / "in" / "sub").mkdir(parents=True)
     (tmp_path / "in" / "a.jsonl").write_text(json.dumps({"text": "fine"}) + "\n")
     (tmp_path / "in" / "sub" / "b.jsonl").write_text(json.dumps({"text": "also fine"}) + "\n")
@@ -212,6 +212,16 @@ def test_a_folder_whose_subfolders_spark_would_skip_is_refused(spark, tmp_path):
     assert not (tmp_path / "out").exists()
     (tmp_path / "days" / "day=1").mkdir(parents=True)  # a partition folder is read
     (tmp_path / "days" / "day=1" / "a.jsonl").write_text(json.dumps({"text": "fine"}) + "\n")
+    (tmp_path / "days" / "a.jsonl").write_text(json.dumps({"text": "fine"}) + "\n")  # but not a file beside it
+    (tmp_path / "days" / "day=1" / "more").mkdir()  # nor a subfolder of it
+    (tmp_path / "days" / "day=1" / "more" / "b.jsonl").write_text(json.dumps({"text": "fine"}) + "\n")
+    for skipped, message in (("a.jsonl", r"days: Spark would skip its own files \(a.jsonl\) beside its partition "
+                                         r"folders \(day=1\): "),
+                             ("day=1/more", r"days/day=1: Spark would skip the files in its subfolders \(more\): ")):
+        with pytest.raises(BulkError, match=message):
+            run(Options(input=str(tmp_path / "days"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
+                        input_format=Format.JSONL), spark)
+        shutil.move(tmp_path / "days" / skipped, tmp_path / skipped.replace("/", "-"))
     assert run(Options(input=str(tmp_path / "days"), output=str(tmp_path / "out"), bundle=TINY_BUNDLE,
                        input_format=Format.JSONL, output_format=Format.JSONL), spark) == {None: 1}
     (row,) = read_jsonl_dir(tmp_path / "out")
