@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Iterator
@@ -66,6 +67,22 @@ settings.load_profile("suite")
 # Hypothesis's own caches (the constants it collects from our modules, Unicode tables) go to the temporary folder,
 # not into the checkout.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "reputation-hypothesis")
+
+
+def interrupted_when(job: subprocess.Popen, ready, stop, wait: float = 120) -> str:
+    """Wait until ``ready()`` holds (or the command ends, or ``wait`` seconds pass), then ``stop()`` it; the command
+    must say 'interrupted' last and exit with 130. Its standard error."""
+    deadline = time.monotonic() + wait
+    while not ready() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop()
+    try:
+        stderr = job.communicate(timeout=wait)[1]
+    except subprocess.TimeoutExpired:
+        kill_tree(job)
+        raise
+    assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
+    return stderr
 
 
 def kill_tree(process) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFAULT_BUNDLE, FIXTURES, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE, app_command, kill_tree
+from tests.conftest import DEFAULT_BUNDLE, FIXTURES, ROOT, TINY_BUNDLE, TINY_RELATED_BUNDLE, app_command, interrupted_when
 
 pytest.importorskip("pyspark", reason="PySpark not installed (requirements-bulk.txt)")
 pytestmark = pytest.mark.skipif(shutil.which("java") is None,
@@ -555,31 +555,24 @@ def test_columns_told_apart_by_case_a_repeated_one_refused_and_parquet_files_mer
     assert spark.conf.get("spark.sql.caseSensitive") == "false"  # the caller's session as it was
 
 
+def long_job(tmp_path: Path, **popen) -> subprocess.Popen:
+    """The real command started on 60,000 tweets to OUTPUT ``out`` in ``tmp_path``, its standard error piped."""
+    src = tmp_path / "day.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": f"tweet number {i} about Acme"}) + "\n" for i in range(60_000)))
+    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bulk.__main__ import main; sys.exit(main())"
+    return subprocess.Popen([sys.executable, "-c", boot, "classify", str(src), "out", "--bundle", str(TINY_BUNDLE),
+                             "--master", LOCAL, *QUIET], cwd=tmp_path, stderr=subprocess.PIPE, text=True, **popen)
+
+
 @pytest.mark.parametrize("group, signum", [(False, signal.SIGTERM), (True, signal.SIGINT), (True, signal.SIGTERM)],
                          ids=["sigterm", "ctrl-c", "sigterm-group"])
 def test_stopped_mid_write_leaves_no_partial_output(tmp_path, group, signum):
     """A job stopped by SIGTERM (a scheduler), by Ctrl-C at a terminal (SIGINT to the job and its JVM), or by SIGTERM
     to the job and its JVM (systemd's default, `timeout`; it used to end in tracebacks, its JVM gone): 'interrupted',
     exit 130, no OUTPUT nor partial, and no traceback (py4j logged its interrupted call's)."""
-    src = tmp_path / "day.jsonl"
-    src.write_text("".join(json.dumps({"id": i, "text": f"tweet number {i} about Acme"}) + "\n" for i in range(60_000)))
-    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bulk.__main__ import main; sys.exit(main())"
-    job = subprocess.Popen([sys.executable, "-c", boot, "classify", str(src), "out", "--bundle", str(TINY_BUNDLE),
-                            "--master", LOCAL, *QUIET], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-                           start_new_session=group)
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("out.partial-*")) and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if group:
-        os.killpg(job.pid, signum)
-    else:
-        job.send_signal(signum)
-    try:
-        stderr = job.communicate(timeout=120)[1]
-    except subprocess.TimeoutExpired:
-        kill_tree(job)
-        raise
-    assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
+    job = long_job(tmp_path, start_new_session=group)
+    stderr = interrupted_when(job, lambda: list(tmp_path.glob("out.partial-*")),
+                              lambda: os.killpg(job.pid, signum) if group else job.send_signal(signum))
     assert "Traceback" not in stderr, stderr[-3000:]
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.*"))
 
@@ -587,22 +580,9 @@ def test_stopped_mid_write_leaves_no_partial_output(tmp_path, group, signum):
 def test_stopped_while_a_task_writes_its_part_file_leaves_no_partial_output(tmp_path):
     """SIGTERM to the command alone while a task writes: the cancelled task ran on after the partial output was removed
     and wrote it again (OUTPUT.partial-* with a part file of results was left, each time), until its JVM exited."""
-    src = tmp_path / "day.jsonl"
-    src.write_text("".join(json.dumps({"id": i, "text": f"tweet number {i} about Acme"}) + "\n" for i in range(60_000)))
-    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bulk.__main__ import main; sys.exit(main())"
-    job = subprocess.Popen([sys.executable, "-c", boot, "classify", str(src), "out", "--bundle", str(TINY_BUNDLE),
-                            "--master", LOCAL, *QUIET], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("out.partial-*/_temporary/*/_temporary/*/part-*")) and job.poll() is None \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
-    job.send_signal(signal.SIGTERM)
-    try:
-        stderr = job.communicate(timeout=120)[1]
-    except subprocess.TimeoutExpired:
-        kill_tree(job)
-        raise
-    assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
+    job = long_job(tmp_path)
+    interrupted_when(job, lambda: list(tmp_path.glob("out.partial-*/_temporary/*/_temporary/*/part-*")),
+                     lambda: job.send_signal(signal.SIGTERM))
     time.sleep(3)  # what a JVM left running would still write
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.*"))
 

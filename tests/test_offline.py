@@ -18,6 +18,7 @@ from tests.conftest import (
     TINY_BUNDLE,
     TINY_RELATED_BUNDLE,
     app_command,
+    interrupted_when,
     kill_tree,
     splitting_threshold,
     with_manifest,
@@ -184,16 +185,8 @@ def test_a_run_stopped_by_sigterm_leaves_no_partial_file(tmp_path):
     out = tmp_path / "labels.jsonl"
     job = subprocess.Popen([EDGE_PYTHON, "-m", "app", "classify", "--bundle", str(TINY_BUNDLE), str(fifo), "--out",
                             str(out), "--no-progress"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".labels.jsonl*partial")) and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # the model loaded, the partial file open, waiting on the pipe
-    job.terminate()
-    try:
-        stderr = job.communicate(timeout=60)[1]
-    except subprocess.TimeoutExpired:
-        kill_tree(job)
-        raise
-    assert job.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-2000:]
+    # once the model is loaded and the partial file open, waiting on the pipe
+    interrupted_when(job, lambda: list(tmp_path.glob(".labels.jsonl*partial")), job.terminate, wait=60)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["slow.jsonl"]
 
 
