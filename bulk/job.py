@@ -334,25 +334,22 @@ def check_paths(spark, opts: Options, bundle: Path) -> None:
 
 def _check_no_skipped_files(fs, found, given: str) -> None:
     """Refuse an input folder holding files Spark would skip without a word: it reads a folder's own files or, where
-    the folder has partition folders (name=value, nested too), only theirs. The files of any other subfolder (a folder
-    of 2025/01/...), and a folder's own files beside partition folders, were left out, the summary counting the rest
-    as the whole input."""
-    folders = [(status.getPath(), given) for status in found if status.isDirectory()]
-    while folders:
-        folder, shown = folders.pop()
+    the folder has partition folders (name=value), only theirs (every file under one, with its values). The files of
+    any other subfolder (a folder of 2025/01/...), and a folder's own files beside partition folders, were left out,
+    the summary counting the rest as the whole input."""
+    for folder in (status.getPath() for status in found if status.isDirectory()):
         children = [c for c in fs.listStatus(folder) if not c.getPath().getName().startswith(("_", "."))]
         partitions = [c for c in children if c.isDirectory() and "=" in c.getPath().getName()]
         others = [c for c in children if c.isDirectory() and "=" not in c.getPath().getName()]
         files = [c for c in children if not c.isDirectory()]
         if others:
-            raise BulkError(f"{shown}: Spark would skip the files in its subfolders ({_some(others)}): it reads a "
+            raise BulkError(f"{given}: Spark would skip the files in its subfolders ({_some(others)}): it reads a "
                             "folder's own files or its partition folders' (name=value); give a glob that names the "
                             "files, or each folder")
         if partitions and files:
-            raise BulkError(f"{shown}: Spark would skip its own files ({_some(files)}) beside its partition folders "
+            raise BulkError(f"{given}: Spark would skip its own files ({_some(files)}) beside its partition folders "
                             f"({_some(partitions)}): it reads only the partition folders' files; give a glob that "
                             "names the files, or move them into a partition folder")
-        folders += [(c.getPath(), f"{shown.rstrip('/')}/{c.getPath().getName()}") for c in partitions]
 
 
 def _some(statuses) -> str:
@@ -475,6 +472,16 @@ def _end_jvm(spark) -> None:
     if process is not None and process.stdin is not None:  # not spark-submit's JVM
         with contextlib.suppress(OSError):
             process.stdin.close()
+
+
+def _forget_jvm(spark) -> None:
+    """Have PySpark start a JVM of its own for a later session in this process, where the one it started has exited
+    (:func:`_end_jvm`): it would otherwise reuse that one's gateway, and the next job fail with "Connection refused"."""
+    from pyspark import SparkContext
+
+    process = getattr(SparkContext._gateway, "proc", None)
+    if process is not None and process.poll() is not None:
+        SparkContext._gateway = SparkContext._jvm = None
 
 
 def _jvm_exited(spark, seconds: float = 30) -> bool:
@@ -616,6 +623,7 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
             _end_jvm(spark)
             for tidy in after_exit:  # what a cancelled task wrote until its JVM exited
                 tidy()
+            _forget_jvm(spark)
         raise
     finally:
         if own and spark is not None:
