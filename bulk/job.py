@@ -474,7 +474,7 @@ def _end_jvm(spark) -> None:
             process.stdin.close()
 
 
-def _forget_jvm(spark) -> None:
+def _forget_jvm() -> None:
     """Have PySpark start a JVM of its own for a later session in this process, where the one it started has exited
     (:func:`_end_jvm`): it would otherwise reuse that one's gateway, and the next job fail with "Connection refused"."""
     from pyspark import SparkContext
@@ -623,7 +623,7 @@ def run(opts: Options, spark=None) -> dict[str | None, int]:
             _end_jvm(spark)
             for tidy in after_exit:  # what a cancelled task wrote until its JVM exited
                 tidy()
-            _forget_jvm(spark)
+            _forget_jvm()
         raise
     finally:
         if own and spark is not None:
